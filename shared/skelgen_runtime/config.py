@@ -1,0 +1,169 @@
+"""Typed, validated experiment configuration: YAML files plus ``--set key=value`` overrides.
+
+A config file is one YAML mapping with the sections ``data``, ``model`` and ``train`` (and
+``experiment``, ``task``). Unknown keys, wrong types and out-of-range values are errors that name
+the file and the key. Overrides use dotted keys and YAML values: ``--set train.epochs=5``,
+``--set data.image_size=[96,96]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from skelgen_runtime.errors import ConfigError
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "SegmentationConfig",
+    "CONFIG_MODELS",
+    "load_config",
+    "apply_overrides",
+    "dump_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(_Section):
+    """Training-time augmentation (evaluation only resizes and normalises)."""
+
+    flip: bool = True
+    scale_min: float = Field(0.75, gt=0)
+    scale_max: float = Field(1.25, gt=0)
+    crop: bool = True
+
+
+class DataConfig(_Section):
+    """Which dataset, at what size, in what batches."""
+
+    dataset: str = "shapes"
+    image_size: tuple[int, int] = (128, 128)
+    batch_size: int = Field(8, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    shuffle_buffer: int = Field(1024, ge=1)
+    cache: bool = Field(True, description="keep decoded, resized examples in memory after the first epoch")
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 16:
+            raise ValueError("both sides must be at least 16 pixels")
+        return v
+
+
+class ModelConfig(_Section):
+    """The network. ``backbone`` is a key of the project's backbone registry (``core/backbones.py``)."""
+
+    name: str = "unet"
+    backbone: str = "simple"
+    weights: Literal["imagenet"] | None = None
+    base_filters: int = Field(16, ge=1)
+    depth: int = Field(4, ge=1, le=6)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    num_classes: int | None = Field(None, ge=2, description="None: taken from dataset_info.json")
+
+
+class TrainConfig(_Section):
+    """Optimisation and the run record."""
+
+    epochs: int = Field(20, ge=1)
+    steps_per_epoch: int | None = Field(None, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    seed: int = 42
+
+
+class SegmentationConfig(_Section):
+    """The whole configuration of a segmentation experiment."""
+
+    experiment: str = "default"
+    task: Literal["segmentation"] = "segmentation"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {"segmentation": SegmentationConfig}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings to a nested dict (values parsed as YAML). Returns a new dict."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    problems = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        problems.append(f"{loc}: {msg}")
+    return f"invalid config {where}: " + "; ".join(problems)
+
+
+def load_config(path: Path | None, overrides: Sequence[str] = (), *, task: str) -> BaseModel:
+    """Read, override and validate a config.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, an override is malformed, or validation fails
+            (the message lists every problem with its dotted key).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a YAML mapping (sections data, model, train)")
+    raw = apply_overrides(raw, overrides)
+    raw.setdefault("task", task)
+    try:
+        model = CONFIG_MODELS[task]
+    except KeyError:
+        raise ConfigError(f"no config model for task {task!r}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        where = f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "") if path else "(defaults)"
+        raise ConfigError(_format_validation(err, where)) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML (what ``logs/RUN/config.yaml`` holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

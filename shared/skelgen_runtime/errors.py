@@ -1,0 +1,89 @@
+"""The one error hierarchy of skelgen and its runtime library.
+
+Every mistake a user can make (a bad name, a corrupt file, a config typo) raises a subclass of
+:class:`SkelgenError`. The CLI and the generated scripts turn it into a one-line message on stderr
+and a non-zero exit code; nothing else should ever reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = [
+    "SkelgenError",
+    "UserInputError",
+    "ProjectError",
+    "TemplateError",
+    "ConfigError",
+    "DatasetError",
+    "BadExampleError",
+    "RunError",
+    "exit_on_error",
+]
+
+
+class SkelgenError(Exception):
+    """Base class of every error meant for the user. ``exit_code`` is what the process returns."""
+
+    exit_code = 1
+
+
+class UserInputError(SkelgenError):
+    """A command-line value is invalid: a name, a choice, a path that must not exist."""
+
+    exit_code = 2
+
+
+class ProjectError(SkelgenError):
+    """The command was run where it cannot work, e.g. ``add-dataset`` outside a project."""
+
+
+class TemplateError(SkelgenError):
+    """copier could not render skelgen's template (a template bug or an unusable destination)."""
+
+
+class ConfigError(SkelgenError):
+    """A configuration file or ``--set`` override is malformed or fails validation."""
+
+    exit_code = 2
+
+
+class DatasetError(SkelgenError):
+    """A dataset is missing, incomplete, or does not match what the project expects."""
+
+
+class BadExampleError(DatasetError):
+    """One example of a dataset is unusable (corrupt image, size mismatch, bad label).
+
+    Builds stop on it unless ``--skip-bad`` is given, in which case it is counted and reported.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):  # keep the two fields across process boundaries
+        return (type(self), (self.path, self.reason))
+
+
+class RunError(SkelgenError):
+    """A training run cannot be found, resumed or loaded."""
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Turn a :class:`SkelgenError` into ``error: ...`` on stderr and its exit code.
+
+    Used by the ``main()`` of every generated script so that users see one line, not a traceback.
+    """
+    try:
+        yield
+    except SkelgenError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,1 @@
+"""Task metrics. NumPy implementations for evaluation reports; Keras metrics for training curves."""

@@ -1,0 +1,97 @@
+"""Mask-aware preprocessing for semantic segmentation.
+
+Images are ``(H, W, 3)`` and labels ``(H, W, 1)`` of class ids. Every op applies the same geometry
+to both, resizes labels with nearest neighbour (never mixing class ids), and fills any area it
+invents (padding) with the ignore label so the loss and metrics leave it out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "resize",
+    "random_scale",
+    "pad_to_size",
+    "random_crop",
+    "random_flip",
+    "normalize",
+    "denormalize",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
+    """Resize to ``size = (height, width)``: bilinear for the image, nearest for the label.
+
+    Returns ``(image float32 (h, w, 3), label uint8 (h, w, 1) or None)``.
+    """
+    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
+    if label is not None:
+        label = tf.image.resize(label, size, method="nearest")
+        label = tf.cast(label, tf.uint8)
+    return image, label
+
+
+def random_scale(image: tf.Tensor, label: tf.Tensor, min_scale: float, max_scale: float, seed=None):
+    """Scale both by one random factor in ``[min_scale, max_scale]`` (image bilinear, label nearest)."""
+    if min_scale == max_scale == 1.0:
+        return image, label
+    scale = tf.random.uniform([], min_scale, max_scale, seed=seed)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    new_size = tf.cast(tf.round(shape * scale), tf.int32)
+    image = tf.image.resize(tf.cast(image, tf.float32), new_size, method="bilinear")
+    label = tf.cast(tf.image.resize(label, new_size, method="nearest"), tf.uint8)
+    return image, label
+
+
+def pad_to_size(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], ignore_label: int = 255):
+    """Pad bottom/right to at least ``size``: image with 0, label with ``ignore_label``."""
+    height, width = size
+    shape = tf.shape(image)
+    pad_h = tf.maximum(height - shape[0], 0)
+    pad_w = tf.maximum(width - shape[1], 0)
+    paddings = [[0, pad_h], [0, pad_w], [0, 0]]
+    image = tf.pad(image, paddings, constant_values=0)
+    label = tf.pad(label, paddings, constant_values=ignore_label)
+    return image, label
+
+
+def random_crop(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], ignore_label: int = 255, seed=None):
+    """Pad (with ignore) if needed, then crop one random ``size`` window from both at the same place."""
+    image, label = pad_to_size(image, label, size, ignore_label)
+    height, width = size
+    shape = tf.shape(image)
+    y = tf.random.uniform([], 0, shape[0] - height + 1, dtype=tf.int32, seed=seed)
+    x = tf.random.uniform([], 0, shape[1] - width + 1, dtype=tf.int32, seed=seed)
+    image = image[y : y + height, x : x + width]
+    label = label[y : y + height, x : x + width]
+    image = tf.ensure_shape(image, [height, width, 3])
+    label = tf.ensure_shape(label, [height, width, 1])
+    return image, label
+
+
+def random_flip(image: tf.Tensor, label: tf.Tensor, seed=None):
+    """Flip both left-right with probability 1/2."""
+    flip = tf.random.uniform([], seed=seed) < 0.5
+    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+    label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
+    return image, label
+
+
+def normalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    """Map pixel values ``[0, 255]`` to ``(x / 255 - mean) / std`` per channel, float32."""
+    image = tf.cast(image, tf.float32) / 255.0
+    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def denormalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    """Inverse of :func:`normalize`, back to uint8 ``[0, 255]``."""
+    image = (image * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)) * 255.0
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)

@@ -1,0 +1,1 @@
+"""Sharded, atomic, resumable TFRecord writing; ``dataset_info.json``; tf.data reading."""

@@ -1,0 +1,91 @@
+"""``dataset_info.json``: the description that makes a folder of shards self-describing.
+
+It is written last, atomically, by a build that completed; its presence marks a usable dataset.
+
+Fields: ``schema`` and ``schema_version``; ``feature_spec`` (per key: kind and dtype);
+``label_map`` (id, name, colour, optional source id); ``num_classes``; ``ignore_label``;
+``compression``; ``splits`` (per split: ``labelled``, ``count`` and ``shards`` with file, count and
+SHA-256); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``;
+``build_options``; ``skelgen_version``; ``created``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skelgen_runtime.errors import DatasetError
+from skelgen_runtime.sources.base import LabelMap
+
+__all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
+
+INFO_FILE = "dataset_info.json"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A parsed ``dataset_info.json`` and the folder it lives in."""
+
+    folder: Path
+    data: dict[str, Any]
+
+    @property
+    def schema(self) -> str:
+        return self.data["schema"]
+
+    @property
+    def label_map(self) -> LabelMap:
+        return LabelMap.from_json(self.data["label_map"], ignore_label=self.data.get("ignore_label", 255))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.data["num_classes"])
+
+    @property
+    def compression(self) -> str | None:
+        return self.data.get("compression") or None
+
+    def split_files(self, split: str) -> list[Path]:
+        """The shard files of ``split``; raise :class:`DatasetError` if the split or a shard is missing."""
+        splits = self.data["splits"]
+        if split not in splits:
+            raise DatasetError(
+                f"{self.folder / INFO_FILE} has no split {split!r}; it has: {', '.join(sorted(splits))}"
+            )
+        files = [self.folder / s["file"] for s in splits[split]["shards"] if s["count"] > 0]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise DatasetError(f"shard {missing[0]} listed in {self.folder / INFO_FILE} is missing; rebuild the dataset")
+        return files
+
+    def count(self, split: str) -> int:
+        return int(self.data["splits"][split]["count"])
+
+    def is_labelled(self, split: str) -> bool:
+        return bool(self.data["splits"][split]["labelled"])
+
+    def check_schema(self, name: str, version: int) -> None:
+        """Stop with a clear message if these records were not written with schema ``name`` v``version``."""
+        got = (self.data.get("schema"), self.data.get("schema_version"))
+        if got != (name, version):
+            raise DatasetError(
+                f"{self.folder / INFO_FILE} describes {got[0]} records (schema version {got[1]}), but this "
+                f"project reads {name} records (schema version {version}); rebuild the dataset with this "
+                f"project's build script or point the config at another dataset"
+            )
+
+
+def load_info(folder: Path) -> DatasetInfo:
+    """Read ``folder/dataset_info.json``; raise :class:`DatasetError` saying how to build it if absent."""
+    path = folder / INFO_FILE
+    if not path.is_file():
+        raise DatasetError(
+            f"{path} not found: the dataset has not been built (or its build did not finish); "
+            f"run python datasets/build_{folder.parent.name}_to_tfrecord.py"
+        )
+    try:
+        return DatasetInfo(folder, json.loads(path.read_text()))
+    except ValueError as err:
+        raise DatasetError(f"{path} is not valid JSON ({err}); rebuild the dataset") from None

@@ -1,0 +1,221 @@
+"""Sharded TFRecord writer: all cores, atomic shards, resumable.
+
+A split's examples (sorted by key) are cut into contiguous shards. Each shard is written by one
+worker process to a temporary name, described by a small sidecar JSON (count, SHA-256, size and a
+fingerprint of the examples it holds), and only then renamed to its final name
+``PREFIX_SPLIT-NNNNN-of-NNNNN.tfrecord``. A file with a final name is therefore always complete.
+
+On a rerun, a shard whose final file and matching sidecar exist is kept as it is; everything else
+is (re)written. Worker processes die with their parent (Linux), so a killed build leaves only
+temporary files, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from skelgen_runtime.errors import BadExampleError
+from skelgen_runtime.sources.base import SourceItem
+
+__all__ = ["ShardPlan", "ShardResult", "plan_shards", "write_shards", "atomic_write_text", "TMP_PREFIX"]
+
+TMP_PREFIX = ".tmp-"
+SIDECAR_SUFFIX = ".meta.json"
+
+EncodeFn = Callable[[SourceItem, str], bytes]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard to write: its final path, its examples and their fingerprint."""
+
+    path: Path
+    split: str
+    items: tuple[SourceItem, ...]
+    fingerprint: str
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_name(f".{self.path.name}{SIDECAR_SUFFIX}")
+
+
+@dataclass
+class ShardResult:
+    """What a finished shard holds. ``skipped`` lists ``(file, reason)`` of examples left out."""
+
+    file: str
+    count: int
+    sha256: str
+    size: int
+    fingerprint: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def plan_shards(
+    items: list[SourceItem], *, out_dir: Path, prefix: str, split: str, shard_size: int, salt: str
+) -> list[ShardPlan]:
+    """Cut ``items`` into ``ceil(len/shard_size)`` contiguous shards with deterministic names.
+
+    ``salt`` (build options that change record content) enters every shard's fingerprint, so a
+    rebuild with other options rewrites shards instead of keeping stale ones.
+    """
+    num = max(1, math.ceil(len(items) / shard_size))
+    per = math.ceil(len(items) / num)
+    plans = []
+    for i in range(num):
+        chunk = tuple(items[i * per : (i + 1) * per])
+        digest = hashlib.sha256(salt.encode())
+        for item in chunk:
+            digest.update(item.key.encode() + b"\0")
+            for name, path in sorted(item.files.items()):
+                digest.update(f"{name}={path}\0".encode())
+        name = f"{prefix}_{split}-{i:05d}-of-{num:05d}.tfrecord"
+        plans.append(ShardPlan(out_dir / name, split, chunk, digest.hexdigest()))
+    return plans
+
+
+def completed(plan: ShardPlan) -> ShardResult | None:
+    """The recorded result of ``plan`` if its shard was finished by an earlier run, else ``None``."""
+    try:
+        meta = json.loads(plan.sidecar.read_text())
+        result = ShardResult(**{**meta, "skipped": [tuple(s) for s in meta.get("skipped", [])]})
+    except (OSError, ValueError, TypeError):
+        return None
+    if result.fingerprint != plan.fingerprint or not plan.path.is_file():
+        return None
+    if plan.path.stat().st_size != result.size:
+        return None
+    return result
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: ask Linux to SIGTERM this worker when the build process dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: str | None) -> ShardResult:
+    import tensorflow as tf
+
+    tmp = plan.path.with_name(f"{TMP_PREFIX}{os.getpid()}-{plan.path.name}")
+    skipped: list[tuple[str, str]] = []
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(str(tmp), options=compression) as writer:
+            for item in plan.items:
+                try:
+                    record = encode(item, plan.split)
+                except BadExampleError as err:
+                    if not skip_bad:
+                        raise
+                    skipped.append((err.path, err.reason))
+                    continue
+                writer.write(record)
+                count += 1
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        result = ShardResult(
+            file=plan.path.name,
+            count=count,
+            sha256=digest.hexdigest(),
+            size=tmp.stat().st_size,
+            fingerprint=plan.fingerprint,
+            skipped=skipped,
+        )
+        atomic_write_text(plan.sidecar, json.dumps(result.__dict__))
+        os.replace(tmp, plan.path)  # the shard becomes visible only now, complete
+        return result
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_temporaries(out_dir: Path) -> None:
+    for tmp in out_dir.glob(f"{TMP_PREFIX}*"):
+        tmp.unlink(missing_ok=True)
+
+
+def write_shards(
+    plans: list[ShardPlan],
+    encode: EncodeFn,
+    *,
+    workers: int,
+    skip_bad: bool,
+    compression: str | None = None,
+    on_shard: Callable[[ShardResult, bool], None] | None = None,
+) -> list[ShardResult]:
+    """Write every shard of ``plans`` that is not already complete, ``workers`` at a time.
+
+    Args:
+        plans: from :func:`plan_shards`.
+        encode: ``(item, split) -> serialised tf.train.Example``; must be picklable.
+        workers: worker processes (1 writes in this process).
+        skip_bad: leave out examples whose ``encode`` raises :class:`BadExampleError` instead of stopping.
+        compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
+        on_shard: called with each result and whether it was reused from an earlier run.
+
+    Returns:
+        One result per plan, in plan order.
+
+    Raises:
+        BadExampleError: the first bad example, unless ``skip_bad``. Shards finished before it stay.
+    """
+    results: dict[Path, ShardResult] = {}
+    todo = []
+    for plan in plans:
+        done = completed(plan)
+        if done is not None:
+            results[plan.path] = done
+            if on_shard:
+                on_shard(done, True)
+        else:
+            todo.append(plan)
+    if todo and workers <= 1:
+        for plan in todo:
+            results[plan.path] = _write_shard(plan, encode, skip_bad, compression)
+            if on_shard:
+                on_shard(results[plan.path], False)
+    elif todo:
+        # spawn, not fork: the parent may already hold TensorFlow's threads
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
+            pending = {pool.submit(_write_shard, p, encode, skip_bad, compression): p for p in todo}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        plan = pending.pop(future)
+                        results[plan.path] = future.result()
+                        if on_shard:
+                            on_shard(results[plan.path], False)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+    return [results[p.path] for p in plans]

@@ -1,0 +1,10 @@
+"""Readers of dataset layouts on disk: they list a split's examples and turn one into a record.
+
+Listing is cheap and happens in the main process; encoding (decode, validate, serialise) happens in
+the build's worker processes, one example at a time, so memory stays bounded by one example.
+"""
+
+from skelgen_runtime.sources.base import LabelMap, Source, SourceItem
+from skelgen_runtime.sources.images_masks import ImagesMasksSource
+
+__all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource"]

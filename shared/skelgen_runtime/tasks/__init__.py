@@ -1,0 +1,1 @@
+"""Task bindings: loss, training metrics, evaluation and prediction of each task."""

@@ -1,0 +1,77 @@
+"""Keras callbacks of the run record."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import keras
+
+__all__ = ["EpochCSVLogger", "RunStatus"]
+
+
+class EpochCSVLogger(keras.callbacks.Callback):
+    """Write one row per epoch to ``metrics.csv``, each epoch exactly once across resumes.
+
+    Unlike ``keras.callbacks.CSVLogger``, a resumed run first drops the rows of epochs it is
+    about to redo (a run killed after logging epoch N but before backing it up repeats epoch N),
+    and each row is flushed to disk before the backup of its epoch is taken.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._started = False
+        self._t0 = 0.0
+
+    def _rows(self) -> tuple[list[str], list[dict[str, str]]]:
+        if not self.path.is_file():
+            return [], []
+        with open(self.path, newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        if not self._started:  # first epoch of this process: forget rows that will be redone
+            self._started = True
+            fields, rows = self._rows()
+            kept = [r for r in rows if int(r["epoch"]) < epoch]
+            if len(kept) != len(rows):
+                self._write(fields, kept)
+        self._t0 = time.time()
+
+    def _write(self, fields: list[str], rows: list[dict[str, str]]) -> None:
+        tmp = self.path.with_name(f".tmp-{self.path.name}")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        row["seconds"] = round(time.time() - self._t0, 3)
+        lr = getattr(self.model.optimizer, "learning_rate", None)
+        if lr is not None:
+            row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(lr)))
+        fields, rows = self._rows()
+        fields = fields or list(row)
+        for key in row:
+            if key not in fields:
+                fields.append(key)
+        self._write(fields, rows + [{k: row.get(k, "") for k in fields}])
+
+
+class RunStatus(keras.callbacks.Callback):
+    """Keep ``run.json`` current: epochs done, last metrics."""
+
+    def __init__(self, run) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.run.update_record(epochs_done=epoch + 1, last_metrics={k: float(v) for k, v in (logs or {}).items()})

@@ -1,0 +1,100 @@
+"""Training with ``model.fit``: the ``keras`` framework's loop.
+
+Resuming relies on ``keras.callbacks.BackupAndRestore`` (model, optimizer and epoch; FACTS: the
+tf.data iterator position is not restored, so a resumed epoch starts from the beginning).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from skelgen_runtime.runs import Run, now_iso
+from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+
+__all__ = ["make_optimizer", "fit", "save_model"]
+
+
+def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer of ``train_cfg`` with its learning-rate schedule over ``epochs * steps_per_epoch`` steps."""
+    lr = train_cfg.learning_rate
+    if train_cfg.lr_schedule == "cosine":
+        total = max(1, train_cfg.epochs * steps_per_epoch)
+        warmup = train_cfg.warmup_epochs * steps_per_epoch
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr if not warmup else lr * 0.1,
+            decay_steps=max(1, total - warmup),
+            alpha=0.01,
+            warmup_target=lr if warmup else None,
+            warmup_steps=warmup,
+        )
+    if train_cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if train_cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=train_cfg.weight_decay)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` model atomically (a crash never leaves a half-written final model)."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    run: Run,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    monitor: str,
+    monitor_mode: str = "max",
+) -> keras.callbacks.History:
+    """Train a compiled, built ``model`` and write the run record; resumes if ``run`` has a backup.
+
+    Args:
+        monitor: validation metric that selects ``checkpoints/best.weights.h5`` (e.g. ``val_miou``).
+    """
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
+        # and the logger replaces the row rather than losing it
+        EpochCSVLogger(run.metrics_csv),
+        RunStatus(run),
+        keras.callbacks.TensorBoard(str(run.tensorboard_dir), update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint_dir / "last.weights.h5"), save_weights_only=True, verbose=0
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint_dir / "best.weights.h5"),
+            save_weights_only=True,
+            save_best_only=True,
+            monitor=monitor,
+            mode=monitor_mode,
+            verbose=0,
+        ),
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
+    ]
+    run.update_record(status="running", pid=os.getpid())
+    try:
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=2,
+        )
+    except BaseException:
+        run.update_record(status="interrupted")
+        raise
+    save_model(model, run.final_model)
+    run.update_record(status="complete", finished=now_iso())
+    return history

@@ -1,0 +1,62 @@
+"""Records back to pictures: what a generated ``tfrecord2image_DATASET_format.py`` runs.
+
+For each of the first ``--num`` records of a split it writes ``<name>.png`` (the image beside the
+image with its label drawn over it) and a ``grid.png`` of all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from skelgen_runtime.errors import UserInputError, exit_on_error
+
+__all__ = ["render_examples", "main"]
+
+
+def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> list[Path]:
+    """Write the pictures of the first ``num`` records of ``split``; return the files written."""
+    from PIL import Image
+
+    from skelgen_runtime.records.reader import open_dataset, read_split
+    from skelgen_runtime.viz import grid, overlay
+
+    info = open_dataset(folder, schema)
+    colors = info.label_map.colors
+    out.mkdir(parents=True, exist_ok=True)
+    written, tiles = [], []
+    for example in read_split(info, schema, split, training=False).take(num):
+        image = example["image"].numpy()
+        name = Path(example["filename"].numpy().decode()).stem
+        if "label" in example:
+            drawn = overlay(image, example["label"].numpy()[..., 0], colors, ignore_label=info.label_map.ignore_label)
+            picture = np.concatenate([image, drawn], axis=1)
+        else:
+            picture = image
+        path = out / f"{name}.png"
+        Image.fromarray(picture).save(path)
+        written.append(path)
+        tiles.append(picture)
+    if not tiles:
+        raise UserInputError(f"split {split!r} of {folder} holds no records")
+    Image.fromarray(grid(tiles, columns=2 if tiles[0].shape[1] > tiles[0].shape[0] else 4)).save(out / "grid.png")
+    written.append(out / "grid.png")
+    return written
+
+
+def main(*, dataset: str, folder: Path, schema, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"tfrecord2image_{dataset}_format.py",
+                                     description=f"Draw records of {dataset} as PNGs (image | image with labels).")
+    parser.add_argument("--split", default="val", help="split to draw (default: val)")
+    parser.add_argument("--num", type=int, default=8, help="number of records (default: 8)")
+    parser.add_argument("--out", type=Path, default=folder.parent / "preview",
+                        help=f"output folder (default: {folder.parent / 'preview'})")
+    args = parser.parse_args(argv)
+    with exit_on_error():
+        if args.num < 1:
+            raise UserInputError(f"--num must be at least 1, got {args.num}")
+        files = render_examples(folder, schema, args.split, args.num, args.out)
+        print(f"wrote {len(files) - 1} pictures and grid.png to {args.out}")

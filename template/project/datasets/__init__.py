@@ -1,0 +1,1 @@
+"""This project's datasets: record schema, tf.data pipeline, preprocessing, per-dataset builders."""

@@ -1,0 +1,59 @@
+"""Evaluate a trained run on a split; writes logs/RUN/eval_SPLIT.json and prints a table.
+
+    python evaluate.py --run latest --split val
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from skelgen_runtime.errors import DatasetError, exit_on_error  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default="latest", help="run id (or unique prefix), or 'latest' (default)")
+    parser.add_argument("--split", default="val", help="labelled split to score (default: val)")
+    args = parser.parse_args(argv)
+    with exit_on_error():
+        import keras
+
+        from datasets import data_generator
+        from datasets.build_data import TASK
+        from skelgen_runtime.config import load_config
+        from skelgen_runtime.records.writer import atomic_write_text
+        from skelgen_runtime.runs import find_run
+        from skelgen_runtime.tasks import segmentation as task
+
+        run = find_run(ROOT, args.run)
+        config = load_config(run.config_file, task=TASK)
+        info = data_generator.dataset_info(config.data)
+        if not info.is_labelled(args.split):
+            raise DatasetError(f"split {args.split!r} has no labels to evaluate against")
+        model = keras.models.load_model(run.final_model, compile=False)
+        scores = task.evaluate(model, data_generator.eval_dataset(config.data, info, split=args.split, for_keras=False),
+                               info.num_classes)
+        result = {"run": run.run_id, "split": args.split, "examples": info.count(args.split),
+                  **scores.to_json(list(info.label_map.names))}
+        out = run.log_dir / f"eval_{args.split}.json"
+        atomic_write_text(out, json.dumps(result, indent=2))
+
+        width = max(len(n) for n in info.label_map.names)
+        print(f"run {run.run_id}, split {args.split} ({result['examples']} images)")
+        print(f"{'class':<{width}}  {'IoU':>6}  {'Dice':>6}")
+        for name, s in result["per_class"].items():
+            fmt = lambda v: f"{v:6.3f}" if v is not None else "   n/a"  # noqa: E731
+            print(f"{name:<{width}}  {fmt(s['iou'])}  {fmt(s['dice'])}")
+        print(f"{'mean':<{width}}  {scores.miou:6.3f}  {scores.mean_dice:6.3f}")
+        print(f"miou={scores.miou:.4f} pixel_accuracy={scores.pixel_accuracy:.4f}")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
