@@ -27,17 +27,22 @@ from typing import Callable
 from skelgen_runtime.errors import BadExampleError
 from skelgen_runtime.sources.base import SourceItem
 
-__all__ = ["ShardPlan", "ShardResult", "plan_shards", "write_shards", "atomic_write_text", "TMP_PREFIX"]
+__all__ = ["ShardPlan", "ShardResult", "plan_shards", "write_shards", "atomic_write_text", "temporary_name", "remove_temporaries"]
 
-TMP_PREFIX = ".tmp-"
 SIDECAR_SUFFIX = ".meta.json"
+_TMP_MARK = ".tmp-"
 
 EncodeFn = Callable[[SourceItem, str], bytes]
 
 
+def temporary_name(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place: hidden, and matching no ``*.tfrecord`` glob."""
+    return path.with_name(f".{path.name.lstrip('.')}{_TMP_MARK}{os.getpid()}")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    tmp = temporary_name(path)
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -122,7 +127,7 @@ def _die_with_parent() -> None:
 def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: str | None) -> ShardResult:
     import tensorflow as tf
 
-    tmp = plan.path.with_name(f"{TMP_PREFIX}{os.getpid()}-{plan.path.name}")
+    tmp = temporary_name(plan.path)
     skipped: list[tuple[str, str]] = []
     count = 0
     try:
@@ -157,7 +162,8 @@ def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression:
 
 
 def remove_temporaries(out_dir: Path) -> None:
-    for tmp in out_dir.glob(f"{TMP_PREFIX}*"):
+    """Delete what interrupted builds left half-written."""
+    for tmp in out_dir.glob(f".*{_TMP_MARK}*"):
         tmp.unlink(missing_ok=True)
 
 

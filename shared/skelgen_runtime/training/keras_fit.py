@@ -40,7 +40,7 @@ def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimize
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a ``.keras`` model atomically (a crash never leaves a half-written final model)."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix save() requires
     model.save(tmp)
     os.replace(tmp, path)
 

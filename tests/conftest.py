@@ -1,0 +1,67 @@
+"""Shared fixtures: generated workspaces and projects, and a runner for their scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SKELGEN = str(BIN / "skelgen")
+
+# quiet TensorFlow's C++ start-up logs in the scripts the tests run
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def skelgen(*args: str, cwd: Path | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``skelgen`` command."""
+    proc = subprocess.run([SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120)
+    if check:
+        assert proc.returncode == 0, f"skelgen {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def script(project: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run one of a generated project's Python scripts with this interpreter."""
+    proc = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def make_project(workspace: Path, name: str = "proj", task: str = "segmentation", framework: str = "keras") -> Path:
+    from skelgen import api
+
+    return api.new_project(name=name, task=task, framework=framework, workspace=workspace).path
+
+
+@pytest.fixture(scope="session")
+def shapes_project(tmp_path_factory) -> Path:
+    """A segmentation project with the shapes dataset added (raw data only; not built). Treat as read-only."""
+    from skelgen import api
+
+    project = make_project(tmp_path_factory.mktemp("ws"), "shapes_proj")
+    api.add_dataset(name="shapes", project=project)
+    return project
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """A segmentation project whose small shapes dataset (48/16/4 images) is built. Treat as read-only."""
+    from skelgen import api
+    from skelgen_runtime.samples.shapes import write_shapes
+
+    project = make_project(tmp_path_factory.mktemp("ws"), "built_proj")
+    api.add_dataset(name="shapes", project=project)
+    data = project / "datasets" / "shapes"
+    for sub in ("data", "annotations"):
+        import shutil
+
+        shutil.rmtree(data / sub)
+    write_shapes(data, counts={"train": 48, "val": 16, "pred": 4}, size=64)
+    script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--shard-size", "16")
+    return project

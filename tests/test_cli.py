@@ -1,0 +1,167 @@
+"""The skelgen command line: speed, help, workspace creation, and refusals of bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import SKELGEN, skelgen
+from skelgen import __version__, cli
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(folder.rglob("*"))}
+
+
+def test_help_is_fast_and_imports_no_tensorflow() -> None:
+    best = min(_timed([SKELGEN, "--help"]) for _ in range(3))
+    assert best <= 0.5, f"skelgen --help took {best:.2f}s"
+    probe = (
+        "import sys; from skelgen.cli import cli; from click.testing import CliRunner;"
+        "r = CliRunner();"
+        "[r.invoke(cli, a) for a in (['--help'], ['new', '--help'], ['add-dataset', '--help'])];"
+        "heavy = [m for m in ('tensorflow', 'keras', 'copier') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, f"the CLI's help imported {proc.stdout}"
+
+
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def test_version() -> None:
+    assert skelgen("--version").stdout.strip() == f"skelgen, version {__version__}"
+
+
+def test_subcommand_help_explains_options() -> None:
+    out = skelgen("new", "--help").stdout
+    for option in ("--task", "--framework", "--workspace", "--defaults"):
+        assert option in out
+    out = skelgen("add-dataset", "--help").stdout
+    for option in ("--preset", "--project", "--source", "--defaults"):
+        assert option in out
+
+
+def test_new_is_fast_and_creates_a_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    t0 = time.perf_counter()
+    proc = skelgen("new", "seg", "--task", "segmentation", "--workspace", str(ws), "--defaults")
+    elapsed = time.perf_counter() - t0
+    assert elapsed <= 3.0, f"skelgen new took {elapsed:.2f}s"
+    assert "created segmentation project (keras)" in proc.stdout
+    for name in (".gitignore", "README.md", "CHANGELOG.md", ".git"):
+        assert (ws / name).exists(), name
+    assert "| [seg](seg/) | segmentation | keras | - |" in (ws / "README.md").read_text()
+    assert "created project seg (segmentation, keras)" in (ws / "CHANGELOG.md").read_text()
+    project = ws / "seg"
+    for rel in ("core/unet.py", "core/backbones.py", "datasets/build_data.py", "datasets/data_generator.py",
+                "datasets/preprocesses.py", "configs/default.yaml", "configs/demo.yaml", "train.py",
+                "evaluate.py", "predict.py", "README.md", "pyproject.toml", "tests/test_pipeline.py",
+                "logs", "models", ".copier-answers.yml"):
+        assert (project / rel).exists(), rel
+
+    # a second project: same workspace, index lists both, the workspace is not re-initialised
+    skelgen("new", "seg2", "--workspace", str(ws), "--defaults")
+    readme = (ws / "README.md").read_text()
+    assert "[seg](seg/)" in readme and "[seg2](seg2/)" in readme
+
+
+def test_new_inside_an_existing_git_repo_does_not_nest_one(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    skelgen("new", "p", "--workspace", str(tmp_path / "ws"), "--defaults")
+    assert not (tmp_path / "ws" / ".git").exists()
+
+
+@pytest.mark.parametrize("name", ["../x", "my project", "class", "", "1abc", "a/b"])
+def test_new_refuses_invalid_names(tmp_path: Path, name: str) -> None:
+    proc = skelgen("new", name, "--workspace", str(tmp_path / "ws"), "--defaults", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "name" in lines[0]
+    assert not (tmp_path / "ws").exists(), "nothing may be written for a refused name"
+    assert not (tmp_path / "x").exists()
+
+
+def test_new_refuses_a_non_empty_directory_and_changes_nothing(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "taken").mkdir(parents=True)
+    (ws / "taken" / "notes.txt").write_text("mine")
+    before = _snapshot(ws)
+    proc = skelgen("new", "taken", "--workspace", str(ws), "--defaults", check=False)
+    assert proc.returncode == 2
+    assert "already exists and is not empty" in proc.stderr and str(ws / "taken") in proc.stderr
+    assert _snapshot(ws) == before
+
+
+def test_new_refuses_estimator_with_the_reason(tmp_path: Path) -> None:
+    proc = skelgen("new", "p", "--framework", "estimator", "--workspace", str(tmp_path), "--defaults", check=False)
+    assert proc.returncode == 2
+    assert "tf.estimator was removed in TensorFlow 2.16" in proc.stderr
+
+
+def test_new_refuses_unknown_task(tmp_path: Path) -> None:
+    proc = skelgen("new", "p", "--task", "regression", "--workspace", str(tmp_path), "--defaults", check=False)
+    assert proc.returncode == 2 and "unknown task 'regression'" in proc.stderr
+
+
+def test_new_asks_for_missing_values_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("skelgen.cli._interactive", lambda defaults: not defaults)
+    result = CliRunner().invoke(cli.cli, ["new", "--workspace", str(tmp_path)], input="asked\n\n\n")
+    assert result.exit_code == 0, result.output
+    assert "Project name" in result.output and "Task" in result.output
+    assert (tmp_path / "asked" / "train.py").is_file()
+
+
+def test_new_without_name_and_without_terminal_is_a_usage_error(tmp_path: Path) -> None:
+    proc = skelgen("new", "--workspace", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "missing NAME" in proc.stderr
+
+
+def test_add_dataset_outside_a_project(tmp_path: Path) -> None:
+    proc = skelgen("add-dataset", "shapes", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "is not inside a skelgen project" in proc.stderr and str(tmp_path) in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> None:
+    skelgen("new", "p", "--workspace", str(tmp_path), "--defaults")
+    project = tmp_path / "p"
+    proc = skelgen("add-dataset", "shapes", cwd=project / "core")  # any folder inside the project works
+    assert "added dataset shapes" in proc.stdout
+    assert len(list((project / "datasets/shapes/data/train").glob("*.jpg"))) == 800
+    assert len(list((project / "datasets/shapes/annotations/val").glob("*.png"))) == 200
+    assert len(list((project / "datasets/shapes/data/pred").glob("*.jpg"))) == 16
+    for rel in ("datasets/build_shapes_to_tfrecord.py", "datasets/tfrecord2image_shapes_format.py",
+                "datasets/.copier-answers.shapes.yml", "datasets/shapes/tfrecords"):
+        assert (project / rel).exists(), rel
+    assert "| [p](p/) | segmentation | keras | shapes |" in (tmp_path / "README.md").read_text()
+
+    again = skelgen("add-dataset", "shapes", "--project", str(project), check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["../x", "--preset", "shapes"], "must not contain a path"),
+        (["my data", "--preset", "shapes"], "invalid dataset name"),
+        (["mine"], "is not a known dataset"),
+        (["mine", "--preset", "nope"], "unknown dataset preset 'nope'"),
+    ],
+)
+def test_add_dataset_refuses_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    skelgen("new", "p", "--workspace", str(tmp_path), "--defaults")
+    proc = skelgen("add-dataset", *args, "--project", str(tmp_path / "p"), check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "p" / "datasets").iterdir()) == [
+        "__init__.py", "build_data.py", "data_generator.py", "preprocesses.py"]

@@ -1,0 +1,128 @@
+"""Training runs: the run record, resuming after SIGKILL, evaluate and predict, config errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import script
+
+TINY = ["--set", "data.image_size=[32,32]", "--set", "data.batch_size=8", "--set", "model.base_filters=4",
+        "--set", "model.depth=2"]
+
+
+@pytest.fixture
+def project(built_project: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "p"
+    shutil.copytree(built_project, copy, symlinks=True)
+    return copy
+
+
+def _epochs(run_dir: Path) -> list[int]:
+    with open(run_dir / "metrics.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _run_id(stdout: str) -> str:
+    return next(line.split()[1] for line in stdout.splitlines() if line.startswith("run "))
+
+
+def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> None:
+    epochs = 6
+    cmd = [sys.executable, "train.py", "--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"]
+    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 300
+    csv_files = []
+    while True:
+        assert proc.poll() is None, "training finished before it could be killed"
+        assert time.time() < deadline
+        csv_files = list((project / "logs").glob("*/metrics.csv"))
+        if csv_files and len(_epochs(csv_files[0].parent)) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = csv_files[0].parent
+    done_before = _epochs(run_dir)
+    assert 2 <= len(done_before) < epochs
+
+    out = script(project, "train.py", "--resume", "auto").stdout
+    assert f"resuming run {run_dir.name}" in out
+    assert _epochs(run_dir) == list(range(epochs))
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "complete" and record["epochs_done"] == epochs
+    model_dir = project / "models" / run_dir.name
+    assert (model_dir / "final.keras").is_file()
+    assert (model_dir / "checkpoints/best.weights.h5").is_file()
+    assert not (model_dir / "backup").exists(), "the resume state is removed once training completes"
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+    # nothing left to resume: auto starts a new run instead
+    out = script(project, "train.py", "--resume", "auto", "--config", "configs/demo.yaml", *TINY,
+                 "--set", "train.epochs=1").stdout
+    assert "no unfinished run to resume" in out and _run_id(out) != run_dir.name
+
+
+def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
+    out = script(project, "train.py", "--config", "configs/demo.yaml", *TINY, "--set", "train.epochs=2").stdout
+    run_id = _run_id(out)
+    log_dir = project / "logs" / run_id
+    config = (log_dir / "config.yaml").read_text()
+    assert "image_size:\n  - 32\n  - 32" in config and "epochs: 2" in config
+    assert _epochs(log_dir) == [0, 1]
+    with open(log_dir / "metrics.csv") as f:
+        header = next(csv.reader(f))
+    assert {"epoch", "loss", "miou", "val_loss", "val_miou", "learning_rate"} <= set(header)
+
+    ev = script(project, "evaluate.py", "--run", "latest").stdout
+    assert "miou=" in ev and "circle" in ev
+    scores = json.loads((log_dir / "eval_val.json").read_text())
+    assert set(scores["per_class"]) == {"background", "circle", "square", "triangle"}
+    assert 0.0 <= scores["miou"] <= 1.0 and scores["examples"] == 16
+
+    script(project, "predict.py", "--run", run_id, "--output", str(tmp_path / "pred"))
+    labels = sorted((tmp_path / "pred").glob("*_label.png"))
+    assert len(labels) == 4 and len(list((tmp_path / "pred").glob("*_overlay.png"))) == 4
+    label = Image.open(labels[0])
+    assert label.mode == "P" and label.size == (64, 64)  # the source image's own size
+    assert set(np.unique(np.array(label))) <= {0, 1, 2, 3}
+
+    image = project / "datasets/shapes/data/val/val_00000.jpg"
+    script(project, "predict.py", "--run", "latest", "--input", str(image), "--output", str(tmp_path / "one"))
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["val_00000_label.png", "val_00000_overlay.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "train.epoch=3"], "train.epoch: unknown key"),
+        (["--set", "train.epochs=zero"], "train.epochs"),
+        (["--set", "data.image_size=[8,8]"], "at least 16 pixels"),
+        (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: mobilenetv2, resnet50, simple"),
+        (["--set", "model.num_classes=7"], "model.num_classes is 7 but"),
+        (["--set", "data.dataset=missing"], "has not been built"),
+        (["--config", "configs/none.yaml"], "config file configs/none.yaml not found"),
+        (["--set", "novalue"], "expected key=value"),
+    ],
+)
+def test_bad_configs_fail_with_one_clear_line(project: Path, args: list[str], message: str) -> None:
+    proc = script(project, "train.py", "--config", "configs/demo.yaml", *TINY, *args, check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and message in last, proc.stderr
+    assert not list((project / "logs").glob("*/run.json")), "a refused config must not start a run"
+
+
+def test_evaluate_without_runs_says_what_to_do(project: Path) -> None:
+    proc = script(project, "evaluate.py", "--run", "latest", check=False)
+    assert proc.returncode == 1 and "no completed run" in proc.stderr and "train.py" in proc.stderr
