@@ -10,18 +10,37 @@ from conftest import REPO
 from skelgen_runtime.config import SegmentationConfig, apply_overrides, load_config
 from skelgen_runtime.errors import ConfigError
 
-CONFIGS = sorted((REPO / "template/project/configs").glob("*.yaml"))
+import re
+
+from skelgen_runtime.config import CONFIG_MODELS
+
+# template config files are switched by name: "{% if task == 'segmentation' %}demo.yaml{% endif %}"
+CONFIGS = sorted((REPO / "template/project/configs").iterdir())
+
+
+def _task(path: Path) -> str:
+    return re.search(r"task == '(\w+)'", path.name).group(1)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_template_config_validates(path: Path) -> None:
+    task = _task(path)
+    config = load_config(path, task=task)
+    assert isinstance(config, CONFIG_MODELS[task])
+
+
+def test_every_task_has_a_default_and_a_demo_config() -> None:
+    from skelgen.api import TASKS
+
+    for task in TASKS:
+        names = {re.sub(r"\{%.*?%\}", "", p.name) for p in CONFIGS if _task(p) == task}
+        assert names == {"default.yaml", "demo.yaml"}, task
+
+
+def test_segmentation_demo_config_is_small_and_fast() -> None:
+    path = next(p for p in CONFIGS if _task(p) == "segmentation" and "demo" in p.name)
     config = load_config(path, task="segmentation")
-    assert isinstance(config, SegmentationConfig)
-
-
-def test_demo_config_is_small_and_fast() -> None:
-    config = load_config(REPO / "template/project/configs/demo.yaml", task="segmentation")
-    assert tuple(config.data.image_size) == (64, 64)
+    assert isinstance(config, SegmentationConfig) and tuple(config.data.image_size) == (64, 64)
 
 
 def test_overrides_parse_yaml_values() -> None:

@@ -42,7 +42,7 @@ def _copy(data: dict, dest: Path) -> None:
         warnings.simplefilter("ignore")  # copier warns about dirty local templates; not the user's business
         try:
             copier.run_copy(template_source(), str(dest), data=data, defaults=True, quiet=True, unsafe=False,
-                            overwrite=False)
+                            overwrite=False, vcs_ref="HEAD")  # the template this skelgen ships, not the newest tag
         except (CopierError, ValueError) as err:  # copier reports invalid answers as ValueError
             raise TemplateError(f"rendering the template into {dest} failed: {err}") from err
 
@@ -140,6 +140,7 @@ def add_dataset(*, name: str, preset: str | None = None, project: Path = Path(".
         "dataset_name": name,
         "preset": spec.name,
         "class_names": list(spec.classes or ()),
+        "reader": spec.readers[task],
         "source": str(source) if source else "",
     }
     written = [answers_file, root / "datasets" / f"build_{name}_to_tfrecord.py",
@@ -149,7 +150,7 @@ def add_dataset(*, name: str, preset: str | None = None, project: Path = Path(".
         if spec.builtin:
             from skelgen_runtime.samples.shapes import write_shapes
 
-            write_shapes(dataset_dir)
+            write_shapes(dataset_dir, task=task)
     except BaseException:
         shutil.rmtree(dataset_dir, ignore_errors=True)
         for path in written:

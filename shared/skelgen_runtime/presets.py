@@ -19,17 +19,22 @@ class DatasetPreset:
 
     Attributes:
         name: preset key, e.g. ``"shapes"``.
-        tasks: tasks this layout can feed.
+        readers: task -> name of the reader class in :mod:`skelgen_runtime.sources` for that task;
+            its keys are the tasks this layout can feed.
         description: one line for ``--help`` and the generated README.
         classes: class names in label-id order (id 0 first), or ``None`` when read from the data.
         builtin: True when ``add-dataset`` generates the data itself (no download, no ``--source``).
     """
 
     name: str
-    tasks: tuple[str, ...]
+    readers: dict[str, str]
     description: str
     classes: tuple[str, ...] | None = None
     builtin: bool = False
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.readers)
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -37,7 +42,7 @@ PRESETS: dict[str, DatasetPreset] = {
     for p in (
         DatasetPreset(
             name="shapes",
-            tasks=("segmentation",),
+            readers={"segmentation": "ImagesMasksSource"},
             description="built-in sample: circles, squares and triangles on textured backgrounds",
             classes=("background", "circle", "square", "triangle"),
             builtin=True,

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's INFO start-up lines
 sys.path.insert(0, str(ROOT))
 
 from skelgen_runtime.errors import DatasetError, exit_on_error  # noqa: E402
@@ -29,29 +31,22 @@ def main(argv=None) -> None:
         from skelgen_runtime.config import load_config
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.runs import find_run
-        from skelgen_runtime.tasks import segmentation as task
+        from skelgen_runtime.tasks import get_task
 
+        task = get_task(TASK)
         run = find_run(ROOT, args.run)
         config = load_config(run.config_file, task=TASK)
         info = data_generator.dataset_info(config.data)
         if not info.is_labelled(args.split):
             raise DatasetError(f"split {args.split!r} has no labels to evaluate against")
         model = keras.models.load_model(run.final_model, compile=False)
-        scores = task.evaluate(model, data_generator.eval_dataset(config.data, info, split=args.split, for_keras=False),
-                               info.num_classes)
-        result = {"run": run.run_id, "split": args.split, "examples": info.count(args.split),
-                  **scores.to_json(list(info.label_map.names))}
+        batches = data_generator.eval_dataset(config.data, info, split=args.split, for_keras=False)
+        scores = task.evaluate(model, batches, config, info)
+        result = {"run": run.run_id, "split": args.split, "examples": info.count(args.split), **scores}
         out = run.log_dir / f"eval_{args.split}.json"
         atomic_write_text(out, json.dumps(result, indent=2))
-
-        width = max(len(n) for n in info.label_map.names)
         print(f"run {run.run_id}, split {args.split} ({result['examples']} images)")
-        print(f"{'class':<{width}}  {'IoU':>6}  {'Dice':>6}")
-        for name, s in result["per_class"].items():
-            fmt = lambda v: f"{v:6.3f}" if v is not None else "   n/a"  # noqa: E731
-            print(f"{name:<{width}}  {fmt(s['iou'])}  {fmt(s['dice'])}")
-        print(f"{'mean':<{width}}  {scores.miou:6.3f}  {scores.mean_dice:6.3f}")
-        print(f"miou={scores.miou:.4f} pixel_accuracy={scores.pixel_accuracy:.4f}")
+        print(task.report(result, info))
         print(f"wrote {out}")
 
 

@@ -7,33 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's INFO start-up lines
 sys.path.insert(0, str(ROOT))
 
-from skelgen_runtime.errors import DatasetError, exit_on_error  # noqa: E402
-
-
-def _inputs(path: Path):
-    """Yield ``(name, RGB array)`` for an image file or every image in a folder."""
-    import numpy as np
-
-    from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, read_image
-
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
-    if not files:
-        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
-    import io
-
-    from PIL import Image
-
-    for f in files:
-        if not f.is_file():
-            raise DatasetError(f"input {f} does not exist")
-        data, _, _ = read_image(f)
-        yield f.stem, np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+from skelgen_runtime.errors import exit_on_error  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -46,35 +28,27 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with exit_on_error():
         import keras
-        from PIL import Image
 
         from datasets import data_generator
         from datasets.build_data import TASK
         from skelgen_runtime.config import load_config
         from skelgen_runtime.runs import find_run
-        from skelgen_runtime.tasks import segmentation as task
-        from skelgen_runtime.viz import overlay, save_label_png
+        from skelgen_runtime.sources.images_masks import iter_images
+        from skelgen_runtime.tasks import get_task
 
+        task = get_task(TASK)
         run = find_run(ROOT, args.run)
         config = load_config(run.config_file, task=TASK)
         info = data_generator.dataset_info(config.data)
-        colors = info.label_map.colors
         model = keras.models.load_model(run.final_model, compile=False)
         if args.input is not None:
-            if not args.input.exists():
-                raise DatasetError(f"input {args.input} does not exist")
-            items = _inputs(args.input)
+            items = iter_images(args.input)
         else:
             items = ((Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
                      for e in data_generator.raw_dataset(info, args.split))
         args.output.mkdir(parents=True, exist_ok=True)
-        n = 0
-        for name, image in items:
-            label = task.predict_label(model, image, config.data.image_size, config.data.mean, config.data.std)
-            save_label_png(args.output / f"{name}_label.png", label, colors)
-            Image.fromarray(overlay(image, label, colors)).save(args.output / f"{name}_overlay.png")
-            n += 1
-        print(f"run {run.run_id}: wrote {n} label PNGs and {n} overlays to {args.output}")
+        summary = task.predict(model, items, config, info, args.output)
+        print(f"run {run.run_id}: {summary} to {args.output}")
 
 
 if __name__ == "__main__":

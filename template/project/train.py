@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's INFO start-up lines
 sys.path.insert(0, str(ROOT))
 
 from skelgen_runtime.errors import ConfigError, DatasetError, exit_on_error  # noqa: E402
@@ -49,9 +51,10 @@ def main(argv=None) -> None:
 
         import core
         from datasets import data_generator
-        from skelgen_runtime.tasks import segmentation as task
-        from skelgen_runtime.training import keras_fit
+        from skelgen_runtime.tasks import get_task
+        from skelgen_runtime.training import keras_fit as trainer
 
+        task = get_task(TASK)
         keras.utils.set_random_seed(config.train.seed)
         info = data_generator.dataset_info(config.data)
         num_classes = info.num_classes
@@ -70,17 +73,20 @@ def main(argv=None) -> None:
 
         height, width = config.data.image_size
         model = core.build_model(config.model, num_classes=num_classes, input_shape=(height, width, 3))
-        model.compile(
-            optimizer=keras_fit.make_optimizer(config.train, steps),
-            loss=task.loss(info.label_map.ignore_label),
-            metrics=task.train_metrics(num_classes),
-        )
         if run is None:
             run = new_run(ROOT, config.experiment, dump_config(config))
         print(f"run {run.run_id}", flush=True)
         print(f"  logs:   {run.log_dir}\n  models: {run.model_dir}", flush=True)
-        keras_fit.fit(model, train_ds, val_ds, run, epochs=config.train.epochs,
-                      steps_per_epoch=steps, monitor=task.MONITOR)
+        trainer.fit(
+            model, train_ds, val_ds, run,
+            optimizer=trainer.make_optimizer(config.train, steps),
+            loss=task.loss(config, info),
+            metrics=task.train_metrics(config, info),
+            epochs=config.train.epochs,
+            steps_per_epoch=steps,
+            monitor=task.MONITOR,
+            monitor_mode=task.MONITOR_MODE,
+        )
         print(f"finished run {run.run_id}: model at {run.final_model}", flush=True)
 
 

@@ -104,6 +104,7 @@ def draw_scene(
 def write_shapes(
     root: Path,
     *,
+    task: str = "segmentation",
     counts: dict[str, int] | None = None,
     size: int = 128,
     seed: int = 0,
@@ -112,6 +113,7 @@ def write_shapes(
 
     Args:
         root: the dataset folder, e.g. ``PROJECT/datasets/shapes``.
+        task: which labels to write (only ``segmentation`` so far).
         counts: images per split; defaults to :data:`DEFAULT_COUNTS`. The ``pred`` split gets no labels.
         size: side of the square images in pixels.
         seed: base seed; each split draws from its own generator derived from it.
@@ -119,6 +121,8 @@ def write_shapes(
     Returns:
         The number of images written per split.
     """
+    if task != "segmentation":
+        raise ValueError(f"no shapes layout for task {task!r}")
     counts = dict(DEFAULT_COUNTS if counts is None else counts)
     for split, n in counts.items():
         rng = np.random.default_rng([seed, _SPLIT_SEEDS.get(split, len(_SPLIT_SEEDS))])

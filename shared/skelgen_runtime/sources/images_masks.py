@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -21,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 
-__all__ = ["ImagesMasksSource", "IMAGE_SUFFIXES", "read_image", "read_label"]
+__all__ = ["ImagesMasksSource", "IMAGE_SUFFIXES", "read_image", "read_label", "iter_images"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FORMATS = {"JPEG": "jpeg", "PNG": "png"}
@@ -50,6 +51,24 @@ def read_image(path: Path) -> tuple[bytes, str, tuple[int, int]]:
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
         raise BadExampleError(str(path), f"cannot read image ({err})") from None
     return data, fmt, size
+
+
+def iter_images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(stem, RGB uint8 array (H, W, 3))`` for an image file or each image in a folder, sorted.
+
+    Raises:
+        DatasetError: ``path`` does not exist or a folder holds no images.
+        BadExampleError: an image cannot be decoded.
+    """
+    if not path.exists():
+        raise DatasetError(f"input {path} does not exist")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    for f in files:
+        data, _, _ = read_image(f)
+        with Image.open(io.BytesIO(data)) as img:
+            yield f.stem, np.array(img.convert("RGB"))
 
 
 def read_label(path: Path) -> np.ndarray:

@@ -5,62 +5,89 @@ Models map normalised images ``(B, H, W, 3)`` to logits ``(B, H, W, num_classes)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from skelgen_runtime.metrics.segmentation import ConfusionMatrix, SegmentationScores, scores_from_confusion
+from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.preprocessing.segmentation import normalize
 
-__all__ = ["MONITOR", "loss", "train_metrics", "evaluate", "predict_label"]
+__all__ = ["MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"
+MONITOR_MODE = "max"
 
 
-def loss(ignore_label: int = 255) -> keras.losses.Loss:
-    """Pixel-wise cross-entropy on logits; pixels labelled ``ignore_label`` contribute nothing."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore_label)
+def loss(config, info) -> keras.losses.Loss:
+    """Pixel-wise cross-entropy on logits; pixels with the ignore label contribute nothing."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=info.label_map.ignore_label)
 
 
-def train_metrics(num_classes: int) -> list[keras.metrics.Metric]:
+def train_metrics(config, info) -> list[keras.metrics.Metric]:
     """Mean IoU on argmax predictions (labels outside ``[0, num_classes)`` such as 255 are dropped)."""
-    return [keras.metrics.MeanIoU(num_classes=num_classes, sparse_y_pred=False, name="miou")]
+    return [keras.metrics.MeanIoU(num_classes=info.num_classes, sparse_y_pred=False, name="miou")]
 
 
-def _logits_at(logits: tf.Tensor, height: int, width: int) -> np.ndarray:
+def _labels_at(logits: tf.Tensor, height: int, width: int) -> np.ndarray:
     """Upsample one example's logits ``(h, w, C)`` to ``(height, width)`` and take the argmax."""
     resized = tf.image.resize(logits, (height, width), method="bilinear")
     return tf.argmax(resized, axis=-1, output_type=tf.int32).numpy()
 
 
-def evaluate(model: keras.Model, batches: Iterable[dict], num_classes: int) -> SegmentationScores:
+def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
     """Score ``model`` at each example's original resolution.
 
     Args:
         batches: dicts with ``image`` (normalised, model size, ``(B, h, w, 3)``), ``label``
             (original labels padded with 255, ``(B, H, W, 1)``), ``height`` and ``width`` ``(B,)``.
+
+    Returns:
+        ``miou``, ``mean_dice``, ``pixel_accuracy`` and ``per_class`` ``{name: {iou, dice}}``.
     """
-    confusion = ConfusionMatrix(num_classes)
+    confusion = ConfusionMatrix(info.num_classes)
     for batch in batches:
         logits = model(batch["image"], training=False)
         labels = batch["label"].numpy()
         for i, (h, w) in enumerate(zip(batch["height"].numpy(), batch["width"].numpy())):
-            confusion.update(labels[i, :h, :w, 0], _logits_at(logits[i], int(h), int(w)))
-    return scores_from_confusion(confusion.matrix)
+            confusion.update(labels[i, :h, :w, 0], _labels_at(logits[i], int(h), int(w)))
+    return scores_from_confusion(confusion.matrix).to_json(list(info.label_map.names))
+
+
+def report(result: dict, info) -> str:
+    """Per-class IoU and Dice, the means, and the headline ``miou=`` line."""
+    width = max(5, *(len(n) for n in result["per_class"]))
+    fmt = lambda v: f"{v:6.3f}" if v is not None else "   n/a"  # noqa: E731
+    lines = [f"{'class':<{width}}  {'IoU':>6}  {'Dice':>6}"]
+    lines += [f"{name:<{width}}  {fmt(s['iou'])}  {fmt(s['dice'])}" for name, s in result["per_class"].items()]
+    lines.append(f"{'mean':<{width}}  {fmt(result['miou'])}  {fmt(result['mean_dice'])}")
+    lines.append(f"miou={result['miou']:.4f} pixel_accuracy={result['pixel_accuracy']:.4f}")
+    return "\n".join(lines)
 
 
 def predict_label(
-    model: keras.Model,
-    image: np.ndarray,
-    image_size: Sequence[int],
-    mean: Sequence[float],
-    std: Sequence[float],
+    model: keras.Model, image: np.ndarray, image_size: Sequence[int], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
     """Class ids ``(H, W)`` uint8 for one RGB image ``(H, W, 3)`` at its own resolution."""
     x = tf.image.resize(tf.cast(image, tf.float32), image_size, method="bilinear", antialias=True)
-    x = normalize(x, mean, std)[None]
-    logits = model(x, training=False)[0]
-    return _logits_at(logits, image.shape[0], image.shape[1]).astype(np.uint8)
+    logits = model(normalize(x, mean, std)[None], training=False)[0]
+    return _labels_at(logits, image.shape[0], image.shape[1]).astype(np.uint8)
+
+
+def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
+    """Write ``NAME_label.png`` (palette PNG of class ids) and ``NAME_overlay.png`` per ``(name, image)``."""
+    from PIL import Image
+
+    from skelgen_runtime.viz import overlay, save_label_png
+
+    colors = info.label_map.colors
+    n = 0
+    for name, image in items:
+        label = predict_label(model, image, config.data.image_size, config.data.mean, config.data.std)
+        save_label_png(out_dir / f"{name}_label.png", label, colors)
+        Image.fromarray(overlay(image, label, colors)).save(out_dir / f"{name}_overlay.png")
+        n += 1
+    return f"wrote {n} label PNGs and {n} overlays"

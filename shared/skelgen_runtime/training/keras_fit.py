@@ -51,16 +51,22 @@ def fit(
     val_ds: tf.data.Dataset,
     run: Run,
     *,
+    optimizer: keras.optimizers.Optimizer,
+    loss,
+    metrics: list,
     epochs: int,
     steps_per_epoch: int,
     monitor: str,
     monitor_mode: str = "max",
-) -> keras.callbacks.History:
-    """Train a compiled, built ``model`` and write the run record; resumes if ``run`` has a backup.
+) -> None:
+    """Compile and train ``model``, writing the run record; resumes if ``run`` has a backup.
 
     Args:
+        train_ds: endless (repeated) batches of ``(inputs, targets)``.
+        val_ds: finite batches of ``(inputs, targets)``, evaluated after every epoch.
         monitor: validation metric that selects ``checkpoints/best.weights.h5`` (e.g. ``val_miou``).
     """
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
         # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
@@ -83,7 +89,7 @@ def fit(
     ]
     run.update_record(status="running", pid=os.getpid())
     try:
-        history = model.fit(
+        model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=epochs,
@@ -97,4 +103,3 @@ def fit(
         raise
     save_model(model, run.final_model)
     run.update_record(status="complete", finished=now_iso())
-    return history
