@@ -49,19 +49,31 @@ def shapes_project(tmp_path_factory) -> Path:
     return project
 
 
+SMALL = {"train": 48, "val": 16, "pred": 4}
+
+
 @pytest.fixture(scope="session")
-def built_project(tmp_path_factory) -> Path:
-    """A segmentation project whose small shapes dataset (48/16/4 images) is built. Treat as read-only."""
+def built_projects(tmp_path_factory):
+    """``get(task, framework)``: a project whose small shapes dataset (48/16/4 images of 64x64) is
+    built, made once per session and combination. Treat as read-only (copy it to change it)."""
     from skelgen import api
     from skelgen_runtime.samples.shapes import write_shapes
 
-    project = make_project(tmp_path_factory.mktemp("ws"), "built_proj")
-    api.add_dataset(name="shapes", project=project)
-    data = project / "datasets" / "shapes"
-    for sub in ("data", "annotations"):
-        import shutil
+    cache: dict[tuple[str, str], Path] = {}
 
-        shutil.rmtree(data / sub)
-    write_shapes(data, counts={"train": 48, "val": 16, "pred": 4}, size=64)
-    script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--shard-size", "16")
-    return project
+    def get(task: str = "segmentation", framework: str = "keras") -> Path:
+        if (task, framework) not in cache:
+            project = make_project(tmp_path_factory.mktemp("ws"), f"{task}_{framework}", task, framework)
+            api.add_dataset(name="shapes", project=project, sample_counts={"train": 0, "val": 0, "pred": 0})
+            write_shapes(project / "datasets" / "shapes", task=task, counts=SMALL, size=64)
+            script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--shard-size", "16")
+            cache[task, framework] = project
+        return cache[task, framework]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def built_project(built_projects) -> Path:
+    """The segmentation/keras project of :func:`built_projects`."""
+    return built_projects("segmentation", "keras")

@@ -84,11 +84,8 @@ def _fresh_dataset(tmp_path_factory, counts: dict[str, int], size: int = 32) -> 
     from skelgen_runtime.samples.shapes import write_shapes
 
     project = make_project(tmp_path_factory.mktemp("ws"))
-    api.add_dataset(name="shapes", project=project)
-    data = project / "datasets/shapes"
-    shutil.rmtree(data / "data")
-    shutil.rmtree(data / "annotations")
-    write_shapes(data, counts=counts, size=size)
+    api.add_dataset(name="shapes", project=project, sample_counts={"train": 0, "val": 0, "pred": 0})
+    write_shapes(project / "datasets/shapes", counts=counts, size=size)
     return project
 
 

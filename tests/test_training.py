@@ -21,10 +21,16 @@ TINY = ["--set", "data.image_size=[32,32]", "--set", "data.batch_size=8", "--set
         "--set", "model.depth=2"]
 
 
+@pytest.fixture(params=["keras", "tf"])
+def framework(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def project(built_project: Path, tmp_path: Path) -> Path:
+def project(built_projects, framework: str, tmp_path: Path) -> Path:
+    """A private copy of the built segmentation project of ``framework``."""
     copy = tmp_path / "p"
-    shutil.copytree(built_project, copy, symlinks=True)
+    shutil.copytree(built_projects("segmentation", framework), copy, symlinks=True)
     return copy
 
 
@@ -65,7 +71,8 @@ def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> Non
     assert (model_dir / "final.keras").is_file()
     assert (model_dir / "checkpoints/best.weights.h5").is_file()
     assert not (model_dir / "backup").exists(), "the resume state is removed once training completes"
-    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
 
     # nothing left to resume: auto starts a new run instead
     out = script(project, "train.py", "--resume", "auto", "--config", "configs/demo.yaml", *TINY,
@@ -108,13 +115,14 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
         (["--set", "train.epoch=3"], "train.epoch: unknown key"),
         (["--set", "train.epochs=zero"], "train.epochs"),
         (["--set", "data.image_size=[8,8]"], "at least 16 pixels"),
-        (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: mobilenetv2, resnet50, simple"),
+        (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: efficientnetb0, mobilenetv2, resnet50, simple"),
         (["--set", "model.num_classes=7"], "model.num_classes is 7 but"),
         (["--set", "data.dataset=missing"], "has not been built"),
         (["--config", "configs/none.yaml"], "config file configs/none.yaml not found"),
         (["--set", "novalue"], "expected key=value"),
     ],
 )
+@pytest.mark.parametrize("framework", ["keras"])
 def test_bad_configs_fail_with_one_clear_line(project: Path, args: list[str], message: str) -> None:
     proc = script(project, "train.py", "--config", "configs/demo.yaml", *TINY, *args, check=False)
     assert proc.returncode != 0
@@ -123,6 +131,7 @@ def test_bad_configs_fail_with_one_clear_line(project: Path, args: list[str], me
     assert not list((project / "logs").glob("*/run.json")), "a refused config must not start a run"
 
 
+@pytest.mark.parametrize("framework", ["keras"])
 def test_evaluate_without_runs_says_what_to_do(project: Path) -> None:
     proc = script(project, "evaluate.py", "--run", "latest", check=False)
     assert proc.returncode == 1 and "no completed run" in proc.stderr and "train.py" in proc.stderr

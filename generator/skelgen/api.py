@@ -19,10 +19,10 @@ from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 
 __all__ = ["TASKS", "FRAMEWORKS", "NewProject", "new_project", "add_dataset", "find_project"]
 
-TASKS = ("segmentation",)
-FRAMEWORKS = ("keras",)
+TASKS = ("segmentation", "classification", "detection")
+FRAMEWORKS = ("keras", "tf")
 _REMOVED_FRAMEWORKS = {
-    "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras",
+    "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
 }
 
 
@@ -96,7 +96,14 @@ def find_project(start: Path) -> Path:
     )
 
 
-def add_dataset(*, name: str, preset: str | None = None, project: Path = Path("."), source: Path | None = None) -> Path:
+def add_dataset(
+    *,
+    name: str,
+    preset: str | None = None,
+    project: Path = Path("."),
+    source: Path | None = None,
+    sample_counts: dict[str, int] | None = None,
+) -> Path:
     """Add dataset ``name`` to a project: its folders, build script and viewer (and data for built-in presets).
 
     Args:
@@ -104,6 +111,7 @@ def add_dataset(*, name: str, preset: str | None = None, project: Path = Path(".
         preset: layout of the raw data; default: ``name`` if it is a preset, else an error.
         project: the project folder or any folder inside it.
         source: where the raw data lives, if not in ``datasets/NAME``. Nothing is copied from it.
+        sample_counts: images per split generated for a built-in preset (default: the preset's own).
 
     Returns:
         The dataset folder ``PROJECT/datasets/NAME``.
@@ -139,7 +147,7 @@ def add_dataset(*, name: str, preset: str | None = None, project: Path = Path(".
         "task": task,
         "dataset_name": name,
         "preset": spec.name,
-        "class_names": list(spec.classes or ()),
+        "class_names": list(spec.classes.get(task, ())),
         "reader": spec.readers[task],
         "source": str(source) if source else "",
     }
@@ -150,7 +158,7 @@ def add_dataset(*, name: str, preset: str | None = None, project: Path = Path(".
         if spec.builtin:
             from skelgen_runtime.samples.shapes import write_shapes
 
-            write_shapes(dataset_dir, task=task)
+            write_shapes(dataset_dir, task=task, counts=sample_counts)
     except BaseException:
         shutil.rmtree(dataset_dir, ignore_errors=True)
         for path in written:

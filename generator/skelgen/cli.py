@@ -16,8 +16,8 @@ from skelgen_runtime.errors import SkelgenError
 
 __all__ = ["main", "cli"]
 
-TASKS = ("segmentation",)
-FRAMEWORKS = ("keras",)
+# module-level import is cheap: skelgen.api imports copier only when it renders
+from skelgen.api import FRAMEWORKS, TASKS  # noqa: E402
 
 
 class _Group(click.Group):
@@ -59,7 +59,7 @@ def cli() -> None:
 @cli.command("new")
 @click.argument("name", required=False)
 @click.option("--task", type=str, help=f"What the project learns: {', '.join(TASKS)}.")
-@click.option("--framework", type=str, help=f"Training loop: {', '.join(FRAMEWORKS)} (model.fit).")
+@click.option("--framework", type=str, help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).")
 @click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
@@ -68,7 +68,8 @@ def new_cmd(name, task, framework, workspace, defaults) -> None:
 
     NAME must be a Python identifier (letters, digits, underscores). Missing values are asked for
     on a terminal; with --defaults or without a terminal the defaults are taken (task
-    segmentation, framework keras).
+    segmentation, framework keras). Both frameworks give the same layout, record formats, configs
+    and run record; only the training loop differs.
     """
     from skelgen import api
 

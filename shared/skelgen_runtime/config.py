@@ -22,6 +22,8 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "SegmentationConfig",
+    "ClassificationConfig",
+    "DetectionConfig",
     "CONFIG_MODELS",
     "load_config",
     "apply_overrides",
@@ -98,7 +100,89 @@ class SegmentationConfig(_Section):
     train: TrainConfig = TrainConfig()
 
 
-CONFIG_MODELS: dict[str, type[BaseModel]] = {"segmentation": SegmentationConfig}
+class ClassificationAugmentConfig(_Section):
+    """Training-time augmentation for classification."""
+
+    flip: bool = True
+    crop: bool = Field(True, description="random resized crop instead of a plain resize")
+    min_area: float = Field(0.6, gt=0, le=1, description="smallest crop, as a fraction of the image area")
+
+
+class ClassificationDataConfig(DataConfig):
+    augment: ClassificationAugmentConfig = ClassificationAugmentConfig()
+
+
+class ClassificationModelConfig(ModelConfig):
+    name: str = "classifier"
+
+
+class ClassificationTrainConfig(TrainConfig):
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: list[float] | Literal["balanced"] | None = Field(
+        None, description="per-class loss weights in label-id order, 'balanced', or null"
+    )
+    top_k: int = Field(3, ge=1, description="k of the top-k accuracy (capped at the class count)")
+
+
+class ClassificationConfig(_Section):
+    """The whole configuration of a classification experiment."""
+
+    experiment: str = "default"
+    task: Literal["classification"] = "classification"
+    data: ClassificationDataConfig = ClassificationDataConfig()
+    model: ClassificationModelConfig = ClassificationModelConfig()
+    train: ClassificationTrainConfig = ClassificationTrainConfig()
+
+
+class DetectionAugmentConfig(_Section):
+    """Training-time augmentation for detection; boxes follow the image."""
+
+    flip: bool = True
+    scale_min: float = Field(0.75, gt=0)
+    scale_max: float = Field(1.25, gt=0)
+    crop: bool = Field(True, description="random scale, then crop or pad back to image_size (else resize only)")
+    min_visible: float = Field(0.3, gt=0, le=1, description="drop a cropped box keeping less of its area than this")
+
+
+class DetectionDataConfig(DataConfig):
+    augment: DetectionAugmentConfig = DetectionAugmentConfig()
+
+    @field_validator("image_size")
+    @classmethod
+    def _divisible_by_output_stride(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] % 4 or v[1] % 4:
+            raise ValueError("both sides must be divisible by 4 (the detector's output stride)")
+        return v
+
+
+class DetectionModelConfig(_Section):
+    """The detector. Every key but ``name`` and ``num_classes`` is a keyword of the builder."""
+
+    name: str = "centernet"
+    backbone: str = "simple"
+    weights: Literal["imagenet"] | None = None
+    base_filters: int = Field(8, ge=1)
+    depth: int = Field(3, ge=2, le=6)
+    neck_filters: int = Field(32, ge=1)
+    head_filters: int = Field(32, ge=1)
+    num_classes: int | None = Field(None, ge=1, description="None: taken from dataset_info.json (no background class)")
+
+
+class DetectionConfig(_Section):
+    """The whole configuration of a detection experiment."""
+
+    experiment: str = "default"
+    task: Literal["detection"] = "detection"
+    data: DetectionDataConfig = DetectionDataConfig()
+    model: DetectionModelConfig = DetectionModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "detection": DetectionConfig,
+    "segmentation": SegmentationConfig,
+    "classification": ClassificationConfig,
+}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

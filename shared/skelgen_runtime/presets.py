@@ -6,9 +6,10 @@ and how ``add-dataset`` prepares it. Readers of the layouts live in :mod:`skelge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skelgen_runtime.errors import UserInputError
+from skelgen_runtime.published_classes import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
 
 __all__ = ["DatasetPreset", "PRESETS", "get_preset", "preset_names"]
 
@@ -22,14 +23,14 @@ class DatasetPreset:
         readers: task -> name of the reader class in :mod:`skelgen_runtime.sources` for that task;
             its keys are the tasks this layout can feed.
         description: one line for ``--help`` and the generated README.
-        classes: class names in label-id order (id 0 first), or ``None`` when read from the data.
+        classes: task -> class names in label-id order, or absent when read from the data.
         builtin: True when ``add-dataset`` generates the data itself (no download, no ``--source``).
     """
 
     name: str
     readers: dict[str, str]
     description: str
-    classes: tuple[str, ...] | None = None
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     builtin: bool = False
 
     @property
@@ -42,10 +43,40 @@ PRESETS: dict[str, DatasetPreset] = {
     for p in (
         DatasetPreset(
             name="shapes",
-            readers={"segmentation": "ImagesMasksSource"},
+            readers={
+                "segmentation": "ImagesMasksSource",
+                "classification": "ImageFolderSource",
+                "detection": "CocoSource",
+            },
             description="built-in sample: circles, squares and triangles on textured backgrounds",
-            classes=("background", "circle", "square", "triangle"),
+            classes={
+                "segmentation": ("background", "circle", "square", "triangle"),
+                "classification": ("circle", "square", "triangle"),
+                "detection": ("circle", "square", "triangle"),
+            },
             builtin=True,
+        ),
+        # published segmentation datasets, read in place from --source (or datasets/NAME); layouts and
+        # label conventions are in the readers' docstrings (skelgen_runtime/sources/<name>.py)
+        DatasetPreset(
+            name="voc2012",
+            readers={"segmentation": "Voc2012Source"},
+            description="PASCAL VOC 2012 segmentation as extracted from VOCtrainval_11-May-2012.tar "
+            "(21 classes, 255 = border)",
+            classes={"segmentation": VOC2012_CLASSES},
+        ),
+        DatasetPreset(
+            name="cityscapes",
+            readers={"segmentation": "CityscapesSource"},
+            description="Cityscapes leftImg8bit + gtFine (labelIds mapped to the 19 trainIds, void = 255; "
+            "test unlabelled)",
+            classes={"segmentation": CITYSCAPES_CLASSES},
+        ),
+        DatasetPreset(
+            name="ade20k",
+            readers={"segmentation": "Ade20kSource"},
+            description="ADE20K SceneParsing ADEChallengeData2016 (150 classes; 0 = other, ignored)",
+            classes={"segmentation": ADE20K_CLASSES},
         ),
     )
 }

@@ -34,6 +34,14 @@ def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> li
         if "label" in example:
             drawn = overlay(image, example["label"].numpy()[..., 0], colors, ignore_label=info.label_map.ignore_label)
             picture = np.concatenate([image, drawn], axis=1)
+        elif "boxes" in example:  # detection: the image beside the image with its boxes and class names
+            from skelgen_runtime.viz_boxes import boxes_to_pixels, draw_boxes
+
+            first, ids = info.label_map.first_id, example["classes"].numpy()
+            pixels = boxes_to_pixels(example["boxes"].numpy(), *image.shape[:2])
+            drawn = draw_boxes(image, pixels, [info.label_map.names[c - first] for c in ids],
+                               [colors[c - first] for c in ids])
+            picture = np.concatenate([image, drawn], axis=1)
         else:
             picture = image
         path = out / f"{name}.png"

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime.preprocessing.image import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -22,10 +24,6 @@ __all__ = [
     "normalize",
     "denormalize",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def resize(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
     """Resize to ``size = (height, width)``: bilinear for the image, nearest for the label.
@@ -83,15 +81,3 @@ def random_flip(image: tf.Tensor, label: tf.Tensor, seed=None):
     image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
     label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
     return image, label
-
-
-def normalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-    """Map pixel values ``[0, 255]`` to ``(x / 255 - mean) / std`` per channel, float32."""
-    image = tf.cast(image, tf.float32) / 255.0
-    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-
-
-def denormalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-    """Inverse of :func:`normalize`, back to uint8 ``[0, 255]``."""
-    image = (image * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)) * 255.0
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)

@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -81,15 +82,22 @@ def build_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INFO_FILE).unlink(missing_ok=True)  # the folder is not a complete dataset until we finish
     remove_temporaries(out_dir)
+    requested = splits is not None
     splits = list(splits or source.splits())
     if not splits:
         raise DatasetError(f"no splits found under {source.root}")
+    if not any(source.is_labelled(s) for s in splits):
+        raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
     salt = json.dumps([schema, schema_version, compression, source.label_map.to_json()])
     plans = {}
     for split in splits:
         items = source.items(split)
         if max_examples is not None:
             items = items[:max_examples]
+        if not items and not requested and not source.is_labelled(split):
+            # an empty pred/ folder (as the scaffold creates it) just means nothing to predict yet
+            print(f"split {split!r} of {source.root} holds no images: skipped", file=sys.stderr)
+            continue
         if not items:
             raise DatasetError(f"split {split!r} of {source.root} is empty: no examples found")
         plans[split] = plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)

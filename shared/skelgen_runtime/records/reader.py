@@ -14,7 +14,7 @@ import tensorflow as tf
 from skelgen_runtime.records.info import DatasetInfo, load_info
 from skelgen_runtime.schemas.base import RecordSchema
 
-__all__ = ["open_dataset", "read_split"]
+__all__ = ["open_dataset", "read_split", "read_labels"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -53,3 +53,13 @@ def read_split(
     )
     parse: Callable = lambda record: schema.decode(tf.io.parse_single_example(record, spec))
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
+
+
+def read_labels(info: DatasetInfo, split: str, key: str):
+    """All values of one int64 feature ``key`` in ``split`` as a NumPy array, parsing nothing else."""
+    import numpy as np
+
+    spec = {key: tf.io.FixedLenFeature([], tf.int64)}
+    ds = tf.data.TFRecordDataset([str(f) for f in info.split_files(split)], compression_type=info.compression or "")
+    ds = ds.batch(1024).map(lambda r: tf.io.parse_example(r, spec)[key], num_parallel_calls=AUTOTUNE)
+    return np.concatenate([b.numpy() for b in ds]) if info.count(split) else np.zeros([0], np.int64)

@@ -1,10 +1,10 @@
 """The built-in ``shapes`` dataset: circles, squares and triangles on textured backgrounds.
 
-Images are written as JPEG files and labels as single-channel PNGs of class ids, in the same
-layout a user's own images + masks dataset would have::
+Images are written as JPEG files in the layout a user's own dataset of the task would have:
 
-    ROOT/data/{train,val,pred}/NNNNN.jpg
-    ROOT/annotations/{train,val}/NNNNN.png     (uint8 class ids: 0 background, 1 circle, ...)
+    segmentation    ROOT/data/{train,val,pred}/*.jpg, ROOT/annotations/{train,val}/*.png (class ids)
+    classification  ROOT/data/{train,val}/<class>/*.jpg (one shape per image), ROOT/data/pred/*.jpg
+    detection       ROOT/data/{train,val,pred}/*.jpg, ROOT/annotations/instances_{train,val}.json (COCO)
 
 Everything is drawn from one seeded generator per split, so the dataset is identical on every
 machine. Shapes are drawn without anti-aliasing so that image and label agree pixel for pixel.
@@ -23,6 +23,8 @@ __all__ = ["CLASSES", "DEFAULT_COUNTS", "ShapeObject", "draw_scene", "write_shap
 
 CLASSES = ("background", "circle", "square", "triangle")
 DEFAULT_COUNTS = {"train": 800, "val": 200, "pred": 16}
+#: classification sees one shape per image, so it needs more images to generalise
+TASK_COUNTS = {"classification": {"train": 2000, "val": 400, "pred": 16}}
 _SPLIT_SEEDS = {"train": 0, "val": 1, "pred": 2}
 
 
@@ -66,10 +68,26 @@ def _polygon(label: int, cx: float, cy: float, r: float, rot: float) -> list[tup
     return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in corners]
 
 
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Intersection of two ``(xmin, ymin, xmax, ymax)`` boxes over the area of the smaller one."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return max(w, 0) * max(h, 0) / max(smaller, 1)
+
+
 def draw_scene(
-    rng: np.random.Generator, size: int, num_objects: tuple[int, int] = (1, 4)
+    rng: np.random.Generator,
+    size: int,
+    num_objects: tuple[int, int] = (1, 4),
+    radius: tuple[float, float] = (0.1, 0.22),
+    max_overlap: float | None = None,
 ) -> tuple[Image.Image, Image.Image, list[ShapeObject]]:
-    """Draw one scene.
+    """Draw one scene of ``num_objects`` (inclusive range) shapes of ``radius`` (fraction of ``size``).
+
+    ``max_overlap`` (detection): re-draw a shape's place until its box covers at most this fraction
+    of the smaller of its box and each earlier one (so no shape hides another); a shape that finds
+    no such place in 50 tries is left out. ``None`` places shapes anywhere (occlusion allowed).
 
     Returns:
         ``(image, label, objects)``: an RGB image ``(size, size)``, an ``L`` image of class ids of
@@ -83,22 +101,93 @@ def draw_scene(
     objects = []
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
         cls = int(rng.integers(1, len(CLASSES)))
-        r = float(rng.uniform(0.1, 0.22) * size)
-        cx, cy = (float(v) for v in rng.uniform(r, size - r, size=2))
-        colour = _shape_colour(rng, mean)
-        poly = _polygon(cls, cx, cy, r, float(rng.uniform(0, 2 * math.pi)))
+        for _attempt in range(1 if max_overlap is None else 50):  # one try keeps the random stream as it was
+            r = float(rng.uniform(*radius) * size)
+            cx, cy = (float(v) for v in rng.uniform(r, size - r, size=2))
+            colour = _shape_colour(rng, mean)
+            poly = _polygon(cls, cx, cy, r, float(rng.uniform(0, 2 * math.pi)))
+            if poly is None:
+                bbox = (cx - r, cy - r, cx + r, cy + r)
+            else:
+                xs, ys = zip(*poly)
+                bbox = (min(xs), min(ys), max(xs), max(ys))
+            box = tuple(int(round(min(max(v, 0), size))) for v in bbox)
+            if max_overlap is None or all(_overlap(box, o.box) <= max_overlap for o in objects):
+                break
+        else:
+            continue
         if poly is None:
-            bbox = (cx - r, cy - r, cx + r, cy + r)
             draw_image.ellipse(bbox, fill=colour)
             draw_label.ellipse(bbox, fill=cls)
         else:
             draw_image.polygon(poly, fill=colour)
             draw_label.polygon(poly, fill=cls)
-            xs, ys = zip(*poly)
-            bbox = (min(xs), min(ys), max(xs), max(ys))
-        box = tuple(int(round(min(max(v, 0), size))) for v in bbox)
         objects.append(ShapeObject(cls, box))  # type: ignore[arg-type]
     return image, label, objects
+
+
+def _write_segmentation(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+    """``data/SPLIT/*.jpg`` and, for labelled splits, ``annotations/SPLIT/*.png`` of class ids."""
+    image_dir, label_dir = root / "data" / split, root / "annotations" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    if split != "pred":
+        label_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image, label, _ = draw_scene(rng, size)
+        image.save(image_dir / f"{split}_{i:05d}.jpg", quality=92)
+        if split != "pred":
+            label.save(label_dir / f"{split}_{i:05d}.png")
+
+
+def _write_classification(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+    """One larger shape per image: ``data/SPLIT/<class>/*.jpg``; ``data/pred/*.jpg`` without classes."""
+    for i in range(n):
+        image, _, objects = draw_scene(rng, size, num_objects=(1, 1), radius=(0.18, 0.36))
+        folder = root / "data" / split
+        if split != "pred":
+            folder = folder / CLASSES[objects[0].label]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{split}_{i:05d}.jpg", quality=92)
+
+
+def _write_detection(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+    """COCO layout: ``data/SPLIT/*.jpg`` and, for labelled splits, ``annotations/instances_SPLIT.json``.
+
+    Category ids 1..3 are circle, square, triangle; image and annotation ids count from 1 (a
+    ground-truth id of 0 never matches in pycocotools); ``bbox`` is ``[x, y, w, h]`` in pixels and
+    ``area`` the box area as a float. Shapes overlap by at most a quarter of the smaller box, so
+    every labelled shape is mostly visible.
+    """
+    import json
+
+    image_dir = root / "data" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        image, _, objects = draw_scene(rng, size, max_overlap=0.25)
+        name = f"{split}_{i:05d}.jpg"
+        image.save(image_dir / name, quality=92)
+        images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
+        for obj in objects:
+            x0, y0, x1, y1 = obj.box
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": i + 1, "category_id": obj.label,
+                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
+            })
+    if split != "pred":
+        categories = [{"id": k, "name": CLASSES[k], "supercategory": "shape"} for k in range(1, len(CLASSES))]
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "annotations" / f"instances_{split}.json").write_text(
+            json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+
+
+#: task -> writer of one split
+_WRITERS = {
+    "segmentation": _write_segmentation,
+    "classification": _write_classification,
+    "detection": _write_detection,
+}
 
 
 def write_shapes(
@@ -109,31 +198,23 @@ def write_shapes(
     size: int = 128,
     seed: int = 0,
 ) -> dict[str, int]:
-    """Write the shapes dataset under ``root`` (see the module docstring for the layout).
+    """Write the shapes dataset for ``task`` under ``root`` (layouts in the writers' docstrings).
 
     Args:
         root: the dataset folder, e.g. ``PROJECT/datasets/shapes``.
-        task: which labels to write (only ``segmentation`` so far).
-        counts: images per split; defaults to :data:`DEFAULT_COUNTS`. The ``pred`` split gets no labels.
+        task: which labels to write: a key of ``_WRITERS``.
+        counts: images per split; defaults to :data:`TASK_COUNTS` for the task, else :data:`DEFAULT_COUNTS`.
+            The ``pred`` split gets no labels.
         size: side of the square images in pixels.
         seed: base seed; each split draws from its own generator derived from it.
 
     Returns:
         The number of images written per split.
     """
-    if task != "segmentation":
-        raise ValueError(f"no shapes layout for task {task!r}")
-    counts = dict(DEFAULT_COUNTS if counts is None else counts)
+    if task not in _WRITERS:
+        raise ValueError(f"no shapes layout for task {task!r}; known: {', '.join(_WRITERS)}")
+    counts = dict(TASK_COUNTS.get(task, DEFAULT_COUNTS) if counts is None else counts)
     for split, n in counts.items():
         rng = np.random.default_rng([seed, _SPLIT_SEEDS.get(split, len(_SPLIT_SEEDS))])
-        image_dir = root / "data" / split
-        label_dir = root / "annotations" / split
-        image_dir.mkdir(parents=True, exist_ok=True)
-        if split != "pred":
-            label_dir.mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            image, label, _ = draw_scene(rng, size)
-            image.save(image_dir / f"{split}_{i:05d}.jpg", quality=92)
-            if split != "pred":
-                label.save(label_dir / f"{split}_{i:05d}.png")
+        _WRITERS[task](root, split, n, rng, size)
     return counts

@@ -17,6 +17,8 @@ __all__ = ["SCHEMA_MODULES", "get_schema"]
 #: task name -> module defining ``SCHEMA``
 SCHEMA_MODULES = {
     "segmentation": "skelgen_runtime.schemas.segmentation",
+    "detection": "skelgen_runtime.schemas.detection",
+    "classification": "skelgen_runtime.schemas.classification",
 }
 
 

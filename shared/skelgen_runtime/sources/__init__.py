@@ -5,6 +5,12 @@ the build's worker processes, one example at a time, so memory stays bounded by 
 """
 
 from skelgen_runtime.sources.base import LabelMap, Source, SourceItem
+from skelgen_runtime.sources.coco import CocoSource
+from skelgen_runtime.sources.imagefolder import ImageFolderSource
 from skelgen_runtime.sources.images_masks import ImagesMasksSource
+from skelgen_runtime.sources.voc2012 import Voc2012Source
+from skelgen_runtime.sources.cityscapes import CityscapesSource
+from skelgen_runtime.sources.ade20k import Ade20kSource
 
-__all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource"]
+__all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource", "ImageFolderSource",
+           "CocoSource", "Voc2012Source", "CityscapesSource", "Ade20kSource"]

@@ -23,14 +23,17 @@ DEFAULT_PALETTE = (
 class LabelMap:
     """Class names in id order, their display colours and the ignore label.
 
-    ``source_ids`` keeps the id each class has in the dataset's own files when that differs from
-    the contiguous training id (empty when they are the same).
+    Class ``names[i]`` has id ``first_id + i``: segmentation and classification count from 0,
+    detection from 1 (the Object Detection API's convention; 0 is background). ``source_ids``
+    keeps the id each class has in the dataset's own files when that differs from the contiguous
+    id (empty when they are the same).
     """
 
     names: tuple[str, ...]
     colors: tuple[tuple[int, int, int], ...] = ()
     ignore_label: int = 255
     source_ids: tuple[int, ...] = ()
+    first_id: int = 0
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -38,7 +41,8 @@ class LabelMap:
         if len(set(self.names)) != len(self.names):
             raise DatasetError(f"the label map repeats a class name: {list(self.names)}")
         if not self.colors:
-            palette = [DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)] for i in range(len(self.names))]
+            start = self.first_id
+            palette = [DEFAULT_PALETTE[(start + i) % len(DEFAULT_PALETTE)] for i in range(len(self.names))]
             object.__setattr__(self, "colors", tuple(palette))
 
     @property
@@ -48,7 +52,7 @@ class LabelMap:
     def to_json(self) -> list[dict]:
         return [
             {
-                "id": i,
+                "id": self.first_id + i,
                 "name": name,
                 "color": list(self.colors[i]),
                 **({"source_id": self.source_ids[i]} if self.source_ids else {}),
@@ -64,6 +68,7 @@ class LabelMap:
             colors=tuple(tuple(e["color"]) for e in entries),
             ignore_label=ignore_label,
             source_ids=tuple(e["source_id"] for e in entries) if entries and "source_id" in entries[0] else (),
+            first_id=entries[0]["id"] if entries else 0,
         )
 
 

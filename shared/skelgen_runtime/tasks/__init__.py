@@ -7,6 +7,7 @@ Each task module exposes the same names, which the generated scripts call:
 - ``train_metrics(config, info)``: Keras metrics shown per epoch.
 - ``evaluate(model, batches, config, info) -> dict``: scores written to ``logs/RUN/eval_SPLIT.json``.
 - ``report(result, info) -> str``: the printed table.
+- ``write_artifacts(result, info, out_dir, split) -> list[Path]`` (optional): pictures of the scores.
 - ``predict(model, items, config, info, out_dir) -> str``: writes predictions, returns a summary.
 
 Importing this package does not import TensorFlow; :func:`get_task` does.
@@ -23,6 +24,8 @@ __all__ = ["TASK_MODULES", "get_task"]
 
 TASK_MODULES = {
     "segmentation": "skelgen_runtime.tasks.segmentation",
+    "detection": "skelgen_runtime.tasks.detection",
+    "classification": "skelgen_runtime.tasks.classification",
 }
 
 

@@ -55,9 +55,9 @@ class EpochCSVLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
         row["seconds"] = round(time.time() - self._t0, 3)
-        lr = getattr(self.model.optimizer, "learning_rate", None)
-        if lr is not None:
-            row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(lr)))
+        optimizer = getattr(self.model, "optimizer", None)  # None outside model.fit
+        if "learning_rate" not in row and optimizer is not None:
+            row["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         fields, rows = self._rows()
         fields = fields or list(row)
         for key in row:

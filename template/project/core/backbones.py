@@ -65,3 +65,10 @@ BACKBONES.register("resnet50")(
         ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"],
     )
 )
+BACKBONES.register("efficientnetb0")(
+    _application(
+        keras.applications.EfficientNetB0,
+        ["block2a_expand_activation", "block3a_expand_activation", "block4a_expand_activation",
+         "block6a_expand_activation", "top_activation"],
+    )
+)

@@ -1,0 +1,79 @@
+"""Image classification records, with the keys of TF-slim's ``dataset_utils.py`` / Model Garden.
+
+=========================  ======  ==============================================
+key                        type    content
+=========================  ======  ==============================================
+``image/encoded``          bytes   the image file's bytes (JPEG or PNG)
+``image/format``           bytes   ``jpeg`` or ``png``
+``image/filename``         bytes   source file name (relative to the split)
+``image/height``           int64   image height in pixels
+``image/width``            int64   image width in pixels
+``image/class/label``      int64   class id, 0-based
+``image/class/text``       bytes   class name
+=========================  ======  ==============================================
+
+Records of the unlabelled ``pred`` split carry no ``image/class/*`` keys.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, int64_feature
+
+__all__ = ["SCHEMA", "encode_example", "decode"]
+
+_IMAGE_SPEC = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/format": tf.io.FixedLenFeature([], tf.string),
+    "image/filename": tf.io.FixedLenFeature([], tf.string),
+    "image/height": tf.io.FixedLenFeature([], tf.int64),
+    "image/width": tf.io.FixedLenFeature([], tf.int64),
+}
+_LABEL_SPEC = {
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    "image/class/text": tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def encode_example(
+    *, image_bytes: bytes, image_format: str, filename: str, height: int, width: int,
+    label: int | None, text: str | None,
+) -> tf.train.Example:
+    """Build one record; ``label``/``text`` are ``None`` for unlabelled images."""
+    feature = {
+        "image/encoded": bytes_feature(image_bytes),
+        "image/format": bytes_feature(image_format.encode()),
+        "image/filename": bytes_feature(filename.encode()),
+        "image/height": int64_feature(height),
+        "image/width": int64_feature(width),
+    }
+    if label is not None:
+        feature["image/class/label"] = int64_feature(label)
+        feature["image/class/text"] = bytes_feature((text or "").encode())
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Decode parsed features.
+
+    Returns:
+        ``image``: uint8 ``(H, W, 3)``; ``filename``: string scalar; and, for labelled records,
+        ``label``: int32 scalar (0-based class id).
+    """
+    image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
+    out = {"image": tf.ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
+    if "image/class/label" in parsed:
+        out["label"] = tf.cast(parsed["image/class/label"], tf.int32)
+    return out
+
+
+SCHEMA = RecordSchema(
+    name="classification",
+    version=1,
+    labelled_spec={**_IMAGE_SPEC, **_LABEL_SPEC},
+    unlabelled_spec=dict(_IMAGE_SPEC),
+    decode=decode,
+)

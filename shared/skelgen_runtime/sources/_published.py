@@ -1,0 +1,211 @@
+"""Helpers shared by the readers of published segmentation datasets (VOC, Cityscapes, ADE20K).
+
+They build on :mod:`skelgen_runtime.sources.images_masks` (``read_image``, ``read_label``,
+``validate_label``, ``encode_label_png``) and add what published layouts need: mapping the
+dataset's own label values to contiguous training ids with one 256-entry lookup table, filling
+in the dataset's source ids and colours when the build script's label map leaves them out, and
+an optional folder of unlabelled images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from skelgen_runtime.errors import BadExampleError, DatasetError
+from skelgen_runtime.sources.base import LabelMap, SourceItem
+from skelgen_runtime.sources.images_masks import (
+    IMAGE_SUFFIXES,
+    encode_label_png,
+    read_image,
+    read_label,
+    validate_label,
+)
+
+__all__ = ["LabelLookup", "colormap", "complete_label_map", "encode_pair", "folder_items"]
+
+#: a lookup-table entry for a source value that is not in the dataset's table
+_UNKNOWN = -1
+
+
+def colormap(n: int) -> tuple[tuple[int, int, int], ...]:
+    """The PASCAL VOC colour map: colour ``i`` interleaves the bits of ``i`` into R, G and B.
+
+    ``colormap(256)[1] == (128, 0, 0)``; ``colormap(256)[255] == (224, 224, 192)`` (VOC borders).
+    """
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+@dataclass(frozen=True)
+class LabelLookup:
+    """Maps the label values a dataset writes into its files to training ids.
+
+    Training id ``i`` is written as ``source_ids[i]`` in the files; every other value in ``known``
+    becomes ``ignore_label``; any value outside ``known`` makes the example bad (the file is not
+    what the reader expects, e.g. a colour PNG or another dataset's ids).
+
+    Attributes:
+        dataset: name used in messages, e.g. ``"Cityscapes labelIds"``.
+        source_ids: source value of each training id, in training-id order.
+        known: every value the dataset's files may hold.
+        ignore_label: the training id of ignored pixels.
+    """
+
+    dataset: str
+    source_ids: tuple[int, ...]
+    known: tuple[int, ...]
+    ignore_label: int = 255
+
+    def __post_init__(self) -> None:
+        unknown = sorted(v for v in set(self.source_ids) if v not in self.known or not 0 <= v < 256)
+        if unknown:
+            raise DatasetError(f"source ids {unknown} of the label map are not {self.dataset} values {list(self.known)}")
+        if len(set(self.source_ids)) != len(self.source_ids):
+            raise DatasetError(f"the label map repeats a source id: {list(self.source_ids)}")
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """``(256,)`` int16: training id of each uint8 source value, -1 for values not in ``known``."""
+        table = np.full(256, _UNKNOWN, dtype=np.int16)
+        table[[v for v in self.known if 0 <= v < 256]] = self.ignore_label
+        table[list(self.source_ids)] = np.arange(len(self.source_ids))
+        return table
+
+    def apply(self, label: np.ndarray, path: Path) -> np.ndarray:
+        """Map a ``(H, W)`` uint8 array of source values to training ids (one vectorised gather).
+
+        Raises:
+            BadExampleError: ``label`` holds values the dataset never writes (names ``path``).
+        """
+        mapped = self.table[label]
+        if (mapped == _UNKNOWN).any():
+            bad = np.unique(label[mapped == _UNKNOWN])
+            raise BadExampleError(
+                str(path),
+                f"label values {bad.tolist()} are not {self.dataset} (expected {_ranges(self.known)}); "
+                "is this the right annotation file?",
+            )
+        return mapped.astype(np.uint8)
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 255]`` -> ``"0..2, 5, 255"``."""
+    values = sorted(set(values))
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}..{v}")
+            start = None
+    return ", ".join(parts)
+
+
+def complete_label_map(
+    label_map: LabelMap,
+    *,
+    dataset: str,
+    source_ids: tuple[int, ...],
+    colors: tuple[tuple[int, int, int], ...],
+) -> LabelMap:
+    """Fill in the dataset's source ids and colours where ``label_map`` leaves them out.
+
+    The generated build scripts pass ``LabelMap(CLASSES)``: names only. A label map with its own
+    source ids (or colours) keeps them, so a user can remap classes in ``make_source()``.
+
+    Raises:
+        DatasetError: the label map has no source ids and its class count differs from the dataset's.
+    """
+    names = label_map.names
+    if not label_map.source_ids and len(names) != len(colors):
+        raise DatasetError(
+            f"{dataset} has {len(colors)} classes but the label map (CLASSES in the build script) lists "
+            f"{len(names)}: restore the {len(colors)} names, or pass a LabelMap with source_ids to the reader"
+        )
+    if label_map.source_ids and len(label_map.source_ids) != len(names):
+        raise DatasetError(f"the label map has {len(names)} names but {len(label_map.source_ids)} source ids")
+    changes: dict = {}
+    if not label_map.source_ids and source_ids:
+        changes["source_ids"] = tuple(source_ids)
+    default_colors = LabelMap(names, first_id=label_map.first_id).colors
+    if label_map.colors == default_colors and len(colors) == len(names):
+        changes["colors"] = tuple(tuple(c) for c in colors)
+    return replace(label_map, **changes) if changes else label_map
+
+
+def folder_items(folder: Path) -> list[SourceItem]:
+    """Images directly in ``folder`` (hidden files skipped) as unlabelled items keyed by stem, sorted; [] if absent."""
+    if not folder.is_dir():
+        return []
+    return [
+        SourceItem(key=p.stem, files={"image": p})
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
+
+
+def encode_pair(
+    *,
+    image_path: Path,
+    label_path: Path | None,
+    filename: str,
+    label_map: LabelMap,
+    lookup: LabelLookup | None = None,
+    listed_in: str = "",
+) -> bytes:
+    """Read, check and serialise one image (and its label) as a segmentation ``tf.train.Example``.
+
+    Args:
+        image_path: the image file.
+        label_path: its label PNG, or ``None`` for an unlabelled example.
+        filename: the ``image/filename`` to record, e.g. ``"val/2007_000033.jpg"``.
+        label_map: training ids the label must hold (after ``lookup``).
+        lookup: maps the file's label values to training ids; ``None`` when they already are.
+        listed_in: where the example was listed (for messages about missing files).
+
+    Raises:
+        BadExampleError: a file is missing or unreadable, the sizes differ, or a label is out of range.
+    """
+    from skelgen_runtime.schemas.segmentation import encode_example
+
+    where = f" (listed in {listed_in})" if listed_in else ""
+    if not image_path.is_file():
+        raise BadExampleError(str(image_path), f"image file is missing{where}")
+    image_bytes, fmt, (width, height) = read_image(image_path)
+    label_png = None
+    if label_path is not None:
+        if not label_path.is_file():
+            raise BadExampleError(str(label_path), f"label file of image {image_path.name} is missing{where}")
+        label = read_label(label_path)
+        if label.shape != (height, width):
+            raise BadExampleError(
+                str(label_path),
+                f"label is {label.shape[1]}x{label.shape[0]} but its image {image_path.name} is {width}x{height}",
+            )
+        if lookup is not None:
+            label = lookup.apply(label, label_path)
+        validate_label(label, label_path, label_map.num_classes, label_map.ignore_label)
+        label_png = encode_label_png(label)
+    example = encode_example(
+        image_bytes=image_bytes,
+        image_format=fmt,
+        filename=filename,
+        height=height,
+        width=width,
+        label_png=label_png,
+    )
+    return example.SerializeToString()

@@ -1,0 +1,132 @@
+"""Image classification: loss with label smoothing and class weights, metrics, evaluation, prediction.
+
+Models map normalised images ``(B, H, W, 3)`` to logits ``(B, num_classes)``; training targets
+are one-hot ``(B, num_classes)`` float32 (so label smoothing applies).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from skelgen_runtime.errors import ConfigError
+from skelgen_runtime.metrics.classification import classification_scores, confusion_png
+from skelgen_runtime.preprocessing.classification import resize
+from skelgen_runtime.preprocessing.image import normalize
+
+__all__ = ["MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
+           "write_artifacts", "predict"]
+
+MONITOR = "val_accuracy"
+MONITOR_MODE = "max"
+
+
+def _top_k(config, info) -> int:
+    return max(1, min(config.train.top_k, info.num_classes))
+
+
+def class_weights(config, info) -> np.ndarray | None:
+    """Per-class loss weights ``(num_classes,)``: from the config, ``balanced`` (N / (C * count_c)), or None."""
+    weights = config.train.class_weights
+    if weights is None:
+        return None
+    if weights == "balanced":
+        from skelgen_runtime.records.reader import read_labels
+
+        counts = np.bincount(read_labels(info, "train", "image/class/label"), minlength=info.num_classes)
+        if (counts == 0).any():
+            empty = [info.label_map.names[i] for i in np.flatnonzero(counts == 0)]
+            raise ConfigError(f"train.class_weights=balanced: classes without train examples: {', '.join(empty)}")
+        return counts.sum() / (info.num_classes * counts.astype(np.float64))
+    if len(weights) != info.num_classes:
+        raise ConfigError(f"train.class_weights has {len(weights)} values; the dataset has {info.num_classes} classes")
+    return np.asarray(weights, dtype=np.float64)
+
+
+def loss(config, info):
+    """Categorical cross-entropy on logits with ``train.label_smoothing``, weighted by ``train.class_weights``.
+
+    Returns ``fn(y_true one-hot (B, C), logits (B, C)) -> scalar``.
+    """
+    smoothing = config.train.label_smoothing
+    weights = class_weights(config, info)
+    weights = None if weights is None else tf.constant(weights, tf.float32)
+
+    def classification_loss(y_true, y_pred):
+        y_true = tf.cast(y_true, tf.float32)
+        ce = keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True, label_smoothing=smoothing)
+        if weights is not None:
+            ce = ce * tf.reduce_sum(y_true * weights, axis=-1)
+        return tf.reduce_mean(ce)
+
+    return classification_loss
+
+
+def train_metrics(config, info) -> list[keras.metrics.Metric]:
+    k = _top_k(config, info)
+    return [keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=k, name=f"top{k}")]
+
+
+def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
+    """Accuracy, top-k, per-class precision/recall and the confusion matrix over ``batches``.
+
+    Args:
+        batches: dicts with ``image`` (normalised, ``(B, H, W, 3)``) and ``label`` (``(B,)`` int32).
+    """
+    labels, logits = [], []
+    for batch in batches:
+        logits.append(model(batch["image"], training=False).numpy())
+        labels.append(batch["label"].numpy())
+    return classification_scores(np.concatenate(labels), np.concatenate(logits), info.label_map.names,
+                                 top_k=_top_k(config, info))
+
+
+def report(result: dict, info) -> str:
+    width = max(5, *(len(n) for n in result["per_class"]))
+    fmt = lambda v: f"{v:9.3f}" if v is not None else "      n/a"  # noqa: E731
+    lines = [f"{'class':<{width}}  {'precision':>9}  {'recall':>9}  {'support':>7}"]
+    lines += [f"{name:<{width}}  {fmt(s['precision'])}  {fmt(s['recall'])}  {s['support']:>7}"
+              for name, s in result["per_class"].items()]
+    top = next(k for k in result if k.startswith("top") and k.endswith("_accuracy"))
+    lines.append(f"accuracy={result['accuracy']:.4f} {top}={result[top]:.4f}")
+    return "\n".join(lines)
+
+
+def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]:
+    """The confusion matrix as a picture, beside ``eval_SPLIT.json``."""
+    path = out_dir / f"confusion_{split}.png"
+    confusion_png(result["confusion_matrix"], info.label_map.names, path)
+    return [path]
+
+
+def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
+    """Write ``predictions.csv`` (top-k classes and probabilities per image) and ``NAME_pred.png`` per image."""
+    from PIL import Image, ImageDraw
+
+    names = info.label_map.names
+    k = _top_k(config, info)
+    rows = []
+    for name, image in items:
+        x = normalize(resize(image, config.data.image_size), config.data.mean, config.data.std)[None]
+        probs = tf.nn.softmax(model(x, training=False)[0]).numpy()
+        order = np.argsort(-probs)[:k]
+        rows.append([name] + [v for i in order for v in (names[i], f"{probs[i]:.4f}")])
+        picture = Image.fromarray(image).convert("RGB")
+        scale = max(1, 160 // max(picture.size))
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        draw = ImageDraw.Draw(picture)
+        for line, i in enumerate(order):
+            draw.text((4, 4 + 12 * line), f"{names[i]} {probs[i]:.2f}", fill=(255, 255, 255), stroke_width=2,
+                      stroke_fill=(0, 0, 0))
+        picture.save(out_dir / f"{name}_pred.png")
+    with open(out_dir / "predictions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image"] + [c for r in range(1, k + 1) for c in (f"class{r}", f"prob{r}")])
+        writer.writerows(rows)
+    return f"wrote predictions.csv and {len(rows)} pictures"
