@@ -1,4 +1,8 @@
-"""End to end: a generated project's own test suite, and the demo's quality on shapes."""
+"""End to end: every generated project's own test suite, and the demos' quality on shapes.
+
+The demo runs are the issue's acceptance numbers, measured on every CI run for the combinations
+that fit the suite's time budget; the others are measured by hand (see the README's note).
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,60 @@ from pathlib import Path
 
 import pytest
 
-from conftest import script
+from conftest import make_project, script
+from skelgen.api import FRAMEWORKS, TASKS
+
+
+@pytest.fixture(scope="module")
+def shapes_projects(tmp_path_factory):
+    """``get(task, framework)``: a fresh project with the full shapes dataset added (not built)."""
+    from skelgen import api
+
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(task: str, framework: str) -> Path:
+        if (task, framework) not in cache:
+            project = make_project(tmp_path_factory.mktemp("ws"), f"{task}_{framework}", task, framework)
+            api.add_dataset(name="shapes", project=project)
+            cache[task, framework] = project
+        return cache[task, framework]
+
+    return get
 
 
 @pytest.mark.slow
-def test_generated_project_own_tests_pass(shapes_project: Path) -> None:
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("task", TASKS)
+def test_generated_project_own_tests_pass(shapes_projects, task: str, framework: str) -> None:
+    project = shapes_projects(task, framework)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=shapes_project, capture_output=True, text=True, timeout=1200)
+                          cwd=project, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout and "skipped" not in proc.stdout
 
 
-@pytest.mark.slow
-def test_demo_learns_shapes(shapes_project: Path, tmp_path: Path) -> None:
-    """README command 1's job: the demo config reaches val mIoU >= 0.85 on shapes."""
-    import shutil
+#: (task, framework, {score: minimum}) measured on every CI run
+DEMOS = [
+    ("segmentation", "keras", {"miou": 0.85}),
+    ("classification", "keras", {"accuracy": 0.95}),
+    ("classification", "tf", {"accuracy": 0.95}),
+    ("detection", "keras", {"ap50": 0.80, "ap": 0.40}),
+]
 
-    project = tmp_path / "demo"
-    shutil.copytree(shapes_project, project, symlinks=True)
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "framework", "minimum"), DEMOS, ids=[f"{t}-{f}" for t, f, _ in DEMOS])
+def test_demo_learns_shapes(shapes_projects, task: str, framework: str, minimum: dict[str, float]) -> None:
+    """The demo config reaches the issue's quality bar on shapes within 6 minutes of training."""
+    project = shapes_projects(task, framework)
     script(project, "datasets/build_shapes_to_tfrecord.py")
     t0 = time.perf_counter()
     script(project, "train.py", "--config", "configs/demo.yaml", timeout=900)
     train_seconds = time.perf_counter() - t0
     out = script(project, "evaluate.py", "--run", "latest").stdout
-    run_dir = next((project / "logs").glob("*/eval_val.json")).parent
-    miou = json.loads((run_dir / "eval_val.json").read_text())["miou"]
-    print(f"demo: val miou {miou:.4f}, training {train_seconds:.0f}s\n{out}")
-    assert miou >= 0.85
+    scores = json.loads(next((project / "logs").glob("*/eval_val.json")).read_text())
+    shown = ", ".join(f"{k} {scores[k]:.4f}" for k in minimum)
+    print(f"demo {task}/{framework}: {shown}, training {train_seconds:.0f}s\n{out}")
+    for key, low in minimum.items():
+        assert scores[key] >= low, f"{key} {scores[key]:.4f} < {low}"
+    assert train_seconds <= 6 * 60 * 1.25, f"training took {train_seconds:.0f}s"

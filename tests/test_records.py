@@ -227,3 +227,20 @@ def test_reader_refuses_records_of_another_schema(built_project: Path, tmp_path:
     (folder / "dataset_info.json").unlink()
     with pytest.raises(DatasetError, match="has not been built"):
         open_dataset(folder, get_schema("segmentation"))
+
+
+def test_an_edited_source_file_rewrites_its_shard(small_project: Path) -> None:
+    out = small_project / "datasets/shapes/tfrecords"
+    assert _build(small_project, "--shard-size", "3").returncode == 0
+    mask = small_project / "datasets/shapes/annotations/train/train_00004.png"
+    ids = np.array(Image.open(mask))
+    ids[:] = 2
+    Image.fromarray(ids).save(mask)
+    proc = _build(small_project, "--shard-size", "3")
+    assert "1 shards written" in proc.stdout, proc.stdout  # only the shard holding the edited mask
+    spec = {"image/filename": tf.io.FixedLenFeature((), tf.string),
+            "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string)}
+    for record in _records(sorted(out.glob("shapes_train-*.tfrecord"))):
+        ex = tf.io.parse_single_example(record, spec)
+        if ex["image/filename"].numpy().endswith(b"train_00004.jpg"):
+            assert (tf.io.decode_png(ex["image/segmentation/class/encoded"]).numpy() == 2).all()

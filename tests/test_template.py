@@ -37,3 +37,12 @@ def test_dataset_scaffold_records_its_own_answers(shapes_project: Path) -> None:
     build = shapes_project / "datasets/build_shapes_to_tfrecord.py"
     py_compile.compile(str(build), doraise=True)
     assert 'CLASSES = ["background", "circle", "square", "triangle"]' in build.read_text()
+
+
+def test_copier_preset_choices_match_the_presets() -> None:
+    from conftest import REPO
+    from skelgen_runtime.presets import preset_names
+
+    questions = yaml.safe_load((REPO / "copier.yml").read_text())
+    assert sorted(questions["preset"]["choices"].values()) == preset_names()
+    assert questions["task"]["choices"] == list(TASKS) and questions["framework"]["choices"] == list(FRAMEWORKS)

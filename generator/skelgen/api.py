@@ -116,6 +116,8 @@ def add_dataset(
     Returns:
         The dataset folder ``PROJECT/datasets/NAME``.
     """
+    if preset is None and name in PRESETS and not name.isidentifier():
+        preset, name = name, name.replace("-", "_")  # add-dataset pascal-voc -> datasets/pascal_voc
     validate_name(name, kind="dataset")
     root = find_project(project)
     answers = read_answers(root / PROJECT_ANSWERS)
@@ -153,6 +155,9 @@ def add_dataset(
     }
     written = [answers_file, root / "datasets" / f"build_{name}_to_tfrecord.py",
                root / "datasets" / f"tfrecord2image_{name}_format.py"]
+    # configs the dataset scaffold adds for some presets (BraTS: its 2D and 3D modes); never one the user has
+    written += [p for p in (root / "configs" / f"{name}_{mode}.yaml" for mode in ("2d", "3d"))
+                if spec.name == "brats" and not p.exists()]
     try:
         _copy(data, root)
         if spec.builtin:

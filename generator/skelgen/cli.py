@@ -13,6 +13,7 @@ import click
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import SkelgenError
+from skelgen_runtime.presets import preset_names
 
 __all__ = ["main", "cli"]
 
@@ -87,7 +88,8 @@ def new_cmd(name, task, framework, workspace, defaults) -> None:
 
 @cli.command("add-dataset")
 @click.argument("name", required=False)
-@click.option("--preset", type=str, help="Layout of the raw data (default: NAME when NAME is a known dataset): shapes.")
+@click.option("--preset", type=str,
+              help=f"Layout of the raw data (default: NAME when NAME is a known dataset): {', '.join(preset_names())}.")
 @click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="The project, or any folder inside it.")
 @click.option("--source", type=click.Path(path_type=Path, file_okay=False),

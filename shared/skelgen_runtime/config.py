@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skelgen_runtime.errors import ConfigError
 
@@ -21,6 +21,7 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
+    "SegmentationDataConfig",
     "SegmentationConfig",
     "ClassificationConfig",
     "DetectionConfig",
@@ -90,14 +91,43 @@ class TrainConfig(_Section):
     seed: int = 42
 
 
+class SegmentationDataConfig(DataConfig):
+    """Segmentation data; the keys after ``augment`` only matter for volume datasets (BraTS).
+
+    See :mod:`skelgen_runtime.preprocessing.volume`: ``mode`` 2d trains on axial slices resized to
+    ``image_size``, 3d on patches of ``patch_size`` ``(D, H, W)`` (with ``model.name: unet3d``).
+    """
+
+    mode: Literal["2d", "3d"] = Field("2d", description="volumes: 2d axial slices or 3d patches")
+    patch_size: tuple[int, int, int] = Field((64, 64, 64), description="volumes, 3d: patch (D, H, W) in voxels")
+    modalities: list[str] | None = Field(None, description="volumes: channels to use, e.g. [flair, t1ce]; null: all")
+    samples_per_case: int = Field(4, ge=1, description="volumes: slices or patches drawn per case and epoch")
+    foreground_fraction: float = Field(0.5, ge=0, le=1, description="volumes: share of samples centred on tumour")
+
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 8:
+            raise ValueError("every side must be at least 8 voxels")
+        return v
+
+
 class SegmentationConfig(_Section):
     """The whole configuration of a segmentation experiment."""
 
     experiment: str = "default"
     task: Literal["segmentation"] = "segmentation"
-    data: DataConfig = DataConfig()
+    data: SegmentationDataConfig = SegmentationDataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _model_fits_mode(self) -> "SegmentationConfig":
+        if self.model.name == "unet3d" and self.data.mode != "3d":
+            raise ValueError("model.name unet3d needs data.mode: 3d (3D patches of a volume dataset)")
+        if self.data.mode == "3d" and self.model.name == "unet":
+            raise ValueError("data.mode 3d needs a 3D model: set model.name: unet3d")
+        return self
 
 
 class ClassificationAugmentConfig(_Section):

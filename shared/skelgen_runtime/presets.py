@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from skelgen_runtime.errors import UserInputError
-from skelgen_runtime.published_classes import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
+from skelgen_runtime.published_classes import ADE20K_CLASSES, BRATS_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
 
 __all__ = ["DatasetPreset", "PRESETS", "get_preset", "preset_names"]
 
@@ -77,6 +77,38 @@ PRESETS: dict[str, DatasetPreset] = {
             readers={"segmentation": "Ade20kSource"},
             description="ADE20K SceneParsing ADEChallengeData2016 (150 classes; 0 = other, ignored)",
             classes={"segmentation": ADE20K_CLASSES},
+        ),
+        DatasetPreset(
+            name="brats",
+            readers={"segmentation": "BratsSource"},
+            description="BraTS brain-tumour MRI 2018-2023+ or MSD Task01_BrainTumour: 3D NIfTI, 4 modalities, "
+            "release detected from the folder (labels mapped to 4 classes; val = a holdout of the labelled cases)",
+            classes={"segmentation": BRATS_CLASSES},
+        ),
+        DatasetPreset(
+            name="pascal-voc",
+            readers={"detection": "PascalVocSource"},
+            description="PASCAL VOC detection (VOC2007/VOC2012 Annotations/*.xml with difficult flags, "
+            "ImageSets/Main splits)",
+            classes={"detection": VOC2012_CLASSES[1:]},
+        ),
+        # the layouts users collect themselves; classes are read from the data where the layout names them
+        DatasetPreset(
+            name="imagefolder",
+            readers={"classification": "ImageFolderSource"},
+            description="folder per class: data/{train,val}/<class>/*.jpg, data/pred/*.jpg "
+            "(classes = the train folders, sorted)",
+        ),
+        DatasetPreset(
+            name="custom",
+            readers={
+                "segmentation": "ImagesMasksSource",
+                "classification": "ImageFolderSource",
+                "detection": "CocoSource",
+            },
+            description="your own data in the plain layout of the project's task (images + label PNGs, "
+            "folder per class, or COCO JSON); the build script's make_source() is yours to edit",
+            classes={"segmentation": ("background", "foreground")},
         ),
     )
 }

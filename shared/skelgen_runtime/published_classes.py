@@ -11,6 +11,8 @@ Sources:
   colour). ``*_gtFine_labelIds.png`` holds labelIds; training uses the 19 trainIds, 255 = void.
 - ADE20K SceneParsing (``ADEChallengeData2016``): ``objectInfo150.csv`` order (first synonym of
   each entry); annotations hold 1..150, 0 = "other objects" (not evaluated).
+- BraTS / MSD Task01_BrainTumour: one canonical class order for every release (their files use
+  other ids; :mod:`skelgen_runtime.sources.brats` maps them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "CITYSCAPES_LABEL_IDS",
     "CITYSCAPES_COLORS",
     "ADE20K_CLASSES",
+    "BRATS_CLASSES",
 ]
 
 VOC2012_CLASSES: tuple[str, ...] = (
@@ -96,3 +99,6 @@ ADE20K_CLASSES: tuple[str, ...] = (
     "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan", "fan",
     "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator", "glass", "clock", "flag",
 )
+
+#: training ids 0..3 of every BraTS release (2018-2021 files: 0, 1, 2, 4; 2023+: 0..3; MSD: 0, 2, 1, 3)
+BRATS_CLASSES: tuple[str, ...] = ("background", "necrotic tumor core", "peritumoral edema", "enhancing tumor")

@@ -1,7 +1,8 @@
 """Records back to pictures: what a generated ``tfrecord2image_DATASET_format.py`` runs.
 
 For each of the first ``--num`` records of a split it writes ``<name>.png`` (the image beside the
-image with its label drawn over it) and a ``grid.png`` of all of them.
+image with its label drawn over it) and a ``grid.png`` of all of them. Volume records (BraTS) are
+drawn as montages of axial slices per modality (:mod:`skelgen_runtime.viz_volume`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,30 @@ from skelgen_runtime.errors import UserInputError, exit_on_error
 __all__ = ["render_examples", "main"]
 
 
+def _captioned(image: np.ndarray, text: str) -> np.ndarray:
+    """The image, enlarged to at least 128 px, with ``text`` written in its top-left corner."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray(image)
+    scale = max(1, -(-128 // max(picture.size)))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    ImageDraw.Draw(picture).text((4, 4), text, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(picture)
+
+
 def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> list[Path]:
     """Write the pictures of the first ``num`` records of ``split``; return the files written."""
     from PIL import Image
 
+    from skelgen_runtime.records.info import load_info
     from skelgen_runtime.records.reader import open_dataset, read_split
     from skelgen_runtime.viz import grid, overlay
 
+    info = load_info(folder)
+    if info.schema == "volume_segmentation" and schema.name != info.schema:  # BraTS in a segmentation project
+        from skelgen_runtime.viz_volume import render_volumes
+
+        return render_volumes(info, split, num, out)
     info = open_dataset(folder, schema)
     colors = info.label_map.colors
     out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +49,9 @@ def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> li
     for example in read_split(info, schema, split, training=False).take(num):
         image = example["image"].numpy()
         name = Path(example["filename"].numpy().decode()).stem
-        if "label" in example:
+        if "label" in example and example["label"].shape.rank == 0:  # classification: the class name on top
+            picture = _captioned(image, info.label_map.names[int(example["label"]) - info.label_map.first_id])
+        elif "label" in example:
             drawn = overlay(image, example["label"].numpy()[..., 0], colors, ignore_label=info.label_map.ignore_label)
             picture = np.concatenate([image, drawn], axis=1)
         elif "boxes" in example:  # detection: the image beside the image with its boxes and class names

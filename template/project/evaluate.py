@@ -31,12 +31,12 @@ def main(argv=None) -> None:
         from skelgen_runtime.config import load_config
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.runs import find_run
-        from skelgen_runtime.tasks import get_task
+        from skelgen_runtime.tasks import get_task_for
 
-        task = get_task(TASK)
         run = find_run(ROOT, args.run)
         config = load_config(run.config_file, task=TASK)
         info = data_generator.dataset_info(config.data)
+        task = get_task_for(TASK, info.schema)
         if not info.is_labelled(args.split):
             raise DatasetError(f"split {args.split!r} has no labels to evaluate against")
         model = keras.models.load_model(run.final_model, compile=False)

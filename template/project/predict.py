@@ -1,4 +1,6 @@
-"""Predict label maps with a trained run: one label PNG and one overlay PNG per image.
+"""Predict with a trained run (segmentation: a label PNG and an overlay PNG per image;
+classification: predictions.csv and a labelled picture per image; detection: COCO-format
+predictions.json and a picture with boxes per image).
 
     python predict.py --run latest --split pred --output predictions/
     python predict.py --run latest --input photo.jpg --output predictions/
@@ -34,15 +36,19 @@ def main(argv=None) -> None:
         from skelgen_runtime.config import load_config
         from skelgen_runtime.runs import find_run
         from skelgen_runtime.sources.images_masks import iter_images
-        from skelgen_runtime.tasks import get_task
+        from skelgen_runtime.tasks import get_task_for
 
-        task = get_task(TASK)
         run = find_run(ROOT, args.run)
         config = load_config(run.config_file, task=TASK)
         info = data_generator.dataset_info(config.data)
+        task = get_task_for(TASK, info.schema)
         model = keras.models.load_model(run.final_model, compile=False)
+        # tasks whose inputs are not RGB images (volumes) say how to read them
+        read_inputs, predict_item = getattr(task, "read_inputs", None), getattr(task, "predict_item", None)
         if args.input is not None:
-            items = iter_images(args.input)
+            items = read_inputs(args.input, info) if read_inputs else iter_images(args.input)
+        elif predict_item is not None:
+            items = (predict_item(e, info) for e in data_generator.raw_dataset(info, args.split))
         else:
             items = ((Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
                      for e in data_generator.raw_dataset(info, args.split))

@@ -145,6 +145,7 @@ def build_dataset(
         },
         "skipped": [{"file": f, "reason": why} for f, why in skipped],
         "source": str(source.root),
+        **({"source_info": source.describe()} if hasattr(source, "describe") else {}),  # e.g. the detected release
         "build_options": {"max_examples": max_examples, "skip_bad": skip_bad, "shard_size": shard_size},
         "skelgen_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -186,9 +187,11 @@ def main(
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes (default: all cores)")
     parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
-    parser.add_argument("--shard-size", type=int, default=256, help="examples per shard (default: 256)")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="examples per shard (default: the reader's default_shard_size, else 256)")
     parser.add_argument("--splits", nargs="+", default=None, help="splits to build (default: all found)")
-    parser.add_argument("--compression", choices=["GZIP", "ZLIB"], default=None, help="compress the shards")
+    parser.add_argument("--compression", choices=["GZIP", "ZLIB"], default=None,
+                        help="compress the shards (default: the reader's default_compression, else none)")
     args = parser.parse_args(argv)
     with exit_on_error():
         try:
@@ -207,9 +210,11 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
             raise DatasetError(f"{name} must be at least 1, got {value}")
     if not args.source.is_dir():
         raise DatasetError(f"source folder {args.source} does not exist; pass --source RAW_DIR")
-    schema = get_schema(schema_task)
+    source = make_source(args.source.resolve())
+    # a reader may write another schema than the project's task, e.g. volumes (BraTS) in a segmentation project
+    schema = get_schema(getattr(source, "record_schema", None) or schema_task)
     report = build_dataset(
-        make_source(args.source.resolve()),
+        source,
         args.out,
         schema=schema.name,
         schema_version=schema.version,
@@ -219,8 +224,8 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         workers=args.workers,
         max_examples=args.max_examples,
         skip_bad=args.skip_bad,
-        shard_size=args.shard_size,
-        compression=args.compression,
+        shard_size=args.shard_size or getattr(source, "default_shard_size", 256),
+        compression=args.compression or getattr(source, "default_compression", None),
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
     print(f"built {dataset}: {counts} ({report.written_shards} shards written, {report.reused_shards} reused)")

@@ -76,13 +76,22 @@ class ShardResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _stamp(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def plan_shards(
     items: list[SourceItem], *, out_dir: Path, prefix: str, split: str, shard_size: int, salt: str
 ) -> list[ShardPlan]:
     """Cut ``items`` into ``ceil(len/shard_size)`` contiguous shards with deterministic names.
 
-    ``salt`` (build options that change record content) enters every shard's fingerprint, so a
-    rebuild with other options rewrites shards instead of keeping stale ones.
+    ``salt`` (build options that change record content) and each source file's size and
+    modification time enter every shard's fingerprint, so a rebuild with other options or after a
+    file was edited rewrites the shards concerned instead of keeping stale ones.
     """
     num = max(1, math.ceil(len(items) / shard_size))
     per = math.ceil(len(items) / num)
@@ -93,7 +102,7 @@ def plan_shards(
         for item in chunk:
             digest.update(item.key.encode() + b"\0")
             for name, path in sorted(item.files.items()):
-                digest.update(f"{name}={path}\0".encode())
+                digest.update(f"{name}={path}:{_stamp(path)}\0".encode())
         name = f"{prefix}_{split}-{i:05d}-of-{num:05d}.tfrecord"
         plans.append(ShardPlan(out_dir / name, split, chunk, digest.hexdigest()))
     return plans

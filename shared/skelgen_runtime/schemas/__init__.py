@@ -19,6 +19,8 @@ SCHEMA_MODULES = {
     "segmentation": "skelgen_runtime.schemas.segmentation",
     "detection": "skelgen_runtime.schemas.detection",
     "classification": "skelgen_runtime.schemas.classification",
+    # not a project task: the records of multi-modal 3D datasets (BraTS) that segmentation projects read
+    "volume_segmentation": "skelgen_runtime.schemas.volume",
 }
 
 

@@ -90,7 +90,9 @@ def encode_example(
     }
     if boxes is not None:
         n = len(boxes)
-        lengths = {len(labels), len(texts), len(is_crowd), len(areas)} | ({len(difficult)} if difficult is not None else set())
+        lengths = {len(labels), len(texts), len(is_crowd), len(areas)}
+        if difficult is not None:
+            lengths.add(len(difficult))
         if lengths != {n}:
             raise ValueError(f"per-object lists of {filename} have different lengths ({n} boxes)")
         for k, name in enumerate(("ymin", "xmin", "ymax", "xmax")):
@@ -139,7 +141,8 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out["is_crowd"] = tf.cast(_dense(parsed, "image/object/is_crowd"), tf.bool)
         out["area"] = _dense(parsed, "image/object/area")
         n = tf.shape(out["classes"])[0]
-        difficult = _dense(parsed, "image/object/difficult") if "image/object/difficult" in parsed else tf.zeros([0], tf.int64)
+        key = "image/object/difficult"
+        difficult = _dense(parsed, key) if key in parsed else tf.zeros([0], tf.int64)
         # the key is optional: an absent list decodes as all False rather than a length mismatch
         out["difficult"] = tf.cond(
             tf.equal(tf.shape(difficult)[0], n),

@@ -11,6 +11,8 @@ from skelgen_runtime.sources.images_masks import ImagesMasksSource
 from skelgen_runtime.sources.voc2012 import Voc2012Source
 from skelgen_runtime.sources.cityscapes import CityscapesSource
 from skelgen_runtime.sources.ade20k import Ade20kSource
+from skelgen_runtime.sources.brats import BratsSource
+from skelgen_runtime.sources.pascal_voc import PascalVocSource
 
 __all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource", "ImageFolderSource",
-           "CocoSource", "Voc2012Source", "CityscapesSource", "Ade20kSource"]
+           "CocoSource", "Voc2012Source", "CityscapesSource", "Ade20kSource", "BratsSource", "PascalVocSource"]

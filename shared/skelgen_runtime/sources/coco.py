@@ -41,6 +41,9 @@ from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, read_image
 
 __all__ = ["CocoSource", "CocoItem", "CocoAnnotation", "clip_box"]
 
+#: a COCO box ``(x, y, width, height)`` in pixels
+Box = tuple[float, float, float, float]
+
 
 @dataclass(frozen=True)
 class CocoAnnotation:
@@ -48,7 +51,7 @@ class CocoAnnotation:
 
     id: int
     category_id: int
-    bbox: tuple[float, float, float, float]
+    bbox: Box
     area: float | None
     iscrowd: int
 
@@ -62,7 +65,7 @@ class CocoItem(SourceItem):
     annotations: tuple[CocoAnnotation, ...] = ()
 
 
-def clip_box(bbox: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float] | None:
+def clip_box(bbox: Box, width: int, height: int) -> Box | None:
     """Clip a COCO ``(x, y, w, h)`` pixel box to the image; ``None`` when nothing of positive size is left."""
     x, y, w, h = bbox
     if not (w > 0 and h > 0):
@@ -87,7 +90,7 @@ class CocoSource:
     image_dir: str = "data"
     annotation_dir: str = "annotations"
     unlabelled_splits: tuple[str, ...] = ("pred",)
-    #: split -> {COCO category id: contiguous label}, filled by :meth:`items`
+    #: annotation file stem -> {COCO category id: label id}, filled by :meth:`items`
     _category_labels: dict[str, dict[int, int]] = field(default_factory=dict, init=False, repr=False)
 
     def splits(self) -> list[str]:
@@ -119,8 +122,10 @@ class CocoSource:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise DatasetError(f"{path} is not readable JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{path} is not a COCO instances file: it holds a {type(data).__name__}, not an object")
         missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
-        if not isinstance(data, dict) or missing:
+        if missing:
             raise DatasetError(f"{path} is not a COCO instances file: it has no list {', '.join(missing)}")
         return data
 
@@ -141,13 +146,13 @@ class CocoSource:
                     iscrowd=int(a.get("iscrowd", 0)),
                 )
                 if len(ann.bbox) != 4 or not all(math.isfinite(v) for v in ann.bbox):
-                    raise DatasetError(f"{path}: annotation {ann.id} has bbox {a['bbox']}; expected 4 numbers [x, y, w, h]")
+                    raise DatasetError(f"{path}: annotation {ann.id} has bbox {a['bbox']}; "
+                                       "expected 4 numbers [x, y, w, h]")
                 if int(a["image_id"]) not in by_image:
-                    raise DatasetError(f"{path}: annotation {ann.id} refers to image {a['image_id']}, which is not listed")
+                    raise DatasetError(f"{path}: annotation {ann.id} refers to image {a['image_id']}, "
+                                       "which is not listed")
                 by_image[int(a["image_id"])].append(ann)
         except (KeyError, TypeError, ValueError) as err:
-            if isinstance(err, DatasetError):
-                raise
             raise DatasetError(f"{path} has a malformed entry ({type(err).__name__}: {err})") from None
         self._map_categories(names, path)
         listed = set()
@@ -160,7 +165,8 @@ class CocoSource:
                                   image_id=image_id, size=size, annotations=tuple(by_image[image_id])))
         unlisted = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in listed]
         if unlisted:
-            _warn(f"{len(unlisted)} images in {folder} are not listed in {path} and are left out (e.g. {unlisted[0].name})")
+            _warn(f"{len(unlisted)} images in {folder} are not listed in {path} and are left out "
+                  f"(e.g. {unlisted[0].name})")
         return sorted(items, key=lambda it: it.key)
 
     def _map_categories(self, names: dict[int, str], path: Path) -> None:

@@ -18,20 +18,12 @@ from skelgen_runtime.errors import DatasetError
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, read_image
 
-__all__ = ["ImageFolderSource", "discover_classes"]
+__all__ = ["ImageFolderSource"]
 
 
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
-def discover_classes(root: Path, split: str = "train") -> list[str]:
-    """Class names of ``ROOT/data/SPLIT/<class>/`` folders, sorted (for datasets without a class list)."""
-    folder = root / "data" / split
-    if not folder.is_dir():
-        raise DatasetError(f"no folder {folder}; expected {folder}/<class name>/*.jpg")
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @dataclass
@@ -42,6 +34,14 @@ class ImageFolderSource:
     label_map: LabelMap
     image_dir: str = "data"
     unlabelled_splits: tuple[str, ...] = ("pred",)
+
+    @staticmethod
+    def discover_classes(root: Path, split: str = "train") -> list[str]:
+        """Class names of the ``ROOT/data/SPLIT/<class>/`` folders, sorted (when no class list is given)."""
+        folder = root / "data" / split
+        if not folder.is_dir():
+            raise DatasetError(f"no folder {folder}; expected {folder}/<class name>/*.jpg")
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def splits(self) -> list[str]:
         base = self.root / self.image_dir

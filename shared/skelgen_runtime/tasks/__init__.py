@@ -9,6 +9,11 @@ Each task module exposes the same names, which the generated scripts call:
 - ``report(result, info) -> str``: the printed table.
 - ``write_artifacts(result, info, out_dir, split) -> list[Path]`` (optional): pictures of the scores.
 - ``predict(model, items, config, info, out_dir) -> str``: writes predictions, returns a summary.
+- ``predict_item(example, info)``, ``read_inputs(path, info)`` (optional): the items ``predict`` takes
+  when they are not ``(name, RGB image)``: from a decoded record, and from ``predict.py --input``.
+
+The scripts pick the module with :func:`get_task_for`: the project's task, unless the dataset's
+records have a task module of their own (``volume_segmentation`` records in a segmentation project).
 
 Importing this package does not import TensorFlow; :func:`get_task` does.
 """
@@ -20,13 +25,16 @@ from types import ModuleType
 
 from skelgen_runtime.errors import UserInputError
 
-__all__ = ["TASK_MODULES", "get_task"]
+__all__ = ["TASK_MODULES", "SCHEMA_TASKS", "get_task", "get_task_for"]
 
 TASK_MODULES = {
     "segmentation": "skelgen_runtime.tasks.segmentation",
     "detection": "skelgen_runtime.tasks.detection",
     "classification": "skelgen_runtime.tasks.classification",
+    "volume_segmentation": "skelgen_runtime.tasks.volume_segmentation",
 }
+#: record schemas with a task module of their own, whatever the project's task (volumes in a segmentation project)
+SCHEMA_TASKS = {"volume_segmentation": "volume_segmentation"}
 
 
 def get_task(name: str) -> ModuleType:
@@ -35,3 +43,8 @@ def get_task(name: str) -> ModuleType:
         return importlib.import_module(TASK_MODULES[name])
     except KeyError:
         raise UserInputError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASK_MODULES))}") from None
+
+
+def get_task_for(task: str, schema: str) -> ModuleType:
+    """The task module for a ``task`` project reading records of ``schema`` (``dataset_info.json``'s schema)."""
+    return get_task(SCHEMA_TASKS.get(schema, task))

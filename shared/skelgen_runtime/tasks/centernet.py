@@ -115,7 +115,7 @@ def make_loss(
     def centernet_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         y_true = tf.cast(y_true, tf.float32)
         y_pred = tf.cast(y_pred, tf.float32)
-        if y_true.shape[-1] is not None and y_true.shape[-1] != c + 5 or y_pred.shape[-1] not in (None, c + 4):
+        if y_true.shape[-1] not in (None, c + 5) or y_pred.shape[-1] not in (None, c + 4):
             raise ConfigError(
                 f"detection targets have {y_true.shape[-1]} channels and the model outputs {y_pred.shape[-1]}; "
                 f"expected {c + 5} and {c + 4} for {c} classes (is model.num_classes right?)"

@@ -45,6 +45,8 @@ MONITOR_MODE = "min"
 EVAL_SCORE_THRESHOLD = 0.01
 PREDICT_SCORE_THRESHOLD = 0.05
 DRAW_SCORE_THRESHOLD = 0.3
+#: at most this many records are read to find the dataset's image ids for ``predictions.json``
+MAX_ID_SCAN = 50_000
 
 
 def loss(config, info):
@@ -116,24 +118,28 @@ def report(result: dict, info) -> str:
     return "\n".join(lines)
 
 
-def _record_image_ids(info) -> dict[str, int]:
-    """File stem -> numeric ``image/source_id`` over every split's records (stems found twice are left out)."""
+def _record_image_ids(info, names: set[str], max_records: int = MAX_ID_SCAN) -> dict[str, int]:
+    """File stem -> numeric ``image/source_id`` of the records named in ``names``.
+
+    Reads only two keys, smallest split first, and stops once every name is found or
+    ``max_records`` records were read (so predicting files from outside a large dataset stays cheap).
+    """
     spec = {"image/filename": tf.io.FixedLenFeature([], tf.string),
             "image/source_id": tf.io.FixedLenFeature([], tf.string)}
     ids: dict[str, int] = {}
-    clashes: set[str] = set()
-    for split in info.data["splits"]:
+    read = 0
+    for split in sorted(info.data["splits"], key=info.count):
+        if not names - set(ids) or read >= max_records:
+            break
         files = [str(f) for f in info.split_files(split)]
-        for record in tf.data.TFRecordDataset(files, compression_type=info.compression or ""):
+        for record in tf.data.TFRecordDataset(files, compression_type=info.compression or "").take(max_records - read):
+            read += 1
             parsed = tf.io.parse_single_example(record, spec)
             stem = Path(parsed["image/filename"].numpy().decode()).stem
             source_id = parsed["image/source_id"].numpy().decode()
-            if not source_id.isdigit():
-                continue
-            if stem in ids and ids[stem] != int(source_id):
-                clashes.add(stem)
-            ids.setdefault(stem, int(source_id))
-    return {k: v for k, v in ids.items() if k not in clashes}
+            if stem in names and source_id.isdigit():
+                ids.setdefault(stem, int(source_id))
+    return ids
 
 
 def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
@@ -141,8 +147,8 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
 
     ``predictions.json`` is a COCO result list (``COCO.loadRes`` reads it): ``image_id`` (the
     record's ``image/source_id`` when the image is one of the dataset's, else its 1-based position
-    in this run), ``file_name``, ``category_id`` in the dataset's own category ids, ``bbox``
-    ``[x, y, w, h]`` in pixels of the image, and ``score``.
+    in this run), ``file_name`` (``NAME``: the file name without extension), ``category_id`` in the
+    dataset's own category ids, ``bbox`` ``[x, y, w, h]`` in pixels of the image, and ``score``.
     """
     from PIL import Image
 
@@ -151,7 +157,6 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
     label_map = info.label_map
     first = label_map.first_id
     source_ids = label_map.source_ids or tuple(range(first, first + label_map.num_classes))
-    known_ids = _record_image_ids(info)
     results, n = [], 0
     for position, (name, image) in enumerate(items, start=1):
         height, width = image.shape[:2]
@@ -160,9 +165,8 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         k = int(found["num_detections"][0])
         boxes, scores, classes = found["boxes"][0, :k], found["scores"][0, :k], found["classes"][0, :k]
         pixels = boxes_to_pixels(boxes, height, width)
-        image_id = known_ids.get(name, position)
         for (x0, y0, x1, y1), score, cls in zip(pixels, scores, classes):
-            results.append({"image_id": image_id, "file_name": name, "category_id": int(source_ids[cls - first]),
+            results.append({"image_id": position, "file_name": name, "category_id": int(source_ids[cls - first]),
                             "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
                             "score": round(float(score), 4)})
         shown = scores >= DRAW_SCORE_THRESHOLD
@@ -170,5 +174,8 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         colors = [label_map.colors[c - first] for c in classes[shown]]
         Image.fromarray(draw_boxes(image, pixels[shown], captions, colors)).save(out_dir / f"{name}_boxes.png")
         n += 1
+    known = _record_image_ids(info, {r["file_name"] for r in results})
+    for r in results:
+        r["image_id"] = known.get(r["file_name"], r["image_id"])
     (out_dir / "predictions.json").write_text(json.dumps(results))
     return f"wrote {n} pictures with boxes and {len(results)} detections in predictions.json"

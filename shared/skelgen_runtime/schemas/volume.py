@@ -1,0 +1,163 @@
+"""Multi-modal 3D segmentation records (BraTS and similar): one case per record, lossless.
+
+===============================  ======  =========================================================
+key                              type    content
+===============================  ======  =========================================================
+``volume/encoded``               bytes   the modalities as one raw little-endian array ``(D, H, W, C)``
+                                         in ``volume/dtype`` (the files' own dtype: nothing rounded)
+``volume/dtype``                 bytes   NumPy dtype name of ``volume/encoded``, one of :data:`DTYPES`
+``volume/shape``                 int64   ``[D, H, W, C]``
+``volume/spacing``               float   voxel size in mm, ``[D, H, W]`` order
+``volume/affine``                float   the NIfTI affine (voxel ``(i, j, k)`` -> mm), 16 values, row-major
+``volume/nifti_header``          bytes   the reference image's NIfTI header (348 bytes for NIfTI-1)
+``volume/case_id``               bytes   the case id, e.g. ``BraTS2021_00000``
+``volume/modalities``            bytes   comma-separated modality names in channel order
+``volume/release``               bytes   which layout the case came from, e.g. ``brats2021``
+``volume/label/encoded``         bytes   raw ``uint8`` array ``(D, H, W)`` of contiguous training ids
+``volume/label/format``          bytes   ``raw``
+===============================  ======  =========================================================
+
+Axes: arrays are stored ``(D, H, W)`` = NIfTI ``(k, j, i)``, i.e. the NIfTI data array transposed
+with ``(2, 1, 0)``, so that ``volume[d]`` is the ``d``-th axial slice of a BraTS volume.
+:func:`to_nifti_axes` turns a ``(D, H, W)`` array back into the NIfTI array order.
+
+Records of unlabelled cases carry no ``volume/label/*`` keys. Shards of this schema are written
+GZIP-compressed (:data:`COMPRESSION`): raw volumes compress several-fold.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, float_feature, int64_feature
+
+__all__ = ["SCHEMA", "NAME", "COMPRESSION", "DTYPES", "encode_example", "decode", "to_nifti_axes", "from_nifti_axes"]
+
+NAME = "volume_segmentation"
+COMPRESSION = "GZIP"
+#: dtypes ``volume/encoded`` may hold (what ``tf.io.decode_raw`` can read)
+DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64")
+
+_VOLUME_SPEC = {
+    "volume/encoded": tf.io.FixedLenFeature([], tf.string),
+    "volume/dtype": tf.io.FixedLenFeature([], tf.string),
+    "volume/shape": tf.io.FixedLenFeature([4], tf.int64),
+    "volume/spacing": tf.io.FixedLenFeature([3], tf.float32),
+    "volume/affine": tf.io.FixedLenFeature([16], tf.float32),
+    "volume/nifti_header": tf.io.FixedLenFeature([], tf.string),
+    "volume/case_id": tf.io.FixedLenFeature([], tf.string),
+    "volume/modalities": tf.io.FixedLenFeature([], tf.string),
+    "volume/release": tf.io.FixedLenFeature([], tf.string),
+}
+_LABEL_SPEC = {
+    "volume/label/encoded": tf.io.FixedLenFeature([], tf.string),
+    "volume/label/format": tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def to_nifti_axes(array: np.ndarray) -> np.ndarray:
+    """``(D, H, W, ...)`` record order -> NIfTI ``(i, j, k, ...)`` array order (a view)."""
+    return np.swapaxes(array, 0, 2)
+
+
+def from_nifti_axes(array: np.ndarray) -> np.ndarray:
+    """NIfTI ``(i, j, k, ...)`` array order -> ``(D, H, W, ...)`` record order (a view)."""
+    return np.swapaxes(array, 0, 2)
+
+
+def encode_example(
+    *,
+    volume: np.ndarray,
+    spacing: Sequence[float],
+    affine: np.ndarray,
+    nifti_header: bytes,
+    case_id: str,
+    modalities: Sequence[str],
+    release: str,
+    label: np.ndarray | None,
+) -> tf.train.Example:
+    """Build one record.
+
+    Args:
+        volume: ``(D, H, W, C)`` in one of :data:`DTYPES`.
+        spacing: mm per voxel along D, H, W.
+        affine: ``(4, 4)`` NIfTI affine.
+        nifti_header: header bytes to write predictions with.
+        label: ``(D, H, W)`` uint8 training ids, or ``None`` for an unlabelled case.
+    """
+    if volume.ndim != 4 or volume.shape[-1] != len(modalities):
+        raise ValueError(f"volume of shape {volume.shape} does not hold {len(modalities)} modalities (D, H, W, C)")
+    if volume.dtype.name not in DTYPES:
+        raise ValueError(f"volume dtype {volume.dtype} is not one of {DTYPES}")
+    if label is not None and (label.shape != volume.shape[:3] or label.dtype != np.uint8):
+        raise ValueError(f"label must be uint8 {volume.shape[:3]}, got {label.dtype} {label.shape}")
+    little = volume.dtype.newbyteorder("<")
+    feature = {
+        "volume/encoded": bytes_feature(np.ascontiguousarray(volume, dtype=little).tobytes()),
+        "volume/dtype": bytes_feature(volume.dtype.name.encode()),
+        "volume/shape": int64_feature([int(s) for s in volume.shape]),
+        "volume/spacing": float_feature([float(s) for s in spacing]),
+        "volume/affine": float_feature([float(v) for v in np.asarray(affine, dtype=np.float64).reshape(16)]),
+        "volume/nifti_header": bytes_feature(bytes(nifti_header)),
+        "volume/case_id": bytes_feature(case_id.encode()),
+        "volume/modalities": bytes_feature(",".join(modalities).encode()),
+        "volume/release": bytes_feature(release.encode()),
+    }
+    if label is not None:
+        feature["volume/label/encoded"] = bytes_feature(np.ascontiguousarray(label).tobytes())
+        feature["volume/label/format"] = bytes_feature(b"raw")
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _decode_volume(encoded: tf.Tensor, dtype: tf.Tensor) -> tf.Tensor:
+    """Raw bytes in any of :data:`DTYPES` -> flat float32 (exact for the integer types up to 16 bits and float32)."""
+    names = tf.constant(DTYPES)
+    index = tf.argmax(tf.cast(tf.equal(names, dtype), tf.int32), output_type=tf.int32)
+    tf.debugging.assert_equal(tf.reduce_any(tf.equal(names, dtype)), True,
+                              message="volume/dtype is not a known dtype")
+    branches = [
+        (lambda dt=dt: tf.cast(tf.io.decode_raw(encoded, tf.as_dtype(dt), little_endian=True), tf.float32))
+        for dt in DTYPES
+    ]
+    return tf.switch_case(index, branches)
+
+
+def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Decode parsed features.
+
+    Returns:
+        ``image``: float32 ``(D, H, W, C)`` (the stored values, cast); ``shape``: int32 ``[4]``;
+        ``spacing``: float32 ``[3]`` (mm, D/H/W); ``affine``: float32 ``(4, 4)``; ``nifti_header``,
+        ``case_id``, ``filename`` (= case id), ``modalities``, ``release``, ``dtype``: string scalars;
+        and, for labelled records, ``label``: uint8 ``(D, H, W, 1)`` of training ids.
+    """
+    shape = tf.cast(parsed["volume/shape"], tf.int32)
+    image = tf.reshape(_decode_volume(parsed["volume/encoded"], parsed["volume/dtype"]), shape)
+    out = {
+        "image": tf.ensure_shape(image, [None, None, None, None]),
+        "shape": shape,
+        "spacing": parsed["volume/spacing"],
+        "affine": tf.reshape(parsed["volume/affine"], [4, 4]),
+        "nifti_header": parsed["volume/nifti_header"],
+        "case_id": parsed["volume/case_id"],
+        "filename": parsed["volume/case_id"],
+        "modalities": parsed["volume/modalities"],
+        "release": parsed["volume/release"],
+        "dtype": parsed["volume/dtype"],
+    }
+    if "volume/label/encoded" in parsed:
+        label = tf.reshape(tf.io.decode_raw(parsed["volume/label/encoded"], tf.uint8), tf.concat([shape[:3], [1]], 0))
+        out["label"] = tf.ensure_shape(label, [None, None, None, 1])
+    return out
+
+
+SCHEMA = RecordSchema(
+    name=NAME,
+    version=1,
+    labelled_spec={**_VOLUME_SPEC, **_LABEL_SPEC},
+    unlabelled_spec=dict(_VOLUME_SPEC),
+    decode=decode,
+)

@@ -1,0 +1,262 @@
+"""Segmentation of multi-modal volumes (BraTS): loss, metrics, per-case evaluation, NIfTI predictions.
+
+The task module that segmentation projects use when their dataset holds ``volume_segmentation``
+records (:func:`skelgen_runtime.tasks.get_task_for`). Models are either 2D, mapping axial slices
+``(B, H, W, C)`` to logits ``(B, H, W, K)``, or 3D, mapping patches ``(B, D, H, W, C)`` to logits
+``(B, D, H, W, K)``; inference follows the model's input rank:
+
+- 2D: every axial slice, resized to the model's size (bilinear), logits resized back, argmax.
+- 3D: sliding window of the model's patch size with half-patch steps (the volume padded with 0 to at
+  least one patch), softmax probabilities averaged where windows overlap, argmax.
+
+Evaluation scores every case of the split at its own resolution: Dice and HD95 (mm) of the regions
+WT, TC and ET (:mod:`skelgen_runtime.metrics.volume` states HD95's definition and the empty-mask
+conventions), their means over cases, and mean IoU over all voxels. The regions are the release's
+(``skelgen_runtime.sources.brats.REGIONS``) mapped to training ids through the label map's source
+ids; for a dataset of another release each foreground class is its own region.
+
+Predictions are NIfTI label volumes ``CASE_ID.nii.gz`` (BraTS's submission naming) holding the
+release's own label ids (the label map's source ids), written with the case's own header and affine.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
+from skelgen_runtime.metrics.volume import mean_scores, score_case
+
+__all__ = ["MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "loss", "train_metrics", "regions", "predict_volume",
+           "evaluate", "score_predictions", "report", "write_artifacts", "predict_item", "read_inputs", "predict",
+           "write_prediction"]
+
+MONITOR = "val_miou"
+MONITOR_MODE = "max"
+HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances, mm"
+
+
+def loss(config, info):
+    """Voxel-wise cross-entropy plus soft Dice of the foreground classes; ignore-label voxels count in neither."""
+    ignore = info.label_map.ignore_label
+    num_classes = info.num_classes
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore)
+
+    def ce_dice(y_true, y_pred):
+        labels = tf.cast(y_true, tf.int32)
+        labels = tf.squeeze(labels, -1) if labels.shape.rank == y_pred.shape.rank else labels
+        valid = tf.cast(tf.not_equal(labels, ignore), y_pred.dtype)[..., None]
+        onehot = tf.one_hot(tf.where(labels == ignore, 0, labels), num_classes, dtype=y_pred.dtype) * valid
+        probs = tf.nn.softmax(y_pred, axis=-1) * valid
+        axes = list(range(y_pred.shape.rank - 1))
+        intersection = tf.reduce_sum(probs * onehot, axis=axes)
+        total = tf.reduce_sum(probs + onehot, axis=axes)
+        soft_dice = (2.0 * intersection + 1.0) / (total + 1.0)
+        return cross_entropy(y_true, y_pred) + 1.0 - tf.reduce_mean(soft_dice[1:])
+
+    return ce_dice
+
+
+def train_metrics(config, info) -> list[keras.metrics.Metric]:
+    """Mean IoU of argmax predictions over the voxels of the batch (ignore-label voxels dropped)."""
+    return [keras.metrics.MeanIoU(num_classes=info.num_classes, sparse_y_pred=False, name="miou")]
+
+
+def regions(info, release: str) -> dict[str, tuple[int, ...]]:
+    """Evaluation regions in training ids: the release's WT/TC/ET, else one region per foreground class."""
+    from skelgen_runtime.sources.brats import regions_for
+
+    label_map = info.label_map
+    source_ids = label_map.source_ids or tuple(range(label_map.num_classes))
+    by_source = regions_for(release)
+    if by_source is None:
+        return {name: (i,) for i, name in enumerate(label_map.names) if i > 0}
+    return {name: tuple(i for i, s in enumerate(source_ids) if s in ids) for name, ids in by_source.items()}
+
+
+# -------------------------------------------------------------------------------------- inference
+
+
+def _starts(size: int, patch: int) -> list[int]:
+    step = max(patch // 2, 1)
+    starts = list(range(0, size - patch + 1, step))
+    return starts if starts[-1] == size - patch else [*starts, size - patch]
+
+
+def _sliding_window(model: keras.Model, image: np.ndarray, patch: Sequence[int], batch: int) -> np.ndarray:
+    shape = np.array(image.shape[:3])
+    extra = np.maximum(np.array(patch) - shape, 0)
+    before = extra // 2
+    padded = np.pad(image, [(b, e - b) for b, e in zip(before, extra)] + [(0, 0)])
+    corners = list(itertools.product(*(_starts(n, p) for n, p in zip(padded.shape[:3], patch))))
+    probs = counts = None
+    for k in range(0, len(corners), batch):
+        chunk = corners[k : k + batch]
+        x = np.stack([padded[d : d + patch[0], h : h + patch[1], w : w + patch[2]] for d, h, w in chunk])
+        p = tf.nn.softmax(model(x, training=False), axis=-1).numpy()
+        if probs is None:
+            probs = np.zeros((*padded.shape[:3], p.shape[-1]), np.float32)
+            counts = np.zeros(padded.shape[:3], np.float32)
+        for (d, h, w), window in zip(chunk, p):
+            probs[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += window
+            counts[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += 1
+    labels = np.argmax(probs, axis=-1)
+    return labels[before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
+
+
+def _slice_wise(model: keras.Model, image: np.ndarray, size: Sequence[int], batch: int) -> np.ndarray:
+    depth, height, width = image.shape[:3]
+    out = np.zeros((depth, height, width), np.uint8)
+    for start in range(0, depth, batch):
+        x = tf.image.resize(image[start : start + batch], size, method="bilinear")
+        logits = tf.image.resize(model(x, training=False), (height, width), method="bilinear")
+        out[start : start + batch] = tf.argmax(logits, axis=-1).numpy()
+    return out
+
+
+def predict_volume(model: keras.Model, image, config) -> np.ndarray:
+    """Training ids ``(D, H, W)`` uint8 for one prepared case ``image`` ``(D, H, W, C)`` (module docstring)."""
+    image = np.asarray(image, np.float32)
+    shape = tuple(model.input_shape)
+    batch = config.data.eval_batch_size
+    if len(shape) == 5:
+        return _sliding_window(model, image, shape[1:4], batch).astype(np.uint8)
+    return _slice_wise(model, image, shape[1:3], batch)
+
+
+# ------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
+    """Score ``model`` case by case.
+
+    Args:
+        batches: prepared whole cases (``preprocessing.volume.case_dataset``): ``image`` ``(D, H, W, C)``,
+            ``label`` ``(D, H, W, 1)``, ``spacing``, ``case_id``, ``release``.
+
+    Returns:
+        what :func:`score_predictions` returns.
+    """
+    return score_predictions(((case, predict_volume(model, case["image"], config)) for case in batches), info)
+
+
+def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info) -> dict:
+    """Score ``(case, prediction)`` pairs: a prepared case as :func:`evaluate` gets it and training ids ``(D, H, W)``.
+
+    Returns:
+        ``per_case`` (``[{case_id, REGION: {dice, hd95}}]``), ``mean`` (``{REGION: {dice, hd95}}``),
+        ``mean_dice`` (over regions), ``miou`` (over all voxels), ``regions`` (training ids) and
+        ``hd95_definition``.
+    """
+    confusion = ConfusionMatrix(info.num_classes)
+    per_case, used = [], None
+    for case, pred in pairs:
+        truth = case["label"].numpy()[..., 0]
+        used = used or regions(info, case["release"].numpy().decode())
+        scores = score_case(pred, truth, case["spacing"].numpy().tolist(), used)
+        per_case.append({"case_id": case["case_id"].numpy().decode(), **scores})
+        confusion.update(truth, pred)
+    means = mean_scores([{r: c[r] for r in used} for c in per_case]) if per_case else {}
+    return {
+        "per_case": per_case,
+        "mean": means,
+        "mean_dice": float(np.mean([m["dice"] for m in means.values()])) if means else None,
+        "miou": scores_from_confusion(confusion.matrix).miou,
+        "regions": {k: list(v) for k, v in (used or {}).items()},
+        "hd95_definition": HD95_DEFINITION,
+    }
+
+
+def report(result: dict, info) -> str:
+    """Mean Dice and HD95 per region over the cases, and the headline line."""
+    lines = [f"{'region':<8}  {'Dice':>6}  {'HD95 mm':>8}"]
+    lines += [f"{name:<8}  {s['dice']:6.3f}  {s['hd95']:8.2f}" for name, s in result["mean"].items()]
+    lines.append(f"{len(result['per_case'])} cases; HD95 = {result['hd95_definition']}")
+    lines.append(f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}")
+    return "\n".join(lines)
+
+
+def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]:
+    """``eval_SPLIT_cases.csv``: one row per case (``case_id, WT_dice, WT_hd95, ...``), then the ``mean`` row."""
+    path = out_dir / f"eval_{split}_cases.csv"
+    names = list(result["regions"])
+    header = ["case_id", *(f"{r}_{m}" for r in names for m in ("dice", "hd95"))]
+    rows = [[c["case_id"], *(c[r][m] for r in names for m in ("dice", "hd95"))] for c in result["per_case"]]
+    if result["mean"]:
+        rows.append(["mean", *(result["mean"][r][m] for r in names for m in ("dice", "hd95"))])
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([r[0], *(f"{v:.6f}" for v in r[1:])] for r in rows)
+    tmp.replace(path)
+    return [path]
+
+
+# ------------------------------------------------------------------------------------- prediction
+
+
+def predict_item(example: dict, info) -> dict[str, Any]:
+    """A decoded record (``preprocessing.volume.raw_dataset``) -> what :func:`predict` takes, as NumPy."""
+    return {
+        "case_id": example["case_id"].numpy().decode(),
+        "image": example["image"].numpy(),
+        "modalities": example["modalities"].numpy().decode().split(","),
+        "nifti_header": example["nifti_header"].numpy(),
+        "affine": example["affine"].numpy(),
+        "source_ids": info.label_map.source_ids,
+    }
+
+
+def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
+    """Cases of a raw BraTS/MSD folder (``predict.py --input``), one at a time, as :func:`predict_item` gives them.
+
+    Labels are not read; predictions are written in the ids of the folder's own release.
+    """
+    from skelgen_runtime.errors import DatasetError
+    from skelgen_runtime.schemas.volume import SCHEMA
+    from skelgen_runtime.sources.base import LabelMap
+    from skelgen_runtime.sources.brats import BratsSource
+
+    if not path.is_dir():
+        raise DatasetError(f"--input {path} is not a folder of BraTS cases (or one case folder)")
+    source = BratsSource(path, LabelMap(info.label_map.names), val_fraction=0)
+    for split in source.splits():
+        for item in source.items(split):
+            record = source.encode(item, "pred")  # images only: a missing seg is no error here
+            example = SCHEMA.decode(tf.io.parse_single_example(record, SCHEMA.unlabelled_spec))
+            yield {**predict_item(example, info), "source_ids": source.label_map.source_ids}
+
+
+def write_prediction(path: Path, label: np.ndarray, *, nifti_header: bytes, affine: np.ndarray,
+                     source_ids: Sequence[int]) -> Path:
+    """Write training ids ``(D, H, W)`` as a NIfTI volume of source ids with the case's header and affine."""
+    from skelgen_runtime.schemas.volume import to_nifti_axes
+    from skelgen_runtime.sources._nifti import write_label_nifti
+
+    lut = np.zeros(256, np.uint8)
+    ids = list(source_ids) or list(range(256))
+    lut[: len(ids)] = ids
+    return write_label_nifti(path, to_nifti_axes(lut[np.asarray(label, np.uint8)]), nifti_header, affine)
+
+
+def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Path) -> str:
+    """Write ``CASE_ID.nii.gz`` for every case of ``items`` (:func:`predict_item`, :func:`read_inputs`)."""
+    from skelgen_runtime.preprocessing.volume import channels, zscore
+
+    wanted = channels(config.data, info)
+    n = 0
+    for item in items:
+        index = [item["modalities"].index(m) for m in wanted]
+        image = zscore(tf.constant(item["image"][..., index])).numpy()
+        label = predict_volume(model, image, config)
+        write_prediction(out_dir / f"{item['case_id']}.nii.gz", label, nifti_header=item["nifti_header"],
+                         affine=item["affine"], source_ids=item["source_ids"])
+        n += 1
+    return f"wrote {n} NIfTI label volumes (release label ids)"
