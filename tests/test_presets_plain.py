@@ -149,3 +149,89 @@ def test_pascal_voc_bad_boxes_and_classes_name_the_file(tmp_path: Path) -> None:
     assert not (project / "datasets/voc/tfrecords/dataset_info.json").exists()
     proc = script(project, "datasets/build_voc_to_tfrecord.py", "--workers", "1", "--skip-bad")
     assert "skipped 1 bad examples" in proc.stdout
+
+
+def _coco(path: Path, images: list[tuple[int, str]], annotations: list[dict], categories: list[tuple[int, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "images": [{"id": i, "file_name": f, "width": 40, "height": 30} for i, f in images],
+        "annotations": [{"iscrowd": 0, "area": a["bbox"][2] * a["bbox"][3], **a} for a in annotations],
+        "categories": [{"id": i, "name": n, "supercategory": "x"} for i, n in categories],
+    }))
+
+
+DET_SPEC = {
+    "image/source_id": tf.io.FixedLenFeature((), tf.string),
+    "image/object/class/label": tf.io.VarLenFeature(tf.int64),
+    "image/object/class/text": tf.io.VarLenFeature(tf.string),
+    "image/object/is_crowd": tf.io.VarLenFeature(tf.int64),
+    "image/object/area": tf.io.VarLenFeature(tf.float32),
+}
+
+
+def _det_records(folder: Path, prefix: str) -> dict[str, dict]:
+    out = {}
+    for record in tf.data.TFRecordDataset(sorted(str(p) for p in folder.glob(f"{prefix}-*.tfrecord"))):
+        ex = tf.io.parse_single_example(record, DET_SPEC)
+        out[ex["image/source_id"].numpy().decode()] = {
+            k: tf.sparse.to_dense(v).numpy().tolist() for k, v in ex.items() if isinstance(v, tf.SparseTensor)}
+    return out
+
+
+def test_coco_replica_keeps_original_category_ids(tmp_path: Path) -> None:
+    raw = tmp_path / "coco"
+    categories = [(1, "person"), (3, "car"), (18, "dog")]  # COCO's ids are not contiguous
+    for split, ids in (("train", (11, 12)), ("val", (21,))):
+        images = [(i, f"{i:012d}.jpg") for i in ids]
+        for _, f in images:
+            _image(raw / f"{split}2017" / f, 70, size=(40, 30))
+        anns = [{"id": 100 * i + k, "image_id": i, "category_id": c, "bbox": [2 + k, 3, 10, 8]}
+                for i in ids for k, c in enumerate((18, 1))]
+        anns[0]["iscrowd"] = 1
+        _coco(raw / "annotations" / f"instances_{split}2017.json", images, anns, categories)
+    _image(raw / "test2017" / "000000000031.jpg", 70, size=(40, 30))
+    project = make_project(tmp_path / "ws", "det", "detection")
+    skelgen("add-dataset", "coco", "--source", str(raw), "--project", str(project))
+    script(project, "datasets/build_coco_to_tfrecord.py", "--workers", "1")
+    folder = project / "datasets/coco/tfrecords"
+    info = json.loads((folder / "dataset_info.json").read_text())
+    assert [(c["id"], c["name"], c["source_id"]) for c in info["label_map"]] == [
+        (1, "person", 1), (2, "car", 3), (3, "dog", 18)]
+    assert {s: info["splits"][s]["count"] for s in info["splits"]} == {"train": 2, "val": 1, "test": 1}
+    records = _det_records(folder, "coco_train")
+    assert records["11"]["image/object/class/label"] == [3, 1]  # dog, person as contiguous ids
+    assert [t.decode() for t in records["11"]["image/object/class/text"]] == ["dog", "person"]
+    assert records["11"]["image/object/is_crowd"] == [1, 0] and records["12"]["image/object/is_crowd"] == [0, 0]
+    assert records["12"]["image/object/area"] == [80.0, 80.0]
+
+
+def test_coco_missing_image_and_unknown_category_are_named(tmp_path: Path) -> None:
+    raw = tmp_path / "coco"
+    categories = [(1, "person"), (3, "car")]
+    for split in ("train", "val"):
+        images = [(1, "a.jpg"), (2, "b.jpg"), (3, "c.jpg")]
+        for _, f in images[:2]:
+            _image(raw / f"{split}2017" / f, 70, size=(40, 30))  # c.jpg is listed but missing
+        anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+                {"id": 2, "image_id": 2, "category_id": 7 if split == "val" else 3, "bbox": [1, 1, 5, 5]}]
+        _coco(raw / "annotations" / f"instances_{split}2017.json", images, anns, categories)
+    project = make_project(tmp_path / "ws", "det", "detection")
+    skelgen("add-dataset", "coco", "--source", str(raw), "--project", str(project))
+    proc = script(project, "datasets/build_coco_to_tfrecord.py", "--workers", "1", check=False)
+    assert proc.returncode == 1 and str(raw / "train2017/c.jpg") in proc.stderr and "not found" in proc.stderr
+    proc = script(project, "datasets/build_coco_to_tfrecord.py", "--workers", "1", "--skip-bad")
+    assert str(raw / "val2017/b.jpg") in proc.stdout and "category 7" in proc.stdout
+    assert "skipped 3 bad examples" in proc.stdout  # c.jpg twice, b.jpg of val once
+
+
+def test_custom_detection_reads_classes_from_the_coco_json(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ws", "det", "detection")
+    skelgen("add-dataset", "parts", "--preset", "custom", "--project", str(project))
+    data = project / "datasets/parts"
+    for split in ("train", "val"):
+        _image(data / "data" / split / "x.jpg", 50, size=(40, 30))
+        _coco(data / "annotations" / f"instances_{split}.json", [(1, "x.jpg")],
+              [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [3, 3, 9, 9]}], [(9, "bolt"), (4, "nut")])
+    script(project, "datasets/build_parts_to_tfrecord.py", "--workers", "1")
+    info = json.loads((data / "tfrecords/dataset_info.json").read_text())
+    assert [(c["id"], c["name"], c["source_id"]) for c in info["label_map"]] == [(1, "nut", 4), (2, "bolt", 9)]

@@ -86,6 +86,12 @@ PRESETS: dict[str, DatasetPreset] = {
             classes={"segmentation": BRATS_CLASSES},
         ),
         DatasetPreset(
+            name="coco",
+            readers={"detection": "Coco2017Source"},
+            description="MS COCO 2017/2014: train2017/, val2017/, annotations/instances_*.json (80 classes, "
+            "original category ids kept, crowd flag)",
+        ),
+        DatasetPreset(
             name="pascal-voc",
             readers={"detection": "PascalVocSource"},
             description="PASCAL VOC detection (VOC2007/VOC2012 Annotations/*.xml with difficult flags, "

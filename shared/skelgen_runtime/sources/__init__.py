@@ -6,6 +6,7 @@ the build's worker processes, one example at a time, so memory stays bounded by 
 
 from skelgen_runtime.sources.base import LabelMap, Source, SourceItem
 from skelgen_runtime.sources.coco import CocoSource
+from skelgen_runtime.sources.coco2017 import Coco2017Source
 from skelgen_runtime.sources.imagefolder import ImageFolderSource
 from skelgen_runtime.sources.images_masks import ImagesMasksSource
 from skelgen_runtime.sources.voc2012 import Voc2012Source
@@ -15,4 +16,4 @@ from skelgen_runtime.sources.brats import BratsSource
 from skelgen_runtime.sources.pascal_voc import PascalVocSource
 
 __all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource", "ImageFolderSource",
-           "CocoSource", "Voc2012Source", "CityscapesSource", "Ade20kSource", "BratsSource", "PascalVocSource"]
+           "CocoSource", "Coco2017Source", "Voc2012Source", "CityscapesSource", "Ade20kSource", "BratsSource", "PascalVocSource"]

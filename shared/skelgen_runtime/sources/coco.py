@@ -93,6 +93,16 @@ class CocoSource:
     #: annotation file stem -> {COCO category id: label id}, filled by :meth:`items`
     _category_labels: dict[str, dict[int, int]] = field(default_factory=dict, init=False, repr=False)
 
+    @staticmethod
+    def discover_classes(root: Path) -> list[str]:
+        """Category names of ``ROOT/annotations/instances_train.json`` in category-id order (when no class list is given)."""
+        path = root / "annotations" / "instances_train.json"
+        try:
+            categories = json.loads(path.read_text())["categories"]
+            return [str(c["name"]) for c in sorted(categories, key=lambda c: int(c["id"]))]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DatasetError(f"cannot read the categories of {path} ({err}); list the classes in CLASSES") from None
+
     def splits(self) -> list[str]:
         base = self.root / self.image_dir
         if not base.is_dir():
