@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_project, script
+from conftest import script
 
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("pycocotools")
