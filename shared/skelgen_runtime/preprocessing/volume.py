@@ -239,7 +239,10 @@ def eval_dataset(data_cfg, info: DatasetInfo, *, split: str = "val", for_keras: 
     ``for_keras=False``: :func:`case_dataset` (whole cases for the task's evaluation)."""
     if not for_keras:
         return case_dataset(data_cfg, info, split)
-    return _samples(data_cfg, info, split, False).batch(data_cfg.eval_batch_size).prefetch(AUTOTUNE)
+    per_case = 1 if _mode(data_cfg) == "3d" else data_cfg.samples_per_case
+    # a known length spares Keras a first validation pass that ends in an "ran out of data" warning
+    ds = _samples(data_cfg, info, split, False).apply(tf.data.experimental.assert_cardinality(info.count(split) * per_case))
+    return ds.batch(data_cfg.eval_batch_size).prefetch(AUTOTUNE)
 
 
 def case_dataset(data_cfg, info: DatasetInfo, split: str) -> tf.data.Dataset:

@@ -5,7 +5,8 @@ It is written last, atomically, by a build that completed; its presence marks a 
 Fields: ``schema`` and ``schema_version``; ``feature_spec`` (per key: kind and dtype);
 ``label_map`` (id, name, colour, optional source id); ``num_classes``; ``ignore_label``;
 ``compression``; ``splits`` (per split: ``labelled``, ``count`` and ``shards`` with file, count and
-SHA-256); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``;
+SHA-256); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``; ``source_info``
+(optional: what the reader detected, e.g. the BraTS release);
 ``build_options``; ``skelgen_version``; ``created``.
 """
 

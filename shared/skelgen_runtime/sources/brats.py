@@ -371,6 +371,7 @@ class BratsSource:
             volume=volume, spacing=spacing, affine=reference.affine, nifti_header=header_bytes(reference),
             case_id=item.key, modalities=MODALITIES, release=release, label=label,
         )
+        del volume, label  # the example holds its own copy: free ours before serialising makes another
         return example.SerializeToString()
 
     def _read_modalities(self, item: SourceItem) -> tuple[np.ndarray, object, Path]:

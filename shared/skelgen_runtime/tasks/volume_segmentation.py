@@ -39,7 +39,7 @@ __all__ = ["MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "loss", "train_metrics"
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
-HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances, mm"
+HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances"
 
 
 def loss(config, info):
@@ -173,11 +173,22 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info) -> dict:
     }
 
 
+#: cases listed one by one in the printed report (all of them are in the CSV)
+_SHOWN_CASES = 20
+
+
 def report(result: dict, info) -> str:
-    """Mean Dice and HD95 per region over the cases, and the headline line."""
-    lines = [f"{'region':<8}  {'Dice':>6}  {'HD95 mm':>8}"]
-    lines += [f"{name:<8}  {s['dice']:6.3f}  {s['hd95']:8.2f}" for name, s in result["mean"].items()]
-    lines.append(f"{len(result['per_case'])} cases; HD95 = {result['hd95_definition']}")
+    """Dice and HD95 of every region per case (the first 20) and their means, and the headline line."""
+    names = list(result["regions"])
+    width = max([4, *(len(c["case_id"]) for c in result["per_case"][:_SHOWN_CASES])])
+    cells = lambda s: "  ".join(f"{s[r]['dice']:6.3f} {s[r]['hd95']:7.2f}" for r in names)  # noqa: E731
+    lines = [f"{'case':<{width}}  " + "  ".join(f"{r + ' Dice':>6} {'HD95':>7}" for r in names)]
+    lines += [f"{c['case_id']:<{width}}  {cells(c)}" for c in result["per_case"][:_SHOWN_CASES]]
+    if len(result["per_case"]) > _SHOWN_CASES:
+        lines.append(f"... {len(result['per_case']) - _SHOWN_CASES} more cases in the per-case CSV")
+    if result["mean"]:
+        lines.append(f"{'mean':<{width}}  {cells(result['mean'])}")
+    lines.append(f"{len(result['per_case'])} cases; HD95 in mm = {result['hd95_definition']}")
     lines.append(f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}")
     return "\n".join(lines)
 

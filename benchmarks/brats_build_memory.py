@@ -1,0 +1,153 @@
+"""Peak memory of a BraTS build at two dataset sizes: it must be bounded by one case, not the dataset.
+
+    python benchmarks/brats_build_memory.py [--sizes 4 16] [--workers 2] [--keep DIR]
+
+Writes the largest size's cases once, as BraTS 2021 publishes them (``BraTS2021_NNNNN/`` with four
+int16 modalities and a uint8 ``seg`` of labels 0, 1, 2, 4, gzipped NIfTI of 240x240x155 at 1 mm),
+then for each size builds the first N cases in a fresh process exactly as a generated
+``build_brats_to_tfrecord.py`` does (``records.build.main`` with ``BratsSource``; GZIP shards of 8
+cases, ``--workers`` worker processes) and reports two peaks:
+
+- ``max_process``: the largest resident set of any one process of the build (the build process or a
+  worker), ``ru_maxrss`` of ``os.wait4`` on the build process, which covers the workers it waited for;
+- ``tree_total``: the largest sum of the resident sets of the build process and its workers, sampled
+  every 20 ms with psutil.
+
+Both include TensorFlow's own footprint in every process. The build passes when each peak differs by
+less than 20% between the sizes. Nothing is downloaded; the data is written to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPE = (240, 240, 155)
+AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+
+_BUILD = """
+import sys
+from pathlib import Path
+from skelgen_runtime.published_classes import BRATS_CLASSES
+from skelgen_runtime.records.build import main
+from skelgen_runtime.sources import BratsSource, LabelMap
+
+if __name__ == "__main__":
+    raw, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    main(dataset="brats", default_source=raw, out_dir=out, schema_task="segmentation",
+         make_source=lambda root: BratsSource(root, LabelMap(BRATS_CLASSES)),
+         argv=["--workers", workers])
+"""
+
+
+def write_cases(root: Path, count: int) -> None:
+    """``count`` BraTS 2021 cases of realistic size under ``root/BraTS2021_TrainingData``."""
+    import nibabel as nib
+
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in SHAPE), indexing="ij", sparse=True)
+    brain = ((i - 120) / 70) ** 2 + ((j - 120) / 90) ** 2 + ((k - 77) / 65) ** 2 <= 1
+    smooth = (np.sin(i / 9) + np.cos(j / 11) + np.sin(k / 7)) * 80
+    for n in range(count):
+        rng = np.random.default_rng(n)
+        case = f"BraTS2021_{n:05d}"
+        folder = root / "BraTS2021_TrainingData" / case
+        folder.mkdir(parents=True, exist_ok=True)
+        for m, name in enumerate(MODALITIES):
+            values = 400 + 150 * m + smooth + rng.normal(0, 25, SHAPE).astype(np.float32)
+            data = np.where(brain, values, 0).astype(np.int16)
+            nib.save(nib.Nifti1Image(data, AFFINE), str(folder / f"{case}_{name}.nii.gz"))
+        centre = rng.integers(90, 150, 3)
+        r2 = (i - centre[0]) ** 2 + (j - centre[1]) ** 2 + (k - min(centre[2], 100)) ** 2
+        seg = np.select([r2 <= 60, r2 <= 200, r2 <= 700], [1, 4, 2], 0).astype(np.uint8)
+        nib.save(nib.Nifti1Image(seg, AFFINE), str(folder / f"{case}_seg.nii.gz"))
+        print(f"  wrote {case}", file=sys.stderr, flush=True)
+
+
+def measure(raw: Path, out: Path, workers: int) -> dict:
+    """Run one build in a fresh process; return its peaks in MiB and its wall time."""
+    import psutil
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", _BUILD, str(raw), str(out), str(workers)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    parent = psutil.Process(proc.pid)
+    tree_peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        total = 0
+        try:
+            for p in (parent, *parent.children(recursive=True)):
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            pass
+        tree_peak = max(tree_peak, total)
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    output = proc.stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}):\n{output}")
+    info = json.loads((out / "dataset_info.json").read_text())
+    return {
+        "cases": sum(s["count"] for s in info["splits"].values()),
+        "shards": sum(len(s["shards"]) for s in info["splits"].values()),
+        "max_process_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+        "tree_total_mib": round(tree_peak / 2**20, 1),
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs=2, default=[4, 16], help="the two dataset sizes (cases)")
+    parser.add_argument("--workers", type=int, default=2, help="build worker processes (default: 2)")
+    parser.add_argument("--keep", type=Path, help="write the data here and keep it (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="brats-memory-"))
+    try:
+        full = work / "raw"
+        if not (full / "BraTS2021_TrainingData" / f"BraTS2021_{max(args.sizes) - 1:05d}").is_dir():
+            print(f"writing {max(args.sizes)} cases of {'x'.join(map(str, SHAPE))} to {full}", file=sys.stderr)
+            write_cases(full, max(args.sizes))
+        results = {}
+        for size in args.sizes:
+            raw = work / f"raw{size}" / "BraTS2021_TrainingData"
+            shutil.rmtree(raw.parent, ignore_errors=True)
+            raw.mkdir(parents=True)
+            for n in range(size):  # the first N cases, linked, not copied
+                (raw / f"BraTS2021_{n:05d}").symlink_to(full / "BraTS2021_TrainingData" / f"BraTS2021_{n:05d}")
+            out = work / f"records{size}"
+            shutil.rmtree(out, ignore_errors=True)
+            results[size] = measure(raw.parent, out, args.workers)
+            print(f"{size:3d} cases: {json.dumps(results[size])}", flush=True)
+        small, large = (results[s] for s in args.sizes)
+        ok = True
+        for key in ("max_process_mib", "tree_total_mib"):
+            change = (large[key] - small[key]) / small[key]
+            ok &= abs(change) < 0.20
+            print(f"{key}: {small[key]} MiB at {args.sizes[0]} cases, {large[key]} MiB at {args.sizes[1]} cases "
+                  f"({change:+.1%})")
+        print("PASS: peak memory does not grow with the dataset" if ok else "FAIL: peak memory grows by 20% or more")
+        return 0 if ok else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
