@@ -45,8 +45,7 @@ def main(argv=None) -> None:
         result = {"run": run.run_id, "split": args.split, "examples": info.count(args.split), **scores}
         out = run.log_dir / f"eval_{args.split}.json"
         atomic_write_text(out, json.dumps(result, indent=2))
-        write_artifacts = getattr(task, "write_artifacts", None)  # optional: pictures of the scores
-        extra = write_artifacts(result, info, run.log_dir, args.split) if write_artifacts else []
+        extra = task.write_artifacts(result, info, run.log_dir, args.split)  # pictures of the scores
         print(f"run {run.run_id}, split {args.split} ({result['examples']} images)")
         print(task.report(result, info))
         print(f"wrote {', '.join(str(p) for p in [out, *extra])}")

@@ -35,7 +35,6 @@ def main(argv=None) -> None:
         from datasets.build_data import TASK
         from skelgen_runtime.config import load_config
         from skelgen_runtime.runs import find_run
-        from skelgen_runtime.sources.images_masks import iter_images
         from skelgen_runtime.tasks import get_task_for
 
         run = find_run(ROOT, args.run)
@@ -43,15 +42,10 @@ def main(argv=None) -> None:
         info = data_generator.dataset_info(config.data)
         task = get_task_for(TASK, info.schema)
         model = keras.models.load_model(run.final_model, compile=False)
-        # tasks whose inputs are not RGB images (volumes) say how to read them
-        read_inputs, predict_item = getattr(task, "read_inputs", None), getattr(task, "predict_item", None)
         if args.input is not None:
-            items = read_inputs(args.input, info) if read_inputs else iter_images(args.input)
-        elif predict_item is not None:
-            items = (predict_item(e, info) for e in data_generator.raw_dataset(info, args.split))
+            items = task.read_inputs(args.input, info)
         else:
-            items = ((Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
-                     for e in data_generator.raw_dataset(info, args.split))
+            items = (task.predict_item(e, info) for e in data_generator.raw_dataset(info, args.split))
         args.output.mkdir(parents=True, exist_ok=True)
         summary = task.predict(model, items, config, info, args.output)
         print(f"run {run.run_id}: {summary} to {args.output}")

@@ -7,10 +7,10 @@ Each task module exposes the same names, which the generated scripts call:
 - ``train_metrics(config, info)``: Keras metrics shown per epoch.
 - ``evaluate(model, batches, config, info) -> dict``: scores written to ``logs/RUN/eval_SPLIT.json``.
 - ``report(result, info) -> str``: the printed table.
-- ``write_artifacts(result, info, out_dir, split) -> list[Path]`` (optional): pictures of the scores.
+- ``write_artifacts(result, info, out_dir, split) -> list[Path]``: pictures of the scores (may be none).
+- ``read_inputs(path, info)`` and ``predict_item(example, info)``: what ``predict()`` gets from
+  ``predict.py --input PATH`` and from a decoded record (image tasks share :mod:`._images`).
 - ``predict(model, items, config, info, out_dir) -> str``: writes predictions, returns a summary.
-- ``predict_item(example, info)``, ``read_inputs(path, info)`` (optional): the items ``predict`` takes
-  when they are not ``(name, RGB image)``: from a decoded record, and from ``predict.py --input``.
 
 The scripts pick the module with :func:`get_task_for`: the project's task, unless the dataset's
 records have a task module of their own (``volume_segmentation`` records in a segmentation project).

@@ -18,8 +18,9 @@ from skelgen_runtime.errors import ConfigError
 from skelgen_runtime.metrics.classification import classification_scores, confusion_png
 from skelgen_runtime.preprocessing.classification import resize
 from skelgen_runtime.preprocessing.image import normalize
+from skelgen_runtime.tasks._images import predict_item, read_inputs
 
-__all__ = ["MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
+__all__ = ["read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
            "write_artifacts", "predict"]
 
 MONITOR = "val_accuracy"

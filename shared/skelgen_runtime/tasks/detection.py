@@ -24,8 +24,11 @@ import tensorflow as tf
 from skelgen_runtime.metrics.detection import CocoAccumulator
 from skelgen_runtime.preprocessing.detection import normalize, resize
 from skelgen_runtime.tasks import centernet
+from skelgen_runtime.tasks._images import predict_item, read_inputs
+from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 
 __all__ = [
+    "read_inputs", "predict_item", "write_artifacts",
     "MONITOR",
     "MONITOR_MODE",
     "EVAL_SCORE_THRESHOLD",

@@ -14,8 +14,10 @@ import tensorflow as tf
 
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.preprocessing.segmentation import normalize
+from skelgen_runtime.tasks._images import predict_item, read_inputs
+from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 
-__all__ = ["MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
+__all__ = ["read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"

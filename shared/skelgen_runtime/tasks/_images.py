@@ -1,0 +1,27 @@
+"""The parts of the task interface that every 2-D image task shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from skelgen_runtime.sources.images_masks import iter_images
+
+__all__ = ["read_inputs", "predict_item", "no_artifacts"]
+
+
+def read_inputs(path: Path, info) -> Iterator[tuple[str, np.ndarray]]:
+    """``(stem, RGB uint8 (H, W, 3))`` for an image file or every image in a folder (``predict.py --input``)."""
+    return iter_images(path)
+
+
+def predict_item(example: dict, info) -> tuple[str, np.ndarray]:
+    """``(stem, RGB uint8 (H, W, 3))`` of a decoded record (``predict.py --split``)."""
+    return Path(example["filename"].numpy().decode()).stem, example["image"].numpy()
+
+
+def no_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]:
+    """Tasks whose scores have no picture write nothing besides ``eval_SPLIT.json``."""
+    return []
