@@ -101,7 +101,8 @@ def test_pascal_voc_detection_replica(tmp_path: Path) -> None:
             _image(voc / "JPEGImages" / f"{image_id}.jpg", 90, size=(40, 25))
             _voc_xml(voc / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", (40, 25), objects)
     project = make_project(tmp_path / "ws", "det", "detection")
-    skelgen("add-dataset", "pascal-voc", "--source", str(tmp_path / "raw"), "--project", str(project))
+    out = skelgen("add-dataset", "pascal-voc", "--source", str(tmp_path / "raw"), "--project", str(project)).stdout
+    assert "added dataset pascal_voc" in out and "python datasets/build_pascal_voc_to_tfrecord.py" in out
     proc = script(project, "datasets/build_pascal_voc_to_tfrecord.py", "--workers", "1")
     info = json.loads((project / "datasets/pascal_voc/tfrecords/dataset_info.json").read_text())
     assert info["label_map"][0] == {"id": 1, "name": "aeroplane", "color": info["label_map"][0]["color"]}

@@ -13,7 +13,7 @@ import click
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import SkelgenError
-from skelgen_runtime.presets import preset_names
+from skelgen_runtime.presets import get_preset, preset_names
 
 __all__ = ["main", "cli"]
 
@@ -107,8 +107,9 @@ def add_dataset_cmd(name, preset, project, source, defaults) -> None:
     name = _ask(name, prompt="Dataset name", default="shapes", defaults=defaults)
     path = api.add_dataset(name=name, preset=preset, project=project, source=source)
     rel = path.parent.parent
-    click.echo(f"added dataset {name} at {path}")
-    click.echo(f"next: cd {rel} && python datasets/build_{name}_to_tfrecord.py")
+    spec = get_preset(preset or name)
+    click.echo(f"added dataset {path.name} at {path} ({spec.name}: {spec.description})")
+    click.echo(f"next: cd {rel} && python datasets/build_{path.name}_to_tfrecord.py")
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ class DatasetPreset:
         name: preset key, e.g. ``"shapes"``.
         readers: task -> name of the reader class in :mod:`skelgen_runtime.sources` for that task;
             its keys are the tasks this layout can feed.
-        description: one line for ``--help`` and the generated README.
+        description: one line, printed by ``skelgen add-dataset``.
         classes: task -> class names in label-id order, or absent when read from the data.
         builtin: True when ``add-dataset`` generates the data itself (no download, no ``--source``).
     """

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import tensorflow as tf
 
-__all__ = ["RecordSchema", "bytes_feature", "int64_feature", "float_feature", "spec_to_json", "spec_from_json"]
+__all__ = ["RecordSchema", "bytes_feature", "int64_feature", "float_feature", "spec_to_json"]
 
 
 def bytes_feature(values: bytes | list[bytes]) -> tf.train.Feature:
@@ -32,15 +32,6 @@ def spec_to_json(spec: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         kind = "fixed" if isinstance(feature, tf.io.FixedLenFeature) else "varlen"
         out[key] = {"kind": kind, "dtype": feature.dtype.name}
     return out
-
-
-def spec_from_json(described: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    """Inverse of :func:`spec_to_json` (fixed-length features become scalars)."""
-    spec = {}
-    for key, d in described.items():
-        dtype = tf.as_dtype(d["dtype"])
-        spec[key] = tf.io.FixedLenFeature([], dtype) if d["kind"] == "fixed" else tf.io.VarLenFeature(dtype)
-    return spec
 
 
 @dataclass(frozen=True)

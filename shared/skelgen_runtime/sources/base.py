@@ -79,11 +79,6 @@ class SourceItem:
     key: str
     files: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def display(self) -> str:
-        """The path to name in messages about this example."""
-        return str(next(iter(self.files.values()), self.key))
-
 
 class Source(Protocol):
     """A dataset layout. Implementations must be picklable (they travel to worker processes)."""
