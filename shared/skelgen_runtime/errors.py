@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 __all__ = [
     "SkelgenError",
@@ -21,6 +21,7 @@ __all__ = [
     "BadExampleError",
     "RunError",
     "exit_on_error",
+    "did_you_mean",
 ]
 
 
@@ -71,6 +72,14 @@ class BadExampleError(DatasetError):
 
 class RunError(SkelgenError):
     """A training run cannot be found, resumed or loaded."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the choice closest to ``word``, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from skelgen_runtime.errors import ConfigError
+from skelgen_runtime.errors import ConfigError, did_you_mean
 
 __all__ = ["Registry"]
 
@@ -45,7 +45,11 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}") from None
+            raise ConfigError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The message for a name that is not registered: the valid names and the closest one."""
+        return f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}{did_you_mean(name, self.names())}"
 
     def names(self) -> list[str]:
         return sorted(self._items)

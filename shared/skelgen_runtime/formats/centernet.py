@@ -101,14 +101,17 @@ def encode_targets(
 
 
 def make_loss(
-    num_classes: int, *, size_weight: float = 0.1, offset_weight: float = 1.0
+    num_classes: int, *, heatmap_weight: float = 1.0, size_weight: float = 0.1, offset_weight: float = 1.0
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """The CenterNet loss as ``loss(y_true, y_pred) -> scalar``.
+    """The CenterNet loss as ``loss(y_true, y_pred) -> per-example (B,)``.
 
     ``y_true`` is ``(B, Ho, Wo, C + 5)`` from :func:`encode_targets`, ``y_pred`` the model's
-    ``(B, Ho, Wo, C + 4)``. The loss is the penalty-reduced focal loss on the heatmap (alpha 2,
-    beta 4) plus ``size_weight`` x L1 on height/width and ``offset_weight`` x L1 on the offset at
-    centre cells, each divided by the number of objects in the batch.
+    ``(B, Ho, Wo, C + 4)``. The loss is ``heatmap_weight`` x the penalty-reduced focal loss on the
+    heatmap (alpha 2, beta 4) plus ``size_weight`` x L1 on height/width and ``offset_weight`` x L1 on
+    the offset at centre cells, each normalised by the number of objects in the batch, as in the paper.
+
+    Each example's share is its own sum scaled by ``B / objects in the batch``, so the mean over the
+    batch (what ``model.fit`` and ``tf.nn.compute_average_loss`` take) is exactly the paper's loss.
     """
     c = num_classes
 
@@ -126,14 +129,15 @@ def make_loss(
         # log-sigmoid instead of log(prob): stable for large logits in either direction
         pos_loss = -tf.square(1.0 - prob) * tf.math.log_sigmoid(logits) * positive
         neg_loss = -tf.square(prob) * tf.math.log_sigmoid(-logits) * tf.pow(1.0 - heat, 4) * (1.0 - positive)
-        num_objects = tf.maximum(tf.reduce_sum(y_true[..., c + 4]), 1.0)
-        focal = (tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss)) / num_objects
+        batch = tf.cast(tf.shape(y_true)[0], tf.float32)
+        scale = batch / tf.maximum(tf.reduce_sum(y_true[..., c + 4]), 1.0)
+        focal = tf.reduce_sum(pos_loss + neg_loss, axis=[1, 2, 3])
 
         mask = y_true[..., c + 4 :]
         error = tf.abs(y_pred[..., c : c + 4] - y_true[..., c : c + 4]) * mask
-        size_l1 = tf.reduce_sum(error[..., :2]) / num_objects
-        offset_l1 = tf.reduce_sum(error[..., 2:]) / num_objects
-        return focal + size_weight * size_l1 + offset_weight * offset_l1
+        size_l1 = tf.reduce_sum(error[..., :2], axis=[1, 2, 3])
+        offset_l1 = tf.reduce_sum(error[..., 2:], axis=[1, 2, 3])
+        return scale * (heatmap_weight * focal + size_weight * size_l1 + offset_weight * offset_l1)
 
     return centernet_loss
 

@@ -1,10 +1,12 @@
-"""Record schemas: one feature spec per task, with the keys the TensorFlow ecosystem already uses.
+"""Record schemas: one feature spec per record kind, with the keys the TensorFlow ecosystem already uses.
 
+Which schemas exist is the task table's business (:data:`skelgen_runtime.tasks.RECORD_KINDS`).
 Importing this package does not import TensorFlow; :func:`get_schema` does.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from skelgen_runtime.errors import UserInputError
@@ -12,24 +14,19 @@ from skelgen_runtime.errors import UserInputError
 if TYPE_CHECKING:
     from skelgen_runtime.schemas.base import RecordSchema
 
-__all__ = ["SCHEMA_MODULES", "get_schema"]
-
-#: task name -> module defining ``SCHEMA``
-SCHEMA_MODULES = {
-    "segmentation": "skelgen_runtime.schemas.segmentation",
-    "detection": "skelgen_runtime.schemas.detection",
-    "classification": "skelgen_runtime.schemas.classification",
-    # not a project task: the records of multi-modal 3D datasets (BraTS) that segmentation projects read
-    "volume_segmentation": "skelgen_runtime.schemas.volume",
-}
+__all__ = ["get_schema"]
 
 
-def get_schema(task: str) -> "RecordSchema":
-    """Return the record schema of ``task``; raise :class:`UserInputError` listing the known tasks."""
-    import importlib
+def get_schema(name: str) -> "RecordSchema":
+    """The record schema called ``name`` (a task's own schema has the task's name).
+
+    Raises:
+        UserInputError: no task reads records of that name (the message lists those that exist).
+    """
+    from skelgen_runtime.tasks import RECORD_KINDS
 
     try:
-        module = SCHEMA_MODULES[task]
+        kind = RECORD_KINDS[name]
     except KeyError:
-        raise UserInputError(f"unknown task {task!r}; choose one of: {', '.join(sorted(SCHEMA_MODULES))}") from None
-    return importlib.import_module(module).SCHEMA
+        raise UserInputError(f"unknown record schema {name!r}; known: {', '.join(RECORD_KINDS)}") from None
+    return importlib.import_module(kind.schema_module).SCHEMA

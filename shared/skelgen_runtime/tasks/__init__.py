@@ -1,50 +1,164 @@
-"""Task bindings: what differs between segmentation, classification and detection at run time.
+"""The task table: the one place that says which tasks exist and what each one is made of.
 
-Each task module exposes the same names, which the generated scripts call:
+Everything that differs per task is found from :data:`TASKS`: the CLI's ``--task`` choices (and
+``copier.yml``'s, which a test keeps equal), the record schemas a project of the task reads, the task
+binding that scores and predicts each schema, and the library's default config of the task.
 
-- ``MONITOR``, ``MONITOR_MODE``: the validation metric that selects the best checkpoint.
-- ``loss(config, info)``: the training loss (a Keras loss or ``fn(y_true, y_pred)``).
-- ``train_metrics(config, info)``: Keras metrics shown per epoch.
-- ``evaluate(model, batches, config, info) -> dict``: scores written to ``logs/RUN/eval_SPLIT.json``.
-- ``report(result, info) -> str``: the printed table.
-- ``write_artifacts(result, info, out_dir, split) -> list[Path]``: pictures of the scores (may be none).
-- ``read_inputs(path, info)`` and ``predict_item(example, info)``: what ``predict()`` gets from
-  ``predict.py --input PATH`` and from a decoded record (image tasks share :mod:`._images`).
-- ``predict(model, items, config, info, out_dir) -> str``: writes predictions, returns a summary.
+A task may read more than one record schema: a segmentation project reads ``segmentation`` records
+(images) and ``volume_segmentation`` records (multi-modal volumes such as BraTS). Each schema has its
+own binding, so the scripts pick the binding by the schema written in ``dataset_info.json``
+(:func:`binding_for_schema`), never by branching on it.
 
-The scripts pick the module with :func:`get_task_for`: the project's task, unless the dataset's
-records have a task module of their own (``volume_segmentation`` records in a segmentation project).
-
-Importing this package does not import TensorFlow; :func:`get_task` does.
+Task bindings are modules that satisfy :class:`~skelgen_runtime.tasks.binding.TaskBinding`.
+Importing this package is cheap (no TensorFlow); :func:`get_binding` imports the binding.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
+from typing import Mapping
 
-from skelgen_runtime.errors import UserInputError
+from skelgen_runtime.errors import DatasetError, UserInputError
 
-__all__ = ["TASK_MODULES", "SCHEMA_TASKS", "get_task", "get_task_for"]
+__all__ = [
+    "RecordKind",
+    "TaskSpec",
+    "TASKS",
+    "TASK_NAMES",
+    "RECORD_KINDS",
+    "get_spec",
+    "get_binding",
+    "binding_for_schema",
+    "get_task",
+    "get_task_for",
+]
 
-TASK_MODULES = {
-    "segmentation": "skelgen_runtime.tasks.segmentation",
-    "detection": "skelgen_runtime.tasks.detection",
-    "classification": "skelgen_runtime.tasks.classification",
-    "volume_segmentation": "skelgen_runtime.tasks.volume_segmentation",
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One record schema and the task binding that scores and predicts its records.
+
+    Attributes:
+        schema: the schema's name, as ``dataset_info.json`` records it.
+        schema_module: module defining ``SCHEMA`` (:class:`~skelgen_runtime.schemas.base.RecordSchema`).
+        binding: module satisfying :class:`~skelgen_runtime.tasks.binding.TaskBinding`.
+    """
+
+    schema: str
+    schema_module: str
+    binding: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is made of.
+
+    Attributes:
+        name: the task's name (``--task``, ``copier.yml``'s ``task`` answer).
+        description: one line for ``--help``.
+        records: the record kinds a project of this task reads; the first is the task's own
+            (what ``datasets/build_data.py`` writes for image datasets).
+        config: ``module:Class`` of the library's default config of the task.
+        headline: the score ``evaluate.py`` leads with for the task's own records.
+        predictions: file patterns ``predict.py`` writes one of per predicted image.
+    """
+
+    name: str
+    description: str
+    records: tuple[RecordKind, ...]
+    config: str
+    headline: str
+    predictions: tuple[str, ...]
+
+    @property
+    def schema(self) -> str:
+        """The task's own record schema."""
+        return self.records[0].schema
+
+
+TASKS: Mapping[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            name="segmentation",
+            description="a class id per pixel (or voxel, for volumes such as BraTS)",
+            records=(
+                RecordKind("segmentation", "skelgen_runtime.schemas.segmentation", "skelgen_runtime.tasks.segmentation"),
+                RecordKind("volume_segmentation", "skelgen_runtime.schemas.volume",
+                           "skelgen_runtime.tasks.volume_segmentation"),
+            ),
+            config="skelgen_runtime.config.sections:SegmentationConfig",
+            headline="miou",
+            predictions=("*_label.png", "*_overlay.png"),
+        ),
+        TaskSpec(
+            name="classification",
+            description="one class per image",
+            records=(
+                RecordKind("classification", "skelgen_runtime.schemas.classification",
+                           "skelgen_runtime.tasks.classification"),
+            ),
+            config="skelgen_runtime.config.sections:ClassificationConfig",
+            headline="accuracy",
+            predictions=("*_pred.png",),
+        ),
+        TaskSpec(
+            name="detection",
+            description="boxes and classes of the objects in an image",
+            records=(
+                RecordKind("detection", "skelgen_runtime.schemas.detection", "skelgen_runtime.tasks.detection"),
+            ),
+            config="skelgen_runtime.config.sections:DetectionConfig",
+            headline="ap",
+            predictions=("*_boxes.png",),
+        ),
+    )
 }
-#: record schemas with a task module of their own, whatever the project's task (volumes in a segmentation project)
-SCHEMA_TASKS = {"volume_segmentation": "volume_segmentation"}
+
+#: the task names in table order (the CLI's ``--task`` choices)
+TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+
+#: every record schema of every task, by schema name
+RECORD_KINDS: Mapping[str, RecordKind] = {kind.schema: kind for spec in TASKS.values() for kind in spec.records}
+
+
+def get_spec(task: str) -> TaskSpec:
+    """The :class:`TaskSpec` of ``task``; raise :class:`UserInputError` listing the known tasks."""
+    try:
+        return TASKS[task]
+    except KeyError:
+        raise UserInputError(f"unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}") from None
+
+
+def binding_for_schema(task: str, schema: str) -> RecordKind:
+    """The record kind of ``schema`` in a ``task`` project; :class:`DatasetError` if the task cannot read it."""
+    spec = get_spec(task)
+    for kind in spec.records:
+        if kind.schema == schema:
+            return kind
+    readable = ", ".join(kind.schema for kind in spec.records)
+    raise DatasetError(f"a {task} project cannot read {schema!r} records (it reads: {readable}); "
+                       "point data.dataset at a dataset built by this project's build scripts")
+
+
+def get_binding(task: str, schema: str | None = None) -> ModuleType:
+    """The task binding for ``schema`` records in a ``task`` project (default: the task's own records)."""
+    kind = binding_for_schema(task, schema or get_spec(task).schema)
+    return importlib.import_module(kind.binding)
+
+
+# ------------------------------------------------------------------ entry points of skelgen 0.1 templates
 
 
 def get_task(name: str) -> ModuleType:
-    """The task module of ``name``; raise :class:`UserInputError` listing the known tasks."""
-    try:
-        return importlib.import_module(TASK_MODULES[name])
-    except KeyError:
-        raise UserInputError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASK_MODULES))}") from None
+    """The binding of task ``name``, or of a record schema's name (projects generated by skelgen 0.1)."""
+    if name in RECORD_KINDS:
+        return importlib.import_module(RECORD_KINDS[name].binding)
+    return get_binding(name)
 
 
 def get_task_for(task: str, schema: str) -> ModuleType:
-    """The task module for a ``task`` project reading records of ``schema`` (``dataset_info.json``'s schema)."""
-    return get_task(SCHEMA_TASKS.get(schema, task))
+    """The binding for a ``task`` project reading ``schema`` records (projects generated by skelgen 0.1)."""
+    return get_binding(task, schema)

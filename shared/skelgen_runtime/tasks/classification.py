@@ -50,22 +50,11 @@ def class_weights(config, info) -> np.ndarray | None:
 
 
 def loss(config, info):
-    """Categorical cross-entropy on logits with ``train.label_smoothing``, weighted by ``train.class_weights``.
+    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): categorical
+    cross-entropy on logits with ``train.label_smoothing``, weighted by ``train.class_weights``."""
+    from skelgen_runtime.losses import categorical_cross_entropy
 
-    Returns ``fn(y_true one-hot (B, C), logits (B, C)) -> scalar``.
-    """
-    smoothing = config.train.label_smoothing
-    weights = class_weights(config, info)
-    weights = None if weights is None else tf.constant(weights, tf.float32)
-
-    def classification_loss(y_true, y_pred):
-        y_true = tf.cast(y_true, tf.float32)
-        ce = keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True, label_smoothing=smoothing)
-        if weights is not None:
-            ce = ce * tf.reduce_sum(y_true * weights, axis=-1)
-        return tf.reduce_mean(ce)
-
-    return classification_loss
+    return categorical_cross_entropy(config.train.label_smoothing, class_weights(config, info))
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

@@ -1,7 +1,7 @@
 """Object detection: loss, evaluation (COCO mAP) and prediction for CenterNet-format models.
 
 Models map normalised images ``(B, H, W, 3)`` to one tensor ``(B, H / 4, W / 4, C + 4)`` (see
-:mod:`skelgen_runtime.tasks.centernet`); class ids start at the label map's ``first_id`` (1).
+:mod:`skelgen_runtime.formats.centernet`); class ids start at the label map's ``first_id`` (1).
 Boxes are ``[ymin, xmin, ymax, xmax]`` normalised inside the pipeline and COCO ``[x, y, w, h]``
 pixels of the original image in everything written out.
 
@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from skelgen_runtime.metrics.detection import CocoAccumulator
 from skelgen_runtime.preprocessing.detection import normalize, resize
-from skelgen_runtime.tasks import centernet
+from skelgen_runtime.formats import centernet
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 
@@ -53,7 +53,7 @@ MAX_ID_SCAN = 50_000
 
 
 def loss(config, info):
-    """The CenterNet loss ``fn(y_true, y_pred) -> scalar`` (focal heatmap + L1 size and offset)."""
+    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): CenterNet's."""
     return centernet.make_loss(info.num_classes)
 
 

@@ -24,9 +24,12 @@ MONITOR = "val_miou"
 MONITOR_MODE = "max"
 
 
-def loss(config, info) -> keras.losses.Loss:
-    """Pixel-wise cross-entropy on logits; pixels with the ignore label contribute nothing."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=info.label_map.ignore_label)
+def loss(config, info):
+    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): pixel-wise
+    cross-entropy, ignore-label pixels left out."""
+    from skelgen_runtime.losses import sparse_cross_entropy
+
+    return sparse_cross_entropy(info.label_map.ignore_label)
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

@@ -43,24 +43,12 @@ HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances
 
 
 def loss(config, info):
-    """Voxel-wise cross-entropy plus soft Dice of the foreground classes; ignore-label voxels count in neither."""
+    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): voxel-wise
+    cross-entropy plus soft Dice of the foreground classes; ignore-label voxels count in neither."""
+    from skelgen_runtime.losses import soft_dice_loss, sparse_cross_entropy, weighted_sum
+
     ignore = info.label_map.ignore_label
-    num_classes = info.num_classes
-    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore)
-
-    def ce_dice(y_true, y_pred):
-        labels = tf.cast(y_true, tf.int32)
-        labels = tf.squeeze(labels, -1) if labels.shape.rank == y_pred.shape.rank else labels
-        valid = tf.cast(tf.not_equal(labels, ignore), y_pred.dtype)[..., None]
-        onehot = tf.one_hot(tf.where(labels == ignore, 0, labels), num_classes, dtype=y_pred.dtype) * valid
-        probs = tf.nn.softmax(y_pred, axis=-1) * valid
-        axes = list(range(y_pred.shape.rank - 1))
-        intersection = tf.reduce_sum(probs * onehot, axis=axes)
-        total = tf.reduce_sum(probs + onehot, axis=axes)
-        soft_dice = (2.0 * intersection + 1.0) / (total + 1.0)
-        return cross_entropy(y_true, y_pred) + 1.0 - tf.reduce_mean(soft_dice[1:])
-
-    return ce_dice
+    return weighted_sum((1.0, sparse_cross_entropy(ignore)), (1.0, soft_dice_loss(info.num_classes, ignore)))
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

@@ -2,7 +2,9 @@
 
 The same contract as :mod:`skelgen_runtime.training.keras_fit` (same arguments, same run record:
 ``metrics.csv``, TensorBoard summaries, ``checkpoints/``, ``final.keras``, resumable), written
-with ``tf.GradientTape``, ``tf.function``, ``tf.train.CheckpointManager`` and ``tf.summary``.
+with ``tf.function``, ``tf.train.CheckpointManager`` and ``tf.summary``. This module is the loop
+*driver*; the steps it runs are the project's (``core/steps.py``, see
+:mod:`skelgen_runtime.training.steps` for their contract).
 
 Resume state is a ``tf.train.Checkpoint`` of model, optimizer and the next epoch in
 ``models/RUN/backup/``, saved after each epoch's row is on disk; a resumed run restarts the
@@ -23,38 +25,20 @@ import tensorflow as tf
 from skelgen_runtime.runs import Run, now_iso
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.keras_fit import save_model
+from skelgen_runtime.training.steps import StandardSteps
 
 __all__ = ["fit"]
 
 
-def _steps(model: keras.Model, loss: Callable, optimizer: keras.optimizers.Optimizer, metrics: list):
-    """The compiled train and validation steps; each returns the batch's loss."""
-
-    def total_loss(targets, outputs):
-        value = loss(targets, outputs)
-        if model.losses:  # weight regularisers
-            value += tf.add_n(model.losses)
-        return value
-
-    @tf.function(reduce_retracing=True)
-    def train_step(inputs, targets):
-        with tf.GradientTape() as tape:
-            outputs = model(inputs, training=True)
-            value = total_loss(targets, outputs)
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        for m in metrics:
-            m.update_state(targets, outputs)
-        return value
-
-    @tf.function(reduce_retracing=True)
-    def val_step(inputs, targets):
-        outputs = model(inputs, training=False)
-        for m in metrics:
-            m.update_state(targets, outputs)
-        return total_loss(targets, outputs)
-
-    return train_step, val_step
+def _run_epoch(step, batches, metrics: list) -> dict[str, float]:
+    """Run ``step`` over ``batches``; the mean of every value it returns, then each metric's result."""
+    for m in metrics:
+        m.reset_state()
+    means: dict[str, keras.metrics.Mean] = {}
+    for inputs, targets in batches:
+        for key, value in step(inputs, targets).items():
+            means.setdefault(key, keras.metrics.Mean()).update_state(value)
+    return {**{k: float(m.result()) for k, m in means.items()}, **{m.name: float(m.result()) for m in metrics}}
 
 
 def _better(value: float, best: float, mode: str) -> bool:
@@ -89,15 +73,19 @@ def fit(
     steps_per_epoch: int,
     monitor: str,
     monitor_mode: str = "max",
+    steps=None,
 ) -> None:
     """Train ``model`` with a custom loop and write the run record; resumes from ``run``'s backup.
 
     Args:
         train_ds: endless (repeated) batches of ``(inputs, targets)``.
         val_ds: finite batches of ``(inputs, targets)``, evaluated after every epoch.
-        loss: ``loss(targets, outputs) -> scalar`` (a Keras loss object works).
+        loss: ``loss(targets, outputs) -> (B,)`` per-example losses (a scalar works too); used by the
+            default steps only (a project's own steps were built with it).
         metrics: Keras metrics, reported as ``NAME`` (train) and ``val_NAME`` (validation).
         monitor: the logged value that selects ``checkpoints/best.weights.h5``.
+        steps: the object whose ``train_step``/``val_step`` run each batch (the project's
+            ``core/steps.py``); default :class:`~skelgen_runtime.training.steps.StandardSteps`.
     """
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     optimizer.build(model.trainable_variables)
@@ -114,26 +102,15 @@ def fit(
         callback.set_model(model)
     train_writer = tf.summary.create_file_writer(str(run.tensorboard_dir / "train"))
     val_writer = tf.summary.create_file_writer(str(run.tensorboard_dir / "validation"))
-    train_step, val_step = _steps(model, loss, optimizer, metrics)
+    steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
     batches = iter(train_ds)
     run.update_record(status="running", pid=os.getpid())
     try:
         for epoch in range(int(next_epoch), epochs):
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
-            for m in metrics:
-                m.reset_state()
-            train_loss = keras.metrics.Mean()
-            for _ in range(steps_per_epoch):
-                inputs, targets = next(batches)
-                train_loss.update_state(train_step(inputs, targets))
-            logs = {"loss": float(train_loss.result()), **{m.name: float(m.result()) for m in metrics}}
-            for m in metrics:
-                m.reset_state()
-            val_loss = keras.metrics.Mean()
-            for inputs, targets in val_ds:
-                val_loss.update_state(val_step(inputs, targets))
-            logs.update({"val_loss": float(val_loss.result()), **{f"val_{m.name}": float(m.result()) for m in metrics}})
+            logs = _run_epoch(steps.train_step, (next(batches) for _ in range(steps_per_epoch)), metrics)
+            logs.update({f"val_{k}": v for k, v in _run_epoch(steps.val_step, val_ds, metrics).items()})
 
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             _summaries(train_writer, val_writer, epoch, logs)

@@ -1,0 +1,248 @@
+"""Loading and validating configs, and the building blocks of a project's config schema.
+
+A config file is one YAML mapping; ``--set key.sub=value`` overrides any key (values parsed as
+YAML). The *schema* says which keys exist: a pydantic model whose sections derive from
+:class:`Section`, which refuses unknown keys. A project declares its own schema in ``core/config.py``
+from the library's sections (:mod:`skelgen_runtime.config.sections`) and two helpers:
+
+- :func:`builder_section`: a section whose keys are the keyword arguments of the builder that its
+  ``name`` selects from a registry (the ``model`` section: add a keyword to ``build_unet`` and
+  ``model.<keyword>`` is valid, typed by the keyword's annotation, defaulting to its default);
+- :func:`registry_key`: a string that must name an entry of a registry (``train.loss``).
+
+Every problem is reported with its dotted key; an unknown key names the closest valid one.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import typing
+from pathlib import Path
+from typing import Any, Annotated, Callable, Mapping, Sequence
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from skelgen_runtime.errors import ConfigError, did_you_mean
+from skelgen_runtime.registry import Registry
+
+__all__ = [
+    "Section",
+    "builder_section",
+    "builder_keywords",
+    "registry_key",
+    "apply_overrides",
+    "load_config",
+    "dump_config",
+]
+
+#: keys of a builder section that are not builder keywords
+_SECTION_KEYS = ("name", "num_classes")
+#: builder parameters that the caller fills, never the config
+_CALLER_ARGS = ("input_shape", "num_classes", "name")
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def builder_keywords(builder: Callable) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``builder`` that a config may set (all but input_shape, num_classes, name)."""
+    return {
+        name: p
+        for name, p in inspect.signature(builder).parameters.items()
+        if name not in _CALLER_ARGS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _where(builder: Callable) -> str:
+    try:
+        path = Path(inspect.getsourcefile(builder) or "?")
+        shown = f"{path.parent.name}/{path.name}"
+    except TypeError:
+        shown = "?"
+    return f"{builder.__name__} in {shown}"
+
+
+def _hints(builder: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(builder, include_extras=True)
+    except Exception:  # an annotation that does not evaluate: accept any value for it
+        return {}
+
+
+def builder_section(registry: Registry, *, default: str) -> type[BaseModel]:
+    """A config section validated against the keyword signature of the builder it names.
+
+    The section has ``name`` (a key of ``registry``, default ``default``), ``num_classes`` (``None``:
+    taken from the dataset) and one key per keyword parameter of the named builder (except
+    ``input_shape``, ``num_classes`` and ``name``). Each value is validated against the parameter's
+    annotation (``Annotated[int, Field(ge=1)]`` adds bounds); keys left out get the parameter's
+    default, so the resolved config records every value the builder received.
+
+    Raises (at validation): a ``builder_keywords`` error listing each unknown key with the closest
+    keyword, each badly typed value, and each required keyword left out.
+    """
+
+    class BuilderSection(BaseModel):
+        model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+        name: str = default
+        num_classes: int | None = Field(None, ge=1, description="None: taken from dataset_info.json")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _keywords(cls, data: Any) -> Any:
+            if data is None:
+                data = {}
+            if not isinstance(data, Mapping):
+                raise PydanticCustomError("builder_keywords", "must be a mapping of keyword: value",
+                                          {"problems": []})
+            name = data.get("name", default)
+            if name not in registry:
+                raise PydanticCustomError("builder_keywords", "{detail}",
+                                          {"detail": registry.unknown(str(name)), "problems": [("name", registry.unknown(str(name)))]})
+            builder = registry.get(name)
+            params, hints = builder_keywords(builder), _hints(builder)
+            out: dict[str, Any] = {k: data[k] for k in _SECTION_KEYS if k in data}
+            problems: list[tuple[str, str]] = []
+            for key, value in data.items():
+                if key in _SECTION_KEYS:
+                    continue
+                if key not in params:
+                    allowed = [*params, *_SECTION_KEYS]
+                    problems.append((key, f"unknown key: not a keyword of {_where(builder)}{did_you_mean(key, allowed)}"))
+                    continue
+                try:
+                    out[key] = TypeAdapter(hints.get(key, Any)).validate_python(value)
+                except ValidationError as err:
+                    problems.append((key, "; ".join(e["msg"] for e in err.errors())))
+            for key, param in params.items():
+                if key in out or key in dict(problems):
+                    continue
+                if param.default is inspect.Parameter.empty:
+                    problems.append((key, f"missing: {_where(builder)} has no default for it"))
+                else:
+                    out[key] = param.default
+            if problems:
+                raise PydanticCustomError("builder_keywords", "{detail}",
+                                          {"detail": "; ".join(f"{k}: {m}" for k, m in problems), "problems": problems})
+            return out
+
+    BuilderSection.__name__ = BuilderSection.__qualname__ = f"{registry.kind.title()}Section"
+    BuilderSection.__doc__ = f"The ``{registry.kind}`` section: ``name`` picks the builder, the other keys are its keywords."
+    return BuilderSection
+
+
+def registry_key(registry: Registry) -> Any:
+    """A ``str`` type that must name an entry of ``registry`` (checked when the config is validated)."""
+
+    def check(value: str) -> str:
+        if value not in registry:
+            raise PydanticCustomError("registry_key", "{detail}", {"detail": registry.unknown(value)})
+        return value
+
+    return Annotated[str, AfterValidator(check)]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings to a nested dict (values parsed as YAML). Returns a new dict."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _section_at(schema: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The section class reached by following ``loc`` from ``schema`` (None if it leaves the sections)."""
+    cls: Any = schema
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        cls = field.annotation
+    return cls
+
+
+def _problems(err: ValidationError, schema: type[BaseModel]) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        where = ".".join(loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            section = _section_at(schema, e["loc"][:-1])
+            names = list(section.model_fields) if section is not None else []
+            problems.append(f"{where}: unknown key{did_you_mean(loc[-1], names)}")
+        elif e["type"] == "builder_keywords" and e.get("ctx", {}).get("problems"):
+            problems += [f"{where}.{key}: {msg}" for key, msg in e["ctx"]["problems"]]
+        else:
+            problems.append(f"{where}: {e['msg']}")
+    return problems
+
+
+def load_config(
+    path: Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    schema: type[BaseModel] | None = None,
+    task: str | None = None,
+) -> BaseModel:
+    """Read, override and validate a config.
+
+    Args:
+        path: the YAML file (None: defaults only).
+        overrides: ``key.sub=value`` strings, applied after the file.
+        schema: the project's config class (``core/config.py``'s ``Config``).
+        task: instead of ``schema``, the library's default config of a task (projects of skelgen 0.1).
+
+    Raises:
+        ConfigError: the file is missing or not YAML, an override is malformed, or validation fails
+            (the message lists every problem with its dotted key and, for unknown keys, the closest one).
+    """
+    if schema is None:
+        from skelgen_runtime.config.sections import default_config
+
+        if task is None:
+            raise TypeError("load_config needs schema= (the project's config class) or task=")
+        schema = default_config(task)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a YAML mapping (sections data, model, train)")
+    raw = apply_overrides(raw, overrides)
+    if task is not None:
+        raw.setdefault("task", task)
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as err:
+        where = (f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "")) if path else "(defaults)"
+        raise ConfigError(f"invalid config {where}: " + "; ".join(_problems(err, schema))) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML (what ``logs/RUN/config.yaml`` holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

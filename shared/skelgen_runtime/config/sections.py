@@ -1,0 +1,215 @@
+"""The library's config sections: defaults that a project's ``core/config.py`` derives its schema from.
+
+Each class is one section with documented keys and bounds; a project subclasses the ones it
+extends (``class Augment(AugmentConfig): color_jitter: float = 0.0``). The ``*Config`` classes at the
+end are each task's complete default schema, with a closed ``model`` section: what projects generated
+by skelgen 0.1 validate against (``load_config(..., task=...)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from skelgen_runtime.config.base import Section
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "SegmentationDataConfig",
+    "SegmentationConfig",
+    "ClassificationAugmentConfig",
+    "ClassificationDataConfig",
+    "ClassificationModelConfig",
+    "ClassificationTrainConfig",
+    "ClassificationConfig",
+    "DetectionAugmentConfig",
+    "DetectionDataConfig",
+    "DetectionModelConfig",
+    "DetectionConfig",
+    "default_config",
+]
+
+
+class AugmentConfig(Section):
+    """Training-time augmentation (evaluation only resizes and normalises)."""
+
+    flip: bool = True
+    scale_min: float = Field(0.75, gt=0)
+    scale_max: float = Field(1.25, gt=0)
+    crop: bool = True
+
+
+class DataConfig(Section):
+    """Which dataset, at what size, in what batches."""
+
+    dataset: str = "shapes"
+    image_size: tuple[int, int] = (128, 128)
+    batch_size: int = Field(8, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    shuffle_buffer: int = Field(1024, ge=1)
+    cache: bool = Field(True, description="keep decoded, resized examples in memory after the first epoch")
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 16:
+            raise ValueError("both sides must be at least 16 pixels")
+        return v
+
+
+class ModelConfig(Section):
+    """The network. ``backbone`` is a key of the project's backbone registry (``core/backbones.py``)."""
+
+    name: str = "unet"
+    backbone: str = "simple"
+    weights: Literal["imagenet"] | None = None
+    base_filters: int = Field(16, ge=1)
+    depth: int = Field(4, ge=1, le=6)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    num_classes: int | None = Field(None, ge=2, description="None: taken from dataset_info.json")
+
+
+class TrainConfig(Section):
+    """Optimisation and the run record."""
+
+    epochs: int = Field(20, ge=1)
+    steps_per_epoch: int | None = Field(None, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    seed: int = 42
+
+
+class SegmentationDataConfig(DataConfig):
+    """Segmentation data; the keys after ``augment`` only matter for volume datasets (BraTS).
+
+    See :mod:`skelgen_runtime.preprocessing.volume`: ``mode`` 2d trains on axial slices resized to
+    ``image_size``, 3d on patches of ``patch_size`` ``(D, H, W)`` (with ``model.name: unet3d``).
+    """
+
+    mode: Literal["2d", "3d"] = Field("2d", description="volumes: 2d axial slices or 3d patches")
+    patch_size: tuple[int, int, int] = Field((64, 64, 64), description="volumes, 3d: patch (D, H, W) in voxels")
+    modalities: list[str] | None = Field(None, description="volumes: channels to use, e.g. [flair, t1ce]; null: all")
+    samples_per_case: int = Field(4, ge=1, description="volumes: slices or patches drawn per case and epoch")
+    foreground_fraction: float = Field(0.5, ge=0, le=1, description="volumes: share of samples centred on tumour")
+
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 8:
+            raise ValueError("every side must be at least 8 voxels")
+        return v
+
+
+class SegmentationConfig(Section):
+    """The whole configuration of a segmentation experiment."""
+
+    experiment: str = "default"
+    task: Literal["segmentation"] = "segmentation"
+    data: SegmentationDataConfig = SegmentationDataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _model_fits_mode(self) -> "SegmentationConfig":
+        if self.model.name == "unet3d" and self.data.mode != "3d":
+            raise ValueError("model.name unet3d needs data.mode: 3d (3D patches of a volume dataset)")
+        if self.data.mode == "3d" and self.model.name == "unet":
+            raise ValueError("data.mode 3d needs a 3D model: set model.name: unet3d")
+        return self
+
+
+class ClassificationAugmentConfig(Section):
+    """Training-time augmentation for classification."""
+
+    flip: bool = True
+    crop: bool = Field(True, description="random resized crop instead of a plain resize")
+    min_area: float = Field(0.6, gt=0, le=1, description="smallest crop, as a fraction of the image area")
+
+
+class ClassificationDataConfig(DataConfig):
+    augment: ClassificationAugmentConfig = ClassificationAugmentConfig()
+
+
+class ClassificationModelConfig(ModelConfig):
+    name: str = "classifier"
+
+
+class ClassificationTrainConfig(TrainConfig):
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: list[float] | Literal["balanced"] | None = Field(
+        None, description="per-class loss weights in label-id order, 'balanced', or null"
+    )
+    top_k: int = Field(3, ge=1, description="k of the top-k accuracy (capped at the class count)")
+
+
+class ClassificationConfig(Section):
+    """The whole configuration of a classification experiment."""
+
+    experiment: str = "default"
+    task: Literal["classification"] = "classification"
+    data: ClassificationDataConfig = ClassificationDataConfig()
+    model: ClassificationModelConfig = ClassificationModelConfig()
+    train: ClassificationTrainConfig = ClassificationTrainConfig()
+
+
+class DetectionAugmentConfig(Section):
+    """Training-time augmentation for detection; boxes follow the image."""
+
+    flip: bool = True
+    scale_min: float = Field(0.75, gt=0)
+    scale_max: float = Field(1.25, gt=0)
+    crop: bool = Field(True, description="random scale, then crop or pad back to image_size (else resize only)")
+    min_visible: float = Field(0.3, gt=0, le=1, description="drop a cropped box keeping less of its area than this")
+
+
+class DetectionDataConfig(DataConfig):
+    augment: DetectionAugmentConfig = DetectionAugmentConfig()
+
+    @field_validator("image_size")
+    @classmethod
+    def _divisible_by_output_stride(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] % 4 or v[1] % 4:
+            raise ValueError("both sides must be divisible by 4 (the detector's output stride)")
+        return v
+
+
+class DetectionModelConfig(Section):
+    """The detector. Every key but ``name`` and ``num_classes`` is a keyword of the builder."""
+
+    name: str = "centernet"
+    backbone: str = "simple"
+    weights: Literal["imagenet"] | None = None
+    base_filters: int = Field(8, ge=1)
+    depth: int = Field(3, ge=2, le=6)
+    neck_filters: int = Field(32, ge=1)
+    head_filters: int = Field(32, ge=1)
+    num_classes: int | None = Field(None, ge=1, description="None: taken from dataset_info.json (no background class)")
+
+
+class DetectionConfig(Section):
+    """The whole configuration of a detection experiment."""
+
+    experiment: str = "default"
+    task: Literal["detection"] = "detection"
+    data: DetectionDataConfig = DetectionDataConfig()
+    model: DetectionModelConfig = DetectionModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def default_config(task: str) -> type[BaseModel]:
+    """The library's default config class of ``task`` (from the task table)."""
+    from skelgen_runtime.tasks import get_spec
+
+    module, _, name = get_spec(task).config.partition(":")
+    return getattr(importlib.import_module(module), name)

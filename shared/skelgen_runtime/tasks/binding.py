@@ -1,0 +1,51 @@
+"""The task interface: what a task binding provides to the generated scripts.
+
+A binding is a module (``skelgen_runtime.tasks.segmentation`` ...) named in the task table
+(:data:`skelgen_runtime.tasks.TASKS`) for one record schema. Modules satisfy a ``Protocol``
+structurally; ``isinstance(module, TaskBinding)`` checks that every member is there.
+
+What a binding does *not* provide is what the project owns: the model (``core/``), the loss
+(``core/losses.py``), the training step (``core/steps.py`` or ``Model.train_step``) and the config
+schema (``core/config.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+
+__all__ = ["TaskBinding"]
+
+
+@runtime_checkable
+class TaskBinding(Protocol):
+    """The members every task binding module defines.
+
+    Attributes:
+        MONITOR: the logged validation value that selects ``checkpoints/best.weights.h5``.
+        MONITOR_MODE: ``"max"`` or ``"min"``: which way ``MONITOR`` improves.
+    """
+
+    MONITOR: str
+    MONITOR_MODE: str
+
+    def train_metrics(self, config: Any, info: Any) -> list:
+        """Keras metrics updated with ``(targets, outputs)`` and logged per epoch as ``NAME``/``val_NAME``."""
+
+    def evaluate(self, model: Any, batches: Iterable[dict], config: Any, info: Any) -> dict:
+        """Score ``model`` on ``pipeline.eval_dataset(..., for_keras=False)``; JSON-able, written to eval_SPLIT.json."""
+
+    def report(self, result: dict, info: Any) -> str:
+        """The printed table of an :meth:`evaluate` result, ending with its headline line."""
+
+    def write_artifacts(self, result: dict, info: Any, out_dir: Path, split: str) -> list[Path]:
+        """Pictures or tables of an evaluation beside ``eval_SPLIT.json`` (may be none)."""
+
+    def read_inputs(self, path: Path, info: Any) -> Iterator[Any]:
+        """Items to predict from a file or folder the user names (``predict.py --input``)."""
+
+    def predict_item(self, example: dict, info: Any) -> Any:
+        """An item to predict from one decoded record (``predict.py --split``)."""
+
+    def predict(self, model: Any, items: Iterable[Any], config: Any, info: Any, out_dir: Path) -> str:
+        """Write predictions of ``items`` into ``out_dir``; return a one-line summary."""
