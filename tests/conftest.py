@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,30 @@ def built_projects(tmp_path_factory):
 def built_project(built_projects) -> Path:
     """The segmentation/keras project of :func:`built_projects`."""
     return built_projects("segmentation", "keras")
+
+
+def epochs_logged(run_dir: Path) -> list[int]:
+    """The ``epoch`` column of a run's ``metrics.csv``."""
+    with open(run_dir / "metrics.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: int = signal.SIGKILL,
+                   timeout: float = 300) -> tuple[Path, subprocess.Popen]:
+    """Start ``train.py ARGS`` and send ``sig`` once ``after_epochs`` rows are in its ``metrics.csv``.
+
+    Returns the run's log folder and the (finished) process.
+    """
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while True:
+        assert proc.poll() is None, f"training finished before it could be stopped:\n{proc.communicate()}"
+        assert time.time() < deadline, "training did not reach the epoch in time"
+        csv_files = list((project / "logs").glob("*/metrics.csv"))
+        if csv_files and len(epochs_logged(csv_files[0].parent)) >= after_epochs:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    return csv_files[0].parent, proc

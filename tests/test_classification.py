@@ -112,12 +112,13 @@ def test_loss_applies_label_smoothing_and_class_weights() -> None:
         return SimpleNamespace(train=SimpleNamespace(label_smoothing=smoothing, class_weights=weights))
 
     plain = -np.array([logp[0, 0], logp[1, 1]])
-    assert float(loss(config(0.0, None), info)(onehot, logits)) == pytest.approx(plain.mean(), rel=1e-5)
+    assert float(tf.reduce_mean(loss(config(0.0, None), info)(onehot, logits))) == pytest.approx(plain.mean(), rel=1e-5)
     smooth = onehot.numpy() * 0.7 + 0.1
     expected = -(smooth * logp).sum(axis=1)
-    assert float(loss(config(0.3, None), info)(onehot, logits)) == pytest.approx(expected.mean(), rel=1e-5)
+    assert float(tf.reduce_mean(loss(config(0.3, None), info)(onehot, logits))) == pytest.approx(expected.mean(), rel=1e-5)
     weighted = (plain * np.array([1.0, 4.0])).mean()
-    assert float(loss(config(0.0, [1.0, 4.0, 2.0]), info)(onehot, logits)) == pytest.approx(weighted, rel=1e-5)
+    per_example = loss(config(0.0, [1.0, 4.0, 2.0]), info)(onehot, logits)
+    assert per_example.shape == (2,) and float(tf.reduce_mean(per_example)) == pytest.approx(weighted, rel=1e-5)
 
 
 def test_balanced_class_weights_come_from_the_train_split(built_projects) -> None:

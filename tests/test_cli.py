@@ -161,7 +161,7 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
 )
 def test_add_dataset_refuses_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     skelgen("new", "p", "--workspace", str(tmp_path), "--defaults")
+    before = _snapshot(tmp_path)
     proc = skelgen("add-dataset", *args, "--project", str(tmp_path / "p"), check=False)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "p" / "datasets").iterdir()) == [
-        "__init__.py", "build_data.py", "data_generator.py", "preprocesses.py"]
+    assert _snapshot(tmp_path) == before

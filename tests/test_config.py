@@ -1,64 +1,47 @@
-"""Config loading and validation (no TensorFlow)."""
+"""Config loading and validation in the library: overrides, errors with "did you mean", builder sections."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from pydantic import Field
 
-from conftest import REPO
-from skelgen_runtime.config import SegmentationConfig, apply_overrides, load_config
+from skelgen_runtime.config import (
+    SegmentationConfig,
+    Section,
+    TrainConfig,
+    apply_overrides,
+    builder_section,
+    load_config,
+    registry_key,
+)
 from skelgen_runtime.errors import ConfigError
-
-import re
-
-from skelgen_runtime.config import CONFIG_MODELS
-
-# template config files are switched by name: "{% if task == 'segmentation' %}demo.yaml{% endif %}"
-CONFIGS = sorted((REPO / "template/project/configs").iterdir())
-
-
-def _task(path: Path) -> str:
-    return re.search(r"task == '(\w+)'", path.name).group(1)
-
-
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_template_config_validates(path: Path) -> None:
-    task = _task(path)
-    config = load_config(path, task=task)
-    assert isinstance(config, CONFIG_MODELS[task])
-
-
-def test_every_task_has_a_default_and_a_demo_config() -> None:
-    from skelgen.api import TASKS
-
-    for task in TASKS:
-        names = {re.sub(r"\{%.*?%\}", "", p.name) for p in CONFIGS if _task(p) == task}
-        assert names == {"default.yaml", "demo.yaml"}, task
-
-
-def test_segmentation_demo_config_is_small_and_fast() -> None:
-    path = next(p for p in CONFIGS if _task(p) == "segmentation" and "demo" in p.name)
-    config = load_config(path, task="segmentation")
-    assert isinstance(config, SegmentationConfig) and tuple(config.data.image_size) == (64, 64)
+from skelgen_runtime.registry import Registry
 
 
 def test_overrides_parse_yaml_values() -> None:
     raw = apply_overrides({"train": {"epochs": 3}}, ["train.epochs=5", "data.image_size=[96, 64]", "model.weights=null"])
     assert raw == {"train": {"epochs": 5}, "data": {"image_size": [96, 64]}, "model": {"weights": None}}
     config = load_config(None, ["train.learning_rate=1e-4", "data.augment.flip=false"], task="segmentation")
+    assert isinstance(config, SegmentationConfig)
     assert config.train.learning_rate == pytest.approx(1e-4) and config.data.augment.flip is False
 
 
-def test_validation_lists_every_problem_with_its_key(tmp_path: Path) -> None:
+def test_validation_lists_every_problem_with_its_key_and_the_closest_one(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("data:\n  batch_size: 0\n  colour: red\ntrain:\n  optimizer: rmsprop\n")
+    path.write_text("data:\n  batch_size: 0\n  colour: red\n  augment: {flipp: true}\ntrain:\n  optimizer: rmsprop\n"
+                    "  epoch: 3\n")
     with pytest.raises(ConfigError) as err:
         load_config(path, task="segmentation")
     text = str(err.value)
-    assert str(path) in text
-    for needle in ("data.batch_size", "data.colour: unknown key", "train.optimizer"):
+    assert str(path) in text and "\n" not in text
+    for needle in ("data.batch_size", "data.colour: unknown key", "train.optimizer",
+                   "data.augment.flipp: unknown key; did you mean 'flip'?",
+                   "train.epoch: unknown key; did you mean 'epochs'?"):
         assert needle in text
+    assert "data.colour: unknown key; did" not in text  # nothing close to suggest
 
 
 def test_malformed_yaml_and_non_mapping(tmp_path: Path) -> None:
@@ -73,3 +56,63 @@ def test_malformed_yaml_and_non_mapping(tmp_path: Path) -> None:
 def test_override_into_a_value_is_refused() -> None:
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_overrides({"experiment": "x"}, ["experiment.name=y"])
+
+
+# ------------------------------------------------------------------ a project's own schema
+
+
+def _schema():
+    """A project-like schema: a model registry with two builders, a loss registry."""
+    models, losses = Registry("model"), Registry("loss")
+
+    @models.register("net")
+    def build_net(input_shape, num_classes, *, depth: Annotated[int, Field(ge=1, le=5)] = 3, width: float = 1.0,
+                  mode: str | None = None, name: str = "net"):
+        return dict(depth=depth, width=width, mode=mode)
+
+    @models.register("other")
+    def build_other(input_shape, num_classes, *, size: int):
+        return dict(size=size)
+
+    losses.register("ce")(object)
+    losses.register("dice_ce")(object)
+
+    class Train(TrainConfig):
+        loss: registry_key(losses) = "ce"
+
+    class Config(Section):
+        model: builder_section(models, default="net") = builder_section(models, default="net")()
+        train: Train = Train()
+
+    return Config, models
+
+
+def test_builder_section_takes_the_builders_keywords_typed_and_defaulted() -> None:
+    schema, models = _schema()
+    config = load_config(None, ["model.width=2", "model.mode=fast"], schema=schema)
+    assert config.model.name == "net" and config.model.num_classes is None
+    assert config.model.depth == 3 and config.model.width == 2.0 and config.model.mode == "fast"
+    options = config.model.model_dump(exclude={"name", "num_classes"})
+    assert options == {"depth": 3, "width": 2.0, "mode": "fast"}  # every keyword, with its default
+    assert models.get("net")((8, 8, 3), 2, **options) == options
+    assert load_config(None, ["model.name=other", "model.size=7"], schema=schema).model.size == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["model.dpeth=2"], ["model.dpeth: unknown key: not a keyword of build_net", "did you mean 'depth'?"]),
+        (["model.depth=9"], ["model.depth: Input should be less than or equal to 5"]),
+        (["model.width=wide"], ["model.width: Input should be a valid number"]),
+        (["model.name=othr"], ["model.name: unknown model 'othr'; registered: net, other; did you mean 'other'?"]),
+        (["model.name=other"], ["model.size: missing: build_other"]),
+        (["model.name=other", "model.size=1", "model.depth=2"], ["model.depth: unknown key: not a keyword of build_other"]),
+        (["train.loss=dicece"], ["train.loss: unknown loss 'dicece'; registered: ce, dice_ce; did you mean 'dice_ce'?"]),
+    ],
+)
+def test_builder_section_and_registry_keys_refuse_with_the_key_named(overrides, needles) -> None:
+    schema, _ = _schema()
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides, schema=schema)
+    for needle in needles:
+        assert needle in str(err.value)

@@ -46,3 +46,62 @@ def test_copier_preset_choices_match_the_presets() -> None:
     questions = yaml.safe_load((REPO / "copier.yml").read_text())
     assert sorted(questions["preset"]["choices"].values()) == preset_names()
     assert questions["task"]["choices"] == list(TASKS) and questions["framework"]["choices"] == list(FRAMEWORKS)
+
+
+# ------------------------------------------------------------------ who owns which file, said three times alike
+
+_OWNER_LINE = {"you": "Owner: you. skelgen update never changes this file once it exists.",
+               "template": "Owner: template. skelgen update brings new versions of this file and keeps your edits"}
+
+
+def _readme_owners(readme: str) -> list[tuple[str, str]]:
+    """``(path pattern, owner)`` from the project README's "Who owns what" table (NAME matches any name)."""
+    import re
+
+    section = readme.split("## Who owns what", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[2] in ("you", "template"):
+            rows += [(path, cells[2]) for path in re.findall(r"`([^`]+)`", cells[0])]
+    return rows
+
+
+def _readme_owner(rel: str, rows: list[tuple[str, str]]) -> str | None:
+    import fnmatch
+
+    best = None
+    for pattern, owner in rows:
+        glob = pattern.replace("NAME", "*").replace("RUN", "*")
+        if fnmatch.fnmatch(rel, glob) or (glob.endswith("/") and fnmatch.fnmatch(rel, glob + "*")):
+            if best is None or len(pattern) > len(best[0]):
+                best = (pattern, owner)
+    return best and best[1]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("task", TASKS)
+def test_ownership_is_the_same_in_copier_yml_the_readme_and_every_file(tmp_path: Path, task: str, framework: str) -> None:
+    from pathspec import PathSpec
+
+    from conftest import REPO
+    from skelgen import api
+
+    skip = yaml.safe_load((REPO / "copier.yml").read_text())["_skip_if_exists"]
+    yours = PathSpec.from_lines("gitignore", skip)
+    project = make_project(tmp_path, "p", task, framework)
+    api.add_dataset(name="shapes", project=project, sample_counts={"train": 1, "val": 1, "pred": 0})
+    if task == "segmentation":
+        api.add_dataset(name="brats", project=project)
+    rows = _readme_owners((project / "README.md").read_text())
+    checked = 0
+    for path in sorted(p for p in project.rglob("*") if p.is_file()):
+        rel = path.relative_to(project).as_posix()
+        if rel.startswith(("datasets/shapes/", "datasets/brats/", "logs/", "models/")) or "copier-answers" in rel:
+            continue  # data, runs and copier's own records
+        owner = "you" if yours.match_file(rel) else "template"
+        assert _readme_owner(rel, rows) == owner, f"README says {_readme_owner(rel, rows)} for {rel}, copier.yml {owner}"
+        if path.suffix in (".py", ".yaml", ".toml") or path.name == ".gitignore":
+            assert _OWNER_LINE[owner] in path.read_text(), f"{rel} does not say 'Owner: {owner}.'"
+        checked += 1
+    assert checked >= 20

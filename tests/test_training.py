@@ -5,17 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import script
+from conftest import epochs_logged, script, train_and_kill
 
 TINY = ["--set", "data.image_size=[32,32]", "--set", "data.batch_size=8", "--set", "model.base_filters=4",
         "--set", "model.depth=2"]
@@ -34,37 +30,20 @@ def project(built_projects, framework: str, tmp_path: Path) -> Path:
     return copy
 
 
-def _epochs(run_dir: Path) -> list[int]:
-    with open(run_dir / "metrics.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
-
-
 def _run_id(stdout: str) -> str:
     return next(line.split()[1] for line in stdout.splitlines() if line.startswith("run "))
 
 
 def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> None:
     epochs = 6
-    cmd = [sys.executable, "train.py", "--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"]
-    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.time() + 300
-    csv_files = []
-    while True:
-        assert proc.poll() is None, "training finished before it could be killed"
-        assert time.time() < deadline
-        csv_files = list((project / "logs").glob("*/metrics.csv"))
-        if csv_files and len(_epochs(csv_files[0].parent)) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = csv_files[0].parent
-    done_before = _epochs(run_dir)
+    run_dir, _ = train_and_kill(project, ["--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"],
+                                after_epochs=2)
+    done_before = epochs_logged(run_dir)
     assert 2 <= len(done_before) < epochs
 
     out = script(project, "train.py", "--resume", "auto").stdout
     assert f"resuming run {run_dir.name}" in out
-    assert _epochs(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(epochs))
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete" and record["epochs_done"] == epochs
     model_dir = project / "models" / run_dir.name
@@ -86,7 +65,7 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
     log_dir = project / "logs" / run_id
     config = (log_dir / "config.yaml").read_text()
     assert "image_size:\n  - 32\n  - 32" in config and "epochs: 2" in config
-    assert _epochs(log_dir) == [0, 1]
+    assert epochs_logged(log_dir) == [0, 1]
     with open(log_dir / "metrics.csv") as f:
         header = next(csv.reader(f))
     assert {"epoch", "loss", "miou", "val_loss", "val_miou", "learning_rate"} <= set(header)

@@ -16,10 +16,12 @@ from skelgen.template import template_source
 from skelgen.workspace import PROJECT_ANSWERS, ensure_workspace, log_change, read_answers, write_index
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
+from skelgen_runtime.tasks import TASK_NAMES
 
 __all__ = ["TASKS", "FRAMEWORKS", "NewProject", "new_project", "add_dataset", "find_project"]
 
-TASKS = ("segmentation", "classification", "detection")
+#: the --task choices: the library's task table
+TASKS = TASK_NAMES
 FRAMEWORKS = ("keras", "tf")
 _REMOVED_FRAMEWORKS = {
     "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",

@@ -1,5 +1,7 @@
 """Evaluate a trained run on a split; writes logs/RUN/eval_SPLIT.json and prints a table.
 
+Owner: template. skelgen update brings new versions of this file and keeps your edits (three-way merge).
+
     python evaluate.py --run latest --split val
 """
 
@@ -26,21 +28,23 @@ def main(argv=None) -> None:
     with exit_on_error():
         import keras
 
-        from datasets import data_generator
+        import core  # registers the project's own layers, so that saved models load
+        from core.config import Config
         from datasets.build_data import TASK
+        from datasets.pipelines import open_pipeline
         from skelgen_runtime.config import load_config
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.runs import find_run
-        from skelgen_runtime.tasks import get_task_for
+        from skelgen_runtime.tasks import get_binding
 
         run = find_run(ROOT, args.run)
-        config = load_config(run.config_file, task=TASK)
-        info = data_generator.dataset_info(config.data)
-        task = get_task_for(TASK, info.schema)
+        config = load_config(run.config_file, schema=Config)
+        pipeline, info = open_pipeline(config.data)
+        task = get_binding(TASK, info.schema)
         if not info.is_labelled(args.split):
             raise DatasetError(f"split {args.split!r} has no labels to evaluate against")
         model = keras.models.load_model(run.final_model, compile=False)
-        batches = data_generator.eval_dataset(config.data, info, split=args.split, for_keras=False)
+        batches = pipeline.eval_dataset(config.data, info, split=args.split, for_keras=False)
         scores = task.evaluate(model, batches, config, info)
         result = {"run": run.run_id, "split": args.split, "examples": info.count(args.split), **scores}
         out = run.log_dir / f"eval_{args.split}.json"

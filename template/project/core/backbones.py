@@ -1,5 +1,7 @@
 """Backbones: image -> feature maps at increasing strides, for every model of this project.
 
+Owner: you. skelgen update never changes this file once it exists.
+
 A backbone is a function ``(inputs, *, base_filters, depth, weights) -> list of tensors`` returning
 feature maps from the highest resolution to the lowest, each half the size of the one before.
 Add your own with ``@BACKBONES.register("name")``; pick one with ``model.backbone`` in the config.

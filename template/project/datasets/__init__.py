@@ -1,1 +1,4 @@
-"""This project's datasets: record schema, tf.data pipeline, preprocessing, per-dataset builders."""
+"""This project's datasets: record schema, tf.data pipelines, preprocessing, per-dataset builders.
+
+Owner: template. skelgen update brings new versions of this file and keeps your edits (three-way merge).
+"""
