@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,10 @@ SKELGEN = str(BIN / "skelgen")
 
 # quiet TensorFlow's C++ start-up logs in the scripts the tests run
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# skelgen's template repository (the store) of this test session, never the user's; SKELGEN_TEMPLATE
+# set by the environment that runs the tests would bypass the template under test
+os.environ["SKELGEN_HOME"] = tempfile.mkdtemp(prefix="skelgen-home-")
+os.environ.pop("SKELGEN_TEMPLATE", None)
 
 
 def skelgen(*args: str, cwd: Path | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ import yaml
 
 from conftest import make_project
 from skelgen.api import FRAMEWORKS, TASKS
+from skelgen_runtime._version import __version__
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -20,10 +21,12 @@ def test_renders_and_compiles(tmp_path: Path, task: str, framework: str) -> None
         py_compile.compile(str(py), doraise=True)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["scaffold"] == "project" and answers["task"] == task and answers["framework"] == framework
-    assert "_commit" in answers and "_src_path" in answers
+    assert answers["_commit"] == f"v{__version__}" and answers["_src_path"]
     assert not list(project.rglob("*.jinja")), "no template suffix may leak into a project"
     text = (project / "pyproject.toml").read_text()
-    assert '"skelgen-tf>=0.1,<0.2"' in text and '"skelgen>' not in text and '"skelgen=' not in text
+    major, minor = __version__.split(".")[:2]
+    assert f'"skelgen-tf>={__version__},<{major}.{int(minor) + 1}"' in text
+    assert '"skelgen>' not in text and '"skelgen=' not in text
     assert f'TASK = "{task}"' in (project / "datasets/build_data.py").read_text()
 
 
@@ -45,6 +48,7 @@ def test_copier_preset_choices_match_the_presets() -> None:
 
     questions = yaml.safe_load((REPO / "copier.yml").read_text())
     assert sorted(questions["preset"]["choices"].values()) == preset_names()
+    assert questions["skelgen_version"]["default"] == __version__, "the template knows which skelgen it belongs to"
     assert questions["task"]["choices"] == list(TASKS) and questions["framework"]["choices"] == list(FRAMEWORKS)
 
 

@@ -1,7 +1,10 @@
 """skelgen's Python API: everything the CLI does, as keyword-only functions.
 
 Nothing here imports TensorFlow. Every user mistake raises a
-:class:`~skelgen_runtime.errors.SkelgenError` subclass before anything is written.
+:class:`~skelgen_runtime.errors.SkelgenError` subclass before anything is written, and a command
+that fails later leaves the workspace as it found it (:class:`~skelgen.workspace.Journal`).
+``new_project`` and ``add_dataset`` commit what they generate, so that the project is ready for
+``copier update`` / :func:`skelgen.update.update_project`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from skelgen import store
+from skelgen.gitutil import commit_paths, git, toplevel
 from skelgen.names import validate_name
-from skelgen.template import template_source
-from skelgen.workspace import PROJECT_ANSWERS, ensure_workspace, log_change, read_answers, write_index
-from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError
+from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_change, read_answers, write_index
+from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
 
@@ -26,26 +30,31 @@ FRAMEWORKS = ("keras", "tf")
 _REMOVED_FRAMEWORKS = {
     "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
 }
+#: the folders of a dataset's raw data and records (ignored by git, so the template cannot ship placeholders)
+DATASET_FOLDERS = ("data/train", "data/val", "data/pred", "annotations", "tfrecords")
 
 
 @dataclass(frozen=True)
 class NewProject:
-    """What :func:`new_project` made."""
+    """What :func:`new_project` made: the project, what the workspace gained, and the commit (if any)."""
 
     path: Path
     workspace_created: list[str]
+    commit: str | None = None
 
 
 def _copy(data: dict, dest: Path) -> None:
     import copier
     from copier.errors import CopierError
+    from jinja2 import TemplateError as JinjaError
 
+    src = store.source()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # copier warns about dirty local templates; not the user's business
         try:
-            copier.run_copy(template_source(), str(dest), data=data, defaults=True, quiet=True, unsafe=False,
-                            overwrite=False, vcs_ref="HEAD")  # the template this skelgen ships, not the newest tag
-        except (CopierError, ValueError) as err:  # copier reports invalid answers as ValueError
+            copier.run_copy(src.src, str(dest), data=data, defaults=True, quiet=True, unsafe=False,
+                            overwrite=False, vcs_ref=src.ref)
+        except (CopierError, JinjaError, ValueError, OSError) as err:  # copier reports invalid answers as ValueError
             raise TemplateError(f"rendering the template into {dest} failed: {err}") from err
 
 
@@ -53,15 +62,30 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value in _REMOVED_FRAMEWORKS and what == "framework":
         raise UserInputError(_REMOVED_FRAMEWORKS[value])
     if value not in choices:
-        raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+        raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}{did_you_mean(value, choices)}")
     return value
 
 
-def new_project(*, name: str, task: str, framework: str = "keras", workspace: Path = Path(".")) -> NewProject:
+def _commit(paths: list[Path], message: str, journal: Journal) -> str | None:
+    """Commit ``paths`` in the repository holding them; a failure is rolled back with the rest."""
+    top = toplevel(paths[0])
+    if top is None:
+        return None
+    journal.undo(lambda: git(top, "reset", "-q", "--", *map(str, paths), check=False))
+    return commit_paths(top, paths, message)
+
+
+def new_project(*, name: str, task: str, framework: str = "keras", workspace: Path = Path("."),
+                commit: bool = True) -> NewProject:
     """Generate project ``workspace/name``; make ``workspace`` a workspace first if needed.
+
+    Args:
+        commit: commit the project and the workspace files in the workspace's git repository
+            (``copier update`` needs the project committed).
 
     Raises:
         UserInputError: invalid name, task or framework; the project folder exists and is not empty.
+        TemplateError: the template cannot be found or rendered. Nothing is left behind.
     """
     validate_name(name, kind="project")
     _check_choice(task, TASKS, "task")
@@ -72,17 +96,21 @@ def new_project(*, name: str, task: str, framework: str = "keras", workspace: Pa
     dest = workspace / name
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserInputError(f"{dest} already exists and is not empty; choose another name or remove it")
-    created = ensure_workspace(workspace)
-    existed = dest.exists()
-    try:
+    with Journal() as journal:
+        journal.mkdir(workspace)
+        if dest.exists():  # an empty folder: put back as empty
+            journal.undo(lambda: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in dest.iterdir()])
+        else:
+            journal.created(dest)
         _copy({"scaffold": "project", "project_name": name, "task": task, "framework": framework}, dest)
-    except BaseException:
-        if not existed:
-            shutil.rmtree(dest, ignore_errors=True)
-        raise
-    log_change(workspace, f"created project {name} ({task}, {framework})")
-    write_index(workspace)
-    return NewProject(dest, created)
+        created = ensure_workspace(workspace, journal)
+        changed = [log_change(workspace, f"created project {name} ({task}, {framework})", journal),
+                   write_index(workspace, journal)]
+        made = None
+        if commit:
+            paths = [dest, *changed, *(workspace / f for f in created if f != "git repository")]
+            made = _commit(paths, f"skelgen new {name} ({task}, {framework})", journal)
+    return NewProject(dest, created, made)
 
 
 def find_project(start: Path) -> Path:
@@ -105,6 +133,7 @@ def add_dataset(
     project: Path = Path("."),
     source: Path | None = None,
     sample_counts: dict[str, int] | None = None,
+    commit: bool = True,
 ) -> Path:
     """Add dataset ``name`` to a project: its folders, build script and viewer (and data for built-in presets).
 
@@ -114,6 +143,7 @@ def add_dataset(
         project: the project folder or any folder inside it.
         source: where the raw data lives, if not in ``datasets/NAME``. Nothing is copied from it.
         sample_counts: images per split generated for a built-in preset (default: the preset's own).
+        commit: commit the files the dataset adds (never the data, which git ignores).
 
     Returns:
         The dataset folder ``PROJECT/datasets/NAME``.
@@ -127,7 +157,7 @@ def add_dataset(
         if name not in PRESETS:
             raise UserInputError(
                 f"{name!r} is not a known dataset, so its layout is unknown; pass --preset "
-                f"(one of: {', '.join(preset_names())})"
+                f"(one of: {', '.join(preset_names())}){did_you_mean(name, preset_names())}"
             )
         preset = name
     spec = get_preset(preset)
@@ -160,19 +190,23 @@ def add_dataset(
     # configs the dataset scaffold adds for some presets (BraTS: its 2D and 3D modes); never one the user has
     written += [p for p in (root / "configs" / f"{name}_{mode}.yaml" for mode in ("2d", "3d"))
                 if spec.name == "brats" and not p.exists()]
-    try:
+    with Journal() as journal:
+        for path in (dataset_dir, *written):
+            if not path.exists():
+                journal.created(path)
         _copy(data, root)
+        for folder in DATASET_FOLDERS:
+            (dataset_dir / folder).mkdir(parents=True, exist_ok=True)
         if spec.builtin:
             from skelgen_runtime.samples.shapes import write_shapes
 
             write_shapes(dataset_dir, task=task, counts=sample_counts)
-    except BaseException:
-        shutil.rmtree(dataset_dir, ignore_errors=True)
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    workspace = root.parent
-    if (workspace / "README.md").is_file() and (workspace / "CHANGELOG.md").is_file():
-        log_change(workspace, f"added dataset {name} ({spec.name}) to {root.name}")
-        write_index(workspace)
+        workspace = root.parent
+        changed = []
+        if (workspace / "README.md").is_file() and (workspace / "CHANGELOG.md").is_file():
+            changed = [log_change(workspace, f"added dataset {name} ({spec.name}) to {root.name}", journal),
+                       write_index(workspace, journal)]
+        if commit:
+            _commit([dataset_dir, *written, *changed], f"skelgen add-dataset {name} ({spec.name}) to {root.name}",
+                    journal)
     return dataset_dir

@@ -54,6 +54,7 @@ def cli() -> None:
     \b
     skelgen new NAME --task segmentation      a project in the current workspace
     skelgen add-dataset shapes                a dataset in the current project
+    skelgen update                            the newest template into the current project
     """
 
 
@@ -64,13 +65,16 @@ def cli() -> None:
 @click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
-def new_cmd(name, task, framework, workspace, defaults) -> None:
+@click.option("--no-commit", is_flag=True,
+              help="Do not commit the new project in the workspace's git repository (updates need it committed).")
+def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     """Generate project NAME inside the workspace.
 
     NAME must be a Python identifier (letters, digits, underscores). Missing values are asked for
     on a terminal; with --defaults or without a terminal the defaults are taken (task
     segmentation, framework keras). Both frameworks give the same layout, record formats, configs
-    and run record; only the training loop differs.
+    and run record; only the training loop differs. The generated files are committed (git
+    commit "skelgen new NAME ...") so that skelgen update can merge later template versions.
     """
     from skelgen import api
 
@@ -79,10 +83,10 @@ def new_cmd(name, task, framework, workspace, defaults) -> None:
     name = _ask(name, prompt="Project name", default=None, defaults=defaults)
     task = _ask(task, prompt="Task", default="segmentation", defaults=defaults, choices=TASKS)
     framework = _ask(framework, prompt="Framework", default="keras", defaults=defaults, choices=FRAMEWORKS)
-    made = api.new_project(name=name, task=task, framework=framework, workspace=workspace)
+    made = api.new_project(name=name, task=task, framework=framework, workspace=workspace, commit=not no_commit)
     if made.workspace_created:
         click.echo(f"workspace {made.path.parent}: created {', '.join(made.workspace_created)}")
-    click.echo(f"created {task} project ({framework}) at {made.path}")
+    click.echo(f"created {task} project ({framework}) at {made.path}" + (f" (commit {made.commit[:8]})" if made.commit else ""))
     click.echo(f"next: cd {made.path} && skelgen add-dataset shapes")
 
 
@@ -95,21 +99,76 @@ def new_cmd(name, task, framework, workspace, defaults) -> None:
 @click.option("--source", type=click.Path(path_type=Path, file_okay=False),
               help="Folder where the raw data already lives (another disk); nothing is copied.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
-def add_dataset_cmd(name, preset, project, source, defaults) -> None:
+@click.option("--no-commit", is_flag=True, help="Do not commit the files the dataset adds.")
+def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
     """Add dataset NAME to a project: datasets/NAME/, its build script and its viewer.
 
-    The built-in preset 'shapes' also generates its images and labels (no download).
+    The built-in preset 'shapes' also generates its images and labels (no download). The files the
+    dataset adds are committed (raw data and records are git-ignored, never committed).
     """
     from skelgen import api
 
     if name is None and not _interactive(defaults):
         raise click.UsageError("missing NAME: skelgen add-dataset NAME [--preset PRESET]")
     name = _ask(name, prompt="Dataset name", default="shapes", defaults=defaults)
-    path = api.add_dataset(name=name, preset=preset, project=project, source=source)
+    path = api.add_dataset(name=name, preset=preset, project=project, source=source, commit=not no_commit)
     rel = path.parent.parent
     spec = get_preset(preset or name)
     click.echo(f"added dataset {path.name} at {path} ({spec.name}: {spec.description})")
     click.echo(f"next: cd {rel} && python datasets/build_{path.name}_to_tfrecord.py")
+
+
+@cli.command("update")
+@click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="The project, or any folder inside it.")
+@click.option("--to", "to", metavar="VERSION", help="Template version to update to (default: this skelgen's).")
+@click.option("--dry-run", is_flag=True, help="Show what would change, on a temporary clone; change nothing.")
+@click.option("--conflict", type=click.Choice(["inline", "rej"]), default="inline", show_default=True,
+              help="Where a change that overlaps your edits goes: markers in the file, or a .rej file beside it.")
+@click.option("--check", is_flag=True, help="Only say whether the project is behind, and by how much (exit 1 if so).")
+@click.option("--json", "as_json", is_flag=True, help="With --check: print JSON.")
+def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
+    """Bring this skelgen's template into a project: the project scaffold, then each dataset.
+
+    \b
+    Template-owned files (train.py, pipelines, build scripts, README, ...) get the new version,
+    three-way merged with your edits; your files (core/, configs/, datasets/preprocesses.py) are
+    never touched. Each scaffold is committed on its own ("skelgen update: project 0.2.0 -> 0.2.1").
+    The project must be committed first. On a conflict the command stops with exit status 3, names
+    the files, and leaves both versions in them (or in .rej files) for you to resolve and commit.
+    """
+    import json
+
+    from skelgen import update
+
+    if as_json and not check:
+        raise click.UsageError("--json goes with --check")
+    if check:
+        statuses = update.check_project(project=project, to=to)
+        if as_json:
+            click.echo(json.dumps([{k: getattr(s, k) for k in ("label", "answers_file", "recorded", "target", "behind",
+                                                                "versions_behind")} for s in statuses], indent=2))
+        for s in statuses if not as_json else ():
+            ahead = f"behind: {s.recorded} -> {s.target}" + (
+                f" ({s.versions_behind} version{'s' * (s.versions_behind != 1)})" if s.versions_behind else "")
+            click.echo(f"{s.label}: {ahead if s.behind else f'{s.recorded} (up to date)'}")
+        if any(s.behind for s in statuses):
+            if not as_json:
+                click.echo("run skelgen update to bring them up to date")
+            sys.exit(1)
+        return
+    prefix = "would update" if dry_run else "updated"
+
+    def show(s) -> None:
+        if not s.behind:
+            click.echo(f"{s.label}: {s.recorded} (up to date)")
+        elif not s.conflicts:
+            files = ", ".join(line.strip() for line in s.changed) or "no file changed"
+            click.echo(f"{s.label}: {prefix} {s.recorded} -> {s.target}: {files}")
+
+    update.update_project(project=project, to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
+    if dry_run:
+        click.echo("dry run: nothing was changed")
 
 
 def main() -> None:

@@ -1,18 +1,19 @@
 """The workspace: a folder of projects with a ``.gitignore``, a ``CHANGELOG.md`` and a ``README.md`` index.
 
 The index is derived from the projects on disk (their copier answers files) every time it is
-written, so it cannot drift from what is there.
+written, so it cannot drift from what is there. Every change skelgen makes here goes through a
+:class:`Journal`, so that a command that fails half-way leaves the workspace as it found it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Callable
 
-import yaml
-
-__all__ = ["ensure_workspace", "write_index", "log_change", "read_answers", "PROJECT_ANSWERS"]
+__all__ = ["Journal", "ensure_workspace", "write_index", "log_change", "read_answers", "PROJECT_ANSWERS"]
 
 PROJECT_ANSWERS = ".copier-answers.yml"
 _START, _END = "<!-- skelgen:index:start -->", "<!-- skelgen:index:end -->"
@@ -46,8 +47,63 @@ What skelgen did in this workspace, newest last.
 """
 
 
+class Journal:
+    """What a command created or changed, so that :meth:`rollback` can put everything back.
+
+    Use as a context manager: on an exception (Ctrl-C included) every recorded change is undone,
+    newest first, and the exception goes on.
+    """
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+
+    def created(self, path: Path) -> Path:
+        """Record that ``path`` (a file or a folder) did not exist before; rollback removes it."""
+        self._undo.append(lambda: shutil.rmtree(path) if path.is_dir() and not path.is_symlink()
+                          else path.unlink(missing_ok=True))
+        return path
+
+    def changing(self, path: Path) -> Path:
+        """Record ``path``'s content before it changes (or its absence); rollback restores it."""
+        if path.exists():
+            before = path.read_bytes()
+            self._undo.append(lambda: path.write_bytes(before))
+        else:
+            self.created(path)
+        return path
+
+    def undo(self, action: Callable[[], None]) -> None:
+        """Record an action that rollback runs (e.g. unstaging what a failed commit staged)."""
+        self._undo.append(action)
+
+    def mkdir(self, path: Path) -> Path:
+        """Create ``path`` and its missing parents, recording each one created."""
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            self.created(folder)
+        return path
+
+    def rollback(self) -> None:
+        while self._undo:
+            try:
+                self._undo.pop()()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            self.rollback()
+        self._undo.clear()
+
+
 def read_answers(path: Path) -> dict:
     """A copier answers file as a dict (empty if unreadable)."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
@@ -63,25 +119,26 @@ def _inside_git(path: Path) -> bool:
     return out.returncode == 0 and out.stdout.strip() == "true"
 
 
-def ensure_workspace(path: Path) -> list[str]:
+def ensure_workspace(path: Path, journal: Journal) -> list[str]:
     """Create the workspace files that are missing (and a git repository if none encloses it).
 
     Returns:
         What was created, for the user.
     """
     created = []
-    path.mkdir(parents=True, exist_ok=True)
+    journal.mkdir(path)
     for name, text in ((".gitignore", _GITIGNORE), ("README.md", _README), ("CHANGELOG.md", _CHANGELOG)):
         if not (path / name).exists():
-            (path / name).write_text(text)
+            journal.created(path / name).write_text(text)
             created.append(name)
     if not _inside_git(path):
+        journal.created(path / ".git")
         subprocess.run(["git", "init", "-q"], cwd=path, check=True)
         created.append("git repository")
     return created
 
 
-def write_index(path: Path) -> None:
+def write_index(path: Path, journal: Journal) -> Path:
     """Rewrite the projects table of ``path/README.md`` from the projects found under ``path``."""
     rows = ["| project | task | framework | datasets |", "|---|---|---|---|"]
     for answers_file in sorted(path.glob(f"*/{PROJECT_ANSWERS}")):
@@ -94,20 +151,22 @@ def write_index(path: Path) -> None:
             f"| [{project.name}]({project.name}/) | {answers.get('task', '?')} | "
             f"{answers.get('framework', '?')} | {', '.join(datasets) or '-'} |"
         )
-    readme = path / "README.md"
+    readme = journal.changing(path / "README.md")
     text = readme.read_text() if readme.exists() else _README
     if _START not in text or _END not in text:
         text = text.rstrip("\n") + f"\n\n{_START}\n{_END}\n"
     head, rest = text.split(_START, 1)
     _, tail = rest.split(_END, 1)
     readme.write_text(f"{head}{_START}\n" + "\n".join(rows) + f"\n{_END}{tail}")
+    return readme
 
 
-def log_change(path: Path, line: str) -> None:
+def log_change(path: Path, line: str, journal: Journal) -> Path:
     """Append a dated line to ``path/CHANGELOG.md``."""
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    changelog = path / "CHANGELOG.md"
+    changelog = journal.changing(path / "CHANGELOG.md")
     if not changelog.exists():
         changelog.write_text(_CHANGELOG)
     with open(changelog, "a") as f:
         f.write(f"- {stamp}: {line}\n")
+    return changelog

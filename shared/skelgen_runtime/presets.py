@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skelgen_runtime.errors import UserInputError
+from skelgen_runtime.errors import UserInputError, did_you_mean
 from skelgen_runtime.published_classes import ADE20K_CLASSES, BRATS_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
 
 __all__ = ["DatasetPreset", "PRESETS", "get_preset", "preset_names"]
@@ -131,5 +131,5 @@ def get_preset(name: str) -> DatasetPreset:
         return PRESETS[name]
     except KeyError:
         raise UserInputError(
-            f"unknown dataset preset {name!r}; choose one of: {', '.join(preset_names())}"
+            f"unknown dataset preset {name!r}; choose one of: {', '.join(preset_names())}{did_you_mean(name, preset_names())}"
         ) from None

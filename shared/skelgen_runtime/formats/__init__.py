@@ -3,3 +3,5 @@
 A format sits below both the data pipeline (which encodes targets) and the task binding (which
 decodes outputs), so neither imports the other.
 """
+
+__all__ = ["centernet"]

@@ -38,8 +38,8 @@ from skelgen_runtime.records.reader import read_split
 from skelgen_runtime.schemas.volume import NAME, SCHEMA
 
 __all__ = ["SCHEMA", "SHUFFLE_SAMPLES", "is_volume", "dataset_modalities", "channels", "model_input_shape",
-           "train_examples", "eval_examples", "prepare", "zscore", "sample_dataset", "random_flip", "train_dataset",
-           "eval_dataset", "case_dataset", "raw_dataset"]
+           "train_examples", "eval_examples", "prepare", "zscore", "sample_dataset", "random_flip", "augment",
+           "train_dataset", "eval_dataset", "case_dataset", "raw_dataset"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 #: at most this many samples in a shuffle buffer (a 3D patch of 128^3 x 4 is 32 MB)
@@ -214,6 +214,13 @@ def random_flip(image: tf.Tensor, label: tf.Tensor, seed=None) -> tuple[tf.Tenso
             tf.cond(flip, lambda: tf.reverse(label, [axis]), lambda: label))
 
 
+def augment(image: tf.Tensor, label: tf.Tensor, data_cfg) -> tuple[tf.Tensor, tf.Tensor]:
+    """The default augmentation of one training sample: :func:`random_flip` when ``data.augment.flip``."""
+    if data_cfg.augment.flip:
+        image, label = random_flip(image, label)
+    return image, label
+
+
 def sample_dataset(data_cfg, info: DatasetInfo, split: str, *, training: bool, seed=None,
                    repeat: bool = False) -> tf.data.Dataset:
     """Unbatched samples of ``split``: ``(image float32 (H, W, C) | (D, H, W, C), label int32 (..., 1))``.
@@ -241,8 +248,7 @@ def _samples(data_cfg, info: DatasetInfo, split: str, training: bool, seed=None,
     ds = sample_dataset(data_cfg, info, split, training=training, seed=seed, repeat=repeat)
     if training:
         ds = ds.shuffle(min(data_cfg.shuffle_buffer, SHUFFLE_SAMPLES), seed=seed, reshuffle_each_iteration=True)
-        if data_cfg.augment.flip:
-            ds = ds.map(random_flip, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda x, y: augment(x, y, data_cfg), num_parallel_calls=AUTOTUNE)
     return ds
 
 

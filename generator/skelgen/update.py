@@ -1,0 +1,251 @@
+"""``skelgen update``: bring a newer template into a project and each of its datasets, keeping the user's edits.
+
+A project holds one *scaffold* per copier answers file: the project itself (``.copier-answers.yml``)
+and one per dataset (``datasets/.copier-answers.NAME.yml``). Each is updated with ``copier update``
+in turn (copier three-way merges the template's change with the user's edits; files the user owns
+are never touched, see ``copier.yml``'s ``_skip_if_exists``) and committed on its own, so the next
+one starts from a clean tree. An update that conflicts stops there: the files keep both versions
+(inline markers or ``.rej`` files), nothing is committed, and the error names every file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from skelgen import store
+from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel
+from skelgen.workspace import PROJECT_ANSWERS, read_answers
+from skelgen_runtime.errors import ProjectError, SkelgenError, TemplateError
+
+__all__ = ["Scaffold", "ScaffoldStatus", "UpdateConflictError", "scaffolds", "check_project", "update_project"]
+
+CONFLICT_MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
+
+
+class UpdateConflictError(SkelgenError):
+    """An update's change overlaps an edit of the user's: both versions are left in the named files."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """One copier answers file of a project: ``label`` ("project" or "dataset NAME") and its path."""
+
+    label: str
+    answers: Path
+
+    def recorded(self) -> dict:
+        return read_answers(self.answers)
+
+
+@dataclass
+class ScaffoldStatus:
+    """Where a scaffold stands, or what an update did to it."""
+
+    label: str
+    answers_file: str
+    recorded: str
+    target: str
+    behind: bool
+    versions_behind: int | None = None
+    changed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    commit: str | None = None
+
+
+def scaffolds(root: Path) -> list[Scaffold]:
+    """The project's scaffold first, then its datasets by name."""
+    found = [Scaffold("project", root / PROJECT_ANSWERS)]
+    for answers in sorted((root / "datasets").glob(".copier-answers.*.yml")):
+        name = read_answers(answers).get("dataset_name") or answers.name.split(".")[2]
+        found.append(Scaffold(f"dataset {name}", answers))
+    return found
+
+
+def _target(version: str | None) -> store.Source:
+    """The source to update to; with ``SKELGEN_TEMPLATE`` and no version, that source's newest tag."""
+    src = store.source(version)
+    if src.ref is None:
+        from packaging.version import Version
+
+        tags = store.release_tags(src.src)
+        if not tags:
+            raise TemplateError(f"{src.src} has no release tags (vX.Y.Z); updates need a tagged template")
+        newest = max(tags, key=lambda t: Version(store.version_of(t)))
+        src = store.Source(src.src, newest, store.version_of(newest))
+    return src
+
+
+def _versions_between(src: str, old: str, new: str) -> int | None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        low, high = Version(old), Version(new)
+        return sum(1 for t in store.release_tags(src) if low < Version(store.version_of(t)) <= high)
+    except (InvalidVersion, TemplateError):
+        return None
+
+
+def _status(scaffold: Scaffold, root: Path, src: store.Source) -> ScaffoldStatus:
+    from packaging.version import InvalidVersion, Version
+
+    answers = scaffold.recorded()
+    commit = str(answers.get("_commit", ""))
+    recorded = store.version_of(commit)
+    try:
+        behind = Version(recorded) < Version(src.version)
+    except InvalidVersion:
+        behind = True  # a bare commit hash: not a release skelgen knows
+    return ScaffoldStatus(scaffold.label, scaffold.answers.relative_to(root).as_posix(), recorded, src.version, behind,
+                          _versions_between(src.src, recorded, src.version) if behind else 0)
+
+
+def check_project(*, project: Path, to: str | None = None) -> list[ScaffoldStatus]:
+    """Whether each scaffold of ``project`` is behind ``to`` (default: the installed skelgen's version)."""
+    from skelgen.api import find_project
+
+    root = find_project(project)
+    src = _target(to)
+    return [_status(s, root, src) for s in scaffolds(root)]
+
+
+def _refuse_dirty(top: Path, root: Path) -> None:
+    changes = dirty_paths(top, root)
+    if changes:
+        rel = root.relative_to(top).as_posix() or "."
+        shown = ", ".join(c.strip() for c in changes[:3]) + (" ..." if len(changes) > 3 else "")
+        raise ProjectError(
+            f"{root} has uncommitted changes ({shown}); copier merges updates into a clean tree: commit them "
+            f"(git -C {top} add -A {rel} && git -C {top} commit -m 'before skelgen update') or stash them "
+            f"(git -C {top} stash push --include-untracked -- {rel}), then run skelgen update again"
+        )
+
+
+def _conflicts(top: Path, root: Path, changed: list[str]) -> list[str]:
+    found = []
+    for line in changed:
+        rel = line[3:].strip().strip('"')
+        path = top / rel
+        if path.suffix == ".rej" or (path.is_file() and any(
+                marker in path.read_bytes().splitlines() for marker in CONFLICT_MARKERS)):
+            found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source, conflict: str) -> ScaffoldStatus:
+    import copier
+    from copier.errors import CopierError
+    from jinja2 import TemplateError as JinjaError
+
+    status = _status(scaffold, root, src)
+    if not status.behind:
+        return status
+    known = store.release_tags(src.src)
+    answers = scaffold.recorded()
+    adopted = None if f"v{status.recorded}" in known or os.environ.get(store.ENV_TEMPLATE) else store.adopt(
+        str(answers.get("_src_path", "")), str(answers.get("_commit", "")))
+    if adopted:  # a project of a development install: its checkout's commit is now a version of the store
+        _set_answers(scaffold.answers, _commit=adopted, _src_path=src.src)
+        commit_paths(top, [scaffold.answers], f"skelgen update: {status.label} template {status.recorded[:8]} "
+                     f"is {store.version_of(adopted)} in {src.src}")
+        status.recorded, known = store.version_of(adopted), store.release_tags(src.src)
+    if f"v{status.recorded}" not in known and status.recorded not in known:
+        raise TemplateError(
+            f"{status.answers_file} records template version {status.recorded!r}, which {src.src} does not hold "
+            f"(it holds: {', '.join(sorted(store.version_of(t) for t in known)) or 'nothing'}); install that skelgen "
+            f"version once (pip install skelgen-tf=={status.recorded}) and run any skelgen command, then update"
+        )
+    if scaffold.recorded().get("_src_path") != src.src:
+        # a project made from another copy of the template (a checkout, a moved store): point it here
+        _set_answers(scaffold.answers, _src_path=src.src)
+        commit_paths(top, [scaffold.answers], f"skelgen update: {status.label} reads the template from {src.src}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            copier.run_update(str(root), answers_file=status.answers_file, vcs_ref=src.ref, defaults=True,
+                              overwrite=True, conflict=conflict, quiet=True, unsafe=False, skip_answered=True)
+        except (CopierError, JinjaError, ValueError, OSError) as err:
+            raise TemplateError(f"copier could not update {status.label} of {root}: {err}") from err
+    changes = dirty_paths(top, root)
+    status.conflicts = _conflicts(top, root, changes)
+    prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
+    status.changed = [f"{line[:2].strip()} {line[3:].strip().strip(chr(34)).removeprefix(prefix)}" for line in changes]
+    if not status.conflicts:
+        status.commit = commit_paths(top, [root],
+                                     f"skelgen update: {status.label} {status.recorded} -> {status.target}")
+    return status
+
+
+def _set_answers(answers: Path, **fields: str) -> None:
+    """Rewrite the given ``_key: value`` lines of a copier answers file, leaving every other line as it is."""
+    lines = answers.read_text().splitlines(keepends=True)
+    out = []
+    for line in lines:
+        key = line.split(":", 1)[0]
+        out.append(f"{key}: {fields[key]}\n" if key in fields else line)
+    answers.write_text("".join(out))
+
+
+def update_project(*, project: Path, to: str | None = None, dry_run: bool = False, conflict: str = "inline",
+                   on_scaffold: Callable[[ScaffoldStatus], None] | None = None) -> list[ScaffoldStatus]:
+    """Update the project scaffold, then each dataset's, to ``to`` (default: the installed skelgen's version).
+
+    Args:
+        project: the project, or any folder inside it.
+        to: the template version to update to.
+        dry_run: do it on a temporary clone of the repository and report; change nothing here.
+        conflict: ``inline`` (markers in the files) or ``rej`` (``.rej`` files beside them).
+        on_scaffold: called with each scaffold's status as soon as it is done.
+
+    Returns:
+        One status per scaffold, in the order they were updated.
+
+    Raises:
+        ProjectError: not a project, not in git, or uncommitted changes (the message says what to run).
+        TemplateError: the recorded or requested version is not available.
+        UpdateConflictError: a change overlapped the user's edits (files named; nothing committed).
+    """
+    from skelgen.api import find_project
+
+    if conflict not in ("inline", "rej"):
+        raise ProjectError(f"--conflict must be inline or rej, got {conflict!r}")
+    root = find_project(project)
+    top = toplevel(root)
+    if top is None:
+        raise ProjectError(f"{root} is not in a git repository, which copier needs to merge updates: "
+                           f"git -C {root} init && git -C {root} add -A && git -C {root} commit -m 'skelgen project'")
+    _refuse_dirty(top, root)
+    src = _target(to)
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="skelgen-dry-run-") as tmp:
+            clone = Path(tmp) / "repo"
+            git(top, "clone", "-q", "--no-hardlinks", str(top), str(clone))
+            return _update_all(clone, clone / root.relative_to(top), src, conflict, dry_run=True, report=on_scaffold)
+    return _update_all(top, root, src, conflict, dry_run=False, report=on_scaffold)
+
+
+def _update_all(top: Path, root: Path, src: store.Source, conflict: str, *, dry_run: bool,
+                report: Callable[[ScaffoldStatus], None] | None) -> list[ScaffoldStatus]:
+    done = []
+    for scaffold in scaffolds(root):
+        status = _update_one(scaffold, top, root, src, conflict)
+        done.append(status)
+        if report:
+            report(status)
+        if status.conflicts:
+            files = ", ".join(status.conflicts)
+            if dry_run:
+                raise UpdateConflictError(f"updating {status.label} {status.recorded} -> {status.target} would "
+                                          f"conflict with your edits in: {files} (dry run: nothing changed)")
+            kind = "conflict markers" if conflict == "inline" else ".rej files"
+            raise UpdateConflictError(
+                f"updating {status.label} {status.recorded} -> {status.target} conflicts with your edits in: {files} "
+                f"({kind} left in place, nothing committed); resolve them, then git add and git commit"
+            )
+    return done
