@@ -488,7 +488,8 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
     assert set(result["mean"]) == {"WT", "TC", "ET"}
     for case in result["per_case"]:
         for region in ("WT", "TC", "ET"):
-            assert case[region] == {"dice": 1.0, "hd95": 0.0}
+            assert (case[region]["dice"], case[region]["hd95"]) == (1.0, 0.0)
+            assert (case[region]["sensitivity"], case[region]["specificity"]) == (1.0, 1.0)
     # the evaluator's numbers for a shifted prediction equal the independent ones, in the file's own ids
     scored = task.score_predictions([(c, p) for c, p, _ in perturbed], info)
     lut = np.zeros(256, np.uint8)
