@@ -728,3 +728,7 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     source = raw / "BraTS2024-GLI-PostTreatment-ValidationData/BraTS-GLI-02075-100/BraTS-GLI-02075-100-t1n.nii.gz"
     assert written.shape == SHAPE and np.array_equal(written.affine, nib.load(str(source)).affine)
     assert set(np.unique(written.dataobj)) <= {0, 1, 2, 3, 4}
+    # one raw case folder: read as the 2024 release too, written in its ids
+    script(project, "predict.py", "--run", run_id, "--input", str(source.parent), "--output", str(tmp_path / "pred2"))
+    again = nib.load(str(tmp_path / "pred2" / "BraTS-GLI-02075-100.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(again.dataobj), np.asarray(written.dataobj))
