@@ -108,6 +108,8 @@ def predicted_lesions(mask: np.ndarray, *, grouped: bool, dilation: int, thresho
         mask: ``(D, H, W)`` boolean prediction of the region.
         grouped: False: 26-connected components (2023). True: :func:`lesion_groups`, then groups of
             at most ``threshold`` voxels removed (2024).
+        dilation: iterations of the grouping dilation (used when ``grouped``).
+        threshold: the largest group removed, in voxels (used when ``grouped``).
     """
     if not grouped:
         return components(mask)
