@@ -1,4 +1,4 @@
-"""BraTS (2018 to 2023+) and MSD Task01_BrainTumour: replicas -> records -> train/evaluate/predict.
+"""BraTS (2018 to 2024+) and MSD Task01_BrainTumour: replicas -> records -> train/evaluate/predict.
 
 Every replica is generated here with the real folder and file names of its release (FACTS.md), tiny
 volumes (24x24x16 voxels of 1 x 1 x 1.2 mm) and the release's own label ids. Expected training ids,
@@ -27,17 +27,24 @@ SPACING_DHW = (1.2, 1.0, 1.0)
 CODES = {"t1": 100, "t1ce": 200, "t2": 300, "flair": 400}
 CANONICAL = ("t1", "t1ce", "t2", "flair")
 CLASSES = ("background", "necrotic tumor core", "peritumoral edema", "enhancing tumor")
+#: BraTS 2024 post-treatment glioma: 1 NETC, 2 SNFH, 3 ET, 4 RC (BraTS-2024-Metrics@9a0ab9c metrics_GLI.py)
+POST_CLASSES = ("background", "non-enhancing tumor core", "surrounding FLAIR hyperintensity", "enhancing tissue",
+                "resection cavity")
+#: training class names per release family
+CLASSES_OF = {"old": CLASSES, "new": CLASSES, "msd": CLASSES, "post": POST_CLASSES}
 #: file label id -> training id, per release family (canonical order: background, NCR, ED, ET)
 TO_TRAIN = {
     "old": {0: 0, 1: 1, 2: 2, 4: 3},   # 2018-2021: 1 NCR/NET, 2 ED, 4 ET
     "new": {0: 0, 1: 1, 2: 2, 3: 3},   # 2023+: 1 NCR, 2 ED, 3 ET
     "msd": {0: 0, 1: 2, 2: 1, 3: 3},   # MSD: 1 edema, 2 non-enhancing, 3 enhancing
+    "post": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},  # 2024 post-treatment glioma: its own ids
 }
 #: evaluation regions in each family's file ids (FACTS.md)
 REGIONS = {
     "old": {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)},
     "new": {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
     "msd": {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)},
+    "post": {"WT": (1, 2, 3), "TC": (1, 3), "NETC": (1,), "SNFH": (2,), "ET": (3,), "RC": (4,)},
 }
 OLD_TAGS = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
 NEW_TAGS = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
@@ -144,6 +151,32 @@ def make_brats2023(root: Path, cohort: str = "GLI") -> Replica:
     return out
 
 
+def _post_treatment_seg(rng) -> np.ndarray:
+    """Nested shells around a random centre, inside out: resection cavity 4, enhancing tissue 3,
+    non-enhancing core 1, FLAIR hyperintensity 2 (each a compact lesion well above 20 voxels)."""
+    i, j, k = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
+    centre = rng.integers(10, 14, 3)
+    r2 = (i - centre[0]) ** 2 + (j - centre[1]) ** 2 + ((k - min(centre[2], 8)) * 1.2) ** 2
+    seg = np.select([r2 <= 6, r2 <= 12, r2 <= 20, r2 <= 36], [4, 3, 1, 2], 0)
+    return seg.astype(np.uint8)
+
+
+def make_brats2024(root: Path, cases=("BraTS-GLI-02073-100", "BraTS-GLI-02073-101", "BraTS-GLI-02074-100"),
+                   unlabelled=("BraTS-GLI-02075-100",), training: str = "BraTS2024-GLI-PostTreatment-TrainingData") -> Replica:
+    """The post-treatment glioma release: 2023 naming with time points 1YY, labels 1..4 (4 = cavity)."""
+    rng, out = np.random.default_rng(2024), Replica()
+    out.family = "post"
+    for case in cases:
+        out[case] = write_case(root / training, case, "-", NEW_TAGS, (), rng, labelled=False)
+        seg = _post_treatment_seg(rng)
+        out[case].update(seg=seg, seg_path=root / training / case / f"{case}-seg.nii.gz")
+        _save(seg, out[case]["seg_path"])
+    for case in unlabelled:
+        out[case] = write_case(root / "BraTS2024-GLI-PostTreatment-ValidationData", case, "-", NEW_TAGS, (), rng,
+                               labelled=False)
+    return out
+
+
 MSD_CHANNELS = ("flair", "t1", "t1ce", "t2")  # FLAIR, T1w, t1gd, T2w
 
 
@@ -181,13 +214,14 @@ def make_msd(root: Path, train=("BRATS_001", "BRATS_002", "BRATS_003"), test=("B
 
 
 def build(raw: Path, out: Path, *args: str, val_fraction: float = 0.2):
-    """The generated build script's code path, in this process (one worker: no spawn)."""
+    """The generated build script's code path, in this process (one worker: no spawn), with its
+    ``--release`` option and no class names (the release's own)."""
     from skelgen_runtime.records.build import main
-    from skelgen_runtime.sources import BratsSource, LabelMap
+    from skelgen_runtime.sources import BratsSource
 
     return main(dataset="brats", default_source=raw, out_dir=out, schema_task="segmentation",
-                make_source=lambda root: BratsSource(root, LabelMap(CLASSES), val_fraction=val_fraction),
-                argv=["--workers", "1", *args])
+                make_source=lambda root, release: BratsSource(root, val_fraction=val_fraction, release=release),
+                argv=["--workers", "1", *args], extra_options=BratsSource.build_options)
 
 
 def records(out: Path) -> dict[str, dict]:
@@ -216,7 +250,7 @@ def check_records(replica: Replica, out: Path, release: str) -> dict:
     info = json.loads((out / "dataset_info.json").read_text())
     assert info["schema"] == "volume_segmentation" and info["compression"] == "GZIP"
     assert info["source_info"]["release"] == release
-    assert [e["name"] for e in info["label_map"]] == list(CLASSES)
+    assert [e["name"] for e in info["label_map"]] == list(CLASSES_OF[replica.family])
     assert [e["source_id"] for e in info["label_map"]] == [s for s, _ in sorted(TO_TRAIN[replica.family].items(),
                                                                                     key=lambda kv: kv[1])]
     got = records(out)
@@ -236,7 +270,7 @@ def check_records(replica: Replica, out: Path, release: str) -> dict:
             assert record["split"] in ("train", "val")
             want = np.swapaxes(_lut(replica.family)[expected["seg"]], 0, 2)
             np.testing.assert_array_equal(record["label"][..., 0], want)
-            assert set(np.unique(record["label"])) == {0, 1, 2, 3}
+            assert set(np.unique(record["label"])) == set(TO_TRAIN[replica.family].values())
     return info
 
 
@@ -281,6 +315,51 @@ def test_msd_task01_4d_files_dataset_json_and_resource_forks(tmp_path: Path) -> 
     # --source may also be the task folder itself
     build(tmp_path / "raw" / "Task01_BrainTumour", tmp_path / "out2")
     assert sorted(records(tmp_path / "out2")) == sorted(replica)
+
+
+def test_brats_2024_post_treatment_glioma(tmp_path: Path) -> None:
+    replica = make_brats2024(tmp_path / "raw")
+    build(tmp_path / "raw", tmp_path / "out")
+    info = check_records(replica, tmp_path / "out", "brats2024-gli")  # 5 classes, file ids 0..4 kept
+    assert info["num_classes"] == 5 and info["source_info"]["release_detected"] is True
+    assert info["source_info"]["regions"] == {k: list(v) for k, v in REGIONS["post"].items()}
+    assert info["source_info"]["challenge"] == "GLI2024"
+
+
+def test_post_treatment_detection_and_release_override(tmp_path: Path, capsys) -> None:
+    from skelgen_runtime.errors import DatasetError
+    from skelgen_runtime.sources import BratsSource, LabelMap
+
+    # glioma cases named -000 whose first label file holds 4 (the cavity) are post-treatment
+    renamed = tmp_path / "renamed"
+    make_brats2024(renamed, cases=("BraTS-GLI-00000-000", "BraTS-GLI-00001-000"), unlabelled=())
+    assert BratsSource(renamed).release.key == "brats2024-gli"
+    # pre-treatment (-000, labels 1..3) beside post-treatment (-1YY) glioma cases: the post-treatment labels
+    mixed = tmp_path / "mixed"
+    make_brats2023(mixed)
+    make_brats2024(mixed, cases=("BraTS-GLI-00005-100",), unlabelled=())
+    source = BratsSource(mixed)
+    assert source.release.key == "brats2024-gli" and source.label_map.names == POST_CLASSES
+    assert "regions (file ids): WT = 1+2+3; TC = 1+3; NETC = 1; SNFH = 2; ET = 3; RC = 4" in source.summary()
+    # a cavity label in a 2023 SSA case: refused, with the way out
+    raw = tmp_path / "ssa"
+    replica = make_brats2023(raw, "SSA")
+    seg_path = replica["BraTS-SSA-00002-000"]["seg_path"]
+    seg = replica["BraTS-SSA-00002-000"]["seg"].copy()
+    seg[2, 2, 2] = 4
+    _save(seg, seg_path)
+    error = _fails(raw, tmp_path / "out", capsys)
+    assert "label values [4] are not BraTS 2023+ labels" in error and "--release brats2024-gli" in error
+    build(raw, tmp_path / "out", "--release", "brats2024-gli")
+    got = records(tmp_path / "out")["BraTS-SSA-00002-000"]
+    assert got["release"] == b"brats2024-gli" and got["label"][2, 2, 2, 0] == 4  # (D, H, W) = (k, j, i)
+    info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
+    assert info["source_info"]["release_detected"] is False and info["num_classes"] == 5
+    # --release must name its files alike; a label map must have the release's class count
+    with pytest.raises(DatasetError, match=r"--release brats2021: .* named as BraTS 2023\+ cases"):
+        BratsSource(raw, release="brats2021")
+    with pytest.raises(DatasetError, match=r"has 5 classes but the label map .* lists 4"):
+        BratsSource(renamed, LabelMap(CLASSES))
 
 
 def test_splits_are_a_deterministic_holdout_by_case_id(tmp_path: Path) -> None:
@@ -452,8 +531,8 @@ def _config(*overrides: str):
     return load_config(None, list(overrides), task="segmentation")
 
 
-@pytest.mark.parametrize("make,release", [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd")],
-                         ids=["2021", "2023", "msd"])
+@pytest.mark.parametrize("make,release", [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"),
+                                          (make_brats2024, "post")], ids=["2021", "2023", "msd", "2024"])
 def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: Path, make, release) -> None:
     from skelgen_runtime.preprocessing.volume import case_dataset
     from skelgen_runtime.records.info import load_info
@@ -485,10 +564,15 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
             # a worse prediction: the tumour shifted by one slice
             perturbed.append((case, np.roll(truth, 1, axis=0), original))
     result = task.score_predictions(pairs, info)
-    assert set(result["mean"]) == {"WT", "TC", "ET"}
+    assert list(result["mean"]) == list(REGIONS[release])
+    # lesion-wise parameters of the release's challenge: 2024 post-treatment GLI (penalty 337), else 2023 GLI (374)
+    assert (result["challenge"]["key"], result["challenge"]["penalty"]) == (("GLI2024", 337.0) if release == "post"
+                                                                            else ("GLI", 374.0))
+    perfect = {"lesion_dice": 1.0, "lesion_hd95": 0.0, "dice": 1.0, "hd95": 0.0, "sensitivity": 1.0,
+               "specificity": 1.0, "fp": 0, "fn": 0}
     for case in result["per_case"]:
-        for region in ("WT", "TC", "ET"):
-            assert case[region] == {"dice": 1.0, "hd95": 0.0}
+        for region in REGIONS[release]:
+            assert {k: v for k, v in case[region].items() if k != "tp"} == perfect and case[region]["tp"] >= 1
     # the evaluator's numbers for a shifted prediction equal the independent ones, in the file's own ids
     scored = task.score_predictions([(c, p) for c, p, _ in perturbed], info)
     lut = np.zeros(256, np.uint8)
@@ -582,7 +666,8 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     for region in scores["mean"].values():
         assert 0 <= region["dice"] <= 1 and 0 <= region["hd95"] <= 40
     rows = list(csv.DictReader(open(project / "logs" / run_id / "eval_val_cases.csv")))
-    assert list(rows[0]) == ["case_id", "WT_dice", "WT_hd95", "TC_dice", "TC_hd95", "ET_dice", "ET_hd95"]
+    metrics = ["lesion_dice", "lesion_hd95", "dice", "hd95", "sensitivity", "specificity", "tp", "fp", "fn"]
+    assert list(rows[0]) == ["case_id", *(f"{r}_{m}" for r in ("WT", "TC", "ET") for m in metrics)]
 
     predictions = tmp_path / "pred"
     script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(predictions))
@@ -600,3 +685,50 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     script(project, "evaluate.py", "--run", run_2d, "--split", "val")
     assert json.loads((project / "logs" / run_2d / "eval_val.json").read_text())["per_case"]
     assert replica  # the replica's arrays are checked by the release tests above
+
+
+def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions_and_writes_its_ids(
+        tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_brats2024(raw)
+    project = make_project(tmp_path / "ws")
+    skelgen("add-dataset", "post", "--preset", "brats", "--source", str(raw), cwd=project)
+    readme = (project / "datasets" / "post" / "README.md").read_text()
+    assert "source_info" in readme and "lesion-wise Dice" in readme and "RC 4" in readme
+    out = script(project, "datasets/build_post_to_tfrecord.py", "--workers", "1", "--release", "brats2024-gli").stdout
+    assert "release: BraTS 2024 post-treatment glioma (brats2024-gli, --release)" in out
+    info = json.loads((project / "datasets/post/tfrecords/dataset_info.json").read_text())
+    assert [e["name"] for e in info["label_map"]] == list(POST_CLASSES)
+    assert [e["source_id"] for e in info["label_map"]] == [0, 1, 2, 3, 4]
+
+    tiny = ["--set", "train.epochs=1", "--set", "data.batch_size=2", "--set", "data.samples_per_case=1",
+            "--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "data.eval_batch_size=4",
+            "--set", "data.patch_size=[16,16,16]"]
+    out = script(project, "train.py", "--config", "configs/post_3d.yaml", *tiny).stdout
+    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    shown = script(project, "evaluate.py", "--run", run_id, "--split", "val").stdout
+    assert "ranked by lesion Dice and lesion HD95" in shown and "BraTS 2024 post-treatment adult glioma" in shown
+    scores = json.loads((project / "logs" / run_id / "eval_val.json").read_text())
+    assert scores["regions"] == {k: list(v) for k, v in REGIONS["post"].items()}  # training ids = file ids
+    assert scores["challenge"]["key"] == "GLI2024" and scores["challenge"]["dilation"]["RC"] == 5
+    for region in scores["mean"].values():
+        assert 0 <= region["lesion_dice"] <= 1 and 0 <= region["lesion_hd95"] <= 337
+        assert 0 <= region["dice"] <= 1 and 0 <= region["sensitivity"] <= 1
+    header = next(csv.reader(open(project / "logs" / run_id / "eval_val_cases.csv")))
+    assert header[:4] == ["case_id", "WT_lesion_dice", "WT_lesion_hd95", "WT_dice"] and "RC_fn" in header
+    # eval.brats_challenge in the run's config picks other parameters
+    config = project / "logs" / run_id / "config.yaml"
+    config.write_text(config.read_text().replace("brats_challenge: null", "brats_challenge: MEN"))
+    script(project, "evaluate.py", "--run", run_id, "--split", "val")
+    assert json.loads((project / "logs" / run_id / "eval_val.json").read_text())["challenge"]["key"] == "MEN"
+
+    predictions = tmp_path / "pred"
+    script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(predictions))
+    written = nib.load(str(predictions / "BraTS-GLI-02075-100.nii.gz"))
+    source = raw / "BraTS2024-GLI-PostTreatment-ValidationData/BraTS-GLI-02075-100/BraTS-GLI-02075-100-t1n.nii.gz"
+    assert written.shape == SHAPE and np.array_equal(written.affine, nib.load(str(source)).affine)
+    assert set(np.unique(written.dataobj)) <= {0, 1, 2, 3, 4}
+    # one raw case folder: read as the 2024 release too, written in its ids
+    script(project, "predict.py", "--run", run_id, "--input", str(source.parent), "--output", str(tmp_path / "pred2"))
+    again = nib.load(str(tmp_path / "pred2" / "BraTS-GLI-02075-100.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(again.dataobj), np.asarray(written.dataobj))

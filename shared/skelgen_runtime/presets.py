@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from skelgen_runtime.errors import UserInputError, did_you_mean
-from skelgen_runtime.published_classes import ADE20K_CLASSES, BRATS_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
+from skelgen_runtime.published_classes import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC2012_CLASSES
 
 __all__ = ["DatasetPreset", "PRESETS", "get_preset", "preset_names"]
 
@@ -78,12 +78,12 @@ PRESETS: dict[str, DatasetPreset] = {
             description="ADE20K SceneParsing ADEChallengeData2016 (150 classes; 0 = other, ignored)",
             classes={"segmentation": ADE20K_CLASSES},
         ),
+        # no classes: the build takes those of the release it detects (4, or 5 for 2024 post-treatment glioma)
         DatasetPreset(
             name="brats",
             readers={"segmentation": "BratsSource"},
-            description="BraTS brain-tumour MRI 2018-2023+ or MSD Task01_BrainTumour: 3D NIfTI, 4 modalities, "
-            "release detected from the folder (labels mapped to 4 classes; val = a holdout of the labelled cases)",
-            classes={"segmentation": BRATS_CLASSES},
+            description="BraTS brain-tumour MRI 2018-2024+ or MSD Task01_BrainTumour: 3D NIfTI, 4 modalities, "
+            "release detected from the folder (classes and regions follow it; val = a holdout of the labelled cases)",
         ),
         DatasetPreset(
             name="coco",

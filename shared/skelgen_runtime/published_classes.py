@@ -11,8 +11,11 @@ Sources:
   colour). ``*_gtFine_labelIds.png`` holds labelIds; training uses the 19 trainIds, 255 = void.
 - ADE20K SceneParsing (``ADEChallengeData2016``): ``objectInfo150.csv`` order (first synonym of
   each entry); annotations hold 1..150, 0 = "other objects" (not evaluated).
-- BraTS / MSD Task01_BrainTumour: one canonical class order for every release (their files use
-  other ids; :mod:`skelgen_runtime.sources.brats` maps them).
+- BraTS / MSD Task01_BrainTumour: one canonical class order for the 2018-2023 releases and MSD
+  (their files use other ids; :mod:`skelgen_runtime.sources.brats_releases` maps them), and the
+  classes of the BraTS 2024 post-treatment glioma release, whose files hold 1 NETC, 2 SNFH, 3 ET and
+  4 RC (``get_TissueWiseSeg`` in ``metrics_GLI.py`` of ``rachitsaluja/BraTS-2024-Metrics``, commit
+  ``9a0ab9c7d75f158a3ea685cd44ac059c3a6712a1``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "CITYSCAPES_COLORS",
     "ADE20K_CLASSES",
     "BRATS_CLASSES",
+    "BRATS_POST_TREATMENT_CLASSES",
 ]
 
 VOC2012_CLASSES: tuple[str, ...] = (
@@ -100,5 +104,10 @@ ADE20K_CLASSES: tuple[str, ...] = (
     "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator", "glass", "clock", "flag",
 )
 
-#: training ids 0..3 of every BraTS release (2018-2021 files: 0, 1, 2, 4; 2023+: 0..3; MSD: 0, 2, 1, 3)
+#: training ids 0..3 of the BraTS 2018-2023 releases (2018-2021 files: 0, 1, 2, 4; 2023: 0..3; MSD: 0, 2, 1, 3)
 BRATS_CLASSES: tuple[str, ...] = ("background", "necrotic tumor core", "peritumoral edema", "enhancing tumor")
+#: training ids 0..4 of BraTS 2024 post-treatment glioma (files: 0..4, the same ids)
+BRATS_POST_TREATMENT_CLASSES: tuple[str, ...] = (
+    "background", "non-enhancing tumor core", "surrounding FLAIR hyperintensity", "enhancing tissue",
+    "resection cavity",
+)

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from skelgen_runtime.config.base import Section
+from skelgen_runtime.errors import ConfigError
 
 __all__ = [
     "AugmentConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "SegmentationDataConfig",
+    "EvalConfig",
     "SegmentationConfig",
     "ClassificationAugmentConfig",
     "ClassificationDataConfig",
@@ -111,6 +113,27 @@ class SegmentationDataConfig(DataConfig):
         return v
 
 
+class EvalConfig(Section):
+    """How ``evaluate.py`` scores; ``brats_challenge`` only matters for BraTS volume datasets."""
+
+    brats_challenge: str | None = Field(
+        None, description="volumes: the BraTS challenge whose lesion-wise parameters score the cases "
+        "(GLI, SSA, MEN, MET, PED, GLI2024); null: the one of the dataset's release"
+    )
+
+    @field_validator("brats_challenge")
+    @classmethod
+    def _known_challenge(cls, v: str | None) -> str | None:
+        from skelgen_runtime.metrics.brats_challenges import get_challenge
+
+        if v is None:
+            return v
+        try:
+            return get_challenge(v).key
+        except ConfigError as err:
+            raise ValueError(str(err).removeprefix("eval.brats_challenge: ")) from None
+
+
 class SegmentationConfig(Section):
     """The whole configuration of a segmentation experiment."""
 
@@ -119,6 +142,7 @@ class SegmentationConfig(Section):
     data: SegmentationDataConfig = SegmentationDataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _model_fits_mode(self) -> "SegmentationConfig":

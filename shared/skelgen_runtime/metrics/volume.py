@@ -1,4 +1,4 @@
-"""Dice and HD95 of 3D region masks, per case, with BraTS-style conventions. NumPy + SciPy.
+"""Dice, HD95, sensitivity and specificity of 3D region masks, and BraTS case scores. NumPy + SciPy.
 
 Definitions (arrays are ``(D, H, W)``; ``spacing`` is mm per voxel along D, H, W):
 
@@ -12,7 +12,14 @@ Definitions (arrays are ``(D, H, W)``; ``spacing`` is mm per voxel along D, H, W
   ``surface-distance`` package without surface-area weights; MedPy's ``hd95`` instead pools both
   directions before taking one percentile, which can give a smaller value.
 - **Empty masks**: both empty gives Dice 1 and HD95 0; exactly one empty gives Dice 0 and HD95 equal
-  to the volume diagonal ``sqrt(sum((shape * spacing)**2))`` (373.13 mm for 240x240x155 at 1 mm).
+  to the volume diagonal ``sqrt(sum((shape * spacing)**2))`` (373.13 mm for 240x240x155 at 1 mm), or
+  to a BraTS challenge's penalty when one scores the case (374 mm for 2023, 337 mm for 2024).
+- **Sensitivity** = ``|P & G| / |G|`` (1 when both are empty, 0 when only G is), **specificity** =
+  ``|~P & ~G| / |~G|`` over every voxel of the volume: GaNDLF's definitions, which the BraTS
+  organisers' scripts use.
+- **Lesion-wise Dice and HD95**, the BraTS 2023+ ranking metrics: :mod:`skelgen_runtime.metrics.lesions`
+  defines them; :func:`score_case` computes them per region with a challenge's parameters
+  (:mod:`skelgen_runtime.metrics.brats_challenges`).
 
 Regions are sets of label ids (``{"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}`` in training ids for
 BraTS): a voxel belongs to the region when its label is one of them.
@@ -21,11 +28,20 @@ BraTS): a voxel belongs to the region when its label is one of them.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["dice", "hd95", "surface", "volume_diagonal", "score_case", "mean_scores"]
+if TYPE_CHECKING:
+    from skelgen_runtime.metrics.brats_challenges import Challenge
+
+__all__ = ["dice", "hd95", "surface", "volume_diagonal", "bounding_box", "sensitivity_specificity", "score_case",
+           "mean_scores", "LESION_METRICS", "VOXEL_METRICS"]
+
+#: what :func:`score_case` gives for every region
+VOXEL_METRICS = ("dice", "hd95", "sensitivity", "specificity")
+#: what it adds when a BraTS challenge scores the case (the first two rank the leaderboards)
+LESION_METRICS = ("lesion_dice", "lesion_hd95", "tp", "fp", "fn")
 
 
 def volume_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
@@ -51,19 +67,24 @@ def surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~eroded
 
 
-def _crop(pred: np.ndarray, truth: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of both masks grown by one voxel: surfaces and nearest distances are unchanged in it."""
-    both = pred | truth
+def bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
+    """The bounding box of ``mask``'s voxels grown by ``margin`` (clipped to the volume); None if empty."""
     box = []
-    for axis in range(both.ndim):
-        other = tuple(a for a in range(both.ndim) if a != axis)
-        hits = np.flatnonzero(both.any(axis=other))
-        box.append(slice(max(hits[0] - 1, 0), min(hits[-1] + 2, both.shape[axis])))
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        if not hits.size:
+            return None
+        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
     return tuple(box)
 
 
-def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float:
-    """HD95 in mm (max of the directed 95th percentiles, module docstring) with the empty-mask conventions."""
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], *, one_empty: float | None = None) -> float:
+    """HD95 in mm (max of the directed 95th percentiles, module docstring) with the empty-mask conventions.
+
+    Args:
+        one_empty: the value when exactly one mask is empty; None: the volume diagonal.
+    """
     from scipy import ndimage
 
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
@@ -71,8 +92,8 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float
     if not has_pred and not has_truth:
         return 0.0
     if not has_pred or not has_truth:
-        return volume_diagonal(pred.shape, spacing)
-    box = _crop(pred, truth)
+        return volume_diagonal(pred.shape, spacing) if one_empty is None else float(one_empty)
+    box = bounding_box(pred | truth)
     # the crop never cuts a mask, and where it meets the volume's border that border is outside anyway
     pred_surface, truth_surface = surface(pred[box]), surface(truth[box])
     to_truth = ndimage.distance_transform_edt(~truth_surface, sampling=spacing)[pred_surface]
@@ -80,34 +101,99 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float
     return float(max(np.percentile(to_truth, 95), np.percentile(to_pred, 95)))
 
 
+def sensitivity_specificity(pred: np.ndarray, truth: np.ndarray, *, outside: int = 0) -> tuple[float, float]:
+    """Sensitivity and specificity of two boolean masks (module docstring).
+
+    Args:
+        outside: voxels of the volume left out of the arrays (a crop), all background in both.
+    """
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    n_pred, n_truth = int(pred.sum()), int(truth.sum())
+    tp = int(np.logical_and(pred, truth).sum())
+    tn = pred.size + outside - n_pred - n_truth + tp
+    fp = n_pred - tp
+    if n_truth:
+        sensitivity = tp / n_truth
+    else:
+        sensitivity = 1.0 if n_pred == 0 else 0.0
+    specificity = tn / (tn + fp) if tn + fp else 0.0
+    return float(sensitivity), float(specificity)
+
+
 def score_case(
-    pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], regions: Mapping[str, Sequence[int]]
+    pred: np.ndarray,
+    truth: np.ndarray,
+    spacing: Sequence[float],
+    regions: Mapping[str, Sequence[int]],
+    challenge: Challenge | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Dice and HD95 of each region of one case.
+    """Every metric of each region of one case.
 
     Args:
         pred, truth: ``(D, H, W)`` integer label volumes (same ids).
         spacing: mm per voxel along D, H, W.
         regions: region name -> label ids.
+        challenge: a BraTS challenge's lesion-wise parameters; None for voxel-wise metrics only.
 
     Returns:
-        ``{region: {"dice": float, "hd95": float (mm)}}``.
+        ``{region: {metric: value}}`` with :data:`VOXEL_METRICS` (HD95 in mm), and with a challenge
+        also :data:`LESION_METRICS`. With a challenge, the full HD95 of exactly one empty mask is the
+        challenge's penalty, and a 2024 challenge scores the prediction without the small groups it
+        removes (:mod:`skelgen_runtime.metrics.lesions`), as the organisers do.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
+    ids = sorted({int(i) for r in regions.values() for i in r})
+    margin = 1 + max((challenge.dilation_of(r) for r in regions), default=0) if challenge else 1
+    box = bounding_box(np.isin(pred, ids) | np.isin(truth, ids), margin) or tuple(slice(0, 1) for _ in pred.shape)
+    pred, shape, size = pred[box], truth.shape, truth.size
+    truth = truth[box]
+    outside = size - truth.size
+    masks = {name: (np.isin(pred, r), np.isin(truth, r)) for name, r in regions.items()}
+    one_empty = challenge.penalty if challenge else volume_diagonal(shape, spacing)
+    lesions, used = _lesion_scores(masks, spacing, challenge) if challenge else ({}, {})
     out = {}
-    for name, ids in regions.items():
-        p, t = np.isin(pred, ids), np.isin(truth, ids)
-        out[name] = {"dice": dice(p, t), "hd95": hd95(p, t, spacing)}
+    for name, (p, t) in masks.items():
+        p = used.get(name, p)
+        sensitivity, specificity = sensitivity_specificity(p, t, outside=outside)
+        out[name] = {"dice": dice(p, t), "hd95": hd95(p, t, spacing, one_empty=one_empty),
+                     "sensitivity": sensitivity, "specificity": specificity, **lesions.get(name, {})}
     return out
 
 
+def _lesion_scores(masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: Sequence[float],
+                   challenge: Challenge) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """Lesion-wise scores of every region, and the prediction masks the full metrics score (2024: without
+    the removed groups)."""
+    from skelgen_runtime.metrics.lesions import lesion_groups, lesion_wise, merge_touching, predicted_lesions
+
+    truth_lesions, pred_lesions = {}, {}
+    for name, (p, t) in masks.items():
+        dilation, threshold = challenge.dilation_of(name), challenge.threshold_of(name)
+        truth_lesions[name] = lesion_groups(t, dilation)
+        pred_lesions[name] = predicted_lesions(p, grouped=challenge.predicted_groups, dilation=dilation,
+                                               threshold=threshold)
+    merged_truth, merged_pred = dict(truth_lesions), dict(pred_lesions)
+    for name, partners in challenge.merge_partners.items():
+        present = [r for r in partners if r in masks]
+        if name in masks and present:  # partners as grouped before any merging, as the organisers do
+            merged_truth[name] = merge_touching(truth_lesions[name], [truth_lesions[r] for r in present])
+            merged_pred[name] = merge_touching(pred_lesions[name], [pred_lesions[r] for r in present])
+    out = {}
+    for name in masks:
+        scores = lesion_wise(merged_pred[name], merged_truth[name], spacing, dilation=challenge.dilation_of(name),
+                             threshold=challenge.threshold_of(name), penalty=challenge.penalty)
+        out[name] = {"lesion_dice": scores.dice, "lesion_hd95": scores.hd95, "tp": scores.tp, "fp": scores.fp,
+                     "fn": scores.fn}
+    return out, {name: labels > 0 for name, labels in pred_lesions.items()}
+
+
 def mean_scores(per_case: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean Dice and HD95 of each region over cases (every case counts, empty ones by the conventions)."""
+    """Mean of every metric of each region over cases (every case counts, empty ones by the conventions)."""
     if not per_case:
         return {}
-    regions = list(per_case[0])
     return {
-        r: {m: float(np.mean([case[r][m] for case in per_case])) for m in ("dice", "hd95")} for r in regions
+        region: {m: float(np.mean([case[region][m] for case in per_case])) for m in metrics}
+        for region, metrics in per_case[0].items()
     }

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import BadExampleError, DatasetError, exit_on_error
@@ -171,11 +172,18 @@ def main(
     dataset: str,
     default_source: Path,
     out_dir: Path,
-    make_source: Callable[[Path], Source],
+    make_source: Callable[..., Source],
     schema_task: str,
     argv: Sequence[str] | None = None,
+    extra_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> BuildReport:
-    """Command line of a generated ``build_DATASET_to_tfrecord.py``."""
+    """Command line of a generated ``build_DATASET_to_tfrecord.py``.
+
+    Args:
+        extra_options: options of this dataset's reader, ``{"--release": add_argument keywords}``
+            (e.g. ``BratsSource.build_options``); their values go to ``make_source`` as keywords
+            (``--release`` -> ``release=``).
+    """
     parser = argparse.ArgumentParser(
         prog=f"build_{dataset}_to_tfrecord.py",
         description=f"Convert the {dataset} dataset into sharded TFRecords plus {INFO_FILE}. "
@@ -192,7 +200,12 @@ def main(
     parser.add_argument("--splits", nargs="+", default=None, help="splits to build (default: all found)")
     parser.add_argument("--compression", choices=["GZIP", "ZLIB"], default=None,
                         help="compress the shards (default: the reader's default_compression, else none)")
+    for flag, spec in (extra_options or {}).items():
+        parser.add_argument(flag, **spec)
     args = parser.parse_args(argv)
+    extra = {name: getattr(args, name) for name in (f.lstrip("-").replace("-", "_") for f in extra_options or {})}
+    if extra:
+        make_source = functools.partial(make_source, **extra)
     with exit_on_error():
         try:
             return _run(args, dataset=dataset, make_source=make_source, schema_task=schema_task)

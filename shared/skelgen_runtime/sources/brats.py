@@ -1,4 +1,4 @@
-"""BraTS brain-tumour MRI (2018 to 2023+) and MSD Task01_BrainTumour, read as their archives extract.
+"""BraTS brain-tumour MRI (2018 to 2024+) and MSD Task01_BrainTumour, read as their archives extract.
 
 The release is detected from the folder (``--source`` may be a release's training folder, a folder
 holding its training and validation folders, or one case folder)::
@@ -8,11 +8,17 @@ holding its training and validation folders, or one case folder)::
                misnamed W39_1998.09.19_Segm.nii: a lone *seg.nii / *Segm.nii file is taken as the label)
     2021       BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz
     2023+      BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz  (GLI, SSA, MEN, MET, PED, ...)
+    2024 GLI   BraTS-GLI-02073-100/BraTS-GLI-02073-100-{t1n,t1c,t2w,t2f,seg}.nii.gz  post-treatment glioma:
+               time points 1YY, volumes 182x218x182, label 4 = resection cavity
     MSD        Task01_BrainTumour/{dataset.json, imagesTr/BRATS_001.nii.gz (4D), labelsTr/, imagesTs/}
 
 Case folders are searched up to three levels below ``--source``; hidden entries, macOS ``._*``
 resource forks and ``__MACOSX`` are skipped. One dataset holds one release: a folder mixing
-releases (their label ids differ) is refused.
+releases (their label ids differ) is refused, except that pre-treatment glioma cases (``-000``)
+beside post-treatment ones (``-1YY``) are read with the post-treatment labels, whose ids 1-3 carry
+on the 2023 ones. 2023-style glioma cases whose first label file holds 4 (the resection cavity)
+are read as post-treatment too. ``release=`` (the build script's ``--release``) overrides the
+detection among releases that name their files alike.
 
 **Modalities** are stored in one canonical channel order for every release,
 :data:`MODALITIES` = ``(t1, t1ce, t2, flair)``: 2023+ ``t1n -> t1, t1c -> t1ce, t2w -> t2,
@@ -21,22 +27,15 @@ to find them) ``-> flair, t1, t1ce, t2``. Values keep the files' dtype (lossless
 and the NIfTI header of the ``t1`` file (MSD: the 4D file) go into the record
 (:mod:`skelgen_runtime.schemas.volume`).
 
-**Labels** become contiguous training ids in one canonical class order for every release,
-:data:`CLASSES` = ``background, necrotic tumor core, peritumoral edema, enhancing tumor`` (ids
-0..3), whose source ids the label map keeps (``dataset_info.json``; predictions are written back
-with them):
-
-==============  ===============  =============================================
-release         source ids       meaning of the source ids
-==============  ===============  =============================================
-2018-2021       0, 1, 2, 4       1 NCR/NET, 2 ED, 4 ET
-2023+           0, 1, 2, 3       1 NCR, 2 ED, 3 ET
-MSD             0, 2, 1, 3       1 edema, 2 non-enhancing tumour, 3 enhancing
-==============  ===============  =============================================
-
-So the evaluation regions are the same training ids for every release (WT = 1, 2, 3; TC = 1, 3;
-ET = 3), which :data:`REGIONS` states in each release's own ids (FACTS.md). Any other label value
-(e.g. 3 in a 2021 file, or the resection-cavity label 4 of BraTS 2024) makes the case bad.
+**Labels** become contiguous training ids, in the class order of the release's label set
+(:data:`skelgen_runtime.sources.brats_releases.LABEL_SETS`, which also holds each release's
+evaluation regions in its own ids): ``background, necrotic tumor core, peritumoral edema, enhancing
+tumor`` (ids 0..3) for 2018-2023 and MSD, whatever ids their files use; ``background, non-enhancing
+tumor core, surrounding FLAIR hyperintensity, enhancing tissue, resection cavity`` (ids 0..4, the
+files' own) for 2024 post-treatment glioma. The label map keeps each class's file id
+(``dataset_info.json``); predictions are written back with them. Without a label map the reader
+takes the release's classes; a label map of other names must have as many. Any other label value
+(e.g. 3 in a 2021 file) makes the case bad.
 
 **Splits**: labelled cases go to ``train``, except a deterministic holdout ``val``: the cases whose
 ``sha256(case_id)`` maps to ``[0, val_fraction)`` (at least one, and never all, when there are two
@@ -60,78 +59,29 @@ from typing import ClassVar
 import numpy as np
 
 from skelgen_runtime.errors import BadExampleError, DatasetError
-from skelgen_runtime.published_classes import BRATS_CLASSES
 from skelgen_runtime.sources._nifti import is_nifti, nifti_stem, read_nifti, header_bytes
 from skelgen_runtime.sources._published import LabelLookup, complete_label_map
 from skelgen_runtime.sources.base import LabelMap, SourceItem
+from skelgen_runtime.sources.brats_releases import (
+    LABEL_SETS,
+    MSD,
+    RELEASES,
+    Release,
+    challenge_for,
+    get_release,
+    regions_for,
+    release_keys,
+)
 
-__all__ = ["BratsSource", "Release", "RELEASES", "MODALITIES", "CLASSES", "COLORS", "REGIONS", "regions_for",
-           "holdout"]
+__all__ = ["BratsSource", "Release", "RELEASES", "MODALITIES", "LABEL_SETS", "regions_for", "holdout"]
 
 #: the canonical channel order of every release's records
 MODALITIES = ("t1", "t1ce", "t2", "flair")
-#: the canonical training classes (ids 0..3) of every release
-CLASSES = BRATS_CLASSES
-COLORS = ((0, 0, 0), (255, 0, 0), (0, 255, 0), (255, 255, 0))
 _SEARCH_DEPTH = 3
 _FALLBACK_SEG = re.compile(r"segm?\.nii(\.gz)?$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Release:
-    """One published naming and label convention.
-
-    Attributes:
-        key: recorded as ``volume/release``, e.g. ``"brats2021"``.
-        title: for messages, e.g. ``"BraTS 2021"``.
-        pattern: matches the release's case folder names.
-        separator: between case id and file tag (``_`` or ``-``).
-        tags: canonical modality -> the tag in the file name.
-        source_ids: the file's label value of each training class of :data:`CLASSES`.
-        family: releases sharing label ids and regions (a key of :data:`REGIONS`).
-    """
-
-    key: str
-    title: str
-    pattern: str
-    separator: str
-    tags: dict[str, str]
-    source_ids: tuple[int, ...]
-    family: str
-
-    def matches(self, name: str) -> bool:
-        return re.fullmatch(self.pattern, name, flags=re.IGNORECASE) is not None
-
-
-_OLD_TAGS = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
-RELEASES = (
-    Release("brats2018", "BraTS 2018", r"brats18_.+", "_", _OLD_TAGS, (0, 1, 2, 4), "brats2018-2021"),
-    Release("brats2019", "BraTS 2019", r"brats19_.+", "_", _OLD_TAGS, (0, 1, 2, 4), "brats2018-2021"),
-    Release("brats2020", "BraTS 2020", r"brats20_(training|validation|testing)_\d+", "_", _OLD_TAGS,
-            (0, 1, 2, 4), "brats2018-2021"),
-    Release("brats2021", "BraTS 2021", r"brats2021_\d+", "_", _OLD_TAGS, (0, 1, 2, 4), "brats2018-2021"),
-    Release("brats2023", "BraTS 2023+", r"brats-[a-z]+-\d+-\d+", "-",
-            {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}, (0, 1, 2, 3), "brats2023"),
-)
-MSD = Release("msd-task01", "MSD Task01_BrainTumour", r"brats_\d+", "", {}, (0, 2, 1, 3), "msd")
-
-#: evaluation regions in each release family's own label ids (FACTS.md)
-REGIONS = {
-    "brats2018-2021": {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)},
-    "brats2023": {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
-    "msd": {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)},
-}
+_POST_TREATMENT = get_release("brats2024-gli")
 #: MSD dataset.json modality names -> canonical names
 _MSD_NAMES = {"flair": "flair", "t1w": "t1", "t1": "t1", "t1gd": "t1ce", "t1ce": "t1ce", "t2w": "t2", "t2": "t2"}
-_MSD_DEFAULT = ("flair", "t1", "t1ce", "t2")
-
-
-def regions_for(release_key: str) -> dict[str, tuple[int, ...]] | None:
-    """The WT/TC/ET regions (in the release's own label ids) of a recorded ``volume/release``; None if unknown."""
-    for release in (*RELEASES, MSD):
-        if release_key == release.key or release_key.startswith(release.key + "-"):
-            return REGIONS[release.family]
-    return None
 
 
 def _unit(case_id: str) -> float:
@@ -191,28 +141,41 @@ class BratsSource:
 
     Attributes:
         root: the folder to search (``--source``).
-        label_map: the 4 classes of :data:`CLASSES`; source ids and colours default to the release's.
+        label_map: class names (and optionally source ids and colours) in training-id order; None:
+            the release's own classes. Source ids and colours default to the release's.
         val_fraction: share of the labelled cases held out as ``val`` (0 for none).
+        release: a release key (:func:`~skelgen_runtime.sources.brats_releases.release_keys`) to
+            read the folder as, instead of the detected one; after construction, the release read.
     """
 
     #: what the build writes (``skelgen_runtime.schemas.volume``), GZIP-compressed, 8 cases per shard
     record_schema: ClassVar[str] = "volume_segmentation"
     default_compression: ClassVar[str] = "GZIP"
     default_shard_size: ClassVar[int] = 8
+    #: the build script's own options (``records.build.main(extra_options=...)``), passed to the constructor
+    build_options: ClassVar[dict[str, dict]] = {
+        "--release": {"choices": release_keys(), "default": None,
+                      "help": "read the folder as this BraTS release (default: detected from the case names)"},
+    }
 
     root: Path
-    label_map: LabelMap
+    label_map: LabelMap | None = None
     val_fraction: float = 0.2
-    release: Release = field(init=False)
+    release: Release | str | None = None
+    detected: bool = field(init=False, default=True)
     _cases: list[_Case] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         if not 0 <= self.val_fraction < 1:
             raise DatasetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        self._cases = self._scan()
+        wanted = get_release(self.release) if isinstance(self.release, str) else self.release
+        self.detected = wanted is None
+        self._cases = self._scan(wanted)
+        labels = self.release.label_set
         self.label_map = complete_label_map(
-            self.label_map, dataset=f"BraTS ({self.release.title})", source_ids=self.release.source_ids, colors=COLORS
+            self.label_map or LabelMap(labels.classes), dataset=f"BraTS ({self.release.title})",
+            source_ids=labels.source_ids, colors=labels.colors,
         )
         self._lookup()  # fail now on a label map whose source ids are not the release's
 
@@ -228,7 +191,7 @@ class BratsSource:
                 return folder
         return None
 
-    def _scan(self) -> list[_Case]:
+    def _scan(self, wanted: Release | None) -> list[_Case]:
         if not self.root.is_dir():
             raise DatasetError(f"BraTS folder {self.root} does not exist")
         found: list[tuple[Path, Release]] = []
@@ -238,6 +201,9 @@ class BratsSource:
             if found:
                 raise DatasetError(f"{self.root} holds both MSD Task01 ({msd}) and BraTS case folders "
                                    f"(e.g. {found[0][0]}); point --source at one of them")
+            if wanted not in (None, MSD):
+                raise DatasetError(f"{self.root} is MSD's Task01_BrainTumour ({msd}), not {wanted.title}: "
+                                   "drop --release or pass --release msd-task01")
             self.release = MSD
             return self._msd_cases(msd)
         if not found:
@@ -246,15 +212,46 @@ class BratsSource:
                 "such as HGG/Brats18_2013_2_1/, BraTS20_Training_001/, BraTS2021_00000/, BraTS-GLI-00000-000/, "
                 "or MSD's Task01_BrainTumour/ with dataset.json and imagesTr/"
             )
-        releases = {}
+        self.release = self._choose(found, wanted)
+        cases = sorted((self._brats_case(folder) for folder, _ in found), key=lambda c: c.case_id)
+        if wanted is None and self.release.key == "brats2023" and self._first_label_has_cavity(cases):
+            self.release = _POST_TREATMENT
+        return cases
+
+    def _choose(self, found: list[tuple[Path, Release]], wanted: Release | None) -> Release:
+        """The release to read the found case folders as (module docstring)."""
+        releases: dict[str, tuple[Release, Path]] = {}
         for folder, release in found:
             releases.setdefault(release.key, (release, folder))
+        if wanted is not None:
+            other = [(r, f) for r, f in releases.values() if not r.same_naming(wanted)]
+            if other:
+                release, folder = other[0]
+                raise DatasetError(f"--release {wanted.key}: {folder} is named as {release.title} cases, whose "
+                                   f"files {wanted.title} does not name alike; drop --release or point --source "
+                                   "at the right folder")
+            return wanted
+        pre_and_post = {"brats2023", _POST_TREATMENT.key} == set(releases) and all(
+            folder.name.lower().startswith("brats-gli-") for folder, r in found if r.key == "brats2023")
+        if pre_and_post:
+            return _POST_TREATMENT
         if len(releases) > 1:
             listed = "; ".join(f"{r.title} (e.g. {f})" for r, f in releases.values())
             raise DatasetError(f"{self.root} mixes cases of several releases, whose label ids differ: {listed}; "
                                "build each release as its own dataset")
-        self.release = found[0][1]
-        return sorted((self._brats_case(folder) for folder, _ in found), key=lambda c: c.case_id)
+        return found[0][1]
+
+    def _first_label_has_cavity(self, cases: list[_Case]) -> bool:
+        """Whether the first glioma case's label file holds 4, BraTS 2024's resection cavity."""
+        first = next((c for c in cases if c.labelled and c.case_id.lower().startswith("brats-gli-")
+                      and c.files["seg"].is_file()), None)
+        if first is None:
+            return False
+        try:
+            data, _ = read_nifti(first.files["seg"])
+        except BadExampleError:  # reported, with its path, when the case is encoded
+            return False
+        return bool((np.asarray(data) == 4).any())
 
     def _walk(self, folder: Path, depth: int, found: list) -> None:
         if depth == 0:
@@ -342,16 +339,36 @@ class BratsSource:
         return [SourceItem(key=c.case_id, files=dict(c.files)) for c in self._cases if where[c.case_id] == split]
 
     def describe(self) -> dict:
-        """What was detected, for ``dataset_info.json``."""
+        """What was detected, for ``dataset_info.json``: release, labels, regions, default challenge."""
+        labels = self.release.label_set
         return {"reader": "BratsSource", "release": self.release.key, "release_title": self.release.title,
-                "modalities": list(MODALITIES), "val_fraction": self.val_fraction,
-                "regions": {k: list(v) for k, v in REGIONS[self.release.family].items()}}
+                "release_detected": self.detected, "label_set": labels.key, "modalities": list(MODALITIES),
+                "val_fraction": self.val_fraction,
+                "regions": {k: list(v) for k, v in labels.regions.items()},
+                "challenge": challenge_for(self._recorded_release(self._cases[0].case_id)) if self._cases else None}
+
+    def summary(self) -> str:
+        """One paragraph for the build script to print: the release read, its labels and regions."""
+        info = self.describe()
+        how = "detected from the case names" if self.detected else "--release"
+        names = ", ".join(f"{s} {n}" for s, n in zip(self.label_map.source_ids, self.label_map.names))
+        regions = "; ".join(f"{r} = {'+'.join(str(i) for i in ids)}" for r, ids in info["regions"].items())
+        return (f"release: {self.release.title} ({self.release.key}, {how})\n"
+                f"labels (file ids): {names}\nregions (file ids): {regions}\n"
+                f"evaluate.py scores them lesion-wise as BraTS challenge {info['challenge']} "
+                "(config key eval.brats_challenge overrides it)")
 
     # ------------------------------------------------------------------------------ encoding
 
     def _lookup(self) -> LabelLookup:
         return LabelLookup(dataset=f"{self.release.title} labels", source_ids=self.label_map.source_ids,
                            known=self.release.source_ids, ignore_label=self.label_map.ignore_label)
+
+    def _recorded_release(self, case_id: str) -> str:
+        """``volume/release`` of a case: the release key, 2023+ with the case's cohort (``brats2023-men``)."""
+        if self.release.key == "brats2023":
+            return f"brats2023-{case_id.split('-')[1].lower()}"
+        return self.release.key
 
     def encode(self, item: SourceItem, split: str) -> bytes:
         from skelgen_runtime.schemas.volume import encode_example
@@ -364,12 +381,9 @@ class BratsSource:
         if self.is_labelled(split):
             label = self._read_label(item, volume.shape[:3], ref_path)
         spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])[::-1]  # (i, j, k) -> (D, H, W)
-        release = self.release.key
-        if self.release.key == "brats2023":
-            release = f"brats2023-{item.key.split('-')[1].lower()}"
         example = encode_example(
             volume=volume, spacing=spacing, affine=reference.affine, nifti_header=header_bytes(reference),
-            case_id=item.key, modalities=MODALITIES, release=release, label=label,
+            case_id=item.key, modalities=MODALITIES, release=self._recorded_release(item.key), label=label,
         )
         del volume, label  # the example holds its own copy: free ours before serialising makes another
         return example.SerializeToString()
@@ -440,7 +454,13 @@ class BratsSource:
             raise BadExampleError(str(path), f"case {item.key}: label values {low}..{high} are not "
                                   f"{self.release.title} labels (expected {_ids(self.release.source_ids)})")
         label = np.ascontiguousarray(from_nifti_axes(data.astype(np.uint8)))
-        return self._lookup().apply(label, path)
+        try:
+            return self._lookup().apply(label, path)
+        except BadExampleError as err:
+            if self.release.key == "brats2023" and (label == 4).any():
+                raise BadExampleError(str(path), f"{err.reason}; 4 is the resection cavity of {_POST_TREATMENT.title}: "
+                                      f"build with --release {_POST_TREATMENT.key}") from None
+            raise
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -9,11 +9,14 @@ records (:func:`skelgen_runtime.tasks.get_task_for`). Models are either 2D, mapp
 - 3D: sliding window of the model's patch size with half-patch steps (the volume padded with 0 to at
   least one patch), softmax probabilities averaged where windows overlap, argmax.
 
-Evaluation scores every case of the split at its own resolution: Dice and HD95 (mm) of the regions
-WT, TC and ET (:mod:`skelgen_runtime.metrics.volume` states HD95's definition and the empty-mask
-conventions), their means over cases, and mean IoU over all voxels. The regions are the release's
-(``skelgen_runtime.sources.brats.REGIONS``) mapped to training ids through the label map's source
-ids; for a dataset of another release each foreground class is its own region.
+Evaluation scores every case of the split at its own resolution, per region of the release (WT,
+TC, ET; 2024 post-treatment glioma adds NETC, SNFH and RC): lesion-wise Dice and HD95, which the
+BraTS 2023+ leaderboards rank by, with the parameters of a BraTS challenge (the release's, or
+``eval.brats_challenge``), and the full (voxel-wise) Dice, HD95 (mm), sensitivity and specificity
+(:mod:`skelgen_runtime.metrics.volume` states the definitions); their means over cases; and mean IoU
+over all voxels. The regions are the release's (``skelgen_runtime.sources.brats_releases.LABEL_SETS``)
+mapped to training ids through the label map's source ids; for a dataset of another release each
+foreground class is its own region, scored voxel-wise only.
 
 Predictions are NIfTI label volumes ``CASE_ID.nii.gz`` (BraTS's submission naming) holding the
 release's own label ids (the label map's source ids), written with the case's own header and affine.
@@ -30,16 +33,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from skelgen_runtime.metrics.brats_challenges import Challenge, get_challenge
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
-from skelgen_runtime.metrics.volume import mean_scores, score_case
+from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 
-__all__ = ["MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "loss", "train_metrics", "regions", "predict_volume",
-           "evaluate", "score_predictions", "report", "write_artifacts", "predict_item", "read_inputs", "predict",
-           "write_prediction"]
+__all__ = ["MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "loss", "train_metrics", "regions",
+           "challenge", "predict_volume", "evaluate", "score_predictions", "report", "write_artifacts", "predict_item",
+           "read_inputs", "predict", "write_prediction"]
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
 HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances"
+#: the metrics the BraTS 2023+ leaderboards rank by, per region
+RANKED_BY = ("lesion_dice", "lesion_hd95")
 
 
 def loss(config, info):
@@ -57,8 +63,8 @@ def train_metrics(config, info) -> list[keras.metrics.Metric]:
 
 
 def regions(info, release: str) -> dict[str, tuple[int, ...]]:
-    """Evaluation regions in training ids: the release's WT/TC/ET, else one region per foreground class."""
-    from skelgen_runtime.sources.brats import regions_for
+    """Evaluation regions in training ids: the release's (WT, TC, ET, ...), else one region per foreground class."""
+    from skelgen_runtime.sources.brats_releases import regions_for
 
     label_map = info.label_map
     source_ids = label_map.source_ids or tuple(range(label_map.num_classes))
@@ -66,6 +72,24 @@ def regions(info, release: str) -> dict[str, tuple[int, ...]]:
     if by_source is None:
         return {name: (i,) for i, name in enumerate(label_map.names) if i > 0}
     return {name: tuple(i for i, s in enumerate(source_ids) if s in ids) for name, ids in by_source.items()}
+
+
+def challenge(release: str, key: str | None = None) -> Challenge | None:
+    """The BraTS challenge that scores a recorded ``release`` lesion-wise: ``key`` if given (the config's
+    ``eval.brats_challenge``), else the release's own; None for a dataset of no BraTS release.
+
+    Raises:
+        ConfigError: ``key`` names no challenge.
+    """
+    from skelgen_runtime.sources.brats_releases import challenge_for
+
+    key = key or challenge_for(release)
+    return get_challenge(key) if key else None
+
+
+def _challenge_key(config) -> str | None:
+    """``eval.brats_challenge`` of a config (None where its schema has no such key)."""
+    return getattr(getattr(config, "eval", None), "brats_challenge", None)
 
 
 # -------------------------------------------------------------------------------------- inference
@@ -127,73 +151,123 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
     Args:
         batches: prepared whole cases (``preprocessing.volume.case_dataset``): ``image`` ``(D, H, W, C)``,
             ``label`` ``(D, H, W, 1)``, ``spacing``, ``case_id``, ``release``.
+        config: its ``eval.brats_challenge`` (if any) picks the lesion-wise parameters.
 
     Returns:
         what :func:`score_predictions` returns.
     """
-    return score_predictions(((case, predict_volume(model, case["image"], config)) for case in batches), info)
+    pairs = ((case, predict_volume(model, case["image"], config)) for case in batches)
+    return score_predictions(pairs, info, challenge_key=_challenge_key(config))
 
 
-def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info) -> dict:
+def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challenge_key: str | None = None) -> dict:
     """Score ``(case, prediction)`` pairs: a prepared case as :func:`evaluate` gets it and training ids ``(D, H, W)``.
 
+    Args:
+        challenge_key: the BraTS challenge whose lesion-wise parameters to use; None: the release's.
+
     Returns:
-        ``per_case`` (``[{case_id, REGION: {dice, hd95}}]``), ``mean`` (``{REGION: {dice, hd95}}``),
-        ``mean_dice`` (over regions), ``miou`` (over all voxels), ``regions`` (training ids) and
-        ``hd95_definition``.
+        ``per_case`` (``[{case_id, REGION: {metric: value}}]``, metrics as
+        :func:`skelgen_runtime.metrics.volume.score_case` gives them), ``mean`` (``{REGION: {metric: mean}}``),
+        ``mean_dice`` (full Dice over regions), ``mean_lesion_dice`` and ``mean_lesion_hd95`` (over
+        regions; None without a challenge), ``miou`` (over all voxels), ``regions`` (training ids),
+        ``challenge`` (its parameters and source, or None), ``ranked_by`` and ``hd95_definition``.
     """
     confusion = ConfusionMatrix(info.num_classes)
-    per_case, used = [], None
+    per_case, used, scoring = [], None, None
     for case, pred in pairs:
         truth = case["label"].numpy()[..., 0]
-        used = used or regions(info, case["release"].numpy().decode())
-        scores = score_case(pred, truth, case["spacing"].numpy().tolist(), used)
+        if used is None:
+            release = case["release"].numpy().decode()
+            used, scoring = regions(info, release), challenge(release, challenge_key)
+        scores = score_case(pred, truth, case["spacing"].numpy().tolist(), used, scoring)
         per_case.append({"case_id": case["case_id"].numpy().decode(), **scores})
         confusion.update(truth, pred)
     means = mean_scores([{r: c[r] for r in used} for c in per_case]) if per_case else {}
+
+    def over_regions(metric: str) -> float | None:
+        return float(np.mean([m[metric] for m in means.values()])) if means and metric in next(iter(means.values())) else None
+
     return {
         "per_case": per_case,
         "mean": means,
-        "mean_dice": float(np.mean([m["dice"] for m in means.values()])) if means else None,
+        "mean_dice": over_regions("dice"),
+        "mean_lesion_dice": over_regions("lesion_dice"),
+        "mean_lesion_hd95": over_regions("lesion_hd95"),
         "miou": scores_from_confusion(confusion.matrix).miou,
         "regions": {k: list(v) for k, v in (used or {}).items()},
+        "challenge": scoring.describe(list(used)) if scoring else None,
+        "ranked_by": list(RANKED_BY) if scoring else ["dice", "hd95"],
         "hd95_definition": HD95_DEFINITION,
     }
 
 
 #: cases listed one by one in the printed report (all of them are in the CSV)
 _SHOWN_CASES = 20
+_HEADINGS = {"lesion_dice": "lesion Dice", "lesion_hd95": "lesion HD95", "dice": "Dice", "hd95": "HD95",
+             "sensitivity": "sens", "specificity": "spec", "tp": "TP", "fp": "FP", "fn": "FN"}
+#: the per-case table's narrower headings
+_SHORT = {"lesion_dice": "L-Dice", "lesion_hd95": "L-HD95", "dice": "Dice", "hd95": "HD95"}
+
+
+def _per_region(values: dict) -> str:
+    """``{"WT": 3, "NETC": 5, "ET": 3}`` -> ``"3 (NETC 5)"``: the most common value, then the others."""
+    common = max(set(values.values()), key=list(values.values()).count)
+    others = ", ".join(f"{r} {v:g}" for r, v in values.items() if v != common)
+    return f"{common:g}" + (f" ({others})" if others else "")
+
+
+def _metrics(result: dict) -> list[str]:
+    """The metrics each region has, in report order."""
+    return list(LESION_METRICS[:2] + VOXEL_METRICS + LESION_METRICS[2:]) if result.get("challenge") else list(VOXEL_METRICS)
 
 
 def report(result: dict, info) -> str:
-    """Dice and HD95 of every region per case (the first 20) and their means, and the headline line."""
-    names = list(result["regions"])
+    """The ranking metrics of every region per case (the first 20), a table of every metric's mean per
+    region, and the headline line."""
+    names, ranked = list(result["regions"]), result.get("ranked_by", ["dice", "hd95"])
     width = max([4, *(len(c["case_id"]) for c in result["per_case"][:_SHOWN_CASES])])
-    cells = lambda s: "  ".join(f"{s[r]['dice']:6.3f} {s[r]['hd95']:7.2f}" for r in names)  # noqa: E731
-    lines = [f"{'case':<{width}}  " + "  ".join(f"{r + ' Dice':>6} {'HD95':>7}" for r in names)]
+    first, second = (_SHORT[m] for m in ranked)
+    widths = {r: len(f"{r} {first}") for r in names}
+    heads = "  ".join(f"{r + ' ' + first:>{widths[r]}} {second:>7}" for r in names)
+    cells = lambda s: "  ".join(f"{s[r][ranked[0]]:>{widths[r]}.3f} {s[r][ranked[1]]:>7.2f}" for r in names)  # noqa: E731
+    lines = [f"{'case':<{width}}  {heads}"]
     lines += [f"{c['case_id']:<{width}}  {cells(c)}" for c in result["per_case"][:_SHOWN_CASES]]
     if len(result["per_case"]) > _SHOWN_CASES:
         lines.append(f"... {len(result['per_case']) - _SHOWN_CASES} more cases in the per-case CSV")
     if result["mean"]:
-        lines.append(f"{'mean':<{width}}  {cells(result['mean'])}")
-    lines.append(f"{len(result['per_case'])} cases; HD95 in mm = {result['hd95_definition']}")
-    lines.append(f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}")
+        metrics = _metrics(result)
+        lines.append(f"mean over {len(result['per_case'])} cases:")
+        lines.append(f"{'region':<6}  " + "  ".join(f"{_HEADINGS[m]:>11}" for m in metrics))
+        lines += [f"{r:<6}  " + "  ".join(f"{result['mean'][r][m]:>11.4f}" for m in metrics) for r in names]
+    scoring = result.get("challenge")
+    if scoring:
+        lines.append(f"L- = lesion-wise, as {scoring['title']}: dilation {_per_region(scoring['dilation'])}, lesions "
+                     f"of at most {_per_region(scoring['threshold'])} mm^3 left out, penalty {scoring['penalty']:g} mm "
+                     f"({scoring['source']})")
+    lines.append(f"ranked by {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
+    headline = f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}" if result["mean_dice"] is not None \
+        else f"miou={result['miou']:.4f}"
+    if result.get("mean_lesion_dice") is not None:
+        headline = f"mean_lesion_dice={result['mean_lesion_dice']:.4f} mean_lesion_hd95={result['mean_lesion_hd95']:.2f} " + headline
+    lines.append(headline)
     return "\n".join(lines)
 
 
 def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]:
-    """``eval_SPLIT_cases.csv``: one row per case (``case_id, WT_dice, WT_hd95, ...``), then the ``mean`` row."""
+    """``eval_SPLIT_cases.csv``: one row per case (``case_id``, then ``REGION_METRIC`` for every region
+    and metric, e.g. ``WT_lesion_dice``), then the ``mean`` row."""
     path = out_dir / f"eval_{split}_cases.csv"
-    names = list(result["regions"])
-    header = ["case_id", *(f"{r}_{m}" for r in names for m in ("dice", "hd95"))]
-    rows = [[c["case_id"], *(c[r][m] for r in names for m in ("dice", "hd95"))] for c in result["per_case"]]
+    names, metrics = list(result["regions"]), _metrics(result)
+    header = ["case_id", *(f"{r}_{m}" for r in names for m in metrics)]
+    rows = [[c["case_id"], *(c[r][m] for r in names for m in metrics)] for c in result["per_case"]]
     if result["mean"]:
-        rows.append(["mean", *(result["mean"][r][m] for r in names for m in ("dice", "hd95"))])
+        rows.append(["mean", *(result["mean"][r][m] for r in names for m in metrics)])
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows([r[0], *(f"{v:.6f}" for v in r[1:])] for r in rows)
+        writer.writerows([r[0], *(v if isinstance(v, int) else f"{v:.6f}" for v in r[1:])] for r in rows)
     tmp.replace(path)
     return [path]
 

@@ -1,0 +1,137 @@
+"""The BraTS challenges' lesion-wise scoring parameters, one table: plain data, no TensorFlow.
+
+Since 2023 the BraTS challenges rank by *lesion-wise* Dice and HD95
+(:func:`skelgen_runtime.metrics.lesions.lesion_wise` states the definition). Each sub-challenge sets
+how far ground-truth lesions are dilated to group them and to match predictions (``dilation``,
+iterations of the 18-neighbour structure), which ground-truth lesions are too small to score
+(``threshold``: a lesion of at most this volume in mm^3 is left out) and the HD95 given to a missed
+or a false-positive lesion (``penalty``, mm).
+
+Sources (read, not copied):
+
+- 2023, all sub-challenges: ``rachitsaluja/BraTS-2023-Metrics`` at commit
+  ``43c905242b2eecf421d4ab2da7af8ece9777d322``, ``metrics.py``, ``get_LesionWiseResults``
+  (``dilation_factor`` and ``lesion_volume_thresh`` per ``challenge_name``; ``np.inf`` replaced by 374).
+  The Synapse evaluation workflow ``Sage-Bionetworks-Challenges/brats2023`` (commit
+  ``f429fcc69491e90d942f43f06142e413c63da8bc``) pins this commit as ``evaluation/lesionwise/BraTS-2023-Metrics``.
+- 2024 post-treatment adult glioma: ``rachitsaluja/BraTS-2024-Metrics`` at commit
+  ``9a0ab9c7d75f158a3ea685cd44ac059c3a6712a1`` (pinned by the same workflow as
+  ``evaluation/lesionwise/BraTS-2024-Metrics``), ``metrics_GLI.py``: ``save_tmp_files`` (dilation 5 for
+  NETC and RC, else 3 -- the script's test for SNFH is spelt ``"SFNH"``, so SNFH gets 3; threshold 10
+  for ET, else 20; predicted groups of at most that many voxels removed), ``combine_lesions_*``
+  (touching lesions of NETC, SNFH, ET and RC merged) and ``get_LesionWiseResults`` (penalty 337).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from skelgen_runtime.errors import ConfigError
+
+__all__ = ["Challenge", "CHALLENGES", "get_challenge", "challenge_keys"]
+
+_SOURCE_2023 = "rachitsaluja/BraTS-2023-Metrics@43c905242b2eecf421d4ab2da7af8ece9777d322 metrics.py"
+_SOURCE_2024_GLI = "rachitsaluja/BraTS-2024-Metrics@9a0ab9c7d75f158a3ea685cd44ac059c3a6712a1 metrics_GLI.py"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Lesion-wise scoring parameters of one BraTS sub-challenge.
+
+    Attributes:
+        key: the name ``eval.brats_challenge`` takes, e.g. ``"GLI"``.
+        title: for reports, e.g. ``"BraTS 2023 adult glioma (GLI)"``.
+        dilation: iterations of the 18-neighbour dilation that groups and matches lesions.
+        threshold: ground-truth lesions of at most this volume (mm^3) are not scored.
+        penalty: HD95 (mm) of a missed or a false-positive lesion, and the full HD95 when exactly
+            one of prediction and ground truth is empty.
+        source: repository, commit and file the parameters were read from.
+        dilation_by_region: regions whose dilation differs from ``dilation``.
+        threshold_by_region: regions whose threshold differs from ``threshold``.
+        predicted_groups: False (2023): every 26-connected predicted component is one predicted
+            lesion. True (2024): predicted components are grouped by dilation like the ground truth,
+            and groups of at most ``threshold`` *voxels* are removed before matching and before the
+            full Dice, HD95, sensitivity and specificity.
+        merge_partners: region -> the regions whose lesions it is merged with, in order: lesions of
+            the region that touch (18-neighbours) the same lesion of a partner become one lesion
+            (2024: NETC, SNFH, ET and RC).
+    """
+
+    key: str
+    title: str
+    dilation: int
+    threshold: float
+    penalty: float
+    source: str
+    dilation_by_region: Mapping[str, int] = field(default_factory=dict)
+    threshold_by_region: Mapping[str, float] = field(default_factory=dict)
+    predicted_groups: bool = False
+    merge_partners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if min([self.dilation, *self.dilation_by_region.values()]) < 1:
+            raise ValueError(f"challenge {self.key}: dilation must be at least 1 iteration")
+
+    def dilation_of(self, region: str) -> int:
+        """Dilation iterations for ``region``."""
+        return self.dilation_by_region.get(region, self.dilation)
+
+    def threshold_of(self, region: str) -> float:
+        """Volume threshold for ``region`` (mm^3 for ground truth; voxels for predicted groups)."""
+        return self.threshold_by_region.get(region, self.threshold)
+
+    def describe(self, regions: tuple[str, ...] | list[str]) -> dict:
+        """The parameters as used for ``regions``, for ``eval_SPLIT.json``."""
+        return {
+            "key": self.key, "title": self.title, "penalty": self.penalty, "source": self.source,
+            "dilation": {r: self.dilation_of(r) for r in regions},
+            "threshold": {r: self.threshold_of(r) for r in regions},
+            "predicted_groups": self.predicted_groups,
+        }
+
+
+def _brats2023(key: str, cohort: str, dilation: int, threshold: float) -> Challenge:
+    return Challenge(key, f"BraTS 2023 {cohort} ({key})", dilation, threshold, 374.0, _SOURCE_2023)
+
+
+#: every challenge skelgen can score like, by ``eval.brats_challenge`` key
+CHALLENGES: dict[str, Challenge] = {
+    c.key: c
+    for c in (
+        _brats2023("GLI", "adult glioma", 3, 50),
+        _brats2023("SSA", "glioma in sub-Saharan Africa", 3, 50),
+        _brats2023("MEN", "meningioma", 1, 50),
+        _brats2023("MET", "brain metastases", 1, 2),
+        _brats2023("PED", "paediatric tumours", 3, 50),
+        Challenge(
+            "GLI2024", "BraTS 2024 post-treatment adult glioma (GLI2024)", 3, 20, 337.0, _SOURCE_2024_GLI,
+            dilation_by_region={"NETC": 5, "RC": 5},
+            threshold_by_region={"ET": 10},
+            predicted_groups=True,
+            merge_partners={"NETC": ("ET", "RC"), "ET": ("NETC", "RC"), "RC": ("ET", "NETC"),
+                            "SNFH": ("ET", "RC", "NETC")},
+        ),
+    )
+}
+
+
+def challenge_keys() -> list[str]:
+    """The keys of :data:`CHALLENGES`, in table order."""
+    return list(CHALLENGES)
+
+
+def get_challenge(key: str) -> Challenge:
+    """The challenge called ``key`` (case-insensitive).
+
+    Raises:
+        ConfigError: unknown key; the message lists the known ones and the nearest.
+    """
+    found = CHALLENGES.get(str(key).strip().upper())
+    if found is None:
+        near = difflib.get_close_matches(str(key).upper(), CHALLENGES, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(f"eval.brats_challenge: unknown BraTS challenge {key!r}{hint}; "
+                          f"choose one of: {', '.join(CHALLENGES)}")
+    return found
