@@ -94,21 +94,22 @@ def epochs_logged(run_dir: Path) -> list[int]:
 
 
 def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: int = signal.SIGKILL,
-                   timeout: float = 300) -> tuple[Path, subprocess.Popen]:
+                   timeout: float = 300) -> tuple[Path, subprocess.CompletedProcess]:
     """Start ``train.py ARGS`` and send ``sig`` once ``after_epochs`` rows are in its ``metrics.csv``.
 
-    Returns the run's log folder and the (finished) process.
+    Returns the run's log folder and the finished process (exit status, stdout, stderr).
     """
+    before = set((project / "logs").glob("*/metrics.csv"))
     proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=project, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
     while True:
         assert proc.poll() is None, f"training finished before it could be stopped:\n{proc.communicate()}"
         assert time.time() < deadline, "training did not reach the epoch in time"
-        csv_files = list((project / "logs").glob("*/metrics.csv"))
+        csv_files = [p for p in (project / "logs").glob("*/metrics.csv") if p not in before]
         if csv_files and len(epochs_logged(csv_files[0].parent)) >= after_epochs:
             break
         time.sleep(0.05)
     proc.send_signal(sig)
-    proc.communicate(timeout=120)
-    return csv_files[0].parent, proc
+    out, err = proc.communicate(timeout=120)
+    return csv_files[0].parent, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -165,7 +165,7 @@ def test_an_edited_train_step_takes_effect_and_resume_still_logs_each_epoch_once
     free = float(_metrics(_run_dir(project, out))[0]["grad_norm"])
     assert free > 0.01, "without clipping the gradients are not tiny"
 
-    epochs = 5
+    epochs = 30  # enough that the kill lands mid-run on a fast machine
     run_dir, _ = train_and_kill(project, [*TINY, "--set", "train.clip_norm=0.001", "--set", f"train.epochs={epochs}"],
                                 after_epochs=2)
     assert 2 <= len(epochs_logged(run_dir)) < epochs
@@ -221,7 +221,7 @@ def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_reco
     model_dir = project / "models" / run_dir.name
     for path in ("final.keras", "checkpoints/last.weights.h5", "checkpoints/best.weights.h5"):
         assert (model_dir / path).is_file(), path
-    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list(run_dir.glob("events.out.tfevents.*"))
     # the saved model is the subclass, and the scripts load it
     ev = script(project, "evaluate.py", "--run", run_dir.name).stdout
     assert "miou=" in ev

@@ -35,7 +35,7 @@ def _run_id(stdout: str) -> str:
 
 
 def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> None:
-    epochs = 6
+    epochs = 30  # enough that the kill lands mid-run on a fast machine
     run_dir, _ = train_and_kill(project, ["--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"],
                                 after_epochs=2)
     done_before = epochs_logged(run_dir)
@@ -50,8 +50,7 @@ def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> Non
     assert (model_dir / "final.keras").is_file()
     assert (model_dir / "checkpoints/best.weights.h5").is_file()
     assert not (model_dir / "backup").exists(), "the resume state is removed once training completes"
-    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
-    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    assert list(run_dir.glob("events.out.tfevents.*")), "TensorBoard events in the run's log folder"
 
     # nothing left to resume: auto starts a new run instead
     out = script(project, "train.py", "--resume", "auto", "--config", "configs/demo.yaml", *TINY,
@@ -96,7 +95,7 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
         (["--set", "data.image_size=[8,8]"], "at least 16 pixels"),
         (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: efficientnetb0, mobilenetv2, resnet50, simple"),
         (["--set", "model.num_classes=7"], "model.num_classes is 7 but"),
-        (["--set", "data.dataset=missing"], "has not been built"),
+        (["--set", "data.dataset=missing"], "dataset 'missing' is not in this project (shapes)"),
         (["--config", "configs/none.yaml"], "config file configs/none.yaml not found"),
         (["--set", "novalue"], "expected key=value"),
     ],

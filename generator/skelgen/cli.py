@@ -28,7 +28,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SkelgenError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
+            click.secho(f"{err.prefix}: {err}", fg="red", err=True)
             ctx.exit(err.exit_code)
 
 

@@ -39,6 +39,7 @@ PUBLIC_MODULES = (
     "skelgen_runtime.runs",
     "skelgen_runtime.schemas",
     "skelgen_runtime.sources",
+    "skelgen_runtime.startup",
     "skelgen_runtime.tasks",
     "skelgen_runtime.tasks.binding",
     "skelgen_runtime.tasks.centernet",  # skelgen 0.1 templates; now skelgen_runtime.formats.centernet
@@ -47,5 +48,6 @@ PUBLIC_MODULES = (
     "skelgen_runtime.training.keras_fit",
     "skelgen_runtime.training.optim",
     "skelgen_runtime.training.steps",
+    "skelgen_runtime.training.summaries",
     "skelgen_runtime.viewer",
 )

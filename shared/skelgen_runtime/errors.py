@@ -26,9 +26,11 @@ __all__ = [
 
 
 class SkelgenError(Exception):
-    """Base class of every error meant for the user. ``exit_code`` is what the process returns."""
+    """Base class of every error meant for the user. ``exit_code`` is what the process returns;
+    ``prefix`` starts the one line the user sees (``error: ...``)."""
 
     exit_code = 1
+    prefix = "error"
 
 
 class UserInputError(SkelgenError):
@@ -91,7 +93,7 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except SkelgenError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{err.prefix}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

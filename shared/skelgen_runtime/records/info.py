@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skelgen_runtime.errors import DatasetError
+from skelgen_runtime.errors import DatasetError, did_you_mean
 from skelgen_runtime.sources.base import LabelMap
 
 __all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
@@ -48,24 +48,28 @@ class DatasetInfo:
     def compression(self) -> str | None:
         return self.data.get("compression") or None
 
-    def split_files(self, split: str) -> list[Path]:
-        """The shard files of ``split``; raise :class:`DatasetError` if the split or a shard is missing."""
+    def _split(self, split: str) -> dict:
         splits = self.data["splits"]
         if split not in splits:
             raise DatasetError(
                 f"{self.folder / INFO_FILE} has no split {split!r}; it has: {', '.join(sorted(splits))}"
+                f"{did_you_mean(split, splits)}"
             )
-        files = [self.folder / s["file"] for s in splits[split]["shards"] if s["count"] > 0]
+        return splits[split]
+
+    def split_files(self, split: str) -> list[Path]:
+        """The shard files of ``split``; raise :class:`DatasetError` if the split or a shard is missing."""
+        files = [self.folder / s["file"] for s in self._split(split)["shards"] if s["count"] > 0]
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise DatasetError(f"shard {missing[0]} listed in {self.folder / INFO_FILE} is missing; rebuild the dataset")
         return files
 
     def count(self, split: str) -> int:
-        return int(self.data["splits"][split]["count"])
+        return int(self._split(split)["count"])
 
     def is_labelled(self, split: str) -> bool:
-        return bool(self.data["splits"][split]["labelled"])
+        return bool(self._split(split)["labelled"])
 
     def check_schema(self, name: str, version: int) -> None:
         """Stop with a clear message if these records were not written with schema ``name`` v``version``."""
@@ -82,9 +86,16 @@ def load_info(folder: Path) -> DatasetInfo:
     """Read ``folder/dataset_info.json``; raise :class:`DatasetError` saying how to build it if absent."""
     path = folder / INFO_FILE
     if not path.is_file():
+        name, datasets = folder.parent.name, folder.parent.parent
+        if (datasets / f"build_{name}_to_tfrecord.py").is_file():
+            raise DatasetError(
+                f"{path} not found: the dataset has not been built (or its build did not finish); "
+                f"run python datasets/build_{name}_to_tfrecord.py"
+            )
+        added = sorted(p.name[len("build_"):-len("_to_tfrecord.py")] for p in datasets.glob("build_*_to_tfrecord.py"))
         raise DatasetError(
-            f"{path} not found: the dataset has not been built (or its build did not finish); "
-            f"run python datasets/build_{folder.parent.name}_to_tfrecord.py"
+            f"dataset {name!r} is not in this project ({', '.join(added) or 'no dataset added yet'})"
+            f"{did_you_mean(name, added)}; add it with skelgen add-dataset {name}, or set data.dataset"
         )
     try:
         return DatasetInfo(folder, json.loads(path.read_text()))

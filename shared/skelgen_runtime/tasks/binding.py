@@ -32,6 +32,9 @@ class TaskBinding(Protocol):
     def train_metrics(self, config: Any, info: Any) -> list:
         """Keras metrics updated with ``(targets, outputs)`` and logged per epoch as ``NAME``/``val_NAME``."""
 
+    def preview(self, model: Any, inputs: Any, targets: Any, config: Any, info: Any) -> Any:
+        """uint8 ``(N, H, W, 3)`` pictures of ``model``'s predictions on a validation batch (TensorBoard images)."""
+
     def evaluate(self, model: Any, batches: Iterable[dict], config: Any, info: Any) -> dict:
         """Score ``model`` on ``pipeline.eval_dataset(..., for_keras=False)``; JSON-able, written to eval_SPLIT.json."""
 

@@ -19,8 +19,9 @@ from skelgen_runtime.metrics.classification import classification_scores, confus
 from skelgen_runtime.preprocessing.classification import resize
 from skelgen_runtime.preprocessing.image import normalize
 from skelgen_runtime.tasks._images import predict_item, read_inputs
+from skelgen_runtime.tasks.previews import classification_preview as preview
 
-__all__ = ["read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
            "write_artifacts", "predict"]
 
 MONITOR = "val_accuracy"
@@ -58,9 +59,12 @@ def loss(config, info):
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:
+    """Accuracy, and top-k accuracy when ``k`` is below the class count (at or above it, it is always 1)."""
     k = _top_k(config, info)
-    return [keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.TopKCategoricalAccuracy(k=k, name=f"top{k}")]
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if k < info.num_classes:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=k, name=f"top{k}"))
+    return metrics
 
 
 def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:

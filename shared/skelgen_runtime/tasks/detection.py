@@ -26,9 +26,10 @@ from skelgen_runtime.preprocessing.detection import normalize, resize
 from skelgen_runtime.formats import centernet
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
+from skelgen_runtime.tasks.previews import detection_preview as preview
 
 __all__ = [
-    "read_inputs", "predict_item", "write_artifacts",
+    "preview", "read_inputs", "predict_item", "write_artifacts",
     "MONITOR",
     "MONITOR_MODE",
     "EVAL_SCORE_THRESHOLD",

@@ -16,8 +16,9 @@ from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_co
 from skelgen_runtime.preprocessing.segmentation import normalize
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
+from skelgen_runtime.tasks.previews import segmentation_preview as preview
 
-__all__ = ["read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"

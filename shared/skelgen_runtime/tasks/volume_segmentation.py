@@ -36,8 +36,9 @@ import tensorflow as tf
 from skelgen_runtime.metrics.brats_challenges import Challenge, get_challenge
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
+from skelgen_runtime.tasks.previews import volume_preview as preview
 
-__all__ = ["MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "loss", "train_metrics", "regions",
+__all__ = ["preview", "MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "loss", "train_metrics", "regions",
            "challenge", "predict_volume", "evaluate", "score_predictions", "report", "write_artifacts", "predict_item",
            "read_inputs", "predict", "write_prediction"]
 

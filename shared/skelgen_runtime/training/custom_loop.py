@@ -9,6 +9,8 @@ with ``tf.function``, ``tf.train.CheckpointManager`` and ``tf.summary``. This mo
 Resume state is a ``tf.train.Checkpoint`` of model, optimizer and the next epoch in
 ``models/RUN/backup/``, saved after each epoch's row is on disk; a resumed run restarts the
 interrupted epoch from its beginning and the CSV logger replaces that epoch's row if it was written.
+Ctrl-C and failures are handled as :mod:`skelgen_runtime.training.control` says; the TensorBoard
+record is :mod:`skelgen_runtime.training.summaries`'.
 """
 
 from __future__ import annotations
@@ -16,48 +18,54 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import time
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import keras
 import tensorflow as tf
 
 from skelgen_runtime.runs import Run, now_iso
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+from skelgen_runtime.training.control import StopSignal, check_loss, supervised
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import StandardSteps
+from skelgen_runtime.training.summaries import Preview, RunSummaries, preview_epochs
 
 __all__ = ["fit"]
 
 
-def _run_epoch(step, batches, metrics: list) -> dict[str, float]:
-    """Run ``step`` over ``batches``; the mean of every value it returns, then each metric's result."""
+def _run_epoch(step: Callable, batches: Iterable, metrics: list, *, stop: StopSignal, epoch: int,
+               train: bool) -> dict[str, float]:
+    """Run ``step`` over ``batches``; the mean of every value it returns, then each metric's result.
+
+    After every step: stop on Ctrl-C, and (training) fail on a non-finite loss.
+    """
     for m in metrics:
         m.reset_state()
     means: dict[str, keras.metrics.Mean] = {}
-    for inputs, targets in batches:
-        for key, value in step(inputs, targets).items():
+    for k, (inputs, targets) in enumerate(batches):
+        values = step(inputs, targets)
+        stop.check()
+        if train and "loss" in values:
+            check_loss(float(values["loss"]), epoch, k)
+        for key, value in values.items():
             means.setdefault(key, keras.metrics.Mean()).update_state(value)
     return {**{k: float(m.result()) for k, m in means.items()}, **{m.name: float(m.result()) for m in metrics}}
+
+
+def _progress(iterator: Iterable, total: int, epoch: int, epochs: int) -> Iterable:
+    """A step progress bar on a terminal; the plain iterator in logs."""
+    if not sys.stderr.isatty():
+        return iterator
+    from tqdm import tqdm
+
+    return tqdm(iterator, total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False)
 
 
 def _better(value: float, best: float, mode: str) -> bool:
     """Whether ``value`` improves on ``best`` (NaN: nothing recorded yet)."""
     return math.isnan(best) or (value > best if mode == "max" else value < best)
-
-
-def _summaries(train_writer, val_writer, epoch: int, logs: dict[str, float]) -> None:
-    """Epoch scalars laid out as keras.callbacks.TensorBoard does: train/ and validation/ runs."""
-    with train_writer.as_default(step=epoch):
-        for key, value in logs.items():
-            if not key.startswith("val_"):
-                tf.summary.scalar(f"epoch_{key}", value)
-    with val_writer.as_default(step=epoch):
-        for key, value in logs.items():
-            if key.startswith("val_"):
-                tf.summary.scalar(f"epoch_{key[4:]}", value)
-    train_writer.flush()
-    val_writer.flush()
 
 
 def fit(
@@ -74,6 +82,8 @@ def fit(
     monitor: str,
     monitor_mode: str = "max",
     steps=None,
+    hparams: Mapping[str, Any] | None = None,
+    preview: Preview | None = None,
 ) -> None:
     """Train ``model`` with a custom loop and write the run record; resumes from ``run``'s backup.
 
@@ -86,6 +96,12 @@ def fit(
         monitor: the logged value that selects ``checkpoints/best.weights.h5``.
         steps: the object whose ``train_step``/``val_step`` run each batch (the project's
             ``core/steps.py``); default :class:`~skelgen_runtime.training.steps.StandardSteps`.
+        hparams: the flattened config, for TensorBoard's HParams dashboard.
+        preview: pictures of predictions on a fixed validation batch, for TensorBoard's images.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
+        TrainingFailed: a non-finite loss.
     """
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     optimizer.build(model.trainable_variables)
@@ -100,20 +116,28 @@ def fit(
     csv_logger, status = EpochCSVLogger(run.metrics_csv), RunStatus(run)
     for callback in (csv_logger, status):
         callback.set_model(model)
-    train_writer = tf.summary.create_file_writer(str(run.tensorboard_dir / "train"))
-    val_writer = tf.summary.create_file_writer(str(run.tensorboard_dir / "validation"))
+    summaries = RunSummaries(run.log_dir, run.run_id)
+    pictured = preview_epochs(epochs)
     steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
     batches = iter(train_ds)
-    run.update_record(status="running", pid=os.getpid())
-    try:
+    with supervised(run, epochs=epochs) as stop:
+        run.update_record(status="running", pid=os.getpid())
+        if hparams and int(next_epoch) == 0:
+            summaries.hparams(hparams)
         for epoch in range(int(next_epoch), epochs):
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
-            logs = _run_epoch(steps.train_step, (next(batches) for _ in range(steps_per_epoch)), metrics)
-            logs.update({f"val_{k}": v for k, v in _run_epoch(steps.val_step, val_ds, metrics).items()})
-
+            train_batches = _progress((next(batches) for _ in range(steps_per_epoch)), steps_per_epoch, epoch, epochs)
+            logs = _run_epoch(steps.train_step, train_batches, metrics, stop=stop, epoch=epoch, train=True)
+            val = _run_epoch(steps.val_step, val_ds, metrics, stop=stop, epoch=epoch, train=False)
+            logs.update({f"val_{k}": v for k, v in val.items()})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            _summaries(train_writer, val_writer, epoch, logs)
+
+            summaries.epoch(epoch, logs)
+            if preview is not None and epoch in pictured:
+                images = preview(model)
+                if images is not None:
+                    summaries.images("validation/predictions", images, epoch)
             model.save_weights(run.checkpoint_dir / "last.weights.h5")
             if monitor in logs and _better(logs[monitor], float(best), monitor_mode):
                 best.assign(logs[monitor])
@@ -125,9 +149,7 @@ def fit(
             manager.save(checkpoint_number=epoch + 1)
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
             print(f"epoch {epoch + 1}/{epochs} - {time.time() - t0:.0f}s - {shown}", flush=True)
-    except BaseException:
-        run.update_record(status="interrupted")
-        raise
+    summaries.close()
     save_model(model, run.final_model)
     shutil.rmtree(run.backup_dir, ignore_errors=True)  # like BackupAndRestore: resume state goes once done
     run.update_record(status="complete", finished=now_iso())

@@ -1,19 +1,25 @@
 """Training with ``model.fit``: the ``keras`` framework's loop.
 
-Resuming relies on ``keras.callbacks.BackupAndRestore`` (model, optimizer and epoch; FACTS: the
-tf.data iterator position is not restored, so a resumed epoch starts from the beginning).
+Resuming relies on ``keras.callbacks.BackupAndRestore`` (model, optimizer and epoch; the tf.data
+iterator position is not restored, so a resumed epoch starts from the beginning). Ctrl-C and
+failures are handled as :mod:`skelgen_runtime.training.control` says; the TensorBoard record is
+:mod:`skelgen_runtime.training.summaries`'.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
 
 from skelgen_runtime.runs import Run, now_iso
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+from skelgen_runtime.training.control import StopSignal, check_loss, supervised
+from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
 __all__ = ["fit", "save_model"]
 
@@ -23,6 +29,25 @@ def save_model(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix save() requires
     model.save(tmp)
     os.replace(tmp, path)
+
+
+class _StepGuard(keras.callbacks.Callback):
+    """After every batch: stop on Ctrl-C, fail on a non-finite loss (before any epoch-end callback runs)."""
+
+    def __init__(self, stop: StopSignal) -> None:
+        super().__init__()
+        self.stop, self.epoch = stop, 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.stop.check()
+        if logs and "loss" in logs:
+            check_loss(float(logs["loss"]), self.epoch, batch)
+
+    def on_test_batch_end(self, batch: int, logs=None) -> None:
+        self.stop.check()
 
 
 def fit(
@@ -38,37 +63,48 @@ def fit(
     steps_per_epoch: int,
     monitor: str,
     monitor_mode: str = "max",
+    hparams: Mapping[str, Any] | None = None,
+    preview: Preview | None = None,
 ) -> None:
     """Compile and train ``model``, writing the run record; resumes if ``run`` has a backup.
 
     Args:
         train_ds: endless (repeated) batches of ``(inputs, targets)``.
         val_ds: finite batches of ``(inputs, targets)``, evaluated after every epoch.
+        loss: ``loss(targets, outputs) -> (B,)`` per-example losses (Keras takes their mean).
         monitor: validation metric that selects ``checkpoints/best.weights.h5`` (e.g. ``val_miou``).
+        hparams: the flattened config, for TensorBoard's HParams dashboard.
+        preview: pictures of predictions on a fixed validation batch, for TensorBoard's images.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
+        TrainingFailed: a non-finite loss.
     """
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
-        # and the logger replaces the row rather than losing it
-        EpochCSVLogger(run.metrics_csv),
-        RunStatus(run),
-        keras.callbacks.TensorBoard(str(run.tensorboard_dir), update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(
-            str(run.checkpoint_dir / "last.weights.h5"), save_weights_only=True, verbose=0
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(run.checkpoint_dir / "best.weights.h5"),
-            save_weights_only=True,
-            save_best_only=True,
-            monitor=monitor,
-            mode=monitor_mode,
-            verbose=0,
-        ),
-        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
-    ]
-    run.update_record(status="running", pid=os.getpid())
-    try:
+    summaries = RunSummaries(run.log_dir, run.run_id)
+    with supervised(run, epochs=epochs) as stop:
+        callbacks = [
+            _StepGuard(stop),
+            # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
+            # and the logger replaces the row rather than losing it
+            EpochCSVLogger(run.metrics_csv),
+            RunStatus(run),
+            SummaryCallback(summaries, epochs=epochs, hparams=hparams, preview=preview),
+            keras.callbacks.ModelCheckpoint(
+                str(run.checkpoint_dir / "last.weights.h5"), save_weights_only=True, verbose=0
+            ),
+            keras.callbacks.ModelCheckpoint(
+                str(run.checkpoint_dir / "best.weights.h5"),
+                save_weights_only=True,
+                save_best_only=True,
+                monitor=monitor,
+                mode=monitor_mode,
+                verbose=0,
+            ),
+            keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
+        ]
+        run.update_record(status="running", pid=os.getpid())
         model.fit(
             train_ds,
             validation_data=val_ds,
@@ -76,10 +112,8 @@ def fit(
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=2,
+            verbose=1 if sys.stdout.isatty() else 2,  # a step progress bar on a terminal, a line per epoch in logs
         )
-    except BaseException:
-        run.update_record(status="interrupted")
-        raise
+    summaries.close()
     save_model(model, run.final_model)
     run.update_record(status="complete", finished=now_iso())

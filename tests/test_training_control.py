@@ -1,0 +1,134 @@
+"""Runs you can stop and trust: Ctrl-C, failures, the TensorBoard record, and the scripts' messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import epochs_logged, make_project, script, train_and_kill
+
+TINY = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
+        "--set", "model.base_filters=4", "--set", "model.depth=2"]
+
+
+@pytest.fixture(params=["keras", "tf"])
+def project(request, built_projects, tmp_path: Path) -> Path:
+    copy = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", request.param), copy, symlinks=True)
+    return copy
+
+
+def test_ctrl_c_stops_after_the_step_keeps_the_run_resumable_and_exits_130(project: Path) -> None:
+    epochs = 30  # enough that Ctrl-C lands mid-run on a fast machine
+    t0 = time.monotonic()
+    run_dir, proc = train_and_kill(project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=1,
+                                   sig=signal.SIGINT)
+    assert proc.returncode == 130, proc.stderr
+    assert time.monotonic() - t0 < 120
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == (f"stopped: training stopped in epoch {len(epochs_logged(run_dir)) + 1} of {epochs} "
+                    f"({len(epochs_logged(run_dir))} finished, kept); resume with: python train.py --resume {run_dir.name}")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] == len(epochs_logged(run_dir))
+    assert "Traceback" not in proc.stderr
+
+    out = script(project, "train.py", "--resume", "auto").stdout
+    assert f"resuming run {run_dir.name}" in out
+    assert epochs_logged(run_dir) == list(range(epochs))
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--set", "train.epochs=50"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((project / "logs").glob("*/metrics.csv")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode in (-signal.SIGINT, 130)
+
+
+def test_a_nan_loss_fails_the_run_with_the_reason(project: Path) -> None:
+    losses = project / "core" / "losses.py"
+    losses.write_text(losses.read_text() + textwrap.dedent('''
+
+        @LOSSES.register("broken")
+        def broken(config, info):
+            import tensorflow as tf
+
+            return lambda y_true, y_pred: tf.reduce_mean(y_pred, axis=[1, 2, 3]) * float("nan")
+    '''))
+    proc = script(project, "train.py", *TINY, "--set", "train.loss=broken", check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the loss became nan at epoch 1, step 1") and "Traceback" not in proc.stderr
+    (record,) = [json.loads(p.read_text()) for p in (project / "logs").glob("*/run.json")]
+    assert record["status"] == "failed" and "the loss became nan" in record["reason"]
+
+
+def test_tensorboard_has_one_run_with_scalars_hparams_and_prediction_pictures(project: Path) -> None:
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out = script(project, "train.py", *TINY, "--set", "train.epochs=2").stdout
+    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    event_dirs = {p.parent for p in (project / "logs").rglob("events.out.tfevents.*")}
+    assert event_dirs == {project / "logs" / run_id}, "one TensorBoard run per training"
+    acc = event_accumulator.EventAccumulator(str(project / "logs" / run_id), size_guidance={"images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    scalars = set(tags["tensors"]) | set(tags["scalars"])
+    assert {"loss/train", "loss/validation", "miou/train", "miou/validation", "learning_rate"} <= scalars
+    assert [e.step for e in acc.Tensors("loss/validation")] == [0, 1]
+    assert "hparams" in acc.PluginAssets("hparams") or acc.PluginTagToContent("hparams")
+    hparams = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in hparams
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    info = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"]).session_start_info
+    assert info.hparams["train.learning_rate"].number_value == pytest.approx(0.003)
+    assert info.hparams["data.dataset"].string_value == "shapes" and info.group_name == run_id
+    images = [t for t in scalars | set(tags["images"]) if t.startswith("validation/predictions")]
+    assert images, tags
+    pictures = acc.Tensors(images[0])
+    assert [e.step for e in pictures] == [0, 1]  # every epoch of a 2-epoch run is pictured
+    width, height = (int(v) for v in pictures[-1].tensor_proto.string_val[:2])
+    assert width == 3 * 32 + 4 and height == 32  # image | labels | predictions
+
+
+# ------------------------------------------------------------------ messages: one line, the next step that exists
+
+
+def test_training_before_the_dataset_is_added_names_the_command_that_adds_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "p")
+    proc = script(project, "train.py", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: dataset 'shapes' is not in this project") and "skelgen add-dataset shapes" in line
+    assert "build_shapes_to_tfrecord.py" not in line
+
+
+def test_a_misspelt_dataset_and_an_unknown_split_get_one_line_with_a_suggestion(built_projects, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    proc = script(project, "train.py", *TINY, "--set", "data.dataset=shapez", check=False)
+    (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("error:")]
+    assert proc.returncode == 1 and "did you mean 'shapes'?" in line and "Traceback" not in proc.stderr
+    script(project, "train.py", *TINY, "--set", "train.epochs=1", "--set", "train.steps_per_epoch=1")
+    proc = script(project, "evaluate.py", "--split", "test", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "has no split 'test'; it has: pred, train, val" in last
