@@ -173,3 +173,40 @@ def test_listing_is_fast_and_imports_no_tensorflow(two_runs) -> None:
     out = subprocess.run([sys.executable, "-c", probe, str(project)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("0 [] "), out
     assert float(out.split()[-1]) < 2.0, out
+
+
+def _fake_run(project: Path, run_id: str, record: str, config: str | None, metrics: str | None) -> None:
+    """A run folder as older releases or a crash leave it: only the files given."""
+    folder = project / "logs" / run_id
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(record)
+    if config is not None:
+        (folder / "config.yaml").write_text(config)
+    if metrics is not None:
+        (folder / "metrics.csv").write_text(metrics)
+
+
+def test_listing_reads_old_crashed_and_unreadable_runs(tmp_path: Path) -> None:
+    from skelgen.runs import list_runs, listing_text
+
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".copier-answers.yml").write_text("_commit: v0.1.0\nscaffold: project\ntask: detection\n")
+    old = '{"status": "complete", "started": "2025-01-01T12:00:00+00:00"}'  # no monitor: the task default
+    csv_text = "epoch,loss,val_loss,seconds\n0,2.0,1.5,10\n1,1.0,0.9,12\n2,0.8,1.1,11\n"
+    _fake_run(project, "20250101-120000-a-9", old, "train:\n  lr: 0.1\n", csv_text)
+    _fake_run(project, "20250101-120000-a-10", old, "train:\n  lr: 0.2\n  extra: 1\n", csv_text)
+    _fake_run(project, "20250101-120001-b", '{"status": "running"}', "train:\n  lr: 0.1\n", None)
+    _fake_run(project, "20250101-120002-c", "{not json", None, None)
+
+    listing = list_runs(project=project)
+    assert [s.run_id for s in listing.runs] == ["20250101-120002-c", "20250101-120001-b",
+                                               "20250101-120000-a-10", "20250101-120000-a-9"]
+    assert listing.varying == ["train.lr", "train.extra"]
+    crashed, running, ten, _ = listing.runs
+    assert (ten.monitor, ten.monitor_mode, ten.best, ten.best_epoch, ten.duration_s) == ("val_loss", "min", 0.9, 2, 33)
+    assert (running.status, running.best, running.duration_s) == ("running", None, None)
+    assert (crashed.status, crashed.config) == ("unknown", {})
+    table = listing_text(listing).splitlines()
+    assert table[0].split() == ["run", "status", "dataset", "train.lr", "train.extra", "best", "val_loss", "duration"]
+    assert table[3].split() == ["20250101-120000-a-10", "complete", "-", "0.2", "1", "0.9000", "(epoch", "2/3)", "33s"]

@@ -221,7 +221,7 @@ def new_run(
         dataset_info = candidate if candidate.is_file() else None
     run = Run(root, _claim_run_id(root, experiment))
     run.model_dir.mkdir(parents=True, exist_ok=True)
-    (run.log_dir / "config.yaml").write_text(config_yaml)
+    run.config_file.write_text(config_yaml)
     run.set_status(
         "running",
         reason="started",
