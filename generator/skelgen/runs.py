@@ -130,7 +130,8 @@ def plot_runs(*, project: Path = Path("."), specs: Sequence[str], out: Path, met
         metric: a ``metrics.csv`` column (default: the first run's monitor, e.g. ``val_miou``).
 
     Raises:
-        UserInputError: no run given, an unknown format or a metric no run logged (with the closest).
+        UserInputError: no run given, an unknown format, a metric no run logged (with the closest),
+            or ``out`` cannot be written.
         RunError: a spec matches no run or several.
     """
     from skelgen_runtime.curves import save_curves
@@ -151,7 +152,10 @@ def plot_runs(*, project: Path = Path("."), specs: Sequence[str], out: Path, met
     keys = varying_keys(summaries)
     curves = {_label(s, keys): s.curve(metric) for s in summaries if s.curve(metric)}
     title = f"{metric} of {len(curves)} run{'s' * (len(curves) != 1)}"
-    path = save_curves(curves, out, metric=metric, title=title)
+    try:
+        path = save_curves(curves, out, metric=metric, title=title)
+    except OSError as err:
+        raise UserInputError(f"--out {out}: cannot write it ({err.strerror or err}); choose another path") from None
     return CurvesPlot(path, metric, [s.run_id for s in summaries if s.curve(metric)],
                       [s.run_id for s in summaries if not s.curve(metric)])
 
