@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,3 +114,20 @@ def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: in
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     return csv_files[0].parent, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """``git ARGS`` in ``cwd`` as a test identity; its stdout (fails the test on a non-zero exit)."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                          env={**os.environ, **GIT_ID}).stdout
+
+
+def copy_workspace(built_projects, dest: Path) -> Path:
+    """A private copy of the committed workspace of the built segmentation/keras project; returns the project."""
+    project = built_projects("segmentation", "keras")
+    shutil.copytree(project.parent, dest, symlinks=True)
+    assert not git(dest, "status", "--porcelain"), "the built workspace is committed"
+    return dest / project.name

@@ -24,8 +24,9 @@ def test_help_is_fast_and_imports_no_tensorflow() -> None:
     probe = (
         "import sys; from skelgen.cli import cli; from click.testing import CliRunner;"
         "r = CliRunner();"
-        "[r.invoke(cli, a) for a in (['--help'], ['new', '--help'], ['add-dataset', '--help'])];"
-        "heavy = [m for m in ('tensorflow', 'keras', 'copier') if m in sys.modules];"
+        "[r.invoke(cli, a) for a in (['--help'], ['new', '--help'], ['add-dataset', '--help'], ['runs', '--help'],"
+        " ['runs', 'compare', '--help'], ['runs', 'plot', '--help'])];"
+        "heavy = [m for m in ('tensorflow', 'keras', 'copier', 'matplotlib', 'numpy') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -49,6 +50,10 @@ def test_subcommand_help_explains_options() -> None:
     out = skelgen("add-dataset", "--help").stdout
     for option in ("--preset", "--project", "--source", "--defaults"):
         assert option in out
+    out = skelgen("runs", "--help").stdout
+    for text in ("--project", "--json", "compare", "plot", "latest", '"best_epoch"', '"differing"'):
+        assert text in out
+    assert "--metric" in skelgen("runs", "plot", "--help").stdout
 
 
 def test_new_is_fast_and_creates_a_workspace(tmp_path: Path) -> None:
@@ -157,6 +162,9 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
         (["my data", "--preset", "shapes"], "invalid dataset name"),
         (["mine"], "is not a known dataset"),
         (["mine", "--preset", "nope"], "unknown dataset preset 'nope'"),
+        (["shapez"], "is not a known dataset, so its layout is unknown; pass --preset"),
+        (["shapez"], "did you mean 'shapes'?"),
+        (["mine", "--preset", "shape"], "did you mean 'shapes'?"),
     ],
 )
 def test_add_dataset_refuses_bad_input(tmp_path: Path, args: list[str], message: str) -> None:

@@ -40,10 +40,14 @@ def test_ctrl_c_stops_after_the_step_keeps_the_run_resumable_and_exits_130(proje
     assert record["status"] == "interrupted" and record["epochs_done"] == len(epochs_logged(run_dir))
     assert "Traceback" not in proc.stderr
 
-    out = script(project, "train.py", "--resume", "auto").stdout
+    out = script(project, "train.py", "--resume", "latest").stdout  # latest: the newest unfinished run
     assert f"resuming run {run_dir.name}" in out
     assert epochs_logged(run_dir) == list(range(epochs))
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "complete"
+    assert [h["status"] for h in record["history"]] == ["running", "interrupted", "running", "complete"]
+    proc = script(project, "train.py", "--resume", "latest", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: no unfinished run")
 
 
 def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path) -> None:
@@ -107,6 +111,10 @@ def test_tensorboard_has_one_run_with_scalars_hparams_and_prediction_pictures(pr
     assert [e.step for e in pictures] == [0, 1]  # every epoch of a 2-epoch run is pictured
     width, height = (int(v) for v in pictures[-1].tensor_proto.string_val[:2])
     assert width == 3 * 32 + 4 and height == 32  # image | labels | predictions
+    from PIL import Image
+
+    curves = Image.open(project / "logs" / run_id / "curves.png")
+    assert curves.format == "PNG" and curves.size[0] >= 800  # loss and miou side by side
 
 
 # ------------------------------------------------------------------ messages: one line, the next step that exists

@@ -55,6 +55,7 @@ def cli() -> None:
     skelgen new NAME --task segmentation      a project in the current workspace
     skelgen add-dataset shapes                a dataset in the current project
     skelgen update                            the newest template into the current project
+    skelgen runs                              the current project's runs, newest first
     """
 
 
@@ -169,6 +170,77 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
     update.update_project(project=project, to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
     if dry_run:
         click.echo("dry run: nothing was changed")
+
+
+_PROJECT = click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=None,
+                        help="The project, or any folder inside it (default: the current folder).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (fields: see skelgen runs --help).")
+
+
+@cli.group("runs", invoke_without_command=True)
+@_PROJECT
+@_JSON
+@click.pass_context
+def runs_cmd(ctx: click.Context, project, as_json) -> None:
+    """List the project's runs, newest first: id, status, dataset, the config values that differ
+    between runs, the best validation value (the run's monitor) with its epoch, and time spent.
+
+    \b
+    skelgen runs compare A B [C ...]          differing config values and metrics side by side
+    skelgen runs plot A B ... --out F.png     the runs' curves in one figure
+    A run is named by its id, a unique prefix of it, or latest (the newest run).
+
+    \b
+    --json fields: {"project", "varying": [KEY], "runs": [{"id", "status", "started", "dataset",
+    "params": {KEY: VALUE}, "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s"}]};
+    compare --json: {"project", "differing": [KEY], "runs": [{"id", "status", "config": {KEY: VALUE},
+    "monitor", "monitor_mode", "best", "best_epoch", "epochs", "final": {COLUMN: VALUE},
+    "eval": {SPLIT: {KEY: VALUE}}}]}. KEY is a dotted config key; epochs count from 1.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from skelgen import runs
+
+    listing = runs.list_runs(project=project or Path("."))
+    click.echo(json.dumps(runs.listing_json(listing), indent=2) if as_json else runs.listing_text(listing))
+
+
+@runs_cmd.command("compare")
+@click.argument("specs", nargs=-1, required=True, metavar="RUN RUN [RUN ...]")
+@_PROJECT
+@_JSON
+@click.pass_context
+def runs_compare_cmd(ctx: click.Context, specs, project, as_json) -> None:
+    """Show runs side by side: only the config values that differ, then best, final and evaluation metrics."""
+    import json
+
+    from skelgen import runs
+
+    comparison = runs.compare_runs(project=project or ctx.parent.params["project"] or Path("."), specs=specs)
+    if as_json or ctx.parent.params["as_json"]:
+        click.echo(json.dumps(runs.comparison_json(comparison), indent=2))
+    else:
+        click.echo(runs.comparison_text(comparison))
+
+
+@runs_cmd.command("plot")
+@click.argument("specs", nargs=-1, required=True, metavar="RUN [RUN ...]")
+@click.option("--metric", help="A metrics.csv column, e.g. val_loss (default: the first run's monitor).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The picture to write: .png, .pdf, .svg or .jpg.")
+@_PROJECT
+@click.pass_context
+def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
+    """Draw the runs' curves of one metric, one line per run, into one figure."""
+    from skelgen import runs
+
+    plot = runs.plot_runs(project=project or ctx.parent.params["project"] or Path("."), specs=specs, metric=metric,
+                          out=out)
+    for run_id in plot.missing:
+        click.echo(f"note: run {run_id} has no {plot.metric} values; left out", err=True)
+    click.echo(f"wrote {plot.path} ({plot.metric} of {', '.join(plot.plotted)})")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,8 @@ from typing import Iterator
 
 from skelgen_runtime.errors import SkelgenError
 
-__all__ = ["StopRequested", "TrainingInterrupted", "TrainingFailed", "StopSignal", "supervised", "check_loss"]
+__all__ = ["StopRequested", "TrainingInterrupted", "TrainingFailed", "StopSignal", "supervised", "check_loss",
+           "finish"]
 
 
 class StopRequested(Exception):
@@ -69,7 +71,8 @@ def check_loss(value: float, epoch: int, step: int) -> None:
 
 @contextlib.contextmanager
 def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
-    """Train inside this: Ctrl-C handling, and the run's status when training ends any other way.
+    """Train inside this: the run marked ``running``, Ctrl-C handling, and the run's status when training
+    ends any other way.
 
     Yields the :class:`StopSignal` the loop checks after every step. On :class:`StopRequested` the
     run is marked ``interrupted`` and :class:`TrainingInterrupted` is raised; on any other exception
@@ -84,29 +87,40 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    if run.status == "running":  # a new run: new_run recorded it
+        run.update_record(pid=os.getpid())
+    else:  # resumed
+        run.set_status("running", reason="resumed", pid=os.getpid())
     try:
         yield stop
     except StopRequested:
         done = int(run.record().get("epochs_done", 0))
-        _mark(run, "interrupted", reason="Ctrl-C", interrupted_epoch=done + 1)
+        run.set_status("interrupted", reason=f"Ctrl-C in epoch {done + 1}", interrupted_epoch=done + 1)
         raise TrainingInterrupted(
             f"training stopped in epoch {done + 1} of {epochs} ({done} finished, kept); "
             f"resume with: python train.py --resume {run.run_id}"
         ) from None
     except KeyboardInterrupt:
-        _mark(run, "interrupted", reason="KeyboardInterrupt")
+        run.set_status("interrupted", reason="KeyboardInterrupt")
         raise
     except BaseException as err:
-        _mark(run, "failed", reason=str(err) or type(err).__name__)
+        run.set_status("failed", reason=str(err) or type(err).__name__)
         raise
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
 
 
-def _mark(run, status: str, *, reason: str, **fields) -> None:
-    setter = getattr(run, "set_status", None)
-    if setter is not None:
-        setter(status, reason=reason, **fields)
-    else:
-        run.update_record(status=status, reason=reason, **fields)
+
+def finish(run, *, monitor: str | None = None) -> None:
+    """Mark ``run`` complete and draw its ``curves.png`` (loss and ``monitor``, train and validation)."""
+    from skelgen_runtime.curves import save_run_curves
+    from skelgen_runtime.run_summary import read_metrics
+    from skelgen_runtime.runs import now_iso
+
+    names = ["loss"] + ([monitor.removeprefix("val_")] if monitor and monitor.removeprefix("val_") != "loss" else [])
+    try:
+        save_run_curves(read_metrics(run), run.curves, metrics=names, title=run.run_id)
+    except (OSError, ValueError, ImportError) as err:  # a picture never fails a finished run
+        print(f"warning: no {run.curves.name} ({err})", file=sys.stderr)
+    run.set_status("complete", finished=now_iso())

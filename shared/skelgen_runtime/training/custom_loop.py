@@ -16,7 +16,6 @@ record is :mod:`skelgen_runtime.training.summaries`'.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import sys
 import time
@@ -25,9 +24,9 @@ from typing import Any, Callable, Iterable, Mapping
 import keras
 import tensorflow as tf
 
-from skelgen_runtime.runs import Run, now_iso
+from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
-from skelgen_runtime.training.control import StopSignal, check_loss, supervised
+from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import StandardSteps
 from skelgen_runtime.training.summaries import Preview, RunSummaries, preview_epochs
@@ -121,7 +120,6 @@ def fit(
     steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
     batches = iter(train_ds)
     with supervised(run, epochs=epochs) as stop:
-        run.update_record(status="running", pid=os.getpid())
         if hparams and int(next_epoch) == 0:
             summaries.hparams(hparams)
         for epoch in range(int(next_epoch), epochs):
@@ -152,4 +150,4 @@ def fit(
     summaries.close()
     save_model(model, run.final_model)
     shutil.rmtree(run.backup_dir, ignore_errors=True)  # like BackupAndRestore: resume state goes once done
-    run.update_record(status="complete", finished=now_iso())
+    finish(run, monitor=monitor)

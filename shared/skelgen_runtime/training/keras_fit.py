@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
-from skelgen_runtime.runs import Run, now_iso
+from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
-from skelgen_runtime.training.control import StopSignal, check_loss, supervised
+from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
 __all__ = ["fit", "save_model"]
@@ -104,7 +104,6 @@ def fit(
             ),
             keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
         ]
-        run.update_record(status="running", pid=os.getpid())
         model.fit(
             train_ds,
             validation_data=val_ds,
@@ -116,4 +115,4 @@ def fit(
         )
     summaries.close()
     save_model(model, run.final_model)
-    run.update_record(status="complete", finished=now_iso())
+    finish(run, monitor=monitor)
