@@ -678,6 +678,12 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     one_case = raw / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021" / "BraTS2021_00000"
     script(project, "predict.py", "--run", run_id, "--input", str(one_case), "--output", str(tmp_path / "pred2"))
     assert nib.load(str(tmp_path / "pred2" / "BraTS2021_00000.nii.gz")).shape == SHAPE
+    # volumes are predicted, not exported: one error line naming what to use instead
+    refused = script(project, "export.py", "--run", run_id, "--format", "saved_model", check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "trained on volumes" in errors[0] and "python predict.py --run" in errors[0]
+    assert not (project / "models" / run_id / "export").exists()
 
     out = script(project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]",
                  *tiny).stdout

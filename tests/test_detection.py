@@ -326,6 +326,30 @@ def test_targets_of_an_image_without_objects() -> None:
     assert targets.shape == (8, 8, 8) and float(tf.reduce_sum(targets)) == 0.0
 
 
+def test_per_class_nms_keeps_what_combined_nms_keeps() -> None:
+    from skelgen_runtime.formats.nms import per_class_nms
+
+    rng = np.random.default_rng(1)
+    batch, k, classes = 2, 60, 3
+    for _ in range(50):
+        centres = rng.uniform(0, 1, (batch, k, 2))
+        centres[:, k // 2 :] = centres[:, : k // 2] + rng.normal(0, 0.03, (batch, k // 2, 2))  # overlapping pairs
+        sizes = rng.uniform(0.05, 0.4, (batch, k, 2))
+        sizes[:, ::7, 0] = 0.0  # zero-height boxes (an untrained detector's): IoU 0 with everything
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=-1).astype(np.float32)
+        scores = -np.sort(-rng.uniform(0, 1, (batch, k)), axis=1).astype(np.float32)
+        cls = rng.integers(0, classes, (batch, k)).astype(np.int32)
+        want = tf.image.combined_non_max_suppression(boxes[:, :, None, :], tf.one_hot(cls, classes) * scores[..., None],
+                                                     100, 100, iou_threshold=0.5, score_threshold=0.05,
+                                                     clip_boxes=False)
+        got = per_class_nms(tf.constant(boxes), tf.constant(scores), tf.constant(cls), max_detections=100,
+                            iou_threshold=0.5, score_threshold=0.05)
+        np.testing.assert_array_equal(got["num_detections"], want.valid_detections)
+        np.testing.assert_array_equal(got["classes"], want.nmsed_classes.numpy().astype(np.int32))
+        np.testing.assert_allclose(got["scores"], want.nmsed_scores, atol=1e-7)
+        np.testing.assert_allclose(got["boxes"], want.nmsed_boxes, atol=1e-6)
+
+
 # ---------------------------------------------------------------- COCO mAP equals pycocotools'
 
 

@@ -113,3 +113,14 @@ def test_bad_configs_fail_with_one_clear_line(project: Path, args: list[str], me
 def test_evaluate_without_runs_says_what_to_do(project: Path) -> None:
     proc = script(project, "evaluate.py", "--run", "latest", check=False)
     assert proc.returncode == 1 and "no completed run" in proc.stderr and "train.py" in proc.stderr
+
+
+def test_best_so_far_reads_the_monitor_of_earlier_epochs(tmp_path: Path) -> None:
+    from skelgen_runtime.training.callbacks import best_so_far
+
+    path = tmp_path / "metrics.csv"
+    assert best_so_far(path, "val_miou", "max") is None
+    path.write_text("epoch,loss,val_miou,val_loss\n0,1.0,0.5,0.9\n1,0.8,0.7,nan\n2,0.7,,0.7\n")
+    assert best_so_far(path, "val_miou", "max") == 0.7
+    assert best_so_far(path, "val_loss", "min") == 0.7
+    assert best_so_far(path, "val_accuracy", "max") is None

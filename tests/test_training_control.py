@@ -116,6 +116,11 @@ def test_tensorboard_has_one_run_with_scalars_hparams_and_prediction_pictures(pr
     curves = Image.open(project / "logs" / run_id / "curves.png")
     assert curves.format == "PNG" and curves.size[0] >= 800  # loss and miou side by side
 
+    script(project, "evaluate.py", "--run", run_id)  # the evaluation joins the same TensorBoard run
+    acc = event_accumulator.EventAccumulator(str(project / "logs" / run_id))
+    acc.Reload()
+    assert {"eval/val/miou", "eval/val/pixel_accuracy"} <= set(acc.Tags()["tensors"])
+
 
 # ------------------------------------------------------------------ messages: one line, the next step that exists
 
@@ -140,3 +145,18 @@ def test_a_misspelt_dataset_and_an_unknown_split_get_one_line_with_a_suggestion(
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "has no split 'test'; it has: pred, train, val" in last
+
+
+def test_classification_evaluation_puts_its_confusion_matrix_in_tensorboard(built_projects, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing import event_accumulator
+
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("classification", "keras"), project, symlinks=True)
+    out = script(project, "train.py", *TINY[:4], "--set", "train.epochs=1", "--set", "model.base_filters=4").stdout
+    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    script(project, "evaluate.py", "--run", run_id)
+    acc = event_accumulator.EventAccumulator(str(project / "logs" / run_id), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert "eval/val/accuracy" in tags and "eval/val/confusion_val" in tags
+    assert "top3/train" not in tags, "top-3 of 3 classes is always 1: not logged"

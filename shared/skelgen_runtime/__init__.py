@@ -38,6 +38,7 @@ PUBLIC_MODULES = (
     "skelgen_runtime.registry",
     "skelgen_runtime.runs",
     "skelgen_runtime.schemas",
+    "skelgen_runtime.serving",
     "skelgen_runtime.sources",
     "skelgen_runtime.startup",
     "skelgen_runtime.tasks",

@@ -20,6 +20,7 @@ __all__ = [
     "DatasetError",
     "BadExampleError",
     "RunError",
+    "ExportError",
     "exit_on_error",
     "did_you_mean",
 ]
@@ -74,6 +75,10 @@ class BadExampleError(DatasetError):
 
 class RunError(SkelgenError):
     """A training run cannot be found, resumed or loaded."""
+
+
+class ExportError(SkelgenError):
+    """A trained model cannot be written in the asked serving format (e.g. an op TensorFlow Lite lacks)."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

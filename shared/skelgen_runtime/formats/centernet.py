@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 from skelgen_runtime.errors import ConfigError
+from skelgen_runtime.formats.nms import per_class_nms
 
 __all__ = [
     "OUTPUT_STRIDE",
@@ -157,14 +158,16 @@ def decode(
         outputs: ``(B, Ho, Wo, C + 4)`` model outputs.
         max_detections: at most this many detections per image (COCO scores the best 100).
         score_threshold: detections scoring less are dropped.
-        iou_threshold: per-class NMS (``tf.image.combined_non_max_suppression``) removes boxes
-            overlapping a better one of their class by more than this.
+        iou_threshold: per-class NMS removes boxes overlapping a better one of their class by more
+            than this (:func:`~skelgen_runtime.formats.nms.per_class_nms`: the detections of
+            ``tf.image.combined_non_max_suppression``, from ops that TensorFlow Lite runs alike).
 
     Returns:
         ``boxes`` float32 ``(B, M, 4)`` ``[ymin, xmin, ymax, xmax]`` normalised and clipped to
         ``[0, 1]``; ``scores`` float32 ``(B, M)``; ``classes`` int32 ``(B, M)`` class ids from
         ``first_id``; ``num_detections`` int32 ``(B,)``: only the first that many of each row are
-        detections (``M = max_detections``, the rest is padding).
+        detections, by decreasing score (``M = max_detections``, the rest is padding: zero boxes
+        and scores, class ``first_id``).
     """
     c = num_classes
     outputs = tf.cast(outputs, tf.float32)
@@ -182,15 +185,11 @@ def decode(
     cy, cx = y + regression[..., 2], x + regression[..., 3]
     hof, wof = tf.cast(ho, tf.float32), tf.cast(wo, tf.float32)
     boxes = tf.stack([(cy - h / 2) / hof, (cx - w / 2) / wof, (cy + h / 2) / hof, (cx + w / 2) / wof], axis=-1)
-    class_scores = tf.one_hot(cls, c) * scores[..., None]
-    nms = tf.image.combined_non_max_suppression(
-        boxes[:, :, None, :], class_scores,
-        max_output_size_per_class=max_detections, max_total_size=max_detections,
-        iou_threshold=iou_threshold, score_threshold=score_threshold, clip_boxes=True,
-    )
+    found = per_class_nms(boxes, scores, cls, max_detections=max_detections, iou_threshold=iou_threshold,
+                          score_threshold=score_threshold)
     return {
-        "boxes": nms.nmsed_boxes,
-        "scores": nms.nmsed_scores,
-        "classes": tf.cast(nms.nmsed_classes, tf.int32) + first_id,
-        "num_detections": nms.valid_detections,
+        "boxes": tf.clip_by_value(found["boxes"], 0.0, 1.0),
+        "scores": found["scores"],
+        "classes": found["classes"] + first_id,
+        "num_detections": found["num_detections"],
     }

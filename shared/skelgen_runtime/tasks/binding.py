@@ -12,7 +12,7 @@ schema (``core/config.py``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 __all__ = ["TaskBinding"]
 
@@ -49,6 +49,13 @@ class TaskBinding(Protocol):
 
     def predict_item(self, example: dict, info: Any) -> Any:
         """An item to predict from one decoded record (``predict.py --split``)."""
+
+    def serving_function(self, model: Any, config: Any, info: Any) -> Callable[[Any], Mapping[str, Any]]:
+        """Raw uint8 images ``(B, H, W, 3)`` -> named output tensors, resizing and normalisation inside.
+
+        What :meth:`predict` runs on each image and ``export.py`` saves (``skelgen_runtime.serving``);
+        raises :class:`~skelgen_runtime.errors.UserInputError` where the records cannot be served so.
+        """
 
     def predict(self, model: Any, items: Iterable[Any], config: Any, info: Any, out_dir: Path) -> str:
         """Write predictions of ``items`` into ``out_dir``; return a one-line summary."""

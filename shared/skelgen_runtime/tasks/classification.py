@@ -16,13 +16,12 @@ import tensorflow as tf
 
 from skelgen_runtime.errors import ConfigError
 from skelgen_runtime.metrics.classification import classification_scores, confusion_png
-from skelgen_runtime.preprocessing.classification import resize
-from skelgen_runtime.preprocessing.image import normalize
+from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import classification_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "class_weights", "evaluate", "report",
-           "write_artifacts", "predict"]
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics",
+           "class_weights", "evaluate", "report", "serving_function", "predict"]
 
 MONITOR = "val_accuracy"
 MONITOR_MODE = "max"
@@ -99,16 +98,36 @@ def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]
     return [path]
 
 
+def serving_function(model: keras.Model, config, info) -> ServingFunction:
+    """What ``predict.py`` runs and ``export.py`` saves: raw images -> class probabilities.
+
+    Input ``images`` uint8 ``(B, H, W, 3)``; outputs ``probabilities`` float32 ``(B, C)`` (softmax,
+    in label-map order) and ``classes`` int32 ``(B,)``: the most probable class id.
+    """
+    data, first = config.data, info.label_map.first_id
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = model(model_input(images, data.image_size, data.mean, data.std), training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        return {"probabilities": probabilities,
+                "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32) + first}
+
+    return serve
+
+
 def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
-    """Write ``predictions.csv`` (top-k classes and probabilities per image) and ``NAME_pred.png`` per image."""
+    """Write ``predictions.csv`` (top-k classes and probabilities per image) and ``NAME_pred.png`` per image.
+
+    Each image goes through :func:`serving_function`, the function ``export.py`` saves.
+    """
     from PIL import Image, ImageDraw
 
     names = info.label_map.names
     k = _top_k(config, info)
+    serve = as_signature(serving_function(model, config, info))
     rows = []
     for name, image in items:
-        x = normalize(resize(image, config.data.image_size), config.data.mean, config.data.std)[None]
-        probs = tf.nn.softmax(model(x, training=False)[0]).numpy()
+        probs = serve(image[None])["probabilities"][0].numpy()
         order = np.argsort(-probs)[:k]
         rows.append([name] + [v for i in order for v in (names[i], f"{probs[i]:.4f}")])
         picture = Image.fromarray(image).convert("RGB")

@@ -7,8 +7,8 @@ pixels of the original image in everything written out.
 
 Decoding keeps heatmap peaks, then applies per-class NMS (IoU 0.5) and at most 100 detections per
 image. Evaluation keeps detections scoring at least 0.01 (COCO practice: low-score detections only
-add recall points); ``predictions.json`` keeps those of at least 0.05 and the pictures draw those of
-at least 0.3.
+add recall points); ``predictions.json`` and the serving function (what ``export.py`` saves) keep
+those above 0.05, and the pictures draw those of at least 0.3.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from skelgen_runtime.metrics.detection import CocoAccumulator
-from skelgen_runtime.preprocessing.detection import normalize, resize
 from skelgen_runtime.formats import centernet
+from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 from skelgen_runtime.tasks.previews import detection_preview as preview
@@ -40,6 +40,7 @@ __all__ = [
     "detect",
     "evaluate",
     "report",
+    "serving_function",
     "predict",
 ]
 
@@ -146,9 +147,50 @@ def _record_image_ids(info, names: set[str], max_records: int = MAX_ID_SCAN) -> 
     return ids
 
 
+def _dataset_ids(label_map) -> list[int]:
+    """The dataset's own category id of each class, in label-map order."""
+    first = label_map.first_id
+    return list(label_map.source_ids or range(first, first + label_map.num_classes))
+
+
+def serving_function(model: keras.Model, config, info) -> ServingFunction:
+    """What ``predict.py`` runs and ``export.py`` saves: raw images -> detections.
+
+    Input ``images`` uint8 ``(B, H, W, 3)``. Outputs, ``M = 100`` rows per image, detections by
+    decreasing score first (those scoring above :data:`PREDICT_SCORE_THRESHOLD`), then zeros:
+
+    - ``boxes`` float32 ``(B, M, 4)``: ``[ymin, xmin, ymax, xmax]`` normalised to ``[0, 1]``;
+    - ``boxes_pixels`` float32 ``(B, M, 4)``: the same boxes in pixels of the input image;
+    - ``scores`` float32 ``(B, M)``;
+    - ``classes`` int32 ``(B, M)``: the dataset's own category ids (the label map's source ids);
+    - ``num_detections`` int32 ``(B,)``.
+    """
+    data, label_map = config.data, info.label_map
+    first = label_map.first_id
+    dataset_ids = tf.constant(_dataset_ids(label_map), tf.int32)
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = model(model_input(images, data.image_size, data.mean, data.std), training=False)
+        found = centernet.decode(outputs, label_map.num_classes, first_id=first,
+                                 score_threshold=PREDICT_SCORE_THRESHOLD)
+        rows = tf.shape(found["scores"])[1]
+        valid = tf.range(rows)[None, :] < found["num_detections"][:, None]
+        height_width = tf.cast(tf.shape(images)[1:3], tf.float32)
+        return {
+            "boxes": found["boxes"],
+            "boxes_pixels": found["boxes"] * tf.concat([height_width, height_width], axis=0),
+            "scores": found["scores"],
+            "classes": tf.where(valid, tf.gather(dataset_ids, found["classes"] - first), 0),
+            "num_detections": found["num_detections"],
+        }
+
+    return serve
+
+
 def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
     """Write ``NAME_boxes.png`` per ``(name, image)`` and all detections to ``predictions.json``.
 
+    Each image goes through :func:`serving_function`, the function ``export.py`` saves.
     ``predictions.json`` is a COCO result list (``COCO.loadRes`` reads it): ``image_id`` (the
     record's ``image/source_id`` when the image is one of the dataset's, else its 1-based position
     in this run), ``file_name`` (``NAME``: the file name without extension), ``category_id`` in the
@@ -156,26 +198,25 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
     """
     from PIL import Image
 
-    from skelgen_runtime.viz_boxes import boxes_to_pixels, draw_boxes
+    from skelgen_runtime.viz_boxes import draw_boxes
 
     label_map = info.label_map
-    first = label_map.first_id
-    source_ids = label_map.source_ids or tuple(range(first, first + label_map.num_classes))
+    position_of = {dataset_id: n for n, dataset_id in enumerate(_dataset_ids(label_map))}
+    serve = as_signature(serving_function(model, config, info))
     results, n = [], 0
     for position, (name, image) in enumerate(items, start=1):
-        height, width = image.shape[:2]
-        x = normalize(resize(image, config.data.image_size), config.data.mean, config.data.std)
-        found = detect(model, x[None], info, score_threshold=PREDICT_SCORE_THRESHOLD)
-        k = int(found["num_detections"][0])
-        boxes, scores, classes = found["boxes"][0, :k], found["scores"][0, :k], found["classes"][0, :k]
-        pixels = boxes_to_pixels(boxes, height, width)
+        found = {key: value[0].numpy() for key, value in serve(image[None]).items()}
+        k = int(found["num_detections"])
+        scores, classes = found["scores"][:k], found["classes"][:k]
+        pixels = found["boxes_pixels"][:k][:, [1, 0, 3, 2]].astype(np.float64)  # [xmin, ymin, xmax, ymax]
         for (x0, y0, x1, y1), score, cls in zip(pixels, scores, classes):
-            results.append({"image_id": position, "file_name": name, "category_id": int(source_ids[cls - first]),
+            results.append({"image_id": position, "file_name": name, "category_id": int(cls),
                             "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
                             "score": round(float(score), 4)})
         shown = scores >= DRAW_SCORE_THRESHOLD
-        captions = [f"{label_map.names[c - first]} {s:.2f}" for c, s in zip(classes[shown], scores[shown])]
-        colors = [label_map.colors[c - first] for c in classes[shown]]
+        index = [position_of[int(c)] for c in classes[shown]]
+        captions = [f"{label_map.names[i]} {s:.2f}" for i, s in zip(index, scores[shown])]
+        colors = [label_map.colors[i] for i in index]
         Image.fromarray(draw_boxes(image, pixels[shown], captions, colors)).save(out_dir / f"{name}_boxes.png")
         n += 1
     known = _record_image_ids(info, {r["file_name"] for r in results})

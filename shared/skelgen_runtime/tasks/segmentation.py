@@ -13,12 +13,13 @@ import numpy as np
 import tensorflow as tf
 
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
-from skelgen_runtime.preprocessing.segmentation import normalize
+from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 from skelgen_runtime.tasks.previews import segmentation_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics", "evaluate", "report", "predict", "predict_label"]
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics",
+           "evaluate", "report", "label_images", "serving_function", "predict", "predict_label"]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"
@@ -74,25 +75,49 @@ def report(result: dict, info) -> str:
     return "\n".join(lines)
 
 
+def label_images(model: keras.Model, images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float],
+                 std: Sequence[float], first_id: int = 0) -> tf.Tensor:
+    """Class ids int32 ``(B, H, W)`` of raw RGB images ``(B, H, W, 3)``, at the images' own size.
+
+    The images are resized to ``image_size`` and normalised (as the pipelines do), the logits are
+    resized back to ``(H, W)`` (bilinear) and the argmax taken.
+    """
+    logits = tf.cast(model(model_input(images, image_size, mean, std), training=False), tf.float32)
+    resized = tf.image.resize(logits, tf.shape(images)[1:3], method="bilinear")
+    return tf.argmax(resized, axis=-1, output_type=tf.int32) + first_id
+
+
+def serving_function(model: keras.Model, config, info) -> ServingFunction:
+    """What ``predict.py`` runs and ``export.py`` saves: raw images -> label maps.
+
+    Input ``images`` uint8 ``(B, H, W, 3)``; output ``labels`` int32 ``(B, H, W)``: the class id
+    (index in the label map) of every pixel, at the input's size.
+    """
+    data, first = config.data, info.label_map.first_id
+    return lambda images: {"labels": label_images(model, images, data.image_size, data.mean, data.std, first)}
+
+
 def predict_label(
     model: keras.Model, image: np.ndarray, image_size: Sequence[int], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
     """Class ids ``(H, W)`` uint8 for one RGB image ``(H, W, 3)`` at its own resolution."""
-    x = tf.image.resize(tf.cast(image, tf.float32), image_size, method="bilinear", antialias=True)
-    logits = model(normalize(x, mean, std)[None], training=False)[0]
-    return _labels_at(logits, image.shape[0], image.shape[1]).astype(np.uint8)
+    return label_images(model, tf.constant(image)[None], image_size, mean, std)[0].numpy().astype(np.uint8)
 
 
 def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config, info, out_dir: Path) -> str:
-    """Write ``NAME_label.png`` (palette PNG of class ids) and ``NAME_overlay.png`` per ``(name, image)``."""
+    """Write ``NAME_label.png`` (palette PNG of class ids) and ``NAME_overlay.png`` per ``(name, image)``.
+
+    Each image goes through :func:`serving_function`, the function ``export.py`` saves.
+    """
     from PIL import Image
 
     from skelgen_runtime.viz import overlay, save_label_png
 
     colors = info.label_map.colors
+    serve = as_signature(serving_function(model, config, info))
     n = 0
     for name, image in items:
-        label = predict_label(model, image, config.data.image_size, config.data.mean, config.data.std)
+        label = serve(image[None])["labels"][0].numpy().astype(np.uint8)
         save_label_png(out_dir / f"{name}_label.png", label, colors)
         Image.fromarray(overlay(image, label, colors)).save(out_dir / f"{name}_overlay.png")
         n += 1

@@ -40,7 +40,7 @@ from skelgen_runtime.tasks.previews import volume_preview as preview
 
 __all__ = ["preview", "MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "loss", "train_metrics", "regions",
            "challenge", "predict_volume", "evaluate", "score_predictions", "report", "write_artifacts", "predict_item",
-           "read_inputs", "predict", "write_prediction"]
+           "read_inputs", "predict", "write_prediction", "serving_function"]
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
@@ -334,3 +334,19 @@ def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Pa
                          affine=item["affine"], source_ids=item["source_ids"])
         n += 1
     return f"wrote {n} NIfTI label volumes (release label ids)"
+
+
+def serving_function(model: keras.Model, config, info):
+    """Not available: ``export.py`` exports models of 2-D images only.
+
+    A volume model needs whole multi-modal cases, z-scored over the brain, and slice-wise or
+    sliding-window inference; none of that fits an images-in signature.
+
+    Raises:
+        UserInputError: always, saying what to use instead.
+    """
+    from skelgen_runtime.errors import UserInputError
+
+    raise UserInputError("this run was trained on volumes (volume_segmentation records, e.g. BraTS) and "
+                         "export.py exports models of 2-D images only; predict volumes with "
+                         "python predict.py --run RUN --input CASE_FOLDER --output DIR")

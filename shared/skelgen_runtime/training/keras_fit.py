@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from skelgen_runtime.runs import Run
-from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus, best_so_far
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
@@ -100,6 +100,7 @@ def fit(
                 save_best_only=True,
                 monitor=monitor,
                 mode=monitor_mode,
+                initial_value_threshold=best_so_far(run.metrics_csv, monitor, monitor_mode),  # across resumes
                 verbose=0,
             ),
             keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),

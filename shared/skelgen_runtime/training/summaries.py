@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["flatten", "preview_epochs", "Preview", "RunSummaries", "SummaryCallback"]
+__all__ = ["flatten", "preview_epochs", "Preview", "RunSummaries", "SummaryCallback", "record_evaluation"]
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
@@ -128,3 +129,19 @@ class SummaryCallback(keras.callbacks.Callback):
             images = self.preview(self.model)
             if images is not None:
                 self.summaries.images("validation/predictions", images, epoch)
+
+
+def record_evaluation(run, split: str, result: Mapping[str, Any], pictures: list | tuple = ()) -> None:
+    """Add an evaluation to the run's TensorBoard record: its numbers as ``eval/SPLIT/NAME`` scalars (the
+    HParams dashboard shows them beside the config) and its PNG pictures (e.g. the confusion matrix)."""
+    from PIL import Image
+
+    numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    step = int(run.record().get("epochs_done", 0))
+    summaries = RunSummaries(run.log_dir, run.run_id)
+    summaries.scalars(numbers, prefix=f"eval/{split}", step=step)
+    for path in pictures:
+        if str(path).endswith(".png"):
+            image = np.asarray(Image.open(path).convert("RGB"))[None]
+            summaries.images(f"eval/{split}/{Path(path).stem}", image, step)
+    summaries.close()
