@@ -86,5 +86,8 @@ def main(*, dataset: str, folder: Path, schema, argv: Sequence[str] | None = Non
     with exit_on_error():
         if args.num < 1:
             raise UserInputError(f"--num must be at least 1, got {args.num}")
+        from skelgen_runtime.startup import import_tensorflow
+
+        import_tensorflow()  # without its start-up noise (when nothing imported it yet)
         files = render_examples(folder, schema, args.split, args.num, args.out)
         print(f"wrote {len(files) - 1} pictures and grid.png to {args.out}")

@@ -158,9 +158,11 @@ def _slices(example: dict, data_cfg, training: bool) -> tuple[tf.Tensor, tf.Tens
     else:
         positions = tf.cast(tf.round(tf.linspace(0.0, tf.cast(tf.size(brain) - 1, tf.float32), n)), tf.int32)
         index = tf.gather(brain, positions)
-    size = data_cfg.image_size
-    images = tf.image.resize(tf.gather(image, index), size, method="bilinear")
-    labels = tf.image.resize(tf.gather(label, index), size, method="nearest")
+    images, labels = tf.gather(image, index), tf.gather(label, index)
+    size = tf.constant(data_cfg.image_size, tf.int32)
+    same = tf.reduce_all(tf.equal(tf.shape(images)[1:3], size))  # slices already at the size need no resize
+    images = tf.cond(same, lambda: images, lambda: tf.image.resize(images, size, method="bilinear"))
+    labels = tf.cond(same, lambda: labels, lambda: tf.image.resize(labels, size, method="nearest"))
     return images, tf.cast(labels, tf.int32)
 
 
