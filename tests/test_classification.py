@@ -141,13 +141,13 @@ def test_train_evaluate_predict(built_projects, framework: str, tmp_path: Path) 
     shutil.copytree(built_projects("classification", framework), project, symlinks=True)
     out = script(project, "train.py", "--config", "configs/demo.yaml", "--set", "train.epochs=2",
                  "--set", "data.batch_size=8", "--set", "model.base_filters=4", "--set", "train.class_weights=balanced",
-                 "--set", "train.label_smoothing=0.1").stdout
+                 "--set", "train.label_smoothing=0.1", "--set", "train.top_k=2").stdout
     run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     log_dir = project / "logs" / run_id
     with open(log_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    assert {"accuracy", "top3", "val_accuracy", "val_loss"} <= set(rows[0])
+    assert {"accuracy", "top2", "val_accuracy", "val_top2", "val_loss"} <= set(rows[0])  # top-2 of 3 classes
 
     printed = script(project, "evaluate.py", "--run", "latest").stdout
     assert "accuracy=" in printed and "precision" in printed

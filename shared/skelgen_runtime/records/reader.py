@@ -33,12 +33,15 @@ def read_split(
     *,
     training: bool,
     seed: int | None = None,
+    shuffle_records: int = 0,
 ) -> tf.data.Dataset:
     """Records of ``split`` as decoded examples (see the schema's ``decode`` for the keys).
 
     Args:
         training: shuffle shard order and read shards interleaved, non-deterministically, for
             speed; otherwise read in file order with deterministic output.
+        shuffle_records: training only: shuffle the serialised records in a buffer of this many
+            before decoding them (a buffer of small byte strings rather than decoded images).
     """
     files = [str(f) for f in info.split_files(split)]
     spec = schema.spec(info.is_labelled(split))
@@ -51,6 +54,8 @@ def read_split(
         num_parallel_calls=AUTOTUNE,
         deterministic=not training,
     )
+    if training and shuffle_records > 1:
+        ds = ds.shuffle(shuffle_records, seed=seed, reshuffle_each_iteration=True)
     parse: Callable = lambda record: schema.decode(tf.io.parse_single_example(record, spec))
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
 
