@@ -7,6 +7,7 @@ typed API; :func:`main` is the command line the generated scripts expose.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -28,7 +29,7 @@ from skelgen_runtime.records.writer import (
 )
 from skelgen_runtime.sources.base import Source
 
-__all__ = ["BuildReport", "build_dataset", "main"]
+__all__ = ["BuildReport", "build_dataset", "content_key", "main"]
 
 
 @dataclass
@@ -66,7 +67,8 @@ def build_dataset(
         schema, schema_version, feature_spec: recorded in ``dataset_info.json``.
         prefix: shard file prefix, normally the dataset name.
         splits: splits to build; default all splits found by ``source``.
-        workers: worker processes; default all cores.
+        workers: at most this many worker processes; default all cores. Fewer are started when
+            the work is too small to repay them (``writer.choose_workers``).
         max_examples: keep at most this many examples per split (the first by key).
         skip_bad: leave out unusable examples and report them instead of stopping.
         shard_size: examples per shard (at most).
@@ -88,7 +90,7 @@ def build_dataset(
         raise DatasetError(f"no splits found under {source.root}")
     if not any(source.is_labelled(s) for s in splits):
         raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
-    salt = json.dumps([schema, schema_version, compression, source.label_map.to_json()])
+    salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
     plans = {}
     for split in splits:
         items = source.items(split)
@@ -156,6 +158,32 @@ def build_dataset(
     return BuildReport(counts, reused, written, skipped, info_path)
 
 
+def content_key(source: Source, *, schema: str, schema_version: int, compression: str | None) -> str:
+    """Everything besides the source files themselves that shapes the records of ``source``, as JSON.
+
+    The schema and its version, the compression, the label map (ids, names, colours, source ids,
+    ignore label), the reader's class and options (its dataclass fields other than ``root`` and
+    ``label_map``) and what it detected (``describe()``, e.g. the BraTS release). Every shard's
+    fingerprint includes it. ``--skip-bad`` is not in it: a shard that skipped nothing is the same
+    either way, and one that skipped an example is only reused by another ``--skip-bad`` build
+    (:func:`~skelgen_runtime.records.writer.completed`).
+    """
+    options = {}
+    if dataclasses.is_dataclass(source):
+        options = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)
+                   if f.init and not f.name.startswith("_") and f.name not in ("root", "label_map")}
+    return json.dumps({
+        "schema": schema,
+        "schema_version": schema_version,
+        "compression": compression,
+        "label_map": source.label_map.to_json(),
+        "ignore_label": source.label_map.ignore_label,
+        "reader": f"{type(source).__module__}.{type(source).__qualname__}",
+        "options": options,
+        "detected": source.describe() if hasattr(source, "describe") else None,
+    }, sort_keys=True, default=str)
+
+
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
     """Delete shards (and sidecars) of earlier builds with another plan, so readers never mix them."""
     for path in out_dir.glob("*.tfrecord"):
@@ -184,7 +212,8 @@ def main(
     parser.add_argument("--source", type=Path, default=default_source,
                         help=f"folder holding the raw dataset (default: {default_source}); nothing is copied")
     parser.add_argument("--out", type=Path, default=out_dir, help=f"output folder (default: {out_dir})")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="at most N worker processes (default: all cores; fewer for a small dataset)")
     parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
     parser.add_argument("--shard-size", type=int, default=None,
@@ -218,7 +247,7 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         args.out,
         schema=schema.name,
         schema_version=schema.version,
-        feature_spec=spec_to_json(schema.labelled_spec),
+        feature_spec=spec_to_json(schema.labelled_fields),
         prefix=dataset,
         splits=args.splits,
         workers=args.workers,
