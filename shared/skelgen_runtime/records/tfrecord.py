@@ -10,37 +10,36 @@ Each record is framed as (``tensorflow/core/lib/io/record_writer.cc``)::
 with ``masked(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8`` (mod 2**32). CRC-32C comes from the
 ``crc32c`` package (SSE4.2 / ARMv8 instructions, with a software fallback).
 
-``ZLIB`` files are one zlib stream of those bytes. ``GZIP`` files are a series of gzip members,
-one per :data:`GZIP_BLOCK` bytes of records, compressed by a few threads at once (zlib releases
-the GIL), the way ``pigz --independent`` writes: gzip readers, ``tf.data.TFRecordDataset(...,
-compression_type="GZIP")`` included, read concatenated members as one stream (RFC 1952, 2.2), and
-a record may span members. Deflate looks back 32 KiB at most, so cutting every few MiB costs
-almost nothing in size.
+``GZIP`` files are one gzip stream and ``ZLIB`` files one zlib stream of those bytes, which is what
+``tf.data.TFRecordDataset(..., compression_type="GZIP"|"ZLIB")`` inflates. They are deflated by
+ISA-L (the ``isal`` package), which at its level 1 compresses raw volumes about as small as zlib's
+default level 6 in a tenth of the time (``benchmarks/run.py``, group ``brats``); the standard
+``zlib`` module at level 1 stands in where ``isal`` is not installed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import zlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Sequence
+from typing import Any, BinaryIO
 
 from crc32c import crc32c
 
-__all__ = ["COMPRESSIONS", "COMPRESSION_LEVEL", "GZIP_BLOCK", "TFRecordFileWriter", "masked_crc32c"]
+try:  # the same API as zlib's
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - isal has wheels for the common platforms
+    _deflate = zlib
+
+__all__ = ["COMPRESSIONS", "COMPRESSION_LEVEL", "TFRecordFileWriter", "compressor", "masked_crc32c"]
 
 #: the ``compression`` values a writer accepts (``None`` writes plain records)
 COMPRESSIONS = (None, "GZIP", "ZLIB")
-#: zlib level of compressed shards: level 1 takes a fraction of the default 6's time for files a
-#: little larger (benchmarks/run.py), and readers do not care
+#: deflate level of compressed shards (ISA-L's levels are 0-3; zlib's level 1 is its fastest)
 COMPRESSION_LEVEL = 1
-#: uncompressed bytes per gzip member
-GZIP_BLOCK = 4 << 20
+_WBITS = {"GZIP": 16 + zlib.MAX_WBITS, "ZLIB": zlib.MAX_WBITS}
 _MASK_DELTA = 0xA282EAD8
 
 
@@ -50,12 +49,9 @@ def masked_crc32c(data: bytes | memoryview) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def _gzip_member(parts: Sequence[memoryview], level: int) -> bytes:
-    """``parts``, joined, as one complete gzip member."""
-    zipper = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = [zipper.compress(part) for part in parts]
-    out.append(zipper.flush())
-    return b"".join(out)
+def compressor(compression: str, level: int = COMPRESSION_LEVEL) -> Any:
+    """A ``compressobj`` writing ``compression`` (``"GZIP"`` or ``"ZLIB"``) with ISA-L, else zlib."""
+    return _deflate.compressobj(level, _deflate.DEFLATED, _WBITS[compression])
 
 
 class TFRecordFileWriter:
@@ -67,27 +63,17 @@ class TFRecordFileWriter:
     Args:
         path: the file to create (truncated if it exists).
         compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
-        level: zlib compression level for the compressed formats.
-        threads: GZIP compression threads (default: the CPU count, at most 4).
+        level: deflate level for the compressed formats.
 
     Raises:
         ValueError: an unknown ``compression``.
     """
 
-    def __init__(self, path: Path | str, compression: str | None = None, level: int = COMPRESSION_LEVEL,
-                 threads: int | None = None) -> None:
+    def __init__(self, path: Path | str, compression: str | None = None, level: int = COMPRESSION_LEVEL) -> None:
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
         self._file: BinaryIO = open(path, "wb")
-        self._level = level
-        self._zlib = zlib.compressobj(level) if compression == "ZLIB" else None
-        self._pool = None
-        if compression == "GZIP":
-            self._threads = threads or min(4, os.cpu_count() or 1)
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gzip")
-        self._block: list[memoryview] = []
-        self._block_size = 0
-        self._members: deque[Future] = deque()
+        self._zip = compressor(compression, level) if compression else None
         self._digest = hashlib.sha256()
         self.size = 0
 
@@ -102,26 +88,7 @@ class TFRecordFileWriter:
         self._file.write(data)
 
     def _put(self, data: bytes | memoryview) -> None:
-        if self._pool is not None:
-            view = memoryview(data)
-            while view.nbytes:  # cut the stream into GZIP_BLOCK pieces (views: nothing is copied)
-                take = min(view.nbytes, GZIP_BLOCK - self._block_size)
-                self._block.append(view[:take])
-                self._block_size += take
-                view = view[take:]
-                if self._block_size == GZIP_BLOCK:
-                    self._compress_block()
-        elif self._zlib is not None:
-            self._emit(self._zlib.compress(data))
-        else:
-            self._emit(data)
-
-    def _compress_block(self) -> None:
-        if self._block:
-            self._members.append(self._pool.submit(_gzip_member, self._block, self._level))
-            self._block, self._block_size = [], 0
-        while len(self._members) > self._threads:  # bounded: at most one block waiting per thread
-            self._emit(self._members.popleft().result())
+        self._emit(self._zip.compress(data) if self._zip is not None else data)
 
     def write(self, record: bytes | memoryview) -> None:
         """Append one record (a serialised ``tf.train.Example``, or any bytes)."""
@@ -132,25 +99,17 @@ class TFRecordFileWriter:
         self._put(struct.pack("<I", masked_crc32c(record)))
 
     def close(self, *, complete: bool = True) -> None:
-        """Compress what is left, finish the stream and close the file (``complete=False``: just close)."""
+        """Finish the compressed stream and close the file (``complete=False``: just close it)."""
         if self._file.closed:
             return
         try:
-            if not complete:
-                pass
-            elif self._pool is not None:
-                self._compress_block()
-                while self._members:
-                    self._emit(self._members.popleft().result())
-            elif self._zlib is not None:
-                self._emit(self._zlib.flush())
+            if complete and self._zip is not None:
+                self._emit(self._zip.flush())
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
             self._file.close()
 
     def __enter__(self) -> "TFRecordFileWriter":
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close(complete=error is None)  # a failed shard is deleted: do not compress the rest of it
+        self.close(complete=error is None)  # a failed shard is deleted: no need to finish it
