@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import brats_build_memory as brats_memory
+import common
 from common import Row, Settings, interleave, make_project, median, python, run_phased, run_timed, write_shapes_split
 
 __all__ = ["build_rows", "brats_rows"]
@@ -106,12 +107,14 @@ def build_rows(settings: Settings) -> list[Row]:
     for count, source in sorted(datasets.items()):
         out = work / "out"
         phases: dict[str, list[float]] = {"minimal": [], "one": [], "all": []}
+        cpu: dict[str, list[float]] = {"one": [], "all": []}
 
-        def ours(workers: int, source=source, phases=phases) -> float:
+        def ours(workers: int, source=source, phases=phases, cpu=cpu) -> float:
             shutil.rmtree(out, ignore_errors=True)
             wall, phase = run_phased(python(timed_build, "datasets/build_shapes_to_tfrecord.py", "--source", source,
                                             "--out", out, "--workers", workers), cwd=project)
             phases["one" if workers == 1 else "all"].append(phase)
+            cpu["one" if workers == 1 else "all"].append(common.last_cpu_seconds)
             return wall
 
         def minimal(source=source, phases=phases) -> float:
@@ -133,7 +136,11 @@ def build_rows(settings: Settings) -> list[Row]:
                 {"ours": times["all"], "baseline": times["minimal"]}),
             Row("build", f"{what}: all {cores} workers vs 1 worker", median(times["all"]), median(times["one"]),
                 "s", False, 1.6 if count >= 10000 else 1.0, {"ours": times["all"], "baseline": times["one"]},
-                "target 1.6x at 10,000+ images; never slower than one worker"),
+                f"target 1.6x at 10,000+ images; never slower than one worker; load average "
+                f"{os.getloadavg()[0]:.1f} after the row (a second worker needs a free core)"),
+            Row("build", f"{what}: CPU time, all {cores} workers vs 1 worker", median(cpu["all"]), median(cpu["one"]),
+                "CPU s", False, None, {"ours": cpu["all"], "baseline": cpu["one"]},
+                "what starting workers costs in CPU (1.0: nothing)"),
             Row("build", f"{what}: build phase only, 1 worker vs minimal writer's loop", median(phases["one"]),
                 median(phases["minimal"]), "s", False, None, {"ours": phases["one"], "baseline": phases["minimal"]},
                 "imports excluded on both sides (the minimal writer's TensorFlow import is most of its time)"),

@@ -8,6 +8,7 @@ both alike; each side's value is the median of its repetitions.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,12 +102,27 @@ def run_timed(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None =
     return run_phased(cmd, cwd=cwd, env=env, timeout=timeout)[0]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: CPU seconds (user + system) of the last command :func:`run_phased` ran, its own workers included
+last_cpu_seconds = 0.0
+
+
 def run_phased(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None,
                timeout: float = 600) -> tuple[float, float | None]:
-    """Like :func:`run_timed`, also returning the ``phase_seconds=S`` the command printed last (or ``None``)."""
-    start = time.perf_counter()
+    """Like :func:`run_timed`, also returning the ``phase_seconds=S`` the command printed last (or ``None``).
+
+    The command's CPU time (its own and that of the processes it waited for) is left in
+    :data:`last_cpu_seconds`.
+    """
+    global last_cpu_seconds
+    cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, env=env or quiet_env(), capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
+    last_cpu_seconds = _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n"
                          f"{proc.stderr[-4000:]}")
