@@ -1,6 +1,7 @@
 """Record schemas: one feature spec per task, with the keys the TensorFlow ecosystem already uses.
 
-Importing this package does not import TensorFlow; :func:`get_schema` does.
+Neither importing this package nor :func:`get_schema` imports TensorFlow (build workers encode
+without it); a schema's ``labelled_spec``/``unlabelled_spec`` and its ``decode`` do.
 """
 
 from __future__ import annotations
