@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def cli_rows(settings: Settings) -> list[Row]:
     from skelgen.template import template_source
 
     work = settings.work / "cli"
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # projects of an earlier run in a kept --work folder
+    work.mkdir(parents=True)
     skelgen = str(Path(sys.executable).parent / "skelgen")
     bare_click, bare_copier = work / "bare_click.py", work / "bare_copier.py"
     bare_click.write_text(BARE_CLICK)

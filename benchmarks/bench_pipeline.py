@@ -34,7 +34,7 @@ def pipeline_project(settings: Settings) -> Path:
     """A generated project with a built shapes dataset (used by the training rows too)."""
     project = make_project(settings.work, "pipe")
     shapes = project / "datasets" / "shapes"
-    counts = settings.pick({"train": 800, "val": 200}, {"train": 32, "val": 16})
+    counts = settings.pick({"train": 800, "val": 96}, {"train": 32, "val": 16})
     size = settings.pick(256, 64)
     cached = write_shapes_split(settings.work / f"pipeline_shapes_{size}", counts, size)
     for folder in ("data", "annotations"):

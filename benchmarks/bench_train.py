@@ -120,7 +120,7 @@ def train_rows(settings: Settings, project: Path) -> list[Row]:
     script.write_text(BARE)
     size = settings.pick(128, 32)
     overrides = [f"data.image_size=[{size},{size}]", f"train.epochs={settings.pick(3, 2)}",
-                 f"train.steps_per_epoch={settings.pick(10, 2)}", f"data.shuffle_buffer={settings.pick(1024, 16)}"]
+                 f"train.steps_per_epoch={settings.pick(8, 2)}", f"data.shuffle_buffer={settings.pick(1024, 16)}"]
     if settings.quick:
         overrides += ["model.base_filters=4", "model.depth=2"]
     sets = [a for o in overrides for a in ("--set", o)]

@@ -109,6 +109,8 @@ def _children_cpu() -> float:
 
 #: CPU seconds (user + system) of the last command :func:`run_phased` ran, its own workers included
 last_cpu_seconds = 0.0
+#: what that command printed on stdout
+last_stdout = ""
 
 
 def run_phased(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None,
@@ -116,13 +118,13 @@ def run_phased(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None 
     """Like :func:`run_timed`, also returning the ``phase_seconds=S`` the command printed last (or ``None``).
 
     The command's CPU time (its own and that of the processes it waited for) is left in
-    :data:`last_cpu_seconds`.
+    :data:`last_cpu_seconds`, its output in :data:`last_stdout`.
     """
-    global last_cpu_seconds
+    global last_cpu_seconds, last_stdout
     cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, env=env or quiet_env(), capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
-    last_cpu_seconds = _children_cpu() - cpu
+    last_cpu_seconds, last_stdout = _children_cpu() - cpu, proc.stdout
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n"
                          f"{proc.stderr[-4000:]}")

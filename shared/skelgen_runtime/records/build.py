@@ -34,13 +34,15 @@ __all__ = ["BuildReport", "build_dataset", "content_key", "main"]
 
 @dataclass
 class BuildReport:
-    """What a build wrote: examples per split, shards reused from an earlier run, skipped examples."""
+    """What a build wrote: examples per split, shards reused from an earlier run, skipped examples,
+    and how many processes wrote (1: this one; 0: nothing was written)."""
 
     counts: dict[str, int]
     reused_shards: int
     written_shards: int
     skipped: list[tuple[str, str]]
     info_path: Path
+    processes: int = 1
 
 
 def build_dataset(
@@ -115,10 +117,11 @@ def build_dataset(
         bar.update(result.count + len(result.skipped))
 
     results: dict[str, list[ShardResult]] = {}
+    processes = []
     try:
         all_plans = [p for plan in plans.values() for p in plan]
         flat = write_shards(all_plans, source.encode, workers=min(workers, len(all_plans)), skip_bad=skip_bad,
-                            compression=compression, on_shard=on_shard)
+                            compression=compression, on_shard=on_shard, on_start=processes.append)
     finally:
         bar.close()
     by_path = dict(zip((p.path for p in all_plans), flat))
@@ -155,7 +158,7 @@ def build_dataset(
     info_path = out_dir / INFO_FILE
     atomic_write_text(info_path, json.dumps(info, indent=2))
     counts = {split: info["splits"][split]["count"] for split in results}
-    return BuildReport(counts, reused, written, skipped, info_path)
+    return BuildReport(counts, reused, written, skipped, info_path, processes[0])
 
 
 def content_key(source: Source, *, schema: str, schema_version: int, compression: str | None) -> str:
@@ -257,7 +260,8 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         compression=args.compression or getattr(source, "default_compression", None),
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
-    print(f"built {dataset}: {counts} ({report.written_shards} shards written, {report.reused_shards} reused)")
+    by = "" if not report.written_shards else f" by {report.processes} process{'es' if report.processes > 1 else ''}"
+    print(f"built {dataset}: {counts} ({report.written_shards} shards written{by}, {report.reused_shards} reused)")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad examples:")
         for path, why in report.skipped:

@@ -211,6 +211,7 @@ def write_shards(
     skip_bad: bool,
     compression: str | None = None,
     on_shard: Callable[[ShardResult, bool], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[ShardResult]:
     """Write every shard of ``plans`` that is not already complete, ``workers`` at a time.
 
@@ -221,6 +222,7 @@ def write_shards(
         skip_bad: leave out examples whose ``encode`` raises :class:`BadExampleError` instead of stopping.
         compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
         on_shard: called with each result and whether it was reused from an earlier run.
+        on_start: called once with the number of processes that write (0: every shard was reused).
 
     Returns:
         One result per plan, in plan order.
@@ -240,6 +242,8 @@ def write_shards(
             todo.append(plan)
     todo.sort(key=lambda p: -p.input_bytes)  # largest first, so that the workers finish together
     workers = choose_workers(todo, workers)
+    if on_start:
+        on_start(workers if todo else 0)
     if todo and workers <= 1:
         for plan in todo:
             results[plan.path] = _write_shard(plan, encode, skip_bad, compression)
