@@ -39,9 +39,10 @@ __all__ = ["ShardPlan", "ShardResult", "plan_shards", "choose_workers", "write_s
 
 SIDECAR_SUFFIX = ".meta.json"
 _TMP_MARK = ".tmp-"
-#: source bytes a worker process must have to encode before starting it pays: a worker takes about
-#: 0.2 s to start (Python, NumPy, Pillow) and one process encodes about 40 MB/s of JPEG + PNG
-#: (benchmarks/run.py measures both): each worker must get several times its start-up in work
+#: source bytes a worker process must have to encode before starting it pays: a worker costs about
+#: 0.3 s of CPU to start (Python, NumPy, Pillow, the reader), and one process encodes 25-40 MB/s of
+#: JPEG + PNG (the shapes rows of benchmarks/run.py: 52 MB in 1.5-2.3 s), so 32 MiB is about a
+#: second of work, several times a worker's start
 MIN_BYTES_PER_WORKER = 32 << 20
 
 EncodeFn = Callable[[SourceItem, str], bytes]
