@@ -30,8 +30,13 @@ Buffer = Union[bytes, bytearray, memoryview]
 _TAG_1, _TAG_2, _TAG_3 = b"\x0a", b"\x12", b"\x1a"
 
 
+_ONE_BYTE = tuple(bytes([v]) for v in range(0x80))  # the varints of 0..127: most tags, keys and lengths
+
+
 def _varint(value: int) -> bytes:
     """Protobuf base-128 varint; negative int64 values take their 64-bit two's complement (10 bytes)."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
