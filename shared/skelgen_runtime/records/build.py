@@ -92,8 +92,7 @@ def build_dataset(
         raise DatasetError(f"no splits found under {source.root}")
     if not any(source.is_labelled(s) for s in splits):
         raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
-    salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
-    plans = {}
+    listed = {}
     for split in splits:
         items = source.items(split)
         if max_examples is not None:
@@ -104,7 +103,11 @@ def build_dataset(
             continue
         if not items:
             raise DatasetError(f"split {split!r} of {source.root} is empty: no examples found")
-        plans[split] = plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+        listed[split] = items
+    # after listing: a reader may complete its label map from the files it lists (COCO category ids)
+    salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
+    plans = {split: plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+             for split, items in listed.items()}
 
     total = sum(len(p.items) for plan in plans.values() for p in plan)
     reused = written = 0
