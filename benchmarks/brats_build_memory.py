@@ -13,8 +13,9 @@ cases, ``--workers`` worker processes) and reports two peaks:
 - ``tree_total``: the largest sum of the resident sets of the build process and its workers, sampled
   every 20 ms with psutil.
 
-Both include TensorFlow's own footprint in every process. The build passes when each peak differs by
-less than 20% between the sizes. Nothing is downloaded; the data is written to a temporary folder.
+Neither the build process nor its workers import TensorFlow. The build passes when each peak
+differs by less than 20% between the sizes. Nothing is downloaded; the data is written to a
+temporary folder. ``benchmarks/run.py`` reports the same two peaks among its rows.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SHAPE = (240, 240, 155)
 AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 
-_BUILD = """
+BUILD = """
 import sys
 from pathlib import Path
 from skelgen_runtime.published_classes import BRATS_CLASSES
@@ -50,12 +51,14 @@ if __name__ == "__main__":
 """
 
 
-def write_cases(root: Path, count: int) -> None:
-    """``count`` BraTS 2021 cases of realistic size under ``root/BraTS2021_TrainingData``."""
+def write_cases(root: Path, count: int, shape: tuple[int, int, int] = SHAPE) -> None:
+    """``count`` BraTS 2021 cases (realistic size by default) under ``root/BraTS2021_TrainingData``."""
     import nibabel as nib
 
-    i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in SHAPE), indexing="ij", sparse=True)
-    brain = ((i - 120) / 70) ** 2 + ((j - 120) / 90) ** 2 + ((k - 77) / 65) ** 2 <= 1
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij", sparse=True)
+    centre = np.array(shape) / 2
+    brain = ((i - centre[0]) / (0.29 * shape[0])) ** 2 + ((j - centre[1]) / (0.375 * shape[1])) ** 2 \
+        + ((k - centre[2]) / (0.42 * shape[2])) ** 2 <= 1
     smooth = (np.sin(i / 9) + np.cos(j / 11) + np.sin(k / 7)) * 80
     for n in range(count):
         rng = np.random.default_rng(n)
@@ -63,14 +66,34 @@ def write_cases(root: Path, count: int) -> None:
         folder = root / "BraTS2021_TrainingData" / case
         folder.mkdir(parents=True, exist_ok=True)
         for m, name in enumerate(MODALITIES):
-            values = 400 + 150 * m + smooth + rng.normal(0, 25, SHAPE).astype(np.float32)
+            values = 400 + 150 * m + smooth + rng.normal(0, 25, shape).astype(np.float32)
             data = np.where(brain, values, 0).astype(np.int16)
             nib.save(nib.Nifti1Image(data, AFFINE), str(folder / f"{case}_{name}.nii.gz"))
-        centre = rng.integers(90, 150, 3)
-        r2 = (i - centre[0]) ** 2 + (j - centre[1]) ** 2 + (k - min(centre[2], 100)) ** 2
+        tumour = rng.uniform(0.375, 0.625, 3) * np.array(shape)
+        r2 = (i - tumour[0]) ** 2 + (j - tumour[1]) ** 2 + (k - min(tumour[2], 0.65 * shape[2])) ** 2
         seg = np.select([r2 <= 60, r2 <= 200, r2 <= 700], [1, 4, 2], 0).astype(np.uint8)
         nib.save(nib.Nifti1Image(seg, AFFINE), str(folder / f"{case}_seg.nii.gz"))
         print(f"  wrote {case}", file=sys.stderr, flush=True)
+
+
+def link_cases(full: Path, dest: Path, count: int) -> Path:
+    """``dest/BraTS2021_TrainingData`` holding the first ``count`` cases of ``full``, linked, not copied."""
+    raw = dest / "BraTS2021_TrainingData"
+    shutil.rmtree(dest, ignore_errors=True)
+    raw.mkdir(parents=True)
+    for n in range(count):
+        (raw / f"BraTS2021_{n:05d}").symlink_to(full / "BraTS2021_TrainingData" / f"BraTS2021_{n:05d}")
+    return dest
+
+
+def _is_worker(process) -> bool:
+    """A build worker, not multiprocessing's resource tracker."""
+    import psutil
+
+    try:
+        return "resource_tracker" not in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def measure(raw: Path, out: Path, workers: int) -> dict:
@@ -79,17 +102,20 @@ def measure(raw: Path, out: Path, workers: int) -> dict:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", _BUILD, str(raw), str(out), str(workers)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(raw), str(out), str(workers)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     parent = psutil.Process(proc.pid)
     tree_peak = 0
+    seen: set[int] = set()
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         total = 0
         try:
-            for p in (parent, *parent.children(recursive=True)):
+            children = parent.children(recursive=True)
+            seen.update(c.pid for c in children if _is_worker(c))
+            for p in (parent, *children):
                 try:
                     total += p.memory_info().rss
                 except psutil.NoSuchProcess:
@@ -108,6 +134,7 @@ def measure(raw: Path, out: Path, workers: int) -> dict:
         "shards": sum(len(s["shards"]) for s in info["splits"].values()),
         "max_process_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
         "tree_total_mib": round(tree_peak / 2**20, 1),
+        "workers": len(seen),  # worker processes seen (0: the build process wrote every shard)
         "seconds": round(time.time() - start, 1),
     }
 
@@ -126,14 +153,10 @@ def main(argv=None) -> int:
             write_cases(full, max(args.sizes))
         results = {}
         for size in args.sizes:
-            raw = work / f"raw{size}" / "BraTS2021_TrainingData"
-            shutil.rmtree(raw.parent, ignore_errors=True)
-            raw.mkdir(parents=True)
-            for n in range(size):  # the first N cases, linked, not copied
-                (raw / f"BraTS2021_{n:05d}").symlink_to(full / "BraTS2021_TrainingData" / f"BraTS2021_{n:05d}")
+            raw = link_cases(full, work / f"raw{size}", size)
             out = work / f"records{size}"
             shutil.rmtree(out, ignore_errors=True)
-            results[size] = measure(raw.parent, out, args.workers)
+            results[size] = measure(raw, out, args.workers)
             print(f"{size:3d} cases: {json.dumps(results[size])}", flush=True)
         small, large = (results[s] for s in args.sizes)
         ok = True

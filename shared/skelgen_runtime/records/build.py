@@ -7,6 +7,7 @@ typed API; :func:`main` is the command line the generated scripts expose.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import functools
 import json
@@ -29,18 +30,20 @@ from skelgen_runtime.records.writer import (
 )
 from skelgen_runtime.sources.base import Source
 
-__all__ = ["BuildReport", "build_dataset", "main"]
+__all__ = ["BuildReport", "build_dataset", "content_key", "main"]
 
 
 @dataclass
 class BuildReport:
-    """What a build wrote: examples per split, shards reused from an earlier run, skipped examples."""
+    """What a build wrote: examples per split, shards reused from an earlier run, skipped examples,
+    and how many processes wrote (1: this one; 0: nothing was written)."""
 
     counts: dict[str, int]
     reused_shards: int
     written_shards: int
     skipped: list[tuple[str, str]]
     info_path: Path
+    processes: int = 1
 
 
 def build_dataset(
@@ -67,7 +70,8 @@ def build_dataset(
         schema, schema_version, feature_spec: recorded in ``dataset_info.json``.
         prefix: shard file prefix, normally the dataset name.
         splits: splits to build; default all splits found by ``source``.
-        workers: worker processes; default all cores.
+        workers: at most this many worker processes; default all cores. Fewer are started when
+            the work is too small to repay them (``writer.choose_workers``).
         max_examples: keep at most this many examples per split (the first by key).
         skip_bad: leave out unusable examples and report them instead of stopping.
         shard_size: examples per shard (at most).
@@ -89,8 +93,7 @@ def build_dataset(
         raise DatasetError(f"no splits found under {source.root}")
     if not any(source.is_labelled(s) for s in splits):
         raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
-    salt = json.dumps([schema, schema_version, compression, source.label_map.to_json()])
-    plans = {}
+    listed = {}
     for split in splits:
         items = source.items(split)
         if max_examples is not None:
@@ -101,7 +104,11 @@ def build_dataset(
             continue
         if not items:
             raise DatasetError(f"split {split!r} of {source.root} is empty: no examples found")
-        plans[split] = plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+        listed[split] = items
+    # after listing: a reader may complete its label map from the files it lists (COCO category ids)
+    salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
+    plans = {split: plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+             for split, items in listed.items()}
 
     total = sum(len(p.items) for plan in plans.values() for p in plan)
     reused = written = 0
@@ -114,10 +121,11 @@ def build_dataset(
         bar.update(result.count + len(result.skipped))
 
     results: dict[str, list[ShardResult]] = {}
+    processes = []
     try:
         all_plans = [p for plan in plans.values() for p in plan]
         flat = write_shards(all_plans, source.encode, workers=min(workers, len(all_plans)), skip_bad=skip_bad,
-                            compression=compression, on_shard=on_shard)
+                            compression=compression, on_shard=on_shard, on_start=processes.append)
     finally:
         bar.close()
     by_path = dict(zip((p.path for p in all_plans), flat))
@@ -154,7 +162,33 @@ def build_dataset(
     info_path = out_dir / INFO_FILE
     atomic_write_text(info_path, json.dumps(info, indent=2))
     counts = {split: info["splits"][split]["count"] for split in results}
-    return BuildReport(counts, reused, written, skipped, info_path)
+    return BuildReport(counts, reused, written, skipped, info_path, processes[0])
+
+
+def content_key(source: Source, *, schema: str, schema_version: int, compression: str | None) -> str:
+    """Everything besides the source files themselves that shapes the records of ``source``, as JSON.
+
+    The schema and its version, the compression, the label map (ids, names, colours, source ids,
+    ignore label), the reader's class and options (its dataclass fields other than ``root`` and
+    ``label_map``) and what it detected (``describe()``, e.g. the BraTS release). Every shard's
+    fingerprint includes it. ``--skip-bad`` is not in it: a shard that skipped nothing is the same
+    either way, and one that skipped an example is only reused by another ``--skip-bad`` build
+    (:func:`~skelgen_runtime.records.writer.completed`).
+    """
+    options = {}
+    if dataclasses.is_dataclass(source):
+        options = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)
+                   if f.init and not f.name.startswith("_") and f.name not in ("root", "label_map")}
+    return json.dumps({
+        "schema": schema,
+        "schema_version": schema_version,
+        "compression": compression,
+        "label_map": source.label_map.to_json(),
+        "ignore_label": source.label_map.ignore_label,
+        "reader": f"{type(source).__module__}.{type(source).__qualname__}",
+        "options": options,
+        "detected": source.describe() if hasattr(source, "describe") else None,
+    }, sort_keys=True, default=str)
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
@@ -192,7 +226,8 @@ def main(
     parser.add_argument("--source", type=Path, default=default_source,
                         help=f"folder holding the raw dataset (default: {default_source}); nothing is copied")
     parser.add_argument("--out", type=Path, default=out_dir, help=f"output folder (default: {out_dir})")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="at most N worker processes (default: all cores; fewer for a small dataset)")
     parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
     parser.add_argument("--shard-size", type=int, default=None,
@@ -231,7 +266,7 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         args.out,
         schema=schema.name,
         schema_version=schema.version,
-        feature_spec=spec_to_json(schema.labelled_spec),
+        feature_spec=spec_to_json(schema.labelled_fields),
         prefix=dataset,
         splits=args.splits,
         workers=args.workers,
@@ -241,7 +276,8 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         compression=args.compression or getattr(source, "default_compression", None),
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
-    print(f"built {dataset}: {counts} ({report.written_shards} shards written, {report.reused_shards} reused)")
+    by = "" if not report.written_shards else f" by {report.processes} process{'es' if report.processes > 1 else ''}"
+    print(f"built {dataset}: {counts} ({report.written_shards} shards written{by}, {report.reused_shards} reused)")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad examples:")
         for path, why in report.skipped:

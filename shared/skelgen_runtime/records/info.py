@@ -87,11 +87,10 @@ def load_info(folder: Path) -> DatasetInfo:
     path = folder / INFO_FILE
     if not path.is_file():
         name, datasets = folder.parent.name, folder.parent.parent
-        if (datasets / f"build_{name}_to_tfrecord.py").is_file():
-            raise DatasetError(
-                f"{path} not found: the dataset has not been built (or its build did not finish); "
-                f"run python datasets/build_{name}_to_tfrecord.py"
-            )
+        in_project = datasets.name == "datasets" and folder.name == "tfrecords"
+        if not in_project or (datasets / f"build_{name}_to_tfrecord.py").is_file():
+            hint = f"run python datasets/build_{name}_to_tfrecord.py" if in_project else "build the dataset first"
+            raise DatasetError(f"{path} not found: the dataset has not been built (or its build did not finish); {hint}")
         added = sorted(p.name[len("build_"):-len("_to_tfrecord.py")] for p in datasets.glob("build_*_to_tfrecord.py"))
         raise DatasetError(
             f"dataset {name!r} is not in this project ({', '.join(added) or 'no dataset added yet'})"

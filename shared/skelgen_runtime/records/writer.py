@@ -1,13 +1,19 @@
 """Sharded TFRecord writer: all cores, atomic shards, resumable.
 
-A split's examples (sorted by key) are cut into contiguous shards. Each shard is written by one
-worker process to a temporary name, described by a small sidecar JSON (count, SHA-256, size and a
-fingerprint of the examples it holds), and only then renamed to its final name
-``PREFIX_SPLIT-NNNNN-of-NNNNN.tfrecord``. A file with a final name is therefore always complete.
+A split's examples (sorted by key) are cut into contiguous shards of equal size (within one
+example). Each shard is written by one worker process to a temporary name, described by a small
+sidecar JSON (count, SHA-256, size, a fingerprint of the examples it holds and the examples left
+out as bad), and only then renamed to its final name ``PREFIX_SPLIT-NNNNN-of-NNNNN.tfrecord``. A
+file with a final name is therefore always complete.
 
-On a rerun, a shard whose final file and matching sidecar exist is kept as it is; everything else
-is (re)written. Worker processes die with their parent (Linux), so a killed build leaves only
+On a rerun, a shard whose final file and matching sidecar exist is kept as it is, unless it left
+out bad examples and this build does not allow that (``--skip-bad``); everything else is
+(re)written. Worker processes die with their parent (Linux), so a killed build leaves only
 temporary files, which the next run removes.
+
+Neither the workers nor the writer import TensorFlow (:mod:`skelgen_runtime.records.tfrecord`
+frames the records); a worker process starts in a fraction of a second, and a build starts only
+as many as its work repays (:func:`choose_workers`).
 """
 
 from __future__ import annotations
@@ -25,12 +31,19 @@ from pathlib import Path
 from typing import Callable
 
 from skelgen_runtime.errors import BadExampleError
+from skelgen_runtime.records.tfrecord import TFRecordFileWriter
 from skelgen_runtime.sources.base import SourceItem
 
-__all__ = ["ShardPlan", "ShardResult", "plan_shards", "write_shards", "atomic_write_text", "temporary_name", "remove_temporaries"]
+__all__ = ["ShardPlan", "ShardResult", "plan_shards", "choose_workers", "write_shards", "atomic_write_text",
+           "temporary_name", "remove_temporaries", "MIN_BYTES_PER_WORKER"]
 
 SIDECAR_SUFFIX = ".meta.json"
 _TMP_MARK = ".tmp-"
+#: source bytes a worker process must have to encode before starting it pays: a worker costs about
+#: 0.3 s of CPU to start (Python, NumPy, Pillow, the reader), and one process encodes 25-40 MB/s of
+#: JPEG + PNG (the shapes rows of benchmarks/run.py: 52 MB in 1.5-2.3 s), so 32 MiB is about a
+#: second of work, several times a worker's start
+MIN_BYTES_PER_WORKER = 32 << 20
 
 EncodeFn = Callable[[SourceItem, str], bytes]
 
@@ -52,12 +65,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """One shard to write: its final path, its examples and their fingerprint."""
+    """One shard to write: its final path, its examples, their fingerprint and their size on disk."""
 
     path: Path
     split: str
     items: tuple[SourceItem, ...]
     fingerprint: str
+    input_bytes: int = 0
 
     @property
     def sidecar(self) -> Path:
@@ -76,46 +90,66 @@ class ShardResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _stamp(path: Path) -> str:
+def _stamp(path: Path) -> tuple[str, int]:
+    """``("size:mtime", size)`` of ``path``, or ``("missing", 0)``."""
     try:
         st = os.stat(path)
     except OSError:
-        return "missing"
-    return f"{st.st_size}:{st.st_mtime_ns}"
+        return "missing", 0
+    return f"{st.st_size}:{st.st_mtime_ns}", st.st_size
 
 
 def plan_shards(
     items: list[SourceItem], *, out_dir: Path, prefix: str, split: str, shard_size: int, salt: str
 ) -> list[ShardPlan]:
-    """Cut ``items`` into ``ceil(len/shard_size)`` contiguous shards with deterministic names.
+    """Cut ``items`` into ``ceil(len/shard_size)`` contiguous shards of equal size, with deterministic names.
 
-    ``salt`` (build options that change record content) and each source file's size and
-    modification time enter every shard's fingerprint, so a rebuild with other options or after a
-    file was edited rewrites the shards concerned instead of keeping stale ones.
+    Shard sizes differ by at most one example (10 examples in shards of at most 3: 3, 3, 2, 2).
+    ``salt`` (everything besides the files that shapes record content: schema, label map, reader
+    options, compression) and each source file's size and modification time enter every shard's
+    fingerprint, so a rebuild with other options or after a file was edited rewrites the shards
+    concerned instead of keeping stale ones.
     """
     num = max(1, math.ceil(len(items) / shard_size))
-    per = math.ceil(len(items) / num)
-    plans = []
+    base, extra = divmod(len(items), num)
+    plans, start = [], 0
     for i in range(num):
-        chunk = tuple(items[i * per : (i + 1) * per])
+        chunk = tuple(items[start : start + base + (i < extra)])
+        start += len(chunk)
         digest = hashlib.sha256(salt.encode())
+        size = 0
         for item in chunk:
             digest.update(item.key.encode() + b"\0")
             for name, path in sorted(item.files.items()):
-                digest.update(f"{name}={path}:{_stamp(path)}\0".encode())
+                stamp, nbytes = _stamp(path)
+                size += nbytes
+                digest.update(f"{name}={path}:{stamp}\0".encode())
         name = f"{prefix}_{split}-{i:05d}-of-{num:05d}.tfrecord"
-        plans.append(ShardPlan(out_dir / name, split, chunk, digest.hexdigest()))
+        plans.append(ShardPlan(out_dir / name, split, chunk, digest.hexdigest(), size))
     return plans
 
 
-def completed(plan: ShardPlan) -> ShardResult | None:
-    """The recorded result of ``plan`` if its shard was finished by an earlier run, else ``None``."""
+def choose_workers(plans: list[ShardPlan], requested: int) -> int:
+    """How many processes to write ``plans`` with: at most ``requested`` and one per shard, and
+    only as many as get :data:`MIN_BYTES_PER_WORKER` of source files each (at least one)."""
+    total = sum(p.input_bytes for p in plans)
+    return max(1, min(requested, len(plans), total // MIN_BYTES_PER_WORKER))
+
+
+def completed(plan: ShardPlan, skip_bad: bool) -> ShardResult | None:
+    """The recorded result of ``plan`` if an earlier run finished its shard as this build would, else ``None``.
+
+    A shard that left out bad examples is what only a ``skip_bad`` build writes: a build without
+    it must meet (and stop at) those examples itself.
+    """
     try:
         meta = json.loads(plan.sidecar.read_text())
         result = ShardResult(**{**meta, "skipped": [tuple(s) for s in meta.get("skipped", [])]})
     except (OSError, ValueError, TypeError):
         return None
     if result.fingerprint != plan.fingerprint or not plan.path.is_file():
+        return None
+    if result.skipped and not skip_bad:
         return None
     if plan.path.stat().st_size != result.size:
         return None
@@ -134,13 +168,11 @@ def _die_with_parent() -> None:
 
 
 def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: str | None) -> ShardResult:
-    import tensorflow as tf
-
     tmp = temporary_name(plan.path)
     skipped: list[tuple[str, str]] = []
     count = 0
     try:
-        with tf.io.TFRecordWriter(str(tmp), options=compression) as writer:
+        with TFRecordFileWriter(tmp, compression) as writer:
             for item in plan.items:
                 try:
                     record = encode(item, plan.split)
@@ -151,15 +183,11 @@ def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression:
                     continue
                 writer.write(record)
                 count += 1
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
         result = ShardResult(
             file=plan.path.name,
             count=count,
-            sha256=digest.hexdigest(),
-            size=tmp.stat().st_size,
+            sha256=writer.sha256,
+            size=writer.size,
             fingerprint=plan.fingerprint,
             skipped=skipped,
         )
@@ -184,16 +212,18 @@ def write_shards(
     skip_bad: bool,
     compression: str | None = None,
     on_shard: Callable[[ShardResult, bool], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[ShardResult]:
     """Write every shard of ``plans`` that is not already complete, ``workers`` at a time.
 
     Args:
         plans: from :func:`plan_shards`.
         encode: ``(item, split) -> serialised tf.train.Example``; must be picklable.
-        workers: worker processes (1 writes in this process).
+        workers: at most this many worker processes (see :func:`choose_workers`; 1 writes in this process).
         skip_bad: leave out examples whose ``encode`` raises :class:`BadExampleError` instead of stopping.
         compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
         on_shard: called with each result and whether it was reused from an earlier run.
+        on_start: called once with the number of processes that write (0: every shard was reused).
 
     Returns:
         One result per plan, in plan order.
@@ -204,13 +234,17 @@ def write_shards(
     results: dict[Path, ShardResult] = {}
     todo = []
     for plan in plans:
-        done = completed(plan)
+        done = completed(plan, skip_bad)
         if done is not None:
             results[plan.path] = done
             if on_shard:
                 on_shard(done, True)
         else:
             todo.append(plan)
+    todo.sort(key=lambda p: -p.input_bytes)  # largest first, so that the workers finish together
+    workers = choose_workers(todo, workers)
+    if on_start:
+        on_start(workers if todo else 0)
     if todo and workers <= 1:
         for plan in todo:
             results[plan.path] = _write_shard(plan, encode, skip_bad, compression)

@@ -17,31 +17,30 @@ Records of the unlabelled ``pred`` split carry no ``image/class/*`` keys.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
-import tensorflow as tf
-
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, int64_feature
+from skelgen_runtime.records.example import Example
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, fixed, int64_feature
 
 __all__ = ["SCHEMA", "encode_example", "decode"]
 
 _IMAGE_SPEC = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/format": tf.io.FixedLenFeature([], tf.string),
-    "image/filename": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
+    "image/encoded": fixed("string"),
+    "image/format": fixed("string"),
+    "image/filename": fixed("string"),
+    "image/height": fixed("int64"),
+    "image/width": fixed("int64"),
 }
 _LABEL_SPEC = {
-    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-    "image/class/text": tf.io.FixedLenFeature([], tf.string),
+    "image/class/label": fixed("int64"),
+    "image/class/text": fixed("string"),
 }
 
 
 def encode_example(
     *, image_bytes: bytes, image_format: str, filename: str, height: int, width: int,
     label: int | None, text: str | None,
-) -> tf.train.Example:
+) -> Example:
     """Build one record; ``label``/``text`` are ``None`` for unlabelled images."""
     feature = {
         "image/encoded": bytes_feature(image_bytes),
@@ -53,16 +52,18 @@ def encode_example(
     if label is not None:
         feature["image/class/label"] = int64_feature(label)
         feature["image/class/text"] = bytes_feature((text or "").encode())
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return Example(feature)
 
 
-def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     """Decode parsed features.
 
     Returns:
         ``image``: uint8 ``(H, W, 3)``; ``filename``: string scalar; and, for labelled records,
         ``label``: int32 scalar (0-based class id).
     """
+    import tensorflow as tf
+
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
     out = {"image": tf.ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
     if "image/class/label" in parsed:
@@ -73,7 +74,7 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 SCHEMA = RecordSchema(
     name="classification",
     version=1,
-    labelled_spec={**_IMAGE_SPEC, **_LABEL_SPEC},
-    unlabelled_spec=dict(_IMAGE_SPEC),
+    labelled_fields={**_IMAGE_SPEC, **_LABEL_SPEC},
+    unlabelled_fields=dict(_IMAGE_SPEC),
     decode=decode,
 )

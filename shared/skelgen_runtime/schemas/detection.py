@@ -24,33 +24,32 @@ Records of the unlabelled ``pred`` split carry only the ``image/*`` keys (no ``i
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import tensorflow as tf
-
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, float_feature, int64_feature
+from skelgen_runtime.records.example import Example
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, fixed, float_feature, int64_feature, varlen
 
 __all__ = ["SCHEMA", "encode_example", "decode"]
 
 _IMAGE_SPEC = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/format": tf.io.FixedLenFeature([], tf.string),
-    "image/filename": tf.io.FixedLenFeature([], tf.string),
-    "image/source_id": tf.io.FixedLenFeature([], tf.string),
-    "image/key/sha256": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
+    "image/encoded": fixed("string"),
+    "image/format": fixed("string"),
+    "image/filename": fixed("string"),
+    "image/source_id": fixed("string"),
+    "image/key/sha256": fixed("string"),
+    "image/height": fixed("int64"),
+    "image/width": fixed("int64"),
 }
 _OBJECT_SPEC = {
-    "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
-    "image/object/class/label": tf.io.VarLenFeature(tf.int64),
-    "image/object/class/text": tf.io.VarLenFeature(tf.string),
-    "image/object/is_crowd": tf.io.VarLenFeature(tf.int64),
-    "image/object/area": tf.io.VarLenFeature(tf.float32),
-    "image/object/difficult": tf.io.VarLenFeature(tf.int64),
+    "image/object/bbox/xmin": varlen("float32"),
+    "image/object/bbox/xmax": varlen("float32"),
+    "image/object/bbox/ymin": varlen("float32"),
+    "image/object/bbox/ymax": varlen("float32"),
+    "image/object/class/label": varlen("int64"),
+    "image/object/class/text": varlen("string"),
+    "image/object/is_crowd": varlen("int64"),
+    "image/object/area": varlen("float32"),
+    "image/object/difficult": varlen("int64"),
 }
 
 
@@ -68,7 +67,7 @@ def encode_example(
     is_crowd: Sequence[int] = (),
     areas: Sequence[float] = (),
     difficult: Sequence[int] | None = None,
-) -> tf.train.Example:
+) -> Example:
     """Build one record.
 
     Args:
@@ -103,15 +102,17 @@ def encode_example(
         feature["image/object/area"] = float_feature([float(a) for a in areas])  # float, never int64
         if difficult is not None:
             feature["image/object/difficult"] = int64_feature(list(difficult))
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return Example(feature)
 
 
-def _dense(parsed: Mapping[str, tf.Tensor], key: str) -> tf.Tensor:
+def _dense(parsed: Mapping[str, Any], key: str) -> Any:
+    import tensorflow as tf
+
     value = parsed[key]
     return tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value
 
 
-def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     """Decode parsed features.
 
     Returns:
@@ -126,6 +127,8 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         - ``area``: float32 ``(N,)``, object area in pixels of the original image;
         - ``difficult``: bool ``(N,)`` (all False when the record has no difficult flags).
     """
+    import tensorflow as tf
+
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
     out = {
         "image": tf.ensure_shape(image, [None, None, 3]),
@@ -155,7 +158,7 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 SCHEMA = RecordSchema(
     name="detection",
     version=1,
-    labelled_spec={**_IMAGE_SPEC, **_OBJECT_SPEC},
-    unlabelled_spec=dict(_IMAGE_SPEC),
+    labelled_fields={**_IMAGE_SPEC, **_OBJECT_SPEC},
+    unlabelled_fields=dict(_IMAGE_SPEC),
     decode=decode,
 )

@@ -17,27 +17,26 @@ Records of the unlabelled ``pred`` split carry no ``image/segmentation/class/*``
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
-import tensorflow as tf
-
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, int64_feature
+from skelgen_runtime.records.example import Example
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, fixed, int64_feature
 
 __all__ = ["SCHEMA", "IGNORE_LABEL", "encode_example", "decode"]
 
 IGNORE_LABEL = 255
 
 _IMAGE_SPEC = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/filename": tf.io.FixedLenFeature([], tf.string),
-    "image/format": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "image/channels": tf.io.FixedLenFeature([], tf.int64),
+    "image/encoded": fixed("string"),
+    "image/filename": fixed("string"),
+    "image/format": fixed("string"),
+    "image/height": fixed("int64"),
+    "image/width": fixed("int64"),
+    "image/channels": fixed("int64"),
 }
 _LABEL_SPEC = {
-    "image/segmentation/class/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/segmentation/class/format": tf.io.FixedLenFeature([], tf.string),
+    "image/segmentation/class/encoded": fixed("string"),
+    "image/segmentation/class/format": fixed("string"),
 }
 
 
@@ -49,7 +48,7 @@ def encode_example(
     height: int,
     width: int,
     label_png: bytes | None,
-) -> tf.train.Example:
+) -> Example:
     """Build one record. ``label_png`` is a single-channel PNG of class ids, or ``None`` (pred split)."""
     feature = {
         "image/encoded": bytes_feature(image_bytes),
@@ -62,16 +61,18 @@ def encode_example(
     if label_png is not None:
         feature["image/segmentation/class/encoded"] = bytes_feature(label_png)
         feature["image/segmentation/class/format"] = bytes_feature(b"png")
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return Example(feature)
 
 
-def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     """Decode parsed features.
 
     Returns:
         ``image``: uint8 ``(H, W, 3)``; ``filename``: string scalar; and, for labelled records,
         ``label``: uint8 ``(H, W, 1)`` of class ids with 255 = ignore.
     """
+    import tensorflow as tf
+
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
     out = {"image": tf.ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
     if "image/segmentation/class/encoded" in parsed:
@@ -83,7 +84,7 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 SCHEMA = RecordSchema(
     name="segmentation",
     version=1,
-    labelled_spec={**_IMAGE_SPEC, **_LABEL_SPEC},
-    unlabelled_spec=dict(_IMAGE_SPEC),
+    labelled_fields={**_IMAGE_SPEC, **_LABEL_SPEC},
+    unlabelled_fields=dict(_IMAGE_SPEC),
     decode=decode,
 )

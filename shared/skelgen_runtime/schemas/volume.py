@@ -27,12 +27,12 @@ GZIP-compressed (:data:`COMPRESSION`): raw volumes compress several-fold.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, float_feature, int64_feature
+from skelgen_runtime.records.example import Example
+from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, fixed, float_feature, int64_feature
 
 __all__ = ["SCHEMA", "NAME", "COMPRESSION", "DTYPES", "encode_example", "decode", "to_nifti_axes", "from_nifti_axes"]
 
@@ -42,19 +42,19 @@ COMPRESSION = "GZIP"
 DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64")
 
 _VOLUME_SPEC = {
-    "volume/encoded": tf.io.FixedLenFeature([], tf.string),
-    "volume/dtype": tf.io.FixedLenFeature([], tf.string),
-    "volume/shape": tf.io.FixedLenFeature([4], tf.int64),
-    "volume/spacing": tf.io.FixedLenFeature([3], tf.float32),
-    "volume/affine": tf.io.FixedLenFeature([16], tf.float32),
-    "volume/nifti_header": tf.io.FixedLenFeature([], tf.string),
-    "volume/case_id": tf.io.FixedLenFeature([], tf.string),
-    "volume/modalities": tf.io.FixedLenFeature([], tf.string),
-    "volume/release": tf.io.FixedLenFeature([], tf.string),
+    "volume/encoded": fixed("string"),
+    "volume/dtype": fixed("string"),
+    "volume/shape": fixed("int64", (4,)),
+    "volume/spacing": fixed("float32", (3,)),
+    "volume/affine": fixed("float32", (16,)),
+    "volume/nifti_header": fixed("string"),
+    "volume/case_id": fixed("string"),
+    "volume/modalities": fixed("string"),
+    "volume/release": fixed("string"),
 }
 _LABEL_SPEC = {
-    "volume/label/encoded": tf.io.FixedLenFeature([], tf.string),
-    "volume/label/format": tf.io.FixedLenFeature([], tf.string),
+    "volume/label/encoded": fixed("string"),
+    "volume/label/format": fixed("string"),
 }
 
 
@@ -68,6 +68,12 @@ def from_nifti_axes(array: np.ndarray) -> np.ndarray:
     return np.swapaxes(array, 0, 2)
 
 
+def _raw_bytes(array: np.ndarray) -> memoryview:
+    """The little-endian bytes of ``array`` in C order, as a view: copied only if not already laid out so."""
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return memoryview(little.reshape(-1).view(np.uint8))
+
+
 def encode_example(
     *,
     volume: np.ndarray,
@@ -78,7 +84,7 @@ def encode_example(
     modalities: Sequence[str],
     release: str,
     label: np.ndarray | None,
-) -> tf.train.Example:
+) -> Example:
     """Build one record.
 
     Args:
@@ -94,9 +100,8 @@ def encode_example(
         raise ValueError(f"volume dtype {volume.dtype} is not one of {DTYPES}")
     if label is not None and (label.shape != volume.shape[:3] or label.dtype != np.uint8):
         raise ValueError(f"label must be uint8 {volume.shape[:3]}, got {label.dtype} {label.shape}")
-    little = volume.dtype.newbyteorder("<")
     feature = {
-        "volume/encoded": bytes_feature(np.ascontiguousarray(volume, dtype=little).tobytes()),
+        "volume/encoded": bytes_feature(_raw_bytes(volume)),
         "volume/dtype": bytes_feature(volume.dtype.name.encode()),
         "volume/shape": int64_feature([int(s) for s in volume.shape]),
         "volume/spacing": float_feature([float(s) for s in spacing]),
@@ -107,13 +112,15 @@ def encode_example(
         "volume/release": bytes_feature(release.encode()),
     }
     if label is not None:
-        feature["volume/label/encoded"] = bytes_feature(np.ascontiguousarray(label).tobytes())
+        feature["volume/label/encoded"] = bytes_feature(_raw_bytes(label))
         feature["volume/label/format"] = bytes_feature(b"raw")
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    return Example(feature)
 
 
-def _decode_volume(encoded: tf.Tensor, dtype: tf.Tensor) -> tf.Tensor:
+def _decode_volume(encoded: Any, dtype: Any) -> Any:
     """Raw bytes in any of :data:`DTYPES` -> flat float32 (exact for the integer types up to 16 bits and float32)."""
+    import tensorflow as tf
+
     names = tf.constant(DTYPES)
     index = tf.argmax(tf.cast(tf.equal(names, dtype), tf.int32), output_type=tf.int32)
     tf.debugging.assert_equal(tf.reduce_any(tf.equal(names, dtype)), True,
@@ -125,7 +132,7 @@ def _decode_volume(encoded: tf.Tensor, dtype: tf.Tensor) -> tf.Tensor:
     return tf.switch_case(index, branches)
 
 
-def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     """Decode parsed features.
 
     Returns:
@@ -134,6 +141,8 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         ``case_id``, ``filename`` (= case id), ``modalities``, ``release``, ``dtype``: string scalars;
         and, for labelled records, ``label``: uint8 ``(D, H, W, 1)`` of training ids.
     """
+    import tensorflow as tf
+
     shape = tf.cast(parsed["volume/shape"], tf.int32)
     image = tf.reshape(_decode_volume(parsed["volume/encoded"], parsed["volume/dtype"]), shape)
     out = {
@@ -157,7 +166,7 @@ def decode(parsed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 SCHEMA = RecordSchema(
     name=NAME,
     version=1,
-    labelled_spec={**_VOLUME_SPEC, **_LABEL_SPEC},
-    unlabelled_spec=dict(_VOLUME_SPEC),
+    labelled_fields={**_VOLUME_SPEC, **_LABEL_SPEC},
+    unlabelled_fields=dict(_VOLUME_SPEC),
     decode=decode,
 )

@@ -1,7 +1,6 @@
 """Helpers shared by the readers of published segmentation datasets (VOC, Cityscapes, ADE20K).
 
-They build on :mod:`skelgen_runtime.sources.images_masks` (``read_image``, ``read_label``,
-``validate_label``, ``encode_label_png``) and add what published layouts need: mapping the
+They build on :mod:`skelgen_runtime.sources.images_masks` (``read_image``, ``label_png``) and add what published layouts need: mapping the
 dataset's own label values to contiguous training ids with one 256-entry lookup table, filling
 in the dataset's source ids and colours when the build script's label map leaves them out, and
 an optional folder of unlabelled images.
@@ -18,13 +17,7 @@ import numpy as np
 
 from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.sources.base import LabelMap, SourceItem
-from skelgen_runtime.sources.images_masks import (
-    IMAGE_SUFFIXES,
-    encode_label_png,
-    read_image,
-    read_label,
-    validate_label,
-)
+from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, label_png, read_image
 
 __all__ = ["LabelLookup", "colormap", "complete_label_map", "encode_pair", "folder_items"]
 
@@ -186,26 +179,17 @@ def encode_pair(
     if not image_path.is_file():
         raise BadExampleError(str(image_path), f"image file is missing{where}")
     image_bytes, fmt, (width, height) = read_image(image_path)
-    label_png = None
+    png = None
     if label_path is not None:
         if not label_path.is_file():
             raise BadExampleError(str(label_path), f"label file of image {image_path.name} is missing{where}")
-        label = read_label(label_path)
-        if label.shape != (height, width):
-            raise BadExampleError(
-                str(label_path),
-                f"label is {label.shape[1]}x{label.shape[0]} but its image {image_path.name} is {width}x{height}",
-            )
-        if lookup is not None:
-            label = lookup.apply(label, label_path)
-        validate_label(label, label_path, label_map.num_classes, label_map.ignore_label)
-        label_png = encode_label_png(label)
+        png = label_png(label_path, image_name=image_path.name, size=(width, height), label_map=label_map, lookup=lookup)
     example = encode_example(
         image_bytes=image_bytes,
         image_format=fmt,
         filename=filename,
         height=height,
         width=width,
-        label_png=label_png,
+        label_png=png,
     )
     return example.SerializeToString()
