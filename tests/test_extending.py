@@ -96,11 +96,11 @@ def test_a_new_builder_keyword_is_a_config_key_that_reaches_the_builder(built_pr
     project = _copy(built_projects, "segmentation", "keras", tmp_path)
     unet = project / "core" / "unet.py"
     _edit(unet, '    dropout: float = 0.0,\n', '    dropout: float = 0.0,\n    attention: bool = False,\n')
-    _edit(unet, '    logits = layers.Conv2D(num_classes, 1, name="head.logits")(x)',
+    _edit(unet, '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)',
           '    if attention:  # a spatial gate on the decoder output\n'
           '        gate = layers.Conv2D(1, 1, activation="sigmoid", name="head.attention")(x)\n'
           '        x = layers.Multiply(name="head.gated")([x, gate])\n'
-          '    logits = layers.Conv2D(num_classes, 1, name="head.logits")(x)')
+          '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)')
 
     out = script(project, "train.py", *TINY, "--set", "model.attention=true", "--set", "train.epochs=1",
                  "--set", "train.steps_per_epoch=1").stdout
@@ -154,8 +154,8 @@ def test_an_edited_train_step_takes_effect_and_resume_still_logs_each_epoch_once
           '    loss: registry_key(LOSSES) = "ce"\n'
           '    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global norm")\n')
     _edit(project / "core" / "steps.py",
-          "        grads = tape.gradient(loss, self.model.trainable_variables)\n",
-          "        grads = tape.gradient(loss, self.model.trainable_variables)\n"
+          "        grads = tape.gradient(scaled, self.model.trainable_variables)\n",
+          "        grads = tape.gradient(scaled, self.model.trainable_variables)\n"
           "        if self.config.train.clip_norm is not None:\n"
           "            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)\n")
     _edit(project / "core" / "steps.py", '        return {"loss": loss}\n',

@@ -46,8 +46,10 @@ PUBLIC_MODULES = (
     "skelgen_runtime.tasks.centernet",  # skelgen 0.1 templates; now skelgen_runtime.formats.centernet
     "skelgen_runtime.tasks.classification",
     "skelgen_runtime.training.custom_loop",
+    "skelgen_runtime.training.distribute",
     "skelgen_runtime.training.keras_fit",
     "skelgen_runtime.training.optim",
+    "skelgen_runtime.training.precision",
     "skelgen_runtime.training.steps",
     "skelgen_runtime.training.summaries",
     "skelgen_runtime.viewer",

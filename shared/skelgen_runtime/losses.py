@@ -10,6 +10,11 @@ class ids, logits ``(B, ..., K)``; pixels labelled ``ignore_label`` count in nei
 denominator, and the batch's loss is the mean over its valid pixels (each example's share is its
 sum scaled by ``B / valid pixels in the batch``). Losses measured on the whole batch (soft Dice) give
 every example the batch's value.
+
+Under ``tf.distribute`` "the batch" is the global one, spread over the replicas: counts and sums
+taken over it (valid pixels, Dice's intersections) are added up over the replicas with
+:func:`sum_over_replicas`, so that every replica's shares are those of one device with the
+global batch. A loss of your own that normalises by such a count needs the same.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import tensorflow as tf
 
 __all__ = [
     "LossFn",
+    "sum_over_replicas",
     "sparse_cross_entropy",
     "focal_loss",
     "soft_dice_loss",
@@ -28,6 +34,18 @@ __all__ = [
 ]
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def sum_over_replicas(*values: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """``values`` summed over the replicas of the ``tf.distribute`` step that calls the loss.
+
+    Outside a replica context, or with one replica, the values as given. Every replica must call it
+    (it is a collective): use it for counts over the batch, never under a condition.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values
+    return tuple(context.all_reduce(tf.distribute.ReduceOp.SUM, list(values)))
 
 
 def _labels(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -47,9 +65,8 @@ def _valid(labels: tf.Tensor, ignore_label: int) -> tuple[tf.Tensor, tf.Tensor]:
 def _share_of_pixels(per_pixel: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     """Per-example shares ``(B,)`` whose mean is ``sum(per_pixel * valid) / sum(valid)`` over the batch."""
     axes = list(range(1, per_pixel.shape.rank))
-    batch = tf.cast(tf.shape(per_pixel)[0], tf.float32)
-    total_valid = tf.maximum(tf.reduce_sum(valid), 1.0)
-    return tf.reduce_sum(per_pixel * valid, axis=axes) * batch / total_valid
+    batch, total_valid = sum_over_replicas(tf.cast(tf.shape(per_pixel)[0], tf.float32), tf.reduce_sum(valid))
+    return tf.reduce_sum(per_pixel * valid, axis=axes) * batch / tf.maximum(total_valid, 1.0)
 
 
 def sparse_cross_entropy(ignore_label: int = 255) -> LossFn:
@@ -98,8 +115,8 @@ def soft_dice_loss(
         onehot = tf.one_hot(labels, num_classes) * valid[..., None]
         probs = tf.nn.softmax(logits, axis=-1) * valid[..., None]
         axes = list(range(logits.shape.rank - 1))
-        intersection = tf.reduce_sum(probs * onehot, axis=axes)
-        total = tf.reduce_sum(probs + onehot, axis=axes)
+        intersection, total = sum_over_replicas(tf.reduce_sum(probs * onehot, axis=axes),
+                                                tf.reduce_sum(probs + onehot, axis=axes))
         dice = (2.0 * intersection + smooth) / (total + smooth)
         loss = 1.0 - tf.reduce_mean(dice[first:])
         return tf.fill(tf.shape(logits)[:1], loss)

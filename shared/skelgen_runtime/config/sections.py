@@ -51,8 +51,9 @@ class DataConfig(Section):
 
     dataset: str = "shapes"
     image_size: tuple[int, int] = (128, 128)
-    batch_size: int = Field(8, ge=1)
-    eval_batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(8, ge=1, description="training examples per replica: a step's global batch is "
+                            "batch_size x the replicas of train.distribute (1 on one device)")
+    eval_batch_size: int = Field(16, ge=1, description="validation examples per replica (x replicas, as batch_size)")
     shuffle_buffer: int = Field(1024, ge=1)
     cache: bool = Field(True, description="keep decoded, resized examples in memory after the first epoch")
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -90,6 +91,19 @@ class TrainConfig(Section):
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     warmup_epochs: int = Field(0, ge=0)
     seed: int = 42
+    distribute: Literal["default", "mirrored", "multi_worker", "tpu"] = Field(
+        "default", description="tf.distribute strategy: default (one device), mirrored (every GPU of this host; "
+        "CPU without GPUs), multi_worker (hosts listed in TF_CONFIG), tpu; the global batch is "
+        "data.batch_size x replicas (learning_rate is not rescaled)"
+    )
+    mixed_precision: Literal[False, "mixed_float16", "mixed_bfloat16"] = Field(
+        False, description="Keras dtype policy while the model is built: false (float32), mixed_float16 (GPUs; "
+        "with loss scaling), mixed_bfloat16 (TPUs, recent CPUs); model outputs stay float32"
+    )
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA-compile the training step: true, false, or auto (Keras's choice for model.fit: "
+        "on a GPU without a strategy; off in the custom loop)"
+    )
 
 
 class SegmentationDataConfig(DataConfig):

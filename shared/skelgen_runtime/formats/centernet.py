@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from skelgen_runtime.errors import ConfigError
 from skelgen_runtime.formats.nms import per_class_nms
+from skelgen_runtime.losses import sum_over_replicas
 
 __all__ = [
     "OUTPUT_STRIDE",
@@ -112,7 +113,8 @@ def make_loss(
     the offset at centre cells, each normalised by the number of objects in the batch, as in the paper.
 
     Each example's share is its own sum scaled by ``B / objects in the batch``, so the mean over the
-    batch (what ``model.fit`` and ``tf.nn.compute_average_loss`` take) is exactly the paper's loss.
+    batch (what ``model.fit`` and ``tf.nn.compute_average_loss`` take) is exactly the paper's loss;
+    under ``tf.distribute`` both counts are the global batch's.
     """
     c = num_classes
 
@@ -130,8 +132,9 @@ def make_loss(
         # log-sigmoid instead of log(prob): stable for large logits in either direction
         pos_loss = -tf.square(1.0 - prob) * tf.math.log_sigmoid(logits) * positive
         neg_loss = -tf.square(prob) * tf.math.log_sigmoid(-logits) * tf.pow(1.0 - heat, 4) * (1.0 - positive)
-        batch = tf.cast(tf.shape(y_true)[0], tf.float32)
-        scale = batch / tf.maximum(tf.reduce_sum(y_true[..., c + 4]), 1.0)
+        # the global batch's size and objects under tf.distribute (see skelgen_runtime.losses)
+        batch, objects = sum_over_replicas(tf.cast(tf.shape(y_true)[0], tf.float32), tf.reduce_sum(y_true[..., c + 4]))
+        scale = batch / tf.maximum(objects, 1.0)
         focal = tf.reduce_sum(pos_loss + neg_loss, axis=[1, 2, 3])
 
         mask = y_true[..., c + 4 :]

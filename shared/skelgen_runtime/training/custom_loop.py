@@ -11,6 +11,12 @@ Resume state is a ``tf.train.Checkpoint`` of model, optimizer and the next epoch
 interrupted epoch from its beginning and the CSV logger replaces that epoch's row if it was written.
 Ctrl-C and failures are handled as :mod:`skelgen_runtime.training.control` says; the TensorBoard
 record is :mod:`skelgen_runtime.training.summaries`'.
+
+Under a ``strategy`` (:mod:`skelgen_runtime.training.distribute`) the datasets are distributed with
+``strategy.experimental_distribute_dataset``, each step runs on every replica (``strategy.run``)
+and the shares of the global batch's mean that it returns are added up over the replicas (see
+:mod:`skelgen_runtime.training.steps`). In a multi-worker cluster the per-step
+decisions (Ctrl-C, a non-finite loss) are agreed between the workers, so that all stop together.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import tensorflow as tf
 
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
-from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.control import StopRequested, StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import StandardSteps
 from skelgen_runtime.training.summaries import Preview, RunSummaries, preview_epochs
@@ -34,18 +41,55 @@ from skelgen_runtime.training.summaries import Preview, RunSummaries, preview_ep
 __all__ = ["fit"]
 
 
+def _distributed(step: Callable, strategy: tf.distribute.Strategy, jit_compile: bool) -> Callable:
+    """``step`` run on every replica of ``strategy``; each value it returns combined over the replicas.
+
+    A replica's value is read as its share of the global batch's mean, as ``tf.nn.compute_average_loss``
+    computes it (the sum over the replica's examples / (its batch size x replicas)); the shares make
+    the mean over every example of the step, also when a last partial batch leaves the replicas
+    unequal or empty batches (with equal batches: the sum of the shares). One replica: the values as
+    the step returns them.
+    """
+    # the step's Python body: a tf.function nested in strategy.run cannot synchronise the replicas
+    # (a synchronized BatchNormalization, the optimizer's update)
+    body = getattr(step, "python_function", step)
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return tf.function(body, jit_compile=True, reduce_retracing=True) if jit_compile else step
+
+    def replica_step(inputs, targets) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        size = tf.cast(tf.shape(tf.nest.flatten(inputs)[0])[0], tf.float32)
+        sums = {k: tf.cast(v, tf.float32) * (size * replicas) for k, v in body(inputs, targets).items()}
+        return sums, size
+
+    if jit_compile:  # each replica's step, as model.fit compiles it (the strategy's calls stay outside XLA)
+        replica_step = tf.function(replica_step, jit_compile=True, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def run(inputs, targets) -> dict[str, tf.Tensor]:
+        sums, sizes = strategy.run(replica_step, args=(inputs, targets))
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, sizes, axis=None)
+        return {k: tf.math.divide_no_nan(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), total)
+                for k, v in sums.items()}
+
+    return run
+
+
 def _run_epoch(step: Callable, batches: Iterable, metrics: list, *, stop: StopSignal, epoch: int,
-               train: bool) -> dict[str, float]:
+               train: bool, strategy: tf.distribute.Strategy) -> dict[str, float]:
     """Run ``step`` over ``batches``; the mean of every value it returns, then each metric's result.
 
-    After every step: stop on Ctrl-C, and (training) fail on a non-finite loss.
+    After every step: stop on Ctrl-C (pressed on any worker of a multi-worker cluster: all stop
+    after the same step), and (training) fail on a non-finite loss (the same on every worker: it
+    is reduced over all replicas).
     """
     for m in metrics:
         m.reset_state()
     means: dict[str, keras.metrics.Mean] = {}
     for k, (inputs, targets) in enumerate(batches):
         values = step(inputs, targets)
-        stop.check()
+        if agree(strategy, bool(stop))[0]:
+            raise StopRequested
         if train and "loss" in values:
             check_loss(float(values["loss"]), epoch, k)
         for key, value in values.items():
@@ -83,6 +127,8 @@ def fit(
     steps=None,
     hparams: Mapping[str, Any] | None = None,
     preview: Preview | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool | str = "auto",
 ) -> None:
     """Train ``model`` with a custom loop and write the run record; resumes from ``run``'s backup.
 
@@ -97,13 +143,18 @@ def fit(
             ``core/steps.py``); default :class:`~skelgen_runtime.training.steps.StandardSteps`.
         hparams: the flattened config, for TensorBoard's HParams dashboard.
         preview: pictures of predictions on a fixed validation batch, for TensorBoard's images.
+        strategy: the ``tf.distribute`` strategy whose scope built the model, the optimizer and the
+            metrics (default: none); the datasets then hold global batches.
+        jit_compile: XLA-compile each replica's steps (``True``); ``"auto"`` and ``False`` do not.
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
-        TrainingFailed: a non-finite loss.
+        TrainingFailed: a non-finite loss, or another worker of a multi-worker cluster lost.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():  # the optimizer's slots are replicated like the weights
+        optimizer.build(model.trainable_variables)
     next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_epoch")
     best = tf.Variable(float("nan"), dtype=tf.float64, trainable=False, name="best_monitor")
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, next_epoch=next_epoch, best=best)
@@ -118,16 +169,20 @@ def fit(
     summaries = RunSummaries(run.log_dir, run.run_id)
     pictured = preview_epochs(epochs)
     steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
-    batches = iter(train_ds)
-    with supervised(run, epochs=epochs) as stop:
+    train_step = _distributed(steps.train_step, strategy, jit_compile is True)
+    val_step = _distributed(steps.val_step, strategy, jit_compile is True)
+    val_ds = distribute_validation(strategy, val_ds)
+    batches = iter(strategy.experimental_distribute_dataset(train_ds))
+    with supervised(run, epochs=epochs) as stop, peer_loss_fails_the_run():
         if hparams and int(next_epoch) == 0:
             summaries.hparams(hparams)
         for epoch in range(int(next_epoch), epochs):
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
             train_batches = _progress((next(batches) for _ in range(steps_per_epoch)), steps_per_epoch, epoch, epochs)
-            logs = _run_epoch(steps.train_step, train_batches, metrics, stop=stop, epoch=epoch, train=True)
-            val = _run_epoch(steps.val_step, val_ds, metrics, stop=stop, epoch=epoch, train=False)
+            logs = _run_epoch(train_step, train_batches, metrics, stop=stop, epoch=epoch, train=True,
+                              strategy=strategy)
+            val = _run_epoch(val_step, val_ds, metrics, stop=stop, epoch=epoch, train=False, strategy=strategy)
             logs.update({f"val_{k}": v for k, v in val.items()})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 

@@ -4,6 +4,10 @@ Resuming relies on ``keras.callbacks.BackupAndRestore`` (model, optimizer and ep
 iterator position is not restored, so a resumed epoch starts from the beginning). Ctrl-C and
 failures are handled as :mod:`skelgen_runtime.training.control` says; the TensorBoard record is
 :mod:`skelgen_runtime.training.summaries`'.
+
+Under a ``tf.distribute`` strategy (:mod:`skelgen_runtime.training.distribute`) the model must have
+been built in its scope; ``model.fit`` distributes the datasets and reduces the loss itself (Keras 3
+cannot run it under ``MultiWorkerMirroredStrategy``: multi-host training takes the custom loop).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tensorflow as tf
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus, best_so_far
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.precision import StepLossScaleOptimizer
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
 __all__ = ["fit", "save_model"]
@@ -65,6 +70,8 @@ def fit(
     monitor_mode: str = "max",
     hparams: Mapping[str, Any] | None = None,
     preview: Preview | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool | str = "auto",
 ) -> None:
     """Compile and train ``model``, writing the run record; resumes if ``run`` has a backup.
 
@@ -75,12 +82,19 @@ def fit(
         monitor: validation metric that selects ``checkpoints/best.weights.h5`` (e.g. ``val_miou``).
         hparams: the flattened config, for TensorBoard's HParams dashboard.
         preview: pictures of predictions on a fixed validation batch, for TensorBoard's images.
+        strategy: the ``tf.distribute`` strategy whose scope built the model, the optimizer and the
+            metrics (default: none); the datasets then hold global batches.
+        jit_compile: ``model.compile``'s: XLA (``True``), none (``False``) or Keras's choice (``"auto"``).
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
         TrainingFailed: a non-finite loss.
     """
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    strategy = strategy or tf.distribute.get_strategy()
+    if isinstance(optimizer, StepLossScaleOptimizer):  # model.fit scales the loss: Keras's own wrapper will do
+        optimizer = optimizer.inner_optimizer
+    with strategy.scope():
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     summaries = RunSummaries(run.log_dir, run.run_id)
     with supervised(run, epochs=epochs) as stop:

@@ -26,7 +26,8 @@ def conv_block(x, filters: int, name: str, convs: int = 2):
     """``convs`` x (3x3 conv -> batch norm -> ReLU), layers named ``NAME.convK``, ``NAME.bnK``, ``NAME.reluK``."""
     for k in range(1, convs + 1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}.conv{k}")(x)
-        x = layers.BatchNormalization(name=f"{name}.bn{k}")(x)
+        # synchronized: under train.distribute, statistics of the global batch (as on one device)
+        x = layers.BatchNormalization(synchronized=True, name=f"{name}.bn{k}")(x)
         x = layers.ReLU(name=f"{name}.relu{k}")(x)
     return x
 
