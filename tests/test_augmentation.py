@@ -148,3 +148,26 @@ def test_detection_boxes_follow_the_image_through_zoom_crop_and_flip() -> None:
                                                                          int(x0 * 48):int(x1 * 48) + 1, 0].sum()
         assert outside < 0.1 * max(out.numpy()[..., 0].astype(float).sum(), 1), "no bright pixels outside the box"
     assert kept >= 20
+
+
+@pytest.mark.parametrize(("stored", "target", "fmt", "decoded"), [
+    ((256, 192), (64, 48), "jpeg", (64, 48)),    # 4x larger: decoded at 1/4
+    ((256, 192), (100, 48), "jpeg", (128, 96)),  # 2.56x on the short ratio: 1/2 keeps it at least the target
+    ((256, 192), (200, 150), "jpeg", (256, 192)),  # less than 2x: in full
+    ((256, 192), (64, 48), "png", (256, 192)),   # PNG has no DCT scaling
+])
+def test_images_are_decoded_at_a_reduced_scale_only_when_they_are_twice_the_model_size(stored, target, fmt, decoded):
+    import io
+
+    from PIL import Image
+
+    from skelgen_runtime.schemas.base import DECODE_SIZE, decode_rgb
+
+    rng = np.random.default_rng(8)
+    picture = Image.fromarray(rng.integers(0, 256, (*stored, 3), np.uint8))
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt.upper())
+    parsed = {"image/encoded": tf.constant(buffer.getvalue()), "image/height": tf.constant(stored[0], tf.int64),
+              "image/width": tf.constant(stored[1], tf.int64)}
+    assert tuple(decode_rgb(parsed).shape[:2]) == stored
+    assert tuple(decode_rgb({**parsed, DECODE_SIZE: tf.constant(target)}).shape[:2]) == decoded

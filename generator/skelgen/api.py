@@ -21,12 +21,12 @@ from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_ch
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
+from skelgen_runtime.training import FRAMEWORKS
 
 __all__ = ["TASKS", "FRAMEWORKS", "NewProject", "new_project", "add_dataset", "find_project"]
 
 #: the --task choices: the library's task table
 TASKS = TASK_NAMES
-FRAMEWORKS = ("keras", "tf")
 _REMOVED_FRAMEWORKS = {
     "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
 }

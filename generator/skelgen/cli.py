@@ -7,8 +7,6 @@ Kept light on purpose: importing this module must not import TensorFlow or copie
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
 import click
 
 from skelgen_runtime._version import __version__
@@ -17,8 +15,15 @@ from skelgen_runtime.presets import get_preset, preset_names
 
 __all__ = ["main", "cli"]
 
-# module-level import is cheap: skelgen.api imports copier only when it renders
-from skelgen.api import FRAMEWORKS, TASKS  # noqa: E402
+from skelgen_runtime.tasks import TASK_NAMES as TASKS  # noqa: E402  (light: the task table only)
+from skelgen_runtime.training import FRAMEWORKS  # noqa: E402
+
+
+def _as_path(value):
+    """A command-line path as a ``pathlib.Path`` (imported when a command runs, not for ``--help``)."""
+    from pathlib import Path
+
+    return Path(value)
 
 
 class _Group(click.Group):
@@ -63,7 +68,7 @@ def cli() -> None:
 @click.argument("name", required=False)
 @click.option("--task", type=str, help=f"What the project learns: {', '.join(TASKS)}.")
 @click.option("--framework", type=str, help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).")
-@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+@click.option("--workspace", type=click.Path(file_okay=False), default=".",
               show_default=True, help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
 @click.option("--no-commit", is_flag=True,
@@ -84,7 +89,8 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     name = _ask(name, prompt="Project name", default=None, defaults=defaults)
     task = _ask(task, prompt="Task", default="segmentation", defaults=defaults, choices=TASKS)
     framework = _ask(framework, prompt="Framework", default="keras", defaults=defaults, choices=FRAMEWORKS)
-    made = api.new_project(name=name, task=task, framework=framework, workspace=workspace, commit=not no_commit)
+    made = api.new_project(name=name, task=task, framework=framework, workspace=_as_path(workspace),
+                           commit=not no_commit)
     if made.workspace_created:
         click.echo(f"workspace {made.path.parent}: created {', '.join(made.workspace_created)}")
     click.echo(f"created {task} project ({framework}) at {made.path}" + (f" (commit {made.commit[:8]})" if made.commit else ""))
@@ -95,9 +101,9 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
 @click.argument("name", required=False)
 @click.option("--preset", type=str,
               help=f"Layout of the raw data (default: NAME when NAME is a known dataset): {', '.join(preset_names())}.")
-@click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+@click.option("--project", type=click.Path(file_okay=False), default=".",
               show_default=True, help="The project, or any folder inside it.")
-@click.option("--source", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--source", type=click.Path(file_okay=False),
               help="Folder where the raw data already lives (another disk); nothing is copied.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
 @click.option("--no-commit", is_flag=True, help="Do not commit the files the dataset adds.")
@@ -112,7 +118,8 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
     if name is None and not _interactive(defaults):
         raise click.UsageError("missing NAME: skelgen add-dataset NAME [--preset PRESET]")
     name = _ask(name, prompt="Dataset name", default="shapes", defaults=defaults)
-    path = api.add_dataset(name=name, preset=preset, project=project, source=source, commit=not no_commit)
+    path = api.add_dataset(name=name, preset=preset, project=_as_path(project),
+                           source=_as_path(source) if source else None, commit=not no_commit)
     rel = path.parent.parent
     spec = get_preset(preset or name)
     click.echo(f"added dataset {path.name} at {path} ({spec.name}: {spec.description})")
@@ -120,7 +127,7 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
 
 
 @cli.command("update")
-@click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+@click.option("--project", type=click.Path(file_okay=False), default=".",
               show_default=True, help="The project, or any folder inside it.")
 @click.option("--to", "to", metavar="VERSION", help="Template version to update to (default: this skelgen's).")
 @click.option("--dry-run", is_flag=True, help="Show what would change, on a temporary clone; change nothing.")
@@ -145,7 +152,7 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
     if as_json and not check:
         raise click.UsageError("--json goes with --check")
     if check:
-        statuses = update.check_project(project=project, to=to)
+        statuses = update.check_project(project=_as_path(project), to=to)
         if as_json:
             click.echo(json.dumps([{k: getattr(s, k) for k in ("label", "answers_file", "recorded", "target", "behind",
                                                                 "versions_behind")} for s in statuses], indent=2))
@@ -167,12 +174,12 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
             files = ", ".join(line.strip() for line in s.changed) or "no file changed"
             click.echo(f"{s.label}: {prefix} {s.recorded} -> {s.target}: {files}")
 
-    update.update_project(project=project, to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
+    update.update_project(project=_as_path(project), to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
     if dry_run:
         click.echo("dry run: nothing was changed")
 
 
-_PROJECT = click.option("--project", type=click.Path(path_type=Path, file_okay=False), default=None,
+_PROJECT = click.option("--project", type=click.Path(file_okay=False), default=None,
                         help="The project, or any folder inside it (default: the current folder).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (fields: see skelgen runs --help).")
 
@@ -203,7 +210,7 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
 
     from skelgen import runs
 
-    listing = runs.list_runs(project=project or Path("."))
+    listing = runs.list_runs(project=_as_path(project or "."))
     click.echo(json.dumps(runs.listing_json(listing), indent=2) if as_json else runs.listing_text(listing))
 
 
@@ -218,7 +225,7 @@ def runs_compare_cmd(ctx: click.Context, specs, project, as_json) -> None:
 
     from skelgen import runs
 
-    comparison = runs.compare_runs(project=project or ctx.parent.params["project"] or Path("."), specs=specs)
+    comparison = runs.compare_runs(project=_as_path(project or ctx.parent.params["project"] or "."), specs=specs)
     if as_json or ctx.parent.params["as_json"]:
         click.echo(json.dumps(runs.comparison_json(comparison), indent=2))
     else:
@@ -228,7 +235,7 @@ def runs_compare_cmd(ctx: click.Context, specs, project, as_json) -> None:
 @runs_cmd.command("plot")
 @click.argument("specs", nargs=-1, required=True, metavar="RUN [RUN ...]")
 @click.option("--metric", help="A metrics.csv column, e.g. val_loss (default: the first run's monitor).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="The picture to write: .png, .pdf, .svg or .jpg.")
 @_PROJECT
 @click.pass_context
@@ -236,8 +243,8 @@ def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
     """Draw the runs' curves of one metric, one line per run, into one figure."""
     from skelgen import runs
 
-    plot = runs.plot_runs(project=project or ctx.parent.params["project"] or Path("."), specs=specs, metric=metric,
-                          out=out)
+    plot = runs.plot_runs(project=_as_path(project or ctx.parent.params["project"] or "."), specs=specs, metric=metric,
+                          out=_as_path(out))
     for run_id in plot.missing:
         click.echo(f"note: run {run_id} has no {plot.metric} values; left out", err=True)
     click.echo(f"wrote {plot.path} ({plot.metric} of {', '.join(plot.plotted)})")

@@ -7,12 +7,12 @@ Training order is shuffled; evaluation order is deterministic (files and records
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
 from skelgen_runtime.records.info import DatasetInfo, load_info
-from skelgen_runtime.schemas.base import RecordSchema
+from skelgen_runtime.schemas.base import DECODE_SIZE, RecordSchema
 
 __all__ = ["open_dataset", "read_split", "read_labels"]
 
@@ -34,6 +34,7 @@ def read_split(
     training: bool,
     seed: int | None = None,
     shuffle_records: int = 0,
+    decode_size: Sequence[int] | None = None,
 ) -> tf.data.Dataset:
     """Records of ``split`` as decoded examples (see the schema's ``decode`` for the keys).
 
@@ -42,6 +43,8 @@ def read_split(
             speed; otherwise read in file order with deterministic output.
         shuffle_records: training only: shuffle the serialised records in a buffer of this many
             before decoding them (a buffer of small byte strings rather than decoded images).
+        decode_size: the ``(height, width)`` the pipeline resizes images to: JPEGs at least twice as
+            large are decoded at a reduced scale (:func:`~skelgen_runtime.schemas.base.decode_rgb`).
     """
     files = [str(f) for f in info.split_files(split)]
     spec = schema.spec(info.is_labelled(split))
@@ -56,7 +59,8 @@ def read_split(
     )
     if training and shuffle_records > 1:
         ds = ds.shuffle(shuffle_records, seed=seed, reshuffle_each_iteration=True)
-    parse: Callable = lambda record: schema.decode(tf.io.parse_single_example(record, spec))
+    hint = {} if decode_size is None else {DECODE_SIZE: tf.constant([int(decode_size[0]), int(decode_size[1])])}
+    parse: Callable = lambda record: schema.decode({**tf.io.parse_single_example(record, spec), **hint})
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
 
 

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 
 from skelgen_runtime.records.example import bytes_feature, float_feature, int64_feature
 
-__all__ = ["FeatureField", "RecordSchema", "fixed", "varlen", "bytes_feature", "int64_feature", "float_feature",
+__all__ = ["FeatureField", "RecordSchema", "DECODE_SIZE", "decode_rgb", "fixed", "varlen", "bytes_feature",
+           "int64_feature", "float_feature",
            "spec_to_json"]
 
 
@@ -90,3 +91,37 @@ class RecordSchema:
 
     def fields(self, labelled: bool) -> Mapping[str, FeatureField]:
         return self.labelled_fields if labelled else self.unlabelled_fields
+
+
+#: a key a reader adds to parsed features: the ``(height, width)`` the pipeline will resize images to
+DECODE_SIZE = "_decode_size"
+
+
+def decode_rgb(parsed: Mapping[str, Any]) -> Any:
+    """The record's image as uint8 ``(H, W, 3)``.
+
+    When the reader hints the model size (:data:`DECODE_SIZE`) and the stored image (``image/height``,
+    ``image/width``) is at least twice as large on both sides, a JPEG is decoded at 1/2, 1/4 or 1/8 of
+    its size in the DCT domain (``tf.io.decode_jpeg(ratio=...)``, the largest ratio that keeps it at
+    least the model size): most of the decoding and all of a later downscale's work are skipped, and
+    the scaled decode averages the pixels it drops, like an antialiased resize. PNGs decode in full.
+    """
+    import tensorflow as tf
+
+    encoded = parsed["image/encoded"]
+
+    def full() -> tf.Tensor:
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+    if DECODE_SIZE not in parsed:
+        return tf.ensure_shape(full(), [None, None, 3])
+    target = tf.cast(parsed[DECODE_SIZE], tf.int64)
+    room = tf.minimum(parsed["image/height"] // target[0], parsed["image/width"] // target[1])
+    index = tf.cast(tf.where(room >= 8, 3, tf.where(room >= 4, 2, tf.where(room >= 2, 1, 0))), tf.int32)
+
+    def scaled(ratio: int):
+        return lambda: tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
+
+    image = tf.cond(tf.logical_and(index > 0, tf.io.is_jpeg(encoded)),
+                    lambda: tf.switch_case(index, [full, scaled(2), scaled(4), scaled(8)]), full)
+    return tf.ensure_shape(image, [None, None, 3])
