@@ -293,3 +293,14 @@ def test_the_store_tags_every_version_and_never_records_a_commit_past_a_tag(tmp_
     tags = store.release_tags(store.store_path())
     assert set(tags) == {f"v{__version__}", f"v{__version__}.post1"}
     assert not git(store.store_path(), "status", "--porcelain"), "the store's work tree stays clean"
+
+
+def test_a_failing_update_leaves_the_project_as_it_was_committed(tmp_path: Path, template: TemplateRepo) -> None:
+    ws, project = make_workspace(tmp_path, "segmentation")
+    template.release(NEXT, (TRAIN, "def main(argv=None) -> None:", "def main(argv=None) -> None:  {{ nope | nofilter }}"))
+    before = (tree(ws), git(ws, "rev-parse", "HEAD"))
+    proc = run([SKELGEN, "update"], project, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: copier could not update project")
+    assert (tree(ws), git(ws, "rev-parse", "HEAD")) == before
+    assert not git(ws, "status", "--porcelain"), "nothing half-updated is left"

@@ -170,8 +170,12 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source, co
         try:
             copier.run_update(str(root), answers_file=status.answers_file, vcs_ref=src.ref, defaults=True,
                               overwrite=True, conflict=conflict, quiet=True, unsafe=False, skip_answered=True)
-        except (CopierError, JinjaError, ValueError, OSError) as err:
-            raise TemplateError(f"copier could not update {status.label} of {root}: {err}") from err
+        except BaseException as err:  # a failed or interrupted update leaves the project as it was committed
+            _restore(top, root)
+            if isinstance(err, (CopierError, JinjaError, ValueError, OSError)):
+                raise TemplateError(f"copier could not update {status.label} of {root}: {err} "
+                                    "(the project is back as it was)") from err
+            raise
     changes = dirty_paths(top, root)
     status.conflicts = _conflicts(top, root, changes)
     prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
@@ -180,6 +184,14 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source, co
         status.commit = commit_paths(top, [root],
                                      f"skelgen update: {status.label} {status.recorded} -> {status.target}")
     return status
+
+
+def _restore(top: Path, root: Path) -> None:
+    """Put the project back to its last commit: the tree was clean when the update began, so whatever is
+    changed or new (and not ignored) under ``root`` is the update's."""
+    git(top, "reset", "-q", "--", str(root), check=False)
+    git(top, "checkout", "-q", "HEAD", "--", str(root), check=False)
+    git(top, "clean", "-fdq", "--", str(root), check=False)
 
 
 def _set_answers(answers: Path, **fields: str) -> None:
