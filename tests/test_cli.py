@@ -173,3 +173,13 @@ def test_add_dataset_refuses_bad_input(tmp_path: Path, args: list[str], message:
     proc = skelgen("add-dataset", *args, "--project", str(tmp_path / "p"), check=False)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert _snapshot(tmp_path) == before
+
+
+def test_a_broken_answers_file_is_named_with_how_to_restore_it(tmp_path: Path) -> None:
+    skelgen("new", "p", "--workspace", str(tmp_path), "--defaults")
+    (tmp_path / "p" / ".copier-answers.yml").write_text("_commit: [unclosed\n")
+    for args in (["add-dataset", "shapes"], ["update", "--check"]):
+        proc = skelgen(*args, cwd=tmp_path / "p", check=False)
+        (line,) = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert ".copier-answers.yml cannot be read" in line and "git -C" in line and "checkout --" in line

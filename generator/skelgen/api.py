@@ -118,8 +118,14 @@ def find_project(start: Path) -> Path:
     start = start.expanduser().resolve()
     for folder in (start, *start.parents):
         answers = folder / PROJECT_ANSWERS
-        if answers.is_file() and read_answers(answers).get("scaffold") == "project":
+        if not answers.is_file():
+            continue
+        recorded = read_answers(answers)
+        if recorded.get("scaffold") == "project":
             return folder
+        if not recorded and (folder / "datasets").is_dir() and (folder / "train.py").is_file():
+            raise ProjectError(f"{answers} cannot be read (not a YAML mapping); it records how the project was "
+                               f"generated: restore it, e.g. git -C {folder} checkout -- {PROJECT_ANSWERS}")
     raise ProjectError(
         f"{start} is not inside a skelgen project (no {PROJECT_ANSWERS} from skelgen new found there or above); "
         "run the command inside a project or pass --project DIR"
