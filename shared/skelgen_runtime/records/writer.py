@@ -199,8 +199,9 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
         tmp.unlink(missing_ok=True)
 
 
-def remove_temporaries(folder: Folder) -> None:
-    """Delete what interrupted builds left half-written."""
+def remove_temporaries(folder: Folder | Path) -> None:
+    """Delete what interrupted builds left half-written in ``folder`` (a local path, or any :class:`Folder`)."""
+    folder = LocalFolder(folder) if isinstance(folder, (str, Path)) else folder
     for name in folder.names():
         if name.startswith(".") and TMP_MARK in name[1:]:
             folder.remove(name)
