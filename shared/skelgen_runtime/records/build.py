@@ -43,7 +43,7 @@ __all__ = ["BuildReport", "build_dataset", "content_key", "main"]
 
 
 #: what ``--runner beam`` needs installed, as the error that asks for it says
-BEAM_EXTRA = "skelgen-tf[beam]"
+_BEAM_EXTRA = "skelgen-tf[beam]"
 
 
 @dataclass
@@ -103,7 +103,7 @@ def build_dataset(
         MissingDependencyError: ``beam_options`` without Apache Beam installed.
         UserInputError: ``out_dir`` is a URL without ``beam_options``, or the Beam options are invalid.
     """
-    beam_build = require_beam() if beam_options is not None else None
+    beam_build = _require_beam() if beam_options is not None else None
     if beam_build is None and is_url(out_dir):
         raise UserInputError(f"--out {out_dir}: a local build writes a local folder; build with --runner beam "
                              "to write to a URL")
@@ -170,7 +170,7 @@ def _dataset_info(source: Source, results: dict[str, list[ShardResult]], *, sche
     }
 
 
-def require_beam() -> ModuleType:
+def _require_beam() -> ModuleType:
     """:mod:`skelgen_runtime.records.beam_build`, or :class:`MissingDependencyError` saying how to install Beam."""
     try:
         from skelgen_runtime.records import beam_build
@@ -178,7 +178,7 @@ def require_beam() -> ModuleType:
         if not (err.name or "").startswith("apache_beam"):
             raise
         raise MissingDependencyError(
-            f"--runner beam needs Apache Beam, which is not installed here; install it with: pip install '{BEAM_EXTRA}'"
+            f"--runner beam needs Apache Beam, which is not installed here; install it with: pip install '{_BEAM_EXTRA}'"
         ) from None
     return beam_build
 
@@ -315,7 +315,7 @@ def main(
                         "gs://BUCKET/PATH")
     parser.add_argument("--runner", choices=["local", "beam"], default="local",
                         help="local: this host's worker processes (default); beam: an Apache Beam pipeline "
-                        f"(pip install '{BEAM_EXTRA}')")
+                        f"(pip install '{_BEAM_EXTRA}')")
     parser.add_argument("--beam-options", default=None, metavar="OPTIONS",
                         help="with --runner beam: Beam pipeline options as one string (default: Beam's local runner), "
                         "e.g. \"--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp\"")
@@ -402,7 +402,7 @@ def _beam_options(args: argparse.Namespace) -> list[str] | None:
         raise UserInputError("--workers applies to local builds; a Beam runner sets its own parallelism, e.g. "
                              "--beam-options \"--direct_num_workers=2 --direct_running_mode=multi_processing\" on "
                              "Beam's local runner")
-    require_beam()  # before reading the source: say at once what to install
+    _require_beam()  # before reading the source: say at once what to install
     try:
         return shlex.split(args.beam_options or "")
     except ValueError as err:
