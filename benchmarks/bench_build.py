@@ -203,7 +203,7 @@ def brats_rows(settings: Settings) -> list[Row]:
 
     def ours(workers: int) -> float:
         shutil.rmtree(out, ignore_errors=True)
-        return run_timed(python(script, few, out, workers))
+        return run_timed(python(script, few, out, "--workers", workers))
 
     def nibabel() -> float:
         return run_timed(python(reader, few, sizes[0]))

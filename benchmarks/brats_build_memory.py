@@ -1,12 +1,13 @@
 """Peak memory of a BraTS build at two dataset sizes: it must be bounded by one case, not the dataset.
 
-    python benchmarks/brats_build_memory.py [--sizes 4 16] [--workers 2] [--keep DIR]
+    python benchmarks/brats_build_memory.py [--sizes 4 16] [--workers 2 | --runner beam] [--keep DIR]
 
 Writes the largest size's cases once, as BraTS 2021 publishes them (``BraTS2021_NNNNN/`` with four
 int16 modalities and a uint8 ``seg`` of labels 0, 1, 2, 4, gzipped NIfTI of 240x240x155 at 1 mm),
 then for each size builds the first N cases in a fresh process exactly as a generated
 ``build_brats_to_tfrecord.py`` does (``records.build.main`` with ``BratsSource``; GZIP shards of 8
-cases, ``--workers`` worker processes) and reports two peaks:
+cases, ``--workers`` worker processes; with ``--runner beam``, an Apache Beam pipeline on Beam's
+local runner in the build process) and reports two peaks:
 
 - ``max_process``: the largest resident set of any one process of the build (the build process or a
   worker), ``ru_maxrss`` of ``os.wait4`` on the build process, which covers the workers it waited for;
@@ -44,10 +45,10 @@ from skelgen_runtime.records.build import main
 from skelgen_runtime.sources import BratsSource, LabelMap
 
 if __name__ == "__main__":
-    raw, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    raw, out = Path(sys.argv[1]), Path(sys.argv[2])
     main(dataset="brats", default_source=raw, out_dir=out, schema_task="segmentation",
          make_source=lambda root: BratsSource(root, LabelMap(BRATS_CLASSES)),
-         argv=["--workers", workers])
+         argv=sys.argv[3:])
 """
 
 
@@ -96,13 +97,15 @@ def _is_worker(process) -> bool:
         return False
 
 
-def measure(raw: Path, out: Path, workers: int) -> dict:
-    """Run one build in a fresh process; return its peaks in MiB and its wall time."""
+def measure(raw: Path, out: Path, workers: int, runner: str = "local") -> dict:
+    """Run one build in a fresh process (``runner`` ``"beam"``: ``--runner beam``, ``workers`` unused);
+    return its peaks in MiB and its wall time."""
     import psutil
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    build_args = ["--workers", str(workers)] if runner == "local" else ["--runner", runner]
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(raw), str(out), str(workers)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(raw), str(out), *build_args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     parent = psutil.Process(proc.pid)
     tree_peak = 0
@@ -143,6 +146,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[4, 16], help="the two dataset sizes (cases)")
     parser.add_argument("--workers", type=int, default=2, help="build worker processes (default: 2)")
+    parser.add_argument("--runner", choices=["local", "beam"], default="local",
+                        help="beam: build with --runner beam (Beam's local runner; --workers unused)")
     parser.add_argument("--keep", type=Path, help="write the data here and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="brats-memory-"))
@@ -156,7 +161,7 @@ def main(argv=None) -> int:
             raw = link_cases(full, work / f"raw{size}", size)
             out = work / f"records{size}"
             shutil.rmtree(out, ignore_errors=True)
-            results[size] = measure(raw, out, args.workers)
+            results[size] = measure(raw, out, args.workers, args.runner)
             print(f"{size:3d} cases: {json.dumps(results[size])}", flush=True)
         small, large = (results[s] for s in args.sizes)
         ok = True

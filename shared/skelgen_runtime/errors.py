@@ -21,6 +21,7 @@ __all__ = [
     "BadExampleError",
     "RunError",
     "ExportError",
+    "MissingDependencyError",
     "exit_on_error",
     "did_you_mean",
 ]
@@ -79,6 +80,11 @@ class RunError(SkelgenError):
 
 class ExportError(SkelgenError):
     """A trained model cannot be written in the asked serving format (e.g. an op TensorFlow Lite lacks)."""
+
+
+class MissingDependencyError(SkelgenError):
+    """An optional package that the asked-for option needs is not installed (e.g. Apache Beam for
+    ``--runner beam``); the message names the extra to install."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -1,1 +1,2 @@
-"""Sharded, atomic, resumable TFRecord writing; ``dataset_info.json``; tf.data reading."""
+"""Sharded, atomic, resumable TFRecord writing (by local worker processes or an Apache Beam pipeline);
+``dataset_info.json``; tf.data reading."""

@@ -2,6 +2,11 @@
 
 This is what every generated ``build_DATASET_to_tfrecord.py`` calls. :func:`build_dataset` is the
 typed API; :func:`main` is the command line the generated scripts expose.
+
+A build lists the splits in this process, plans their shards (:func:`~skelgen_runtime.records.writer.plan_shards`),
+has the shards written, then writes ``dataset_info.json``. The shards are written by this host's
+worker processes (:func:`~skelgen_runtime.records.writer.write_shards`), or, with ``--runner beam``,
+by an Apache Beam pipeline (:mod:`skelgen_runtime.records.beam_build`) calling the same shard writer.
 """
 
 from __future__ import annotations
@@ -12,43 +17,53 @@ import datetime as _dt
 import functools
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
 from skelgen_runtime._version import __version__
-from skelgen_runtime.errors import BadExampleError, DatasetError, exit_on_error
+from skelgen_runtime.errors import BadExampleError, DatasetError, MissingDependencyError, UserInputError, exit_on_error
+from skelgen_runtime.records.folder import Folder, is_url, open_folder
 from skelgen_runtime.records.info import INFO_FILE
 from skelgen_runtime.records.writer import (
     SIDECAR_SUFFIX,
+    EncodeFn,
+    ShardPlan,
     ShardResult,
-    atomic_write_text,
     plan_shards,
     remove_temporaries,
     write_shards,
 )
-from skelgen_runtime.sources.base import Source
+from skelgen_runtime.sources.base import Source, SourceItem
 
 __all__ = ["BuildReport", "build_dataset", "content_key", "main"]
+
+
+#: what ``--runner beam`` needs installed, as the error that asks for it says
+_BEAM_EXTRA = "skelgen-tf[beam]"
 
 
 @dataclass
 class BuildReport:
     """What a build wrote: examples per split, shards reused from an earlier run, skipped examples,
-    and how many processes wrote (1: this one; 0: nothing was written)."""
+    how many local processes wrote (1: this one; 0: nothing was written, or a Beam runner wrote)
+    and what wrote them (``"local"``, or the Beam runner, e.g. ``"FnApiRunner"``)."""
 
     counts: dict[str, int]
     reused_shards: int
     written_shards: int
     skipped: list[tuple[str, str]]
-    info_path: Path
+    info_path: Path | str
     processes: int = 1
+    runner: str = "local"
 
 
 def build_dataset(
     source: Source,
-    out_dir: Path,
+    out_dir: Path | str,
     *,
     schema: str,
     schema_version: int,
@@ -61,12 +76,14 @@ def build_dataset(
     shard_size: int = 256,
     compression: str | None = None,
     progress: bool = True,
+    beam_options: Sequence[str] | None = None,
 ) -> BuildReport:
     """Convert every split of ``source`` into shards in ``out_dir`` plus ``dataset_info.json``.
 
     Args:
         source: the dataset reader.
-        out_dir: the ``tfrecords`` folder (created).
+        out_dir: the ``tfrecords`` folder (created); with ``beam_options`` also a URL that
+            ``tf.io.gfile`` writes (``gs://bucket/path``).
         schema, schema_version, feature_spec: recorded in ``dataset_info.json``.
         prefix: shard file prefix, normally the dataset name.
         splits: splits to build; default all splits found by ``source``.
@@ -76,67 +93,59 @@ def build_dataset(
         skip_bad: leave out unusable examples and report them instead of stopping.
         shard_size: examples per shard (at most).
         compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (local builds).
+        beam_options: write the shards with an Apache Beam pipeline run with these pipeline
+            options (``[]``: Beam's local runner; :mod:`skelgen_runtime.records.beam_build`);
+            None: with this host's worker processes.
 
     Raises:
         DatasetError: a split is empty, or (without ``skip_bad``) an example is unusable.
+        MissingDependencyError: ``beam_options`` without Apache Beam installed.
+        UserInputError: ``out_dir`` is a URL without ``beam_options``, or the Beam options are invalid.
     """
-    from tqdm import tqdm
-
-    workers = workers or os.cpu_count() or 1
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / INFO_FILE).unlink(missing_ok=True)  # the folder is not a complete dataset until we finish
-    remove_temporaries(out_dir)
-    requested = splits is not None
-    splits = list(splits or source.splits())
-    if not splits:
-        raise DatasetError(f"no splits found under {source.root}")
-    if not any(source.is_labelled(s) for s in splits):
-        raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
-    listed = {}
-    for split in splits:
-        items = source.items(split)
-        if max_examples is not None:
-            items = items[:max_examples]
-        if not items and not requested and not source.is_labelled(split):
-            # an empty pred/ folder (as the scaffold creates it) just means nothing to predict yet
-            print(f"split {split!r} of {source.root} holds no images: skipped", file=sys.stderr)
-            continue
-        if not items:
-            raise DatasetError(f"split {split!r} of {source.root} is empty: no examples found")
-        listed[split] = items
+    beam_build = _require_beam() if beam_options is not None else None
+    if beam_build is None and is_url(out_dir):
+        raise UserInputError(f"--out {out_dir}: a local build writes a local folder; build with --runner beam "
+                             "to write to a URL")
+    folder = open_folder(out_dir)
+    folder.makedirs()
+    folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
+    remove_temporaries(folder)
+    listed = _list_splits(source, splits, max_examples)
     # after listing: a reader may complete its label map from the files it lists (COCO category ids)
     salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
-    plans = {split: plan_shards(items, out_dir=out_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+    # a URL's shards are written to local temporary files first (records.beam_build): plan them by name
+    plan_dir = folder.local_path or Path()
+    plans = {split: plan_shards(items, out_dir=plan_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
              for split, items in listed.items()}
-
-    total = sum(len(p.items) for plan in plans.values() for p in plan)
-    reused = written = 0
-    bar = tqdm(total=total, unit="ex", desc=f"building {prefix}", disable=not progress, dynamic_ncols=True)
-
-    def on_shard(result: ShardResult, was_reused: bool) -> None:
-        nonlocal reused, written
-        reused += was_reused
-        written += not was_reused
-        bar.update(result.count + len(result.skipped))
-
-    results: dict[str, list[ShardResult]] = {}
-    processes = []
-    try:
-        all_plans = [p for plan in plans.values() for p in plan]
-        flat = write_shards(all_plans, source.encode, workers=min(workers, len(all_plans)), skip_bad=skip_bad,
-                            compression=compression, on_shard=on_shard, on_start=processes.append)
-    finally:
-        bar.close()
-    by_path = dict(zip((p.path for p in all_plans), flat))
-    for split, plan in plans.items():
-        results[split] = [by_path[p.path] for p in plan]
-        if sum(r.count for r in results[split]) == 0:
-            raise DatasetError(f"split {split!r} of {source.root}: every example was skipped as bad")
-
-    _remove_stale(out_dir, keep={p.path.name for p in all_plans})
+    all_plans = [p for plan in plans.values() for p in plan]
+    if beam_build is None:
+        flat, reused, processes = _write_locally(all_plans, source.encode, workers=workers, skip_bad=skip_bad,
+                                                 compression=compression, progress=progress, desc=f"building {prefix}")
+        runner = "local"
+    else:
+        flat, reused, runner = beam_build.write_with_beam(all_plans, source.encode, folder=folder, skip_bad=skip_bad,
+                                                          compression=compression, options=beam_options)
+        processes = 0
+    results = _results_by_split(source, plans, flat)
+    _remove_stale(folder, keep={p.path.name for p in all_plans})
+    options = {"max_examples": max_examples, "skip_bad": skip_bad, "shard_size": shard_size,
+               "runner": "local" if beam_build is None else "beam",
+               "beam_runner": None if beam_build is None else runner}
+    info = _dataset_info(source, results, schema=schema, schema_version=schema_version, feature_spec=feature_spec,
+                         compression=compression, build_options=options)
+    folder.write_text(INFO_FILE, json.dumps(info, indent=2))
+    counts = {split: info["splits"][split]["count"] for split in results}
+    info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
     skipped = [s for rs in results.values() for r in rs for s in r.skipped]
-    info = {
+    return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner)
+
+
+def _dataset_info(source: Source, results: dict[str, list[ShardResult]], *, schema: str, schema_version: int,
+                  feature_spec: dict, compression: str | None, build_options: dict) -> dict:
+    """The content of ``dataset_info.json`` (:mod:`skelgen_runtime.records.info` lists its fields)."""
+    skipped = [s for rs in results.values() for r in rs for s in r.skipped]
+    return {
         "schema": schema,
         "schema_version": schema_version,
         "feature_spec": feature_spec,
@@ -155,14 +164,88 @@ def build_dataset(
         "skipped": [{"file": f, "reason": why} for f, why in skipped],
         "source": str(source.root),
         **({"source_info": source.describe()} if hasattr(source, "describe") else {}),  # e.g. the detected release
-        "build_options": {"max_examples": max_examples, "skip_bad": skip_bad, "shard_size": shard_size},
+        "build_options": build_options,
         "skelgen_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    info_path = out_dir / INFO_FILE
-    atomic_write_text(info_path, json.dumps(info, indent=2))
-    counts = {split: info["splits"][split]["count"] for split in results}
-    return BuildReport(counts, reused, written, skipped, info_path, processes[0])
+
+
+def _require_beam() -> ModuleType:
+    """:mod:`skelgen_runtime.records.beam_build`, or :class:`MissingDependencyError` saying how to install Beam."""
+    try:
+        from skelgen_runtime.records import beam_build
+    except ImportError as err:
+        if not (err.name or "").startswith("apache_beam"):
+            raise
+        raise MissingDependencyError(
+            f"--runner beam needs Apache Beam, which is not installed here; install it with: pip install '{_BEAM_EXTRA}'"
+        ) from None
+    return beam_build
+
+
+def _list_splits(source: Source, splits: Sequence[str] | None, max_examples: int | None) -> dict[str, list[SourceItem]]:
+    """Each split's examples (the first ``max_examples``); an empty unlabelled split not asked for is left out."""
+    requested = splits is not None
+    splits = list(splits or source.splits())
+    if not splits:
+        raise DatasetError(f"no splits found under {source.root}")
+    if not any(source.is_labelled(s) for s in splits):
+        raise DatasetError(f"no labelled split (e.g. train) found under {source.root}")
+    listed = {}
+    for split in splits:
+        items = source.items(split)
+        if max_examples is not None:
+            items = items[:max_examples]
+        if not items and not requested and not source.is_labelled(split):
+            # an empty pred/ folder (as the scaffold creates it) just means nothing to predict yet
+            print(f"split {split!r} of {source.root} holds no images: skipped", file=sys.stderr)
+            continue
+        if not items:
+            raise DatasetError(f"split {split!r} of {source.root} is empty: no examples found")
+        listed[split] = items
+    return listed
+
+
+def _write_locally(
+    plans: list[ShardPlan], encode: EncodeFn, *, workers: int | None, skip_bad: bool, compression: str | None,
+    progress: bool, desc: str,
+) -> tuple[list[ShardResult], int, int]:
+    """:func:`write_shards` with a progress bar.
+
+    Returns:
+        The results in plan order, how many shards were reused, how many processes wrote.
+    """
+    from tqdm import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    total = sum(len(p.items) for p in plans)
+    reused = 0
+    bar = tqdm(total=total, unit="ex", desc=desc, disable=not progress, dynamic_ncols=True)
+
+    def on_shard(result: ShardResult, was_reused: bool) -> None:
+        nonlocal reused
+        reused += was_reused
+        bar.update(result.count + len(result.skipped))
+
+    processes = []
+    try:
+        flat = write_shards(plans, encode, workers=min(workers, len(plans)), skip_bad=skip_bad,
+                            compression=compression, on_shard=on_shard, on_start=processes.append)
+    finally:
+        bar.close()
+    return flat, reused, processes[0]
+
+
+def _results_by_split(
+    source: Source, plans: dict[str, list[ShardPlan]], flat: list[ShardResult]
+) -> dict[str, list[ShardResult]]:
+    """``flat`` (one result per plan, in plan order) per split; a split whose every example was skipped is an error."""
+    results, flat = {}, iter(flat)
+    for split, plan in plans.items():
+        results[split] = [next(flat) for _ in plan]
+        if sum(r.count for r in results[split]) == 0:
+            raise DatasetError(f"split {split!r} of {source.root}: every example was skipped as bad")
+    return results
 
 
 def content_key(source: Source, *, schema: str, schema_version: int, compression: str | None) -> str:
@@ -191,27 +274,28 @@ def content_key(source: Source, *, schema: str, schema_version: int, compression
     }, sort_keys=True, default=str)
 
 
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+def _remove_stale(folder: Folder, keep: set[str]) -> None:
     """Delete shards (and sidecars) of earlier builds with another plan, so readers never mix them."""
-    for path in out_dir.glob("*.tfrecord"):
-        if path.name not in keep:
-            path.unlink()
-    for sidecar in out_dir.glob(f".*{SIDECAR_SUFFIX}"):
-        if sidecar.name[1 : -len(SIDECAR_SUFFIX)] not in keep:
-            sidecar.unlink()
+    for name in folder.names():
+        shard = name[1 : -len(SIDECAR_SUFFIX)] if name.startswith(".") and name.endswith(SIDECAR_SUFFIX) else name
+        if shard.endswith(".tfrecord") and shard not in keep:
+            folder.remove(name)
 
 
 def main(
     *,
     dataset: str,
     default_source: Path,
-    out_dir: Path,
+    out_dir: Path | str,
     make_source: Callable[..., Source],
     schema_task: str,
     argv: Sequence[str] | None = None,
     extra_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> BuildReport:
     """Command line of a generated ``build_DATASET_to_tfrecord.py``.
+
+    ``--runner beam [--beam-options "..."]`` builds with an Apache Beam pipeline
+    (:mod:`skelgen_runtime.records.beam_build`); ``--out`` may then also be a URL (``gs://...``).
 
     Args:
         extra_options: options of this dataset's reader, ``{"--release": add_argument keywords}``
@@ -221,13 +305,22 @@ def main(
     parser = argparse.ArgumentParser(
         prog=f"build_{dataset}_to_tfrecord.py",
         description=f"Convert the {dataset} dataset into sharded TFRecords plus {INFO_FILE}. "
-        "Interrupted builds resume: finished shards are kept.",
+        "Interrupted builds resume: finished shards are kept. --runner beam runs the same build as an "
+        "Apache Beam pipeline, on Beam's local runner or, with --beam-options, on Dataflow, Flink or Spark.",
     )
     parser.add_argument("--source", type=Path, default=default_source,
                         help=f"folder holding the raw dataset (default: {default_source}); nothing is copied")
-    parser.add_argument("--out", type=Path, default=out_dir, help=f"output folder (default: {out_dir})")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="at most N worker processes (default: all cores; fewer for a small dataset)")
+    parser.add_argument("--out", default=out_dir,
+                        help=f"output folder (default: {out_dir}); with --runner beam also a URL such as "
+                        "gs://BUCKET/PATH")
+    parser.add_argument("--runner", choices=["local", "beam"], default="local",
+                        help="local: this host's worker processes (default); beam: an Apache Beam pipeline "
+                        f"(pip install '{_BEAM_EXTRA}')")
+    parser.add_argument("--beam-options", default=None, metavar="OPTIONS",
+                        help="with --runner beam: Beam pipeline options as one string (default: Beam's local runner), "
+                        "e.g. \"--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp\"")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local builds: at most N worker processes (default: all cores; fewer for a small dataset)")
     parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
     parser.add_argument("--shard-size", type=int, default=None,
@@ -237,7 +330,7 @@ def main(
                         help="compress the shards (default: the reader's default_compression, else none)")
     for flag, spec in (extra_options or {}).items():
         parser.add_argument(flag, **spec)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_beam_options(sys.argv[1:] if argv is None else argv))
     extra = {name: getattr(args, name) for name in (f.lstrip("-").replace("-", "_") for f in extra_options or {})}
     if extra:
         make_source = functools.partial(make_source, **extra)
@@ -256,6 +349,7 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
                         ("--shard-size", args.shard_size)):
         if value is not None and value < 1:
             raise DatasetError(f"{name} must be at least 1, got {value}")
+    beam_options = _beam_options(args)
     if not args.source.is_dir():
         raise DatasetError(f"source folder {args.source} does not exist; pass --source RAW_DIR")
     source = make_source(args.source.resolve())
@@ -263,7 +357,7 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
     schema = get_schema(getattr(source, "record_schema", None) or schema_task)
     report = build_dataset(
         source,
-        args.out,
+        args.out if is_url(args.out) else Path(args.out),
         schema=schema.name,
         schema_version=schema.version,
         feature_spec=spec_to_json(schema.labelled_fields),
@@ -274,9 +368,12 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
         skip_bad=args.skip_bad,
         shard_size=args.shard_size or getattr(source, "default_shard_size", 256),
         compression=args.compression or getattr(source, "default_compression", None),
+        beam_options=beam_options,
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
     by = "" if not report.written_shards else f" by {report.processes} process{'es' if report.processes > 1 else ''}"
+    if report.written_shards and report.runner != "local":
+        by = f" with Apache Beam's {report.runner}"
     print(f"built {dataset}: {counts} ({report.written_shards} shards written{by}, {report.reused_shards} reused)")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad examples:")
@@ -284,3 +381,29 @@ def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path]
             print(f"  {path}: {why}")
     print(f"wrote {report.info_path}")
     return report
+
+
+def _attach_beam_options(argv: Sequence[str]) -> list[str]:
+    """``--beam-options VALUE`` as ``--beam-options=VALUE`` (argparse takes a lone ``--runner=X`` for an option)."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        out.append(arg if arg != "--beam-options" else f"--beam-options={next(args, '')}")
+    return out
+
+
+def _beam_options(args: argparse.Namespace) -> list[str] | None:
+    """The Beam pipeline options of ``--runner beam`` (checked for Beam first), None for a local build."""
+    if args.runner != "beam":
+        if args.beam_options is not None:
+            raise UserInputError("--beam-options applies to Beam builds: add --runner beam")
+        return None
+    if args.workers is not None:
+        raise UserInputError("--workers applies to local builds; a Beam runner sets its own parallelism, e.g. "
+                             "--beam-options \"--direct_num_workers=2 --direct_running_mode=multi_processing\" on "
+                             "Beam's local runner")
+    _require_beam()  # before reading the source: say at once what to install
+    try:
+        return shlex.split(args.beam_options or "")
+    except ValueError as err:
+        raise UserInputError(f"--beam-options {args.beam_options!r}: {err}") from None

@@ -7,7 +7,8 @@ Fields: ``schema`` and ``schema_version``; ``feature_spec`` (per key: kind and d
 ``compression``; ``splits`` (per split: ``labelled``, ``count`` and ``shards`` with file, count and
 SHA-256); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``; ``source_info``
 (optional: what the reader detected, e.g. the BraTS release);
-``build_options``; ``skelgen_version``; ``created``.
+``build_options`` (``max_examples``, ``skip_bad``, ``shard_size``, ``runner``: ``local`` or ``beam``, and
+``beam_runner``: the Beam runner's class name, None for local builds); ``skelgen_version``; ``created``.
 """
 
 from __future__ import annotations

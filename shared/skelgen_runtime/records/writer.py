@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Callable
 
 from skelgen_runtime.errors import BadExampleError
+from skelgen_runtime.records.folder import TMP_MARK, Folder, LocalFolder, atomic_write_text, temporary_name
 from skelgen_runtime.records.tfrecord import TFRecordFileWriter
 from skelgen_runtime.sources.base import SourceItem
 
-__all__ = ["ShardPlan", "ShardResult", "plan_shards", "choose_workers", "write_shards", "atomic_write_text",
-           "temporary_name", "remove_temporaries", "MIN_BYTES_PER_WORKER"]
+__all__ = ["EncodeFn", "ShardPlan", "ShardResult", "plan_shards", "choose_workers", "completed", "write_shard",
+           "write_shards", "atomic_write_text", "temporary_name", "sidecar_name", "remove_temporaries",
+           "MIN_BYTES_PER_WORKER"]
 
 SIDECAR_SUFFIX = ".meta.json"
-_TMP_MARK = ".tmp-"
 #: source bytes a worker process must have to encode before starting it pays: a worker costs about
 #: 0.3 s of CPU to start (Python, NumPy, Pillow, the reader), and one process encodes 25-40 MB/s of
 #: JPEG + PNG (the shapes rows of benchmarks/run.py: 52 MB in 1.5-2.3 s), so 32 MiB is about a
@@ -48,19 +49,9 @@ MIN_BYTES_PER_WORKER = 32 << 20
 EncodeFn = Callable[[SourceItem, str], bytes]
 
 
-def temporary_name(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place: hidden, and matching no ``*.tfrecord`` glob."""
-    return path.with_name(f".{path.name.lstrip('.')}{_TMP_MARK}{os.getpid()}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = temporary_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def sidecar_name(shard: str) -> str:
+    """The name of the sidecar JSON that describes the shard file named ``shard``."""
+    return f".{shard}{SIDECAR_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ class ShardPlan:
 
     @property
     def sidecar(self) -> Path:
-        return self.path.with_name(f".{self.path.name}{SIDECAR_SUFFIX}")
+        return self.path.with_name(sidecar_name(self.path.name))
 
 
 @dataclass
@@ -136,22 +127,26 @@ def choose_workers(plans: list[ShardPlan], requested: int) -> int:
     return max(1, min(requested, len(plans), total // MIN_BYTES_PER_WORKER))
 
 
-def completed(plan: ShardPlan, skip_bad: bool) -> ShardResult | None:
-    """The recorded result of ``plan`` if an earlier run finished its shard as this build would, else ``None``.
+def completed(plan: ShardPlan, skip_bad: bool, folder: Folder | None = None) -> ShardResult | None:
+    """The recorded result of ``plan`` if a run finished its shard as this build would, else ``None``.
 
     A shard that left out bad examples is what only a ``skip_bad`` build writes: a build without
     it must meet (and stop at) those examples itself.
+
+    Args:
+        folder: where the shard and its sidecar are (default: the folder of ``plan.path``).
     """
+    folder = folder or LocalFolder(plan.path.parent)
     try:
-        meta = json.loads(plan.sidecar.read_text())
+        meta = json.loads(folder.read_text(sidecar_name(plan.path.name)) or "")
         result = ShardResult(**{**meta, "skipped": [tuple(s) for s in meta.get("skipped", [])]})
-    except (OSError, ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return None
-    if result.fingerprint != plan.fingerprint or not plan.path.is_file():
+    if result.fingerprint != plan.fingerprint:
         return None
     if result.skipped and not skip_bad:
         return None
-    if plan.path.stat().st_size != result.size:
+    if folder.size(plan.path.name) != result.size:
         return None
     return result
 
@@ -167,7 +162,13 @@ def _die_with_parent() -> None:
             pass
 
 
-def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: str | None) -> ShardResult:
+def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: str | None) -> ShardResult:
+    """Encode the examples of ``plan`` one at a time into a temporary file, write its sidecar, then
+    rename the shard into place.
+
+    Raises:
+        BadExampleError: an unusable example, unless ``skip_bad`` (then it is left out and listed).
+    """
     tmp = temporary_name(plan.path)
     skipped: list[tuple[str, str]] = []
     count = 0
@@ -198,10 +199,12 @@ def _write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression:
         tmp.unlink(missing_ok=True)
 
 
-def remove_temporaries(out_dir: Path) -> None:
-    """Delete what interrupted builds left half-written."""
-    for tmp in out_dir.glob(f".*{_TMP_MARK}*"):
-        tmp.unlink(missing_ok=True)
+def remove_temporaries(folder: Folder | Path) -> None:
+    """Delete what interrupted builds left half-written in ``folder`` (a local path, or any :class:`Folder`)."""
+    folder = LocalFolder(folder) if isinstance(folder, (str, Path)) else folder
+    for name in folder.names():
+        if name.startswith(".") and TMP_MARK in name[1:]:
+            folder.remove(name)
 
 
 def write_shards(
@@ -247,14 +250,14 @@ def write_shards(
         on_start(workers if todo else 0)
     if todo and workers <= 1:
         for plan in todo:
-            results[plan.path] = _write_shard(plan, encode, skip_bad, compression)
+            results[plan.path] = write_shard(plan, encode, skip_bad, compression)
             if on_shard:
                 on_shard(results[plan.path], False)
     elif todo:
         # spawn, not fork: the parent may already hold TensorFlow's threads
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
-            pending = {pool.submit(_write_shard, p, encode, skip_bad, compression): p for p in todo}
+            pending = {pool.submit(write_shard, p, encode, skip_bad, compression): p for p in todo}
             try:
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
