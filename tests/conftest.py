@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import os
 import shutil
@@ -23,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # skelgen's template repository (the store) of this test session, never the user's; SKELGEN_TEMPLATE
 # set by the environment that runs the tests would bypass the template under test
 os.environ["SKELGEN_HOME"] = tempfile.mkdtemp(prefix="skelgen-home-")
+atexit.register(shutil.rmtree, os.environ["SKELGEN_HOME"], ignore_errors=True)
 os.environ.pop("SKELGEN_TEMPLATE", None)
 
 

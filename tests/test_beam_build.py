@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -154,8 +155,11 @@ def _build_shapes(raw: Path, out: Path | str, *args: str):
                 argv=["--shard-size", "3", "--out", str(out), *args])
 
 
-def test_beam_build_writes_a_url_that_tf_io_gfile_writes(tmp_path: Path) -> None:
+def test_beam_build_writes_a_url_that_tf_io_gfile_writes(tmp_path: Path, monkeypatch) -> None:
     """TensorFlow's in-memory file system (``ram://``, in this process) stands in for a bucket."""
+    scratch = tmp_path / "tmp"  # the temporary folders of this process's builds
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     raw = _shapes_raw(tmp_path / "raw")
     url = "ram://skelgen-test-bucket/shapes/tfrecords"
     _build_shapes(raw, tmp_path / "local", "--workers", "1")
@@ -168,6 +172,7 @@ def test_beam_build_writes_a_url_that_tf_io_gfile_writes(tmp_path: Path) -> None
         tf.io.gfile.copy(f"{url}/{name}", str(copied / name))
     assert_same_dataset(tmp_path / "local", copied)
     assert _build_shapes(raw, url, "--runner", "beam").reused_shards == SHARDS  # resumes from the URL's sidecars
+    assert not list(scratch.iterdir())  # Beam's pipeline folder is removed also when no shard is left to write
 
 
 def test_beam_build_in_worker_processes(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -138,8 +139,15 @@ def make_pipeline(options: Sequence[str]) -> beam.Pipeline:
         raise UserInputError(f"--beam-options {' '.join(options)!r}: {err}") from None
     known, unknown = _known_and_unknown(parsed)
     if unknown:
+        _discard(pipeline)
         raise UserInputError(f"--beam-options: Beam has no option --{unknown[0]}{did_you_mean(unknown[0], known)}")
     return pipeline
+
+
+def _discard(pipeline: beam.Pipeline) -> None:
+    """Remove the temporary folder a pipeline makes when constructed (``run`` removes it; this is for
+    one that is not run)."""
+    shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
 
 
 def _known_and_unknown(parsed: PipelineOptions) -> tuple[list[str], list[str]]:
@@ -197,6 +205,8 @@ def write_with_beam(
              | "spread" >> beam.Reshuffle()
              | "write shards" >> beam.Map(ShardWriter(encode, folder, skip_bad, compression)))
         _run(pipeline)
+    else:
+        _discard(pipeline)
     results = [result or completed(plan, skip_bad, folder) or _missing(plan, folder)
                for plan, result in zip(plans, done)]
     return results, len(plans) - len(todo), runner
