@@ -113,7 +113,7 @@ def flip_window(window: tf.Tensor) -> tf.Tensor:
 def random_flip_window(window: tf.Tensor, seed=None) -> tuple[tf.Tensor, tf.Tensor]:
     """``(window mirrored with probability 1/2, whether it was)``."""
     flip = tf.random.uniform([], seed=seed) < 0.5
-    return tf.cond(flip, lambda: flip_window(window), lambda: window), flip
+    return tf.where(flip, flip_window(window), window), flip
 
 
 def crop_to_window(image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, method: str = "bilinear",
@@ -123,8 +123,11 @@ def crop_to_window(image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, 
     ``method="nearest"`` for labels (class ids are never mixed); pixels outside the image get
     ``extrapolation``. The result has the input's dtype (rounded for uint8).
     """
-    out = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None], window[None], [0],
+    dtype = image.dtype
+    if dtype not in (tf.uint8, tf.float32):
+        image = tf.cast(image, tf.float32)  # crop_and_resize reads uint8 and float32 as they are
+    out = tf.image.crop_and_resize(image[None], window[None], [0],
                                    [int(size[0]), int(size[1])], method=method, extrapolation_value=extrapolation)[0]
-    if image.dtype == tf.uint8:
+    if dtype == tf.uint8:
         return to_uint8(out)
-    return tf.cast(out, image.dtype)
+    return tf.cast(out, dtype)
