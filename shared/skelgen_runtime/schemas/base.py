@@ -118,10 +118,10 @@ def decode_rgb(parsed: Mapping[str, Any]) -> Any:
     target = tf.cast(parsed[DECODE_SIZE], tf.int64)
     room = tf.minimum(parsed["image/height"] // target[0], parsed["image/width"] // target[1])
     index = tf.cast(tf.where(room >= 8, 3, tf.where(room >= 4, 2, tf.where(room >= 2, 1, 0))), tf.int32)
+    index = tf.where(tf.io.is_jpeg(encoded), index, 0)  # one branch op per image
 
     def scaled(ratio: int):
         return lambda: tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
 
-    image = tf.cond(tf.logical_and(index > 0, tf.io.is_jpeg(encoded)),
-                    lambda: tf.switch_case(index, [full, scaled(2), scaled(4), scaled(8)]), full)
+    image = tf.switch_case(index, [full, scaled(2), scaled(4), scaled(8)])
     return tf.ensure_shape(image, [None, None, 3])
