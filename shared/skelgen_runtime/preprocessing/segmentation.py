@@ -48,8 +48,9 @@ def resize_pair(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
     """
     image = resize_image(image, size)
     if label is not None:
-        # nearest at the same size is a plain copy, cheaper than the branch that would skip it
-        label = tf.image.resize(tf.cast(label, tf.uint8), [int(size[0]), int(size[1])], method="nearest")
+        target = tf.constant([int(size[0]), int(size[1])], tf.int32)
+        label = tf.cond(tf.reduce_all(tf.equal(tf.shape(label)[:2], target)), lambda: tf.cast(label, tf.uint8),
+                        lambda: tf.cast(tf.image.resize(label, target, method="nearest"), tf.uint8))
         label = tf.ensure_shape(label, [int(size[0]), int(size[1]), 1])
     return image, label
 
