@@ -23,6 +23,7 @@ from skelgen_runtime.preprocessing.image import (
     crop_to_window,
     denormalize,
     normalize,
+    random_flip_window,
     resize_image,
 )
 
@@ -53,8 +54,13 @@ def resize(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 
 def flip_left_right(image: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mirror the image and its boxes: ``[ymin, xmin, ymax, xmax] -> [ymin, 1 - xmax, ymax, 1 - xmin]``."""
+    return tf.reverse(image, [1]), _mirror_boxes(boxes)
+
+
+def _mirror_boxes(boxes: tf.Tensor) -> tf.Tensor:
+    """Normalised boxes mirrored left-right."""
     ymin, xmin, ymax, xmax = tf.unstack(boxes, num=4, axis=-1)
-    return tf.reverse(image, [1]), tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
+    return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
 
 
 def random_flip(image: tf.Tensor, boxes: tf.Tensor, seed: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -183,10 +189,8 @@ def random_transform(
         window = tf.constant([0.0, 0.0, 1.0, 1.0])
         keep = tf.ones(tf.shape(boxes)[:1], tf.bool)
     if flip:
-        mirrored = tf.random.uniform([], seed=seed) < 0.5
-        window = tf.cond(mirrored, lambda: tf.stack([window[0], window[3], window[2], window[1]]), lambda: window)
-        ymin, xmin, ymax, xmax = tf.unstack(boxes, num=4, axis=-1)
-        boxes = tf.cond(mirrored, lambda: tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1), lambda: boxes)
+        window, mirrored = random_flip_window(window, seed=seed)
+        boxes = tf.where(mirrored, _mirror_boxes(boxes), boxes)
     image = crop_to_window(tf.cast(image, tf.uint8), window, size, extrapolation=pad_value)
     return tf.ensure_shape(image, [height, width, 3]), boxes, keep
 
