@@ -98,7 +98,7 @@ def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize
 
     auto = tf.data.AUTOTUNE
     if data_cfg.cache:
-        ds = decoded(0).map(prepare, num_parallel_calls=auto).cache()
+        ds = decoded(0).map(prepare, num_parallel_calls=auto, deterministic=False).cache()
         ds = ds.shuffle(data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
@@ -107,7 +107,8 @@ def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize
         ds = decoded(data_cfg.shuffle_buffer)
         if repeat:
             ds = ds.repeat()
-        ds = ds.map(lambda e: randomize(prepare(e)), num_parallel_calls=auto)
+        # deterministic as the reader's map, so that tf.data fuses the two (map_fusion needs the same setting)
+        ds = ds.map(lambda e: randomize(prepare(e)), num_parallel_calls=auto, deterministic=False)
     ds = ds.batch(data_cfg.batch_size, drop_remainder=True).map(_normalised(data_cfg), num_parallel_calls=auto)
     return ds.prefetch(auto).with_options(_options())
 

@@ -7,7 +7,7 @@ Training order is shuffled; evaluation order is deterministic (files and records
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -59,8 +59,14 @@ def read_split(
     )
     if training and shuffle_records > 1:
         ds = ds.shuffle(shuffle_records, seed=seed, reshuffle_each_iteration=True)
-    hint = {} if decode_size is None else {DECODE_SIZE: tf.constant([int(decode_size[0]), int(decode_size[1])])}
-    parse: Callable = lambda record: schema.decode({**tf.io.parse_single_example(record, spec), **hint})
+    hint = () if decode_size is None else (int(decode_size[0]), int(decode_size[1]))
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, spec)
+        if hint:  # a constant made inside the function: a captured tensor would keep tf.data from fusing maps
+            parsed[DECODE_SIZE] = tf.constant(hint)
+        return schema.decode(parsed)
+
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
 
 
