@@ -100,7 +100,9 @@ def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: in
                    timeout: float = 300) -> tuple[Path, subprocess.CompletedProcess]:
     """Start ``train.py ARGS`` and send ``sig`` once ``after_epochs`` rows are in its ``metrics.csv``.
 
-    Returns the run's log folder and the finished process (exit status, stdout, stderr).
+    Returns the run's log folder and the finished process (exit status, stdout, stderr), with two
+    more attributes: ``epochs_at_signal`` (rows in ``metrics.csv`` when the signal went) and
+    ``seconds_after_signal`` (until the process had exited).
     """
     before = set((project / "logs").glob("*/metrics.csv"))
     proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=project, stdout=subprocess.PIPE,
@@ -113,9 +115,13 @@ def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: in
         if csv_files and len(epochs_logged(csv_files[0].parent)) >= after_epochs:
             break
         time.sleep(0.05)
+    at_signal = len(epochs_logged(csv_files[0].parent))
+    sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    return csv_files[0].parent, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.epochs_at_signal, done.seconds_after_signal = at_signal, time.monotonic() - sent
+    return csv_files[0].parent, done
 
 
 GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}

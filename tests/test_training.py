@@ -90,7 +90,7 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "train.epoch=3"], "train.epoch: unknown key"),
+        (["--set", "train.epoch=3"], "train.epoch: unknown key; did you mean 'epochs'?"),
         (["--set", "train.epochs=zero"], "train.epochs"),
         (["--set", "data.image_size=[8,8]"], "at least 16 pixels"),
         (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: efficientnetb0, mobilenetv2, resnet50, simple"),
@@ -106,6 +106,7 @@ def test_bad_configs_fail_with_one_clear_line(project: Path, args: list[str], me
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and message in last, proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
     assert not list((project / "logs").glob("*/run.json")), "a refused config must not start a run"
 
 
