@@ -116,12 +116,15 @@ def test_evaluate_without_runs_says_what_to_do(project: Path) -> None:
     assert proc.returncode == 1 and "no completed run" in proc.stderr and "train.py" in proc.stderr
 
 
-def test_best_so_far_reads_the_monitor_of_earlier_epochs(tmp_path: Path) -> None:
-    from skelgen_runtime.training.callbacks import best_so_far
+def test_the_best_so_far_is_read_from_the_monitor_of_earlier_epochs(tmp_path: Path) -> None:
+    """What a resumed ModelCheckpoint starts from (keras_fit): finite values of the monitor only."""
+    from skelgen_runtime.run_summary import best_of, read_metrics
+    from skelgen_runtime.runs import Run
 
-    path = tmp_path / "metrics.csv"
-    assert best_so_far(path, "val_miou", "max") is None
-    path.write_text("epoch,loss,val_miou,val_loss\n0,1.0,0.5,0.9\n1,0.8,0.7,nan\n2,0.7,,0.7\n")
-    assert best_so_far(path, "val_miou", "max") == 0.7
-    assert best_so_far(path, "val_loss", "min") == 0.7
-    assert best_so_far(path, "val_accuracy", "max") is None
+    run = Run(tmp_path, "r")
+    assert best_of(read_metrics(run), "val_miou", "max") == (None, None)  # no metrics.csv yet
+    run.log_dir.mkdir(parents=True)
+    run.metrics_csv.write_text("epoch,loss,val_miou,val_loss\n0,1.0,0.5,0.9\n1,0.8,0.7,nan\n2,0.7,,0.7\n")
+    assert best_of(read_metrics(run), "val_miou", "max") == (0.7, 2)
+    assert best_of(read_metrics(run), "val_loss", "min") == (0.7, 3)
+    assert best_of(read_metrics(run), "val_accuracy", "max") == (None, None)

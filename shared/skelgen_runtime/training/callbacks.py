@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-__all__ = ["EpochCSVLogger", "RunStatus", "best_so_far"]
+__all__ = ["EpochCSVLogger", "RunStatus"]
 
 
 class EpochCSVLogger(keras.callbacks.Callback):
@@ -75,22 +75,3 @@ class RunStatus(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.run.update_record(epochs_done=epoch + 1, last_metrics={k: float(v) for k, v in (logs or {}).items()})
-
-
-def best_so_far(metrics_csv: Path, monitor: str, mode: str) -> float | None:
-    """The best finite ``monitor`` value already in ``metrics.csv`` (``max`` or ``min`` by ``mode``), or None.
-
-    A resumed ``model.fit`` starts a fresh ``ModelCheckpoint``, which would otherwise take the first
-    resumed epoch as the best and overwrite ``best.weights.h5`` with a worse model.
-    """
-    import math
-
-    try:
-        with open(metrics_csv, newline="") as f:
-            values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "")]
-    except (OSError, ValueError):
-        return None
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return None
-    return max(values) if mode == "max" else min(values)

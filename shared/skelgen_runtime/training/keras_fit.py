@@ -21,7 +21,8 @@ import keras
 import tensorflow as tf
 
 from skelgen_runtime.runs import Run
-from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus, best_so_far
+from skelgen_runtime.run_summary import best_of, read_metrics
+from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.precision import StepLossScaleOptimizer
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
@@ -114,7 +115,9 @@ def fit(
                 save_best_only=True,
                 monitor=monitor,
                 mode=monitor_mode,
-                initial_value_threshold=best_so_far(run.metrics_csv, monitor, monitor_mode),  # across resumes
+                # a resumed fit starts a fresh ModelCheckpoint: without the best so far it would take the first
+                # resumed epoch as the best and overwrite best.weights.h5 with a worse model
+                initial_value_threshold=best_of(read_metrics(run), monitor, monitor_mode)[0],
                 verbose=0,
             ),
             keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
