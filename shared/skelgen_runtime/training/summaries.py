@@ -20,21 +20,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from skelgen_runtime.run_summary import flatten as dotted
+
 __all__ = ["flatten", "preview_epochs", "Preview", "RunSummaries", "SummaryCallback", "record_evaluation"]
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
-    """A nested config as ``{"train.learning_rate": 0.001, ...}``; lists and None become strings."""
-    out: dict[str, bool | int | float | str] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            out[name] = value
-        else:
-            out[name] = str(value)
-    return out
+    """A nested config as ``{"train.learning_rate": 0.001, ...}`` (:func:`skelgen_runtime.run_summary.flatten`),
+    with lists and None as strings: the value types TensorBoard's HParams take."""
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in dotted(values, prefix).items()}
 
 
 def preview_epochs(epochs: int, pictures: int = 10) -> set[int]:
