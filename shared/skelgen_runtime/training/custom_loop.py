@@ -36,7 +36,7 @@ from skelgen_runtime.training.control import StopRequested, StopSignal, check_lo
 from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import StandardSteps
-from skelgen_runtime.training.summaries import Preview, RunSummaries, preview_epochs
+from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
 __all__ = ["fit"]
 
@@ -167,15 +167,16 @@ def fit(
     for callback in (csv_logger, status):
         callback.set_model(model)
     summaries = RunSummaries(run.log_dir, run.run_id)
-    pictured = preview_epochs(epochs)
+    board = SummaryCallback(summaries, epochs=epochs, hparams=hparams if int(next_epoch) == 0 else None,
+                            preview=preview)  # the same record as model.fit's; hyperparameters once per run
+    board.set_model(model)
     steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
     train_step = _distributed(steps.train_step, strategy, jit_compile is True)
     val_step = _distributed(steps.val_step, strategy, jit_compile is True)
     val_ds = distribute_validation(strategy, val_ds)
     batches = iter(strategy.experimental_distribute_dataset(train_ds))
     with supervised(run, epochs=epochs) as stop, peer_loss_fails_the_run():
-        if hparams and int(next_epoch) == 0:
-            summaries.hparams(hparams)
+        board.on_train_begin()
         for epoch in range(int(next_epoch), epochs):
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
@@ -186,11 +187,7 @@ def fit(
             logs.update({f"val_{k}": v for k, v in val.items()})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
-            summaries.epoch(epoch, logs)
-            if preview is not None and epoch in pictured:
-                images = preview(model)
-                if images is not None:
-                    summaries.images("validation/predictions", images, epoch)
+            board.on_epoch_end(epoch, logs)
             model.save_weights(run.checkpoint_dir / "last.weights.h5")
             if monitor in logs and _better(logs[monitor], float(best), monitor_mode):
                 best.assign(logs[monitor])
