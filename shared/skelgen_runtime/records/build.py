@@ -137,7 +137,7 @@ def build_dataset(
     folder.write_text(INFO_FILE, json.dumps(info, indent=2))
     counts = {split: info["splits"][split]["count"] for split in results}
     info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
-    skipped = [s for rs in results.values() for r in rs for s in r.skipped]
+    skipped = [(s["file"], s["reason"]) for s in info["skipped"]]
     return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner)
 
 
@@ -229,7 +229,7 @@ def _write_locally(
 
     processes = []
     try:
-        flat = write_shards(plans, encode, workers=min(workers, len(plans)), skip_bad=skip_bad,
+        flat = write_shards(plans, encode, workers=workers, skip_bad=skip_bad,
                             compression=compression, on_shard=on_shard, on_start=processes.append)
     finally:
         bar.close()
