@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -180,3 +181,35 @@ def test_classification_evaluation_puts_its_confusion_matrix_in_tensorboard(buil
     tags = set(acc.Tags()["tensors"])
     assert "eval/val/accuracy" in tags and "eval/val/confusion_val" in tags
     assert "top3/train" not in tags, "top-3 of 3 classes is always 1: not logged"
+
+
+def test_start_up_noise_is_hidden_and_phases_are_announced(project: Path) -> None:
+    """TensorFlow's absl notice and oneDNN lines are dropped even where nothing lowered its log level."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    proc = subprocess.run([sys.executable, "train.py", *TINY, "--set", "train.epochs=2", "--set",
+                           "train.steps_per_epoch=1"], cwd=project, capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("absl::InitializeLog", "oneDNN custom operations", "port.cc"):
+        assert noise not in proc.stdout + proc.stderr, proc.stderr
+    out = proc.stdout
+    phases = [out.index(line) for line in ("loading TensorFlow", "dataset shapes:", "model unet:", "run ")]
+    assert phases == sorted(phases) and phases[-1] < out.lower().index("epoch 1/2"), out  # all before training
+
+
+def test_an_exception_in_training_fails_the_run_with_its_reason(project: Path) -> None:
+    losses = project / "core" / "losses.py"
+    losses.write_text(losses.read_text() + textwrap.dedent('''
+
+        @LOSSES.register("raising")
+        def raising(config, info):
+            def loss(y_true, y_pred):
+                raise ValueError("boom from the project's loss")
+
+            return loss
+    '''))
+    proc = script(project, "train.py", *TINY, "--set", "train.loss=raising", check=False)
+    assert proc.returncode != 0
+    (record,) = [json.loads(p.read_text()) for p in (project / "logs").glob("*/run.json")]
+    assert record["status"] == "failed" and "boom from the project's loss" in record["reason"]
+    assert [h["status"] for h in record["history"]] == ["running", "failed"]
