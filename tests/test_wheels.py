@@ -21,7 +21,9 @@ import yaml
 from conftest import REPO
 from skelgen_runtime._version import __version__
 
-NEXT = "0.2.99" if __version__ != "0.2.99" else "0.2.100"
+_MAJOR, _MINOR = (int(p) for p in __version__.split(".")[:2])
+#: a later release of this minor series, made from a copy of this checkout
+NEXT = f"{_MAJOR}.{_MINOR}.99" if __version__ != f"{_MAJOR}.{_MINOR}.99" else f"{_MAJOR}.{_MINOR}.100"
 GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
@@ -113,7 +115,7 @@ def test_wheels_generate_and_update_a_project_offline_with_no_checkout(tmp_path:
     assert f"project: updated {__version__} -> {NEXT}" in out
     train = (project / "train.py").read_text()
     assert "# from the N+1 wheel" in train and "# user edit" in train
-    assert f'"skelgen-tf>={NEXT},<0.3"' in (project / "pyproject.toml").read_text()
+    assert f'"skelgen-tf>={NEXT},<{_MAJOR}.{_MINOR + 1}"' in (project / "pyproject.toml").read_text()
     tests = _run([str(bin_n / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], project, env)
     assert "3 passed" in tests.stdout
 

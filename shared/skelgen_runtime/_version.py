@@ -1,3 +1,3 @@
 """The version of the ``skelgen-tf`` distribution (CLI, template and runtime library move together)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
