@@ -19,6 +19,21 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SKELGEN = str(BIN / "skelgen")
 
+# no network: this process and every Python process it starts (PYTHONPATH) fail on a connection or a
+# name look-up outside the loopback, so a hidden download fails loudly (tests/netblock/sitecustomize.py)
+NETBLOCK = Path(__file__).resolve().parent / "netblock"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETBLOCK), os.environ.get("PYTHONPATH", "")) if p)
+sys.path.insert(0, str(NETBLOCK))
+import sitecustomize as _netblock  # noqa: E402
+
+if not hasattr(_netblock, "NetworkBlocked"):  # another sitecustomize came first
+    import importlib.util as _util
+
+    _spec = _util.spec_from_file_location("skelgen_netblock", NETBLOCK / "sitecustomize.py")
+    _netblock = _util.module_from_spec(_spec)
+    _spec.loader.exec_module(_netblock)
+_netblock.install()
+
 # quiet TensorFlow's C++ start-up logs in the scripts the tests run
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # skelgen's template repository (the store) of this test session, never the user's; SKELGEN_TEMPLATE
