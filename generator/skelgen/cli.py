@@ -61,6 +61,7 @@ def cli() -> None:
     skelgen add-dataset shapes                a dataset in the current project
     skelgen update                            the newest template into the current project
     skelgen runs                              the current project's runs, newest first
+    skelgen weights import FILE               pretrained weights for a machine without internet
     """
 
 
@@ -248,6 +249,32 @@ def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
     for run_id in plot.missing:
         click.echo(f"note: run {run_id} has no {plot.metric} values; left out", err=True)
     click.echo(f"wrote {plot.path} ({plot.metric} of {', '.join(plot.plotted)})")
+
+
+@cli.group("weights")
+def weights_cmd() -> None:
+    """Pretrained weights for machines without internet (model.weights: imagenet)."""
+
+
+@weights_cmd.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--backbone", help="The backbone the file is for (default: found from the file name), e.g. resnet50.")
+@click.option("--sha256", metavar="HEX",
+              help="The SHA-256 you trust for the file; required where Keras checks no hash (MobileNetV2).")
+def weights_import_cmd(file, backbone, sha256) -> None:
+    """Check FILE and put it where Keras looks for model.weights: imagenet.
+
+    \b
+    FILE is Keras's ImageNet file for a backbone, downloaded on another machine under the name Keras
+    gives it (e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5; the error of a training
+    run that needs it names the file and its address). It is checked against the MD5 in Keras's own
+    source (or against --sha256 where Keras has none), then copied to $KERAS_HOME/models
+    (~/.keras/models); a file whose hash differs is refused and nothing is copied.
+    """
+    from skelgen_runtime.models.pretrained import import_weights
+
+    target = import_weights(_as_path(file), backbone=backbone, sha256=sha256)
+    click.echo(f"imported {target} (model.weights: imagenet now loads it offline)")
 
 
 def main() -> None:

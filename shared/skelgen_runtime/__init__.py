@@ -25,6 +25,8 @@ PUBLIC_MODULES = (
     "skelgen_runtime.errors",
     "skelgen_runtime.formats.centernet",
     "skelgen_runtime.losses",
+    "skelgen_runtime.models",
+    "skelgen_runtime.models.preprocessing",
     "skelgen_runtime.pipeline",
     "skelgen_runtime.preprocessing.classification",
     "skelgen_runtime.preprocessing.detection",

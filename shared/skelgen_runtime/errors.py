@@ -22,6 +22,7 @@ __all__ = [
     "RunError",
     "ExportError",
     "MissingDependencyError",
+    "WeightsError",
     "exit_on_error",
     "did_you_mean",
 ]
@@ -85,6 +86,12 @@ class ExportError(SkelgenError):
 class MissingDependencyError(SkelgenError):
     """An optional package that the asked-for option needs is not installed (e.g. Apache Beam for
     ``--runner beam``); the message names the extra to install."""
+
+
+class WeightsError(SkelgenError):
+    """Pretrained weights cannot be found, verified or loaded: a file missing or of another
+    architecture, a hash that does not match, a download refused (no network); the message names
+    the file and what to do (e.g. ``skelgen weights import``)."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -194,7 +194,9 @@ def _problems(err: ValidationError, schema: type[BaseModel]) -> list[str]:
         elif e["type"] == "builder_keywords" and e.get("ctx", {}).get("problems"):
             problems += [f"{where}.{key}: {msg}" for key, msg in e["ctx"]["problems"]]
         else:
-            problems.append(f"{where}: {e['msg']}")
+            message = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+            problems.append(message if not loc and message.startswith(("data.", "model.", "train.", "eval."))
+                            else f"{where}: {message}")
     return problems
 
 

@@ -56,8 +56,10 @@ class DataConfig(Section):
     eval_batch_size: int = Field(16, ge=1, description="validation examples per replica (x replicas, as batch_size)")
     shuffle_buffer: int = Field(1024, ge=1)
     cache: bool = Field(True, description="keep decoded, resized examples in memory after the first epoch")
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] | None = Field(
+        (0.485, 0.456, 0.406), description="per-channel mean of (x / 255 - mean) / std, applied by the pipeline; "
+        "null for a backbone that preprocesses its own input (keras.applications, keras-hub): it gets RGB 0-255")
+    std: tuple[float, float, float] | None = Field((0.229, 0.224, 0.225), description="per-channel std (see mean)")
     augment: AugmentConfig = AugmentConfig()
 
     @field_validator("image_size")
@@ -66,6 +68,12 @@ class DataConfig(Section):
         if min(v) < 16:
             raise ValueError("both sides must be at least 16 pixels")
         return v
+
+    @model_validator(mode="after")
+    def _mean_and_std_together(self):
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("data.mean and data.std are set together, or both null (images in [0, 255])")
+        return self
 
 
 class ModelConfig(Section):

@@ -35,26 +35,36 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-    """Map pixel values ``[0, 255]`` to ``(x / 255 - mean) / std`` per channel, float32."""
+def normalize(image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
+              std: Sequence[float] | None = IMAGENET_STD):
+    """Map pixel values ``[0, 255]`` to ``(x / 255 - mean) / std`` per channel, float32.
+
+    ``mean`` and ``std`` None: float32 ``[0, 255]`` as it is, for a model that preprocesses its own input.
+    """
+    if mean is None or std is None:
+        return tf.cast(image, tf.float32)
     image = tf.cast(image, tf.float32) / 255.0
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def normalize_batch(images: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD) -> tf.Tensor:
+def normalize_batch(images: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
+                    std: Sequence[float] | None = IMAGENET_STD) -> tf.Tensor:
     """:func:`normalize` of uint8 ``(..., 3)`` as one fused ``x * a + b``; float input is returned as it is
-    (a pipeline whose per-example step normalised already)."""
+    (a pipeline whose per-example step normalised already). ``mean``/``std`` None: a cast to float32."""
     if images.dtype.is_floating:
         return images
+    if mean is None or std is None:
+        return tf.cast(images, tf.float32)
     scale = tf.constant([1.0 / (255.0 * s) for s in std], tf.float32)
     offset = tf.constant([-m / s for m, s in zip(mean, std)], tf.float32)
     return tf.cast(images, tf.float32) * scale + offset
 
 
-def denormalize(image: tf.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+def denormalize(image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
+                std: Sequence[float] | None = IMAGENET_STD):
     """Inverse of :func:`normalize`, back to uint8 ``[0, 255]``."""
-    image = (image * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)) * 255.0
+    if mean is not None and std is not None:
+        image = (image * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)) * 255.0
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 
 from skelgen_runtime.errors import RunError, UserInputError, did_you_mean
+from skelgen_runtime.models import preprocessing as _preprocessing  # noqa: F401 - its layers load by name
 from skelgen_runtime.runs import Run
 
 __all__ = ["WEIGHTS", "BEST_CHECKPOINT", "Trained", "check_weights", "load_trained"]

@@ -6,8 +6,17 @@ A backbone is a function ``(inputs, *, base_filters, depth, weights) -> list of 
 feature maps from the highest resolution to the lowest, each half the size of the one before.
 Add your own with ``@BACKBONES.register("name")``; pick one with ``model.backbone`` in the config.
 
-``keras.applications`` backbones build with ``weights=None`` (random init) unless the config asks for
-``imagenet``, which downloads the weights once into ``~/.keras``.
+Input conventions. A backbone that normalises its own input sets the attribute
+``input_preprocessing`` (a description of what it does): the pipelines then hand it RGB float32 in
+``[0, 255]`` and ``data.mean``/``data.std`` are refused. The ``keras.applications`` backbones below
+do this: the family's own ``preprocess_input`` is the model's first layer, so training, evaluation,
+prediction and every export feed the pretrained weights what they were trained on. Any other
+backbone (``simple``) gets ``(x / 255 - data.mean) / data.std`` from the pipeline.
+
+``model.weights``: null (random init), ``imagenet`` (Keras's file in ``~/.keras/models``; offline,
+import it first with ``skelgen weights import FILE --backbone NAME``), the path of a weights file, or
+a saved model (``.keras``, e.g. another run's ``models/RUN/final.keras``) whose ``encoder`` layers
+are taken: pretrain the backbone in one project, fine-tune it in another.
 """
 
 from __future__ import annotations
@@ -15,11 +24,17 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from skelgen_runtime.config import registry_key
+from skelgen_runtime.errors import ConfigError
+from skelgen_runtime.models import application_backbone, is_saved_model, load_encoder_from_model
+from skelgen_runtime.models.preprocessing import ApplicationPreprocessing  # noqa: F401 - registered for loading
 from skelgen_runtime.registry import Registry
 
-__all__ = ["BACKBONES", "conv_block"]
+__all__ = ["BACKBONES", "Backbone", "conv_block"]
 
 BACKBONES = Registry("backbone")
+#: a builder keyword's type: the name of a registered backbone (checked with the config, closest name suggested)
+Backbone = registry_key(BACKBONES)
 
 
 def conv_block(x, filters: int, name: str, convs: int = 2):
@@ -34,44 +49,29 @@ def conv_block(x, filters: int, name: str, convs: int = 2):
 
 @BACKBONES.register("simple")
 def simple(inputs, *, base_filters: int = 16, depth: int = 4, weights=None):
-    """Plain VGG-style encoder: ``depth + 1`` stages at strides 1, 2, ..., 2**depth, filters doubling."""
-    if weights is not None:
-        raise ValueError("the 'simple' backbone has no pretrained weights; set model.weights: null")
+    """Plain VGG-style encoder: ``depth + 1`` stages at strides 1, 2, ..., 2**depth, filters doubling.
+
+    Its layers are named ``encoder.stageK.*``. ``weights``: a saved model (``.keras``) with this backbone,
+    e.g. ``models/RUN/final.keras`` of a run of another task: its ``encoder.*`` layers' weights are taken.
+    """
+    if weights is not None and not is_saved_model(weights):
+        raise ConfigError(f"model.weights: the 'simple' backbone takes weights from a saved model (.keras, e.g. "
+                          f"models/RUN/final.keras of another run), not {weights!r}")
     features, x = [], inputs
     for stage in range(depth + 1):
         if stage:
             x = layers.MaxPooling2D(2, name=f"encoder.stage{stage}.pool")(x)
         x = conv_block(x, base_filters * 2**stage, name=f"encoder.stage{stage}")
         features.append(x)
+    if weights is not None:
+        first = keras.Model(inputs, features).layers
+        first[1].pretrained = {"backbone": "simple", **load_encoder_from_model(first, weights)}  # for run.json
     return features
 
 
-def _application(builder, feature_layers: list[str]):
-    """Wrap a ``keras.applications`` model as a backbone returning ``feature_layers`` (strides 2..32)."""
-
-    def backbone(inputs, *, base_filters: int = 16, depth: int = 4, weights=None):
-        model = builder(include_top=False, weights=weights, input_tensor=inputs)
-        return [model.get_layer(name).output for name in feature_layers]
-
-    return backbone
+simple.max_stride = lambda model: 2 ** model.depth  # checked against data.image_size with the config
 
 
-BACKBONES.register("mobilenetv2")(
-    _application(
-        keras.applications.MobileNetV2,
-        ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu", "out_relu"],
-    )
-)
-BACKBONES.register("resnet50")(
-    _application(
-        keras.applications.ResNet50,
-        ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"],
-    )
-)
-BACKBONES.register("efficientnetb0")(
-    _application(
-        keras.applications.EfficientNetB0,
-        ["block2a_expand_activation", "block3a_expand_activation", "block4a_expand_activation",
-         "block6a_expand_activation", "top_activation"],
-    )
-)
+# keras.applications without their tops, features at strides 2, 4, 8, 16, 32 (skelgen_runtime.models.APPLICATIONS)
+for _name in ("mobilenetv2", "resnet50", "efficientnetb0"):
+    BACKBONES.register(_name)(application_backbone(_name))

@@ -1,0 +1,99 @@
+"""Models from the library's side: pretrained backbones, their input conventions and their weights.
+
+- :mod:`skelgen_runtime.models.applications`: ``keras.applications`` backbones (the table and
+  :func:`application_backbone`), each with its own preprocessing inside the model.
+- :mod:`skelgen_runtime.models.preprocessing`: that preprocessing as a Keras layer (imports Keras).
+- :mod:`skelgen_runtime.models.pretrained`: ``model.weights`` (``imagenet`` offline, weight files),
+  ``skelgen weights import``.
+- :func:`check_backbone_input`: who normalises the images (``data.mean``/``data.std`` or the backbone),
+  and whether ``data.image_size`` fits the backbone's strides.
+
+Importing this package does not import TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, application_backbone, input_preprocessing
+from skelgen_runtime.models.pretrained import (
+    IMAGENET,
+    check_weights_spec,
+    import_weights,
+    is_saved_model,
+    keras_models_dir,
+    load_encoder_from_model,
+)
+
+__all__ = [
+    "APPLICATIONS",
+    "ENCODER",
+    "IMAGENET",
+    "application_backbone",
+    "input_preprocessing",
+    "check_weights_spec",
+    "import_weights",
+    "keras_models_dir",
+    "is_saved_model",
+    "load_encoder_from_model",
+    "check_backbone_input",
+    "pretrained_sources",
+    "Weights",
+]
+
+#: the type of a builder's ``weights`` keyword: null, ``imagenet`` or an existing weights file (validated
+#: with the config, so a typo fails before anything is built)
+Weights = Annotated[str | None, AfterValidator(check_weights_spec)]
+
+
+def check_backbone_input(data, model, backbones) -> None:
+    """Decide, once, who normalises the images: the pipeline (``data.mean``/``data.std``) or the model;
+    and check that ``data.image_size`` is divisible by the backbone's largest stride.
+
+    The stride is the backbone's attribute ``max_stride``: an int, or a function of the ``model``
+    section (``simple``: ``2 ** model.depth``); backbones without one are not checked here.
+
+    A backbone that brings its own preprocessing (:func:`input_preprocessing`) gets RGB in ``[0, 255]``:
+    ``data.mean`` and ``data.std`` become ``None``, and setting them is refused (they would be applied
+    on top of the backbone's own conversion). Any other backbone gets ``(x / 255 - mean) / std`` from
+    the pipeline (ImageNet's mean and std by default; ``null`` hands it ``[0, 255]`` too).
+
+    Args:
+        data: the config's ``data`` section (changed in place).
+        model: the ``model`` section; its ``backbone`` (if it has one) is looked up in ``backbones``.
+        backbones: the project's backbone registry.
+
+    Raises:
+        ValueError: mean or std set for a backbone that preprocesses its own input (the message says why),
+            or an image size the backbone cannot take.
+    """
+    name = getattr(model, "backbone", None)
+    if name is None or name not in backbones:
+        return
+    backbone = backbones.get(name)
+    stride = getattr(backbone, "max_stride", None)
+    stride = stride(model) if callable(stride) else stride
+    size = getattr(data, "image_size", None)
+    if stride and size is not None and getattr(data, "mode", "2d") == "2d" and any(int(s) % stride for s in size):
+        fit = [max(stride, round(int(s) / stride) * stride) for s in size]
+        raise ValueError(f"data.image_size {list(size)}: backbone {name!r} halves the image down to stride {stride}, "
+                         f"so both sides must be divisible by {stride} (e.g. {fit})")
+    own = input_preprocessing(backbone)
+    if own is None:
+        return
+    given = [k for k in ("mean", "std") if getattr(data, k) is not None and k in data.model_fields_set]
+    if given:
+        raise ValueError(
+            f"data.{' and data.'.join(given)}: backbone {name!r} normalises its input itself, inside the model "
+            f"({own}); the pipeline hands it RGB in [0, 255], so data.mean/data.std would be applied twice. "
+            "Remove them (or set them to null)")
+    object.__setattr__(data, "mean", None)
+    object.__setattr__(data, "std", None)
+
+
+def pretrained_sources(model) -> list[dict]:
+    """What each pretrained part of ``model`` was loaded from (the backbone, ``imagenet`` or the file, its
+    SHA-256): the ``pretrained`` attribute that :func:`application_backbone` leaves on its encoder."""
+    return [layer.pretrained for layer in getattr(model, "layers", ()) if getattr(layer, "pretrained", None)]
