@@ -108,6 +108,13 @@ class TrainConfig(Section):
         False, description="Keras dtype policy while the model is built: false (float32), mixed_float16 (GPUs; "
         "with loss scaling), mixed_bfloat16 (TPUs, recent CPUs); model outputs stay float32"
     )
+    freeze_backbone_epochs: int = Field(
+        0, ge=0, description="fine-tuning: epochs at the start with the backbone (layers named encoder, encoder.*) "
+        "frozen, BatchNorm in inference mode; then it trains too"
+    )
+    backbone_lr_multiplier: float = Field(
+        1.0, gt=0, description="fine-tuning: the backbone's learning rate as a multiple of the rest's (e.g. 0.1)"
+    )
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA-compile the training step: true, false, or auto (Keras's choice for model.fit: "
         "on a GPU without a strategy; off in the custom loop)"

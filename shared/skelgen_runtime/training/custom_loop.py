@@ -30,9 +30,11 @@ from typing import Any, Callable, Iterable, Mapping
 import keras
 import tensorflow as tf
 
+from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopRequested, StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import StandardSteps
@@ -73,6 +75,11 @@ def _distributed(step: Callable, strategy: tf.distribute.Strategy, jit_compile: 
                 for k, v in sums.items()}
 
     return run
+
+
+def _retraced(step: Callable) -> Callable:
+    """A new ``tf.function`` of ``step``'s Python body: traced again on its next call."""
+    return tf.function(getattr(step, "python_function", step), reduce_retracing=True)
 
 
 def _run_epoch(step: Callable, batches: Iterable, metrics: list, *, stop: StopSignal, epoch: int,
@@ -129,6 +136,8 @@ def fit(
     preview: Preview | None = None,
     strategy: tf.distribute.Strategy | None = None,
     jit_compile: bool | str = "auto",
+    freeze_backbone_epochs: int = 0,
+    backbone_lr_multiplier: float = 1.0,
 ) -> None:
     """Train ``model`` with a custom loop and write the run record; resumes from ``run``'s backup.
 
@@ -146,15 +155,24 @@ def fit(
         strategy: the ``tf.distribute`` strategy whose scope built the model, the optimizer and the
             metrics (default: none); the datasets then hold global batches.
         jit_compile: XLA-compile each replica's steps (``True``); ``"auto"`` and ``False`` do not.
+        freeze_backbone_epochs, backbone_lr_multiplier: fine-tuning
+            (:mod:`skelgen_runtime.training.finetune`), as in ``keras_fit.fit``.
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
         TrainingFailed: a non-finite loss, or another worker of a multi-worker cluster lost.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if pretrained_sources(model):  # where the pretrained weights came from (file, SHA-256)
+        run.update_record(pretrained_weights=pretrained_sources(model))
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    schedule = BackboneSchedule(model, freeze_backbone_epochs=freeze_backbone_epochs,
+                                backbone_lr_multiplier=backbone_lr_multiplier, epochs=epochs)
     with strategy.scope():  # the optimizer's slots are replicated like the weights
-        optimizer.build(model.trainable_variables)
+        optimizer.build(model.trainable_variables)  # every variable, before the backbone is frozen (resume-safe)
+    schedule.attach(optimizer)
+    if schedule.active:
+        run.update_record(fine_tuning=schedule.record())
     next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_epoch")
     best = tf.Variable(float("nan"), dtype=tf.float64, trainable=False, name="best_monitor")
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, next_epoch=next_epoch, best=best)
@@ -178,6 +196,8 @@ def fit(
     with supervised(run, epochs=epochs) as stop, peer_loss_fails_the_run():
         board.on_train_begin()
         for epoch in range(int(next_epoch), epochs):
+            if schedule.set_epoch(epoch):  # frozen or unfrozen: the step's trainable variables changed
+                train_step = _distributed(_retraced(steps.train_step), strategy, jit_compile is True)
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
             train_batches = _progress((next(batches) for _ in range(steps_per_epoch)), steps_per_epoch, epoch, epochs)

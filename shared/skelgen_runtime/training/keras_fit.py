@@ -20,10 +20,12 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.run_summary import best_of, read_metrics
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.precision import StepLossScaleOptimizer
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
@@ -35,6 +37,19 @@ def save_model(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix save() requires
     model.save(tmp)
     os.replace(tmp, path)
+
+
+class _BackboneFreezer(keras.callbacks.Callback):
+    """At the start of every epoch, the backbone frozen or trainable as the schedule says; the training
+    step traced again when that changed (its trainable variables did)."""
+
+    def __init__(self, schedule: BackboneSchedule) -> None:
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        if self.schedule.set_epoch(epoch):
+            self.model.make_train_function(force=True)
 
 
 class _StepGuard(keras.callbacks.Callback):
@@ -73,6 +88,8 @@ def fit(
     preview: Preview | None = None,
     strategy: tf.distribute.Strategy | None = None,
     jit_compile: bool | str = "auto",
+    freeze_backbone_epochs: int = 0,
+    backbone_lr_multiplier: float = 1.0,
 ) -> None:
     """Compile and train ``model``, writing the run record; resumes if ``run`` has a backup.
 
@@ -86,20 +103,33 @@ def fit(
         strategy: the ``tf.distribute`` strategy whose scope built the model, the optimizer and the
             metrics (default: none); the datasets then hold global batches.
         jit_compile: ``model.compile``'s: XLA (``True``), none (``False``) or Keras's choice (``"auto"``).
+        freeze_backbone_epochs, backbone_lr_multiplier: fine-tuning
+            (:mod:`skelgen_runtime.training.finetune`): the first epochs with the backbone frozen, and
+            the backbone's learning rate as a multiple of the rest's.
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
         TrainingFailed: a non-finite loss.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if pretrained_sources(model):  # where the pretrained weights came from (file, SHA-256)
+        run.update_record(pretrained_weights=pretrained_sources(model))
     if isinstance(optimizer, StepLossScaleOptimizer):  # model.fit scales the loss: Keras's own wrapper will do
         optimizer = optimizer.inner_optimizer
+    schedule = BackboneSchedule(model, freeze_backbone_epochs=freeze_backbone_epochs,
+                                backbone_lr_multiplier=backbone_lr_multiplier, epochs=epochs)
     with strategy.scope():
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+        if schedule.active:  # the optimizer's state covers every variable, frozen or not (resume-safe)
+            model.optimizer.build(model.trainable_variables)
+    if schedule.active:
+        schedule.attach(model.optimizer)
+        run.update_record(fine_tuning=schedule.record())
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     summaries = RunSummaries(run.log_dir, run.run_id)
     with supervised(run, epochs=epochs) as stop:
         callbacks = [
+            _BackboneFreezer(schedule),  # first: the epoch's trainable variables before it trains
             _StepGuard(stop),
             # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
             # and the logger replaces the row rather than losing it
