@@ -3,6 +3,8 @@
 - :mod:`skelgen_runtime.models.applications`: ``keras.applications`` backbones (the table and
   :func:`application_backbone`), each with its own preprocessing inside the model.
 - :mod:`skelgen_runtime.models.preprocessing`: that preprocessing as a Keras layer (imports Keras).
+- :mod:`skelgen_runtime.models.hub`: keras-hub backbones (ResNet, MiT) and segmenters (DeepLabV3+,
+  SegFormer), imported only when a config names one (the ``hub`` extra).
 - :mod:`skelgen_runtime.models.pretrained`: ``model.weights`` (``imagenet`` offline, weight files),
   ``skelgen weights import``.
 - :func:`check_backbone_input`: who normalises the images (``data.mean``/``data.std`` or the backbone),
@@ -53,7 +55,8 @@ def check_backbone_input(data, model, backbones) -> None:
     and check that ``data.image_size`` is divisible by the backbone's largest stride.
 
     The stride is the backbone's attribute ``max_stride``: an int, or a function of the ``model``
-    section (``simple``: ``2 ** model.depth``); backbones without one are not checked here.
+    section (``simple``: ``2 ** model.depth``); backbones without one are not checked here. A backbone
+    whose ``requires`` names a module that is not installed (keras-hub) is refused with the pip command.
 
     A backbone that brings its own preprocessing (:func:`input_preprocessing`) gets RGB in ``[0, 255]``:
     ``data.mean`` and ``data.std`` become ``None``, and setting them is refused (they would be applied
@@ -73,6 +76,14 @@ def check_backbone_input(data, model, backbones) -> None:
     if name is None or name not in backbones:
         return
     backbone = backbones.get(name)
+    requires = getattr(backbone, "requires", None)
+    if requires is not None:
+        import importlib.util
+
+        if importlib.util.find_spec(requires) is None:
+            raise ValueError(f"model.backbone {name!r} needs keras-hub, which is not installed: pip install "
+                             "'skelgen-tf[hub]' (beside tensorflow-cpu: pip install 'skelgen-tf[hub-cpu]' && "
+                             "pip install --no-deps 'keras-hub>=0.32,<0.33')")
     stride = getattr(backbone, "max_stride", None)
     stride = stride(model) if callable(stride) else stride
     size = getattr(data, "image_size", None)

@@ -9,6 +9,8 @@ checking it, and loading it into a backbone so that nothing trains on weights th
   downloads it once; on a machine without internet that fails before training starts with the
   command that imports the file instead: ``skelgen weights import FILE --backbone NAME``;
 - a path to a weights file (``.weights.h5`` saved by Keras 3, or a legacy ``.h5``) for the backbone;
+- a keras-hub preset name or preset folder, for the keras-hub backbones
+  (:mod:`skelgen_runtime.models.hub`);
 - a path to a saved model (``.keras``, e.g. another run's ``models/RUN/final.keras``): its layers
   named ``encoder`` / ``encoder.*`` (the backbone, whatever the task of that run) give theirs to the
   layers of the same names (:func:`load_encoder_from_model`): how one project's pretraining starts
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -55,7 +58,9 @@ def keras_models_dir() -> Path:
 
 
 def check_weights_spec(value: str | None) -> str | None:
-    """Validate a ``model.weights`` value: ``None``, ``"imagenet"`` or an existing file (``~`` expanded).
+    """Validate a ``model.weights`` value: ``None``, ``"imagenet"``, an existing file or folder (``~``
+    expanded; a folder is a keras-hub preset), or a name of lower-case letters, digits and ``_`` (a
+    keras-hub preset, checked against the backbone's presets when the model is built).
 
     Raises:
         ValueError: anything else (for the config's validation message).
@@ -63,10 +68,12 @@ def check_weights_spec(value: str | None) -> str | None:
     if value is None or value == IMAGENET:
         return value
     path = Path(value).expanduser()
-    if not path.is_file():
-        raise ValueError(f"{value!r} is neither null, imagenet nor an existing weights file"
-                         + (" (it is a folder)" if path.is_dir() else ""))
-    return str(path)
+    if path.exists():
+        return str(path)
+    if re.fullmatch(r"[a-z0-9_]+", value):
+        return value
+    raise ValueError(f"{value!r} is neither null, imagenet, an existing weights file or preset folder, "
+                     "nor a keras-hub preset name")
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -216,6 +223,9 @@ def load_encoder_from_model(layers: Sequence[Any], weights: str) -> dict[str, An
     path = Path(weights).expanduser()
     targets = [layer for layer in layers if (layer.name == ENCODER or layer.name.startswith(ENCODER + "."))
                and layer.weights]
+    from skelgen_runtime.models.hub import import_for
+
+    import_for(path)
     try:
         source = keras.saving.load_model(str(path), compile=False)
     except Exception as err:  # noqa: BLE001 - a file that is not a Keras model, or of unknown classes

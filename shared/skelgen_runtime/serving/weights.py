@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -18,7 +18,7 @@ from skelgen_runtime.errors import RunError, UserInputError, did_you_mean
 from skelgen_runtime.models import preprocessing as _preprocessing  # noqa: F401 - its layers load by name
 from skelgen_runtime.runs import Run
 
-__all__ = ["WEIGHTS", "BEST_CHECKPOINT", "Trained", "check_weights", "load_trained"]
+__all__ = ["WEIGHTS", "BEST_CHECKPOINT", "Trained", "check_weights", "load_trained", "float32_copy"]
 
 WEIGHTS = ("best", "final")
 #: the best checkpoint's file name in ``models/RUN/checkpoints/``
@@ -50,6 +50,12 @@ class Trained:
             return f"weights: best (checkpoint with {chosen}: {self.path})"
         return f"weights: final ({self.path})"
 
+    def in_float32(self) -> "Trained":
+        """This, with a float32 copy of the model when it was trained under ``train.mixed_precision``
+        (what an export serves on any device, and what the export's parity checks compare)."""
+        copy = float32_copy(self.model)
+        return self if copy is self.model else replace(self, model=copy)
+
     def announce(self) -> None:
         """Print the notice (if any) on stderr and :meth:`describe` on stdout."""
         if self.notice:
@@ -63,6 +69,35 @@ def check_weights(weights: str) -> str:
         raise UserInputError(f"unknown --weights {weights!r}; choose {' or '.join(WEIGHTS)}"
                              f"{did_you_mean(weights, WEIGHTS)}")
     return weights
+
+
+def _float32_policies(node):
+    """A serialised Keras object with every ``mixed_*`` dtype policy replaced by ``float32``."""
+    if isinstance(node, dict):
+        if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            name = str(node.get("config", {}).get("name", ""))
+            if name.startswith("mixed_"):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies(v) for v in node]
+    return node
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32; else the same architecture built with
+    float32 policies, holding the same weights."""
+    def layers(layer):
+        yield layer
+        for inner in getattr(layer, "layers", ()):
+            yield from layers(inner)
+
+    if all(keras.backend.standardize_dtype(layer.compute_dtype) not in ("float16", "bfloat16")
+           for layer in layers(model)):
+        return model
+    copy = keras.saving.deserialize_keras_object(_float32_policies(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _shown(run: Run, path: Path) -> Path:
@@ -87,6 +122,9 @@ def load_trained(run: Run, weights: str = "best", *, monitor: str | None = None)
         RunError: the best checkpoint does not fit the final model's architecture.
     """
     check_weights(weights)
+    from skelgen_runtime.models.hub import import_for
+
+    import_for(run.final_model)  # keras-hub's layers, if the model has any
     model = keras.models.load_model(run.final_model, compile=False)
     final = Trained(model, "final", _shown(run, run.final_model))
     if weights == "final":

@@ -13,6 +13,9 @@ do this: the family's own ``preprocess_input`` is the model's first layer, so tr
 prediction and every export feed the pretrained weights what they were trained on. Any other
 backbone (``simple``) gets ``(x / 255 - data.mean) / data.std`` from the pipeline.
 
+The keras-hub backbones (``hub_*``) work the same way with keras-hub's image converter; their
+``model.weights`` is a keras-hub preset name or a local preset folder.
+
 ``model.weights``: null (random init), ``imagenet`` (Keras's file in ``~/.keras/models``; offline,
 import it first with ``skelgen weights import FILE --backbone NAME``), the path of a weights file, or
 a saved model (``.keras``, e.g. another run's ``models/RUN/final.keras``) whose ``encoder`` layers
@@ -27,6 +30,7 @@ from keras import layers
 from skelgen_runtime.config import registry_key
 from skelgen_runtime.errors import ConfigError
 from skelgen_runtime.models import application_backbone, is_saved_model, load_encoder_from_model
+from skelgen_runtime.models.hub import HUB_BACKBONES, hub_backbone
 from skelgen_runtime.models.preprocessing import ApplicationPreprocessing  # noqa: F401 - registered for loading
 from skelgen_runtime.registry import Registry
 
@@ -75,3 +79,6 @@ simple.max_stride = lambda model: 2 ** model.depth  # checked against data.image
 # keras.applications without their tops, features at strides 2, 4, 8, 16, 32 (skelgen_runtime.models.APPLICATIONS)
 for _name in ("mobilenetv2", "resnet50", "efficientnetb0"):
     BACKBONES.register(_name)(application_backbone(_name))
+# keras-hub (the skelgen-tf[hub] extra, imported only when chosen): hub_resnet18, hub_mit_b0 (skelgen_runtime.models.hub)
+for _name in HUB_BACKBONES:
+    BACKBONES.register(_name)(hub_backbone(_name))
