@@ -1,5 +1,5 @@
-"""Serving (issue 9): ``--weights best|final``, ``export.py --format saved_model|tflite``, and exported models
-that predict what ``predict.py`` predicts on raw images of other sizes than the training size."""
+"""Serving (issue 9): ``--weights best|final``, ``export.py --format saved_model|tflite|onnx``, and exported
+models that predict what ``predict.py`` predicts on raw images of other sizes than the training size."""
 
 from __future__ import annotations
 
@@ -86,6 +86,14 @@ def _tflite(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
     return interpreter.get_signature_runner("serving_default")(images=image[None])
 
 
+def _onnx(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Run ``model.onnx`` on one image with onnxruntime, outputs by name."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"images": image[None]})))
+
+
 def _predict_py(task: str, out: Path, names: list[str]) -> dict[str, object]:
     """What ``predict.py`` wrote per image: a label map, a class name, or ``[(class id, [x, y, w, h], score)]``."""
     if task == "segmentation":
@@ -132,13 +140,14 @@ def _agree(task: str, expected, got: dict[str, np.ndarray], names: list[str], im
 
 @pytest.mark.filterwarnings(LITE_DEPRECATION)
 @pytest.mark.parametrize("task", ["segmentation", "classification", "detection"])
-def test_saved_model_and_tflite_predict_what_predict_py_predicts(trained, task: str, tmp_path: Path) -> None:
+def test_saved_model_tflite_and_onnx_predict_what_predict_py_predicts(trained, task: str, tmp_path: Path) -> None:
     project, run_id = trained(task)
     images = _raw_images(project, tmp_path / "raw")
-    saved, lite, out = tmp_path / "saved_model", tmp_path / "tflite", tmp_path / "pred"
+    saved, lite, onnx, out = tmp_path / "saved_model", tmp_path / "tflite", tmp_path / "onnx", tmp_path / "pred"
     shown = script(project, "export.py", "--run", run_id, "--format", "saved_model", "--out", str(saved)).stdout
     assert "weights: best" in shown and f"exported saved_model to {saved}" in shown
     script(project, "export.py", "--run", run_id, "--format", "tflite", "--out", str(lite))
+    script(project, "export.py", "--run", run_id, "--format", "onnx", "--out", str(onnx))
     script(project, "predict.py", "--run", run_id, "--input", str(tmp_path / "raw"), "--output", str(out))
 
     about = json.loads((lite / "export.json").read_text())
@@ -152,14 +161,44 @@ def test_saved_model_and_tflite_predict_what_predict_py_predicts(trained, task: 
     for name, image in images.items():
         from_saved = {k: v.numpy() for k, v in signature(images=tf.constant(image[None])).items()}
         from_lite = _tflite(lite / "model.tflite", image)
-        assert set(from_lite) == set(from_saved)
-        box_gap = max(box_gap, *(_agree(task, expected[name], got, names, image) for got in (from_saved, from_lite)))
+        from_onnx = _onnx(onnx / "model.onnx", image)
+        assert set(from_lite) == set(from_saved) == set(from_onnx)
+        box_gap = max(box_gap, *(_agree(task, expected[name], got, names, image)
+                                 for got in (from_saved, from_lite, from_onnx)))
         lite_gap = max(lite_gap, *(float(np.abs(from_lite[k].astype(np.float64) - from_saved[k]).max())
                                    for k in from_saved if from_saved[k].size))
     # with -s: the measured gaps (SavedModel vs TFLite on any output; exported vs predict.py on boxes)
     print(f"{task}: largest TFLite - SavedModel difference {lite_gap:.2e}, largest box gap {box_gap:.3f} px")
     if task == "detection":
         assert sum(map(len, expected.values())) > 0, "a test without detections would compare nothing"
+
+
+@pytest.mark.parametrize("task", ["segmentation", "classification", "detection"])
+def test_onnx_equals_the_saved_model_on_eight_fixed_images(trained, task: str, tmp_path: Path) -> None:
+    from skelgen_runtime.serving.export import PARITY_IMAGES, parity_images
+
+    project, run_id = trained(task)
+    saved, onnx = tmp_path / "saved_model", tmp_path / "onnx"
+    script(project, "export.py", "--run", run_id, "--format", "saved_model", "--out", str(saved))
+    script(project, "export.py", "--run", run_id, "--format", "onnx", "--out", str(onnx))
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    images = parity_images()
+    assert len(images) == PARITY_IMAGES == 8 and len({i.shape for i in images}) > 1  # assorted sizes
+    worst: dict[str, float] = {}
+    for image in images:
+        from_saved = {k: v.numpy() for k, v in signature(images=tf.constant(image)).items()}
+        from_onnx = _onnx(onnx / "model.onnx", image[0])
+        for name, value in from_saved.items():
+            assert from_onnx[name].shape == value.shape and from_onnx[name].dtype == value.dtype, name
+            if value.dtype.kind == "f":
+                worst[name] = max(worst.get(name, 0.0), float(np.abs(from_onnx[name] - value).max(initial=0)))
+            else:
+                assert np.array_equal(from_onnx[name], value), name
+    assert worst and max(worst.values()) <= 1e-4, worst
+    about = json.loads((onnx / "export.json").read_text())
+    assert about["format"] == "onnx" and about["parity"]["images"] == 8
+    assert max(about["parity"]["max_abs_difference"].values()) <= 1e-4
+    print(f"{task}: largest ONNX - SavedModel difference {max(worst.values()):.2e}")
 
 
 # ---------------------------------------------------------------- best or final
@@ -206,7 +245,7 @@ def test_weights_best_or_final_say_which_and_fall_back_with_a_notice(trained, tm
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["--format", "tflit"], 2, "unknown --format 'tflit'; choose saved_model or tflite; did you mean 'tflite'?"),
+        (["--format", "tflit"], 2, "unknown --format 'tflit'; choose saved_model, tflite or onnx; did you mean 'tflite'?"),
         (["--format", "tflite", "--weights", "bset"], 2, "did you mean 'best'?"),
         (["--format", "tflite", "--run", "nosuchrun"], 1, "no run 'nosuchrun'"),
         (["--format", "tflite", "--out", "NOT_EMPTY"], 2, "already exists and is not empty"),

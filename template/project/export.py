@@ -1,13 +1,15 @@
-"""Export a trained run for serving: a SavedModel or a TensorFlow Lite model that takes raw images.
+"""Export a trained run for serving: a SavedModel, a TensorFlow Lite or an ONNX model that takes raw images.
 
 Owner: template. skelgen update brings new versions of this file and keeps your edits (three-way merge).
 
     python export.py --run latest --format saved_model         # models/RUN/export/saved_model-best/
     python export.py --run latest --format tflite --out DIR    # DIR/model.tflite
     python export.py --run latest --format tflite --weights final
+    python export.py --run latest --format onnx                # model.onnx (pip install 'skelgen-tf[onnx]')
 
-The exported model takes uint8 RGB images of any size and resizes and normalises them itself; its
-outputs are those of predict.py (the same function). README.md ("Serving") documents the signature;
+The exported model takes uint8 RGB images of any size and resizes and normalises them itself (a
+pretrained backbone's own preprocessing included); its outputs are those of predict.py (the same
+function), computed in float32 also for runs trained with train.mixed_precision. README.md ("Serving") documents the signature;
 export.json beside the model lists it with the label map.
 """
 
@@ -28,7 +30,7 @@ from skelgen_runtime.errors import exit_on_error  # noqa: E402
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="latest", help="run id (or unique prefix), or 'latest' (default)")
-    parser.add_argument("--format", required=True, help="saved_model or tflite")
+    parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
     parser.add_argument("--weights", default="best",
                         help="best (default: the checkpoint with the best validation score) or final (final.keras)")
     parser.add_argument("--out", type=Path, help="folder to write; must not exist or be empty "
@@ -57,6 +59,7 @@ def main(argv=None) -> None:
         task = get_binding(TASK, info.schema)
         trained = load_trained(run, args.weights, monitor=task.MONITOR)
         trained.announce()
+        trained = trained.in_float32()  # a mixed-precision run serves a float32 copy
         serve = task.serving_function(trained.model, config, info)
         about = {"run": run.run_id, "task": TASK, "schema": info.schema, "image_size": list(config.data.image_size)}
         export_model(serve, trained, args.format, out, labels=info.label_map.to_json(), about=about)

@@ -8,7 +8,7 @@ predicts.
 
 - :mod:`skelgen_runtime.serving.weights`: ``--weights best|final`` (:func:`load_trained`).
 - :mod:`skelgen_runtime.serving.signature`: the input, and the builtin-only image ops.
-- :mod:`skelgen_runtime.serving.export`: ``--format saved_model|tflite`` (:func:`export_model`).
+- :mod:`skelgen_runtime.serving.export`: ``--format saved_model|tflite|onnx`` (:func:`export_model`).
 
 Importing this package imports TensorFlow and Keras.
 """
@@ -16,6 +16,7 @@ Importing this package imports TensorFlow and Keras.
 from skelgen_runtime.serving.export import (
     FORMATS,
     METADATA_FILE,
+    ONNX_FILE,
     TFLITE_FILE,
     check_export_dir,
     check_format,
@@ -31,7 +32,7 @@ from skelgen_runtime.serving.signature import (
     model_input,
     resize_images,
 )
-from skelgen_runtime.serving.weights import BEST_CHECKPOINT, WEIGHTS, Trained, check_weights, load_trained
+from skelgen_runtime.serving.weights import BEST_CHECKPOINT, WEIGHTS, Trained, check_weights, float32_copy, load_trained
 
 __all__ = [
     "WEIGHTS",
@@ -39,6 +40,7 @@ __all__ = [
     "Trained",
     "check_weights",
     "load_trained",
+    "float32_copy",
     "SIGNATURE_KEY",
     "INPUT_NAME",
     "IMAGES",
@@ -48,6 +50,7 @@ __all__ = [
     "model_input",
     "FORMATS",
     "TFLITE_FILE",
+    "ONNX_FILE",
     "METADATA_FILE",
     "check_format",
     "default_export_dir",

@@ -1,6 +1,6 @@
-"""Write a trained model with its serving function as a SavedModel or a TensorFlow Lite model.
+"""Write a trained model with its serving function as a SavedModel, a TensorFlow Lite or an ONNX model.
 
-What ``python export.py --run RUN --format saved_model|tflite`` writes into its output folder:
+What ``python export.py --run RUN --format saved_model|tflite|onnx`` writes into its output folder:
 
 - ``saved_model``: a SavedModel (``saved_model.pb``, ``variables/``) with one signature,
   ``serving_default`` (:data:`~skelgen_runtime.serving.signature.SIGNATURE_KEY`), written by Keras's
@@ -9,8 +9,17 @@ What ``python export.py --run RUN --format saved_model|tflite`` writes into its 
   (no Flex delegate needed: ``tf.lite.Interpreter`` of TensorFlow 2.21 has none). Its input has dynamic
   batch, height and width: call ``resize_tensor_input`` with the image's shape, then
   ``allocate_tensors``, or use ``get_signature_runner("serving_default")``.
-- both: ``export.json``: the signature (input and output names, dtypes, shapes; -1 where dynamic),
+- ``onnx``: ``model.onnx`` (opset :data:`ONNX_OPSET`), the same function converted by tf2onnx
+  (the optional extra ``skelgen-tf[onnx]``): input ``images`` uint8 with dynamic batch, height and
+  width, the same output names. Before it is written, onnxruntime runs it on :data:`PARITY_IMAGES`
+  fixed images beside TensorFlow; ``export.json``'s ``parity`` holds the largest difference of each
+  float output and the share of equal values of each integer output (class ids), and an export
+  whose float outputs differ by more than :data:`PARITY_TOLERANCE` is refused.
+- all: ``export.json``: the signature (input and output names, dtypes, shapes; -1 where dynamic),
   the label map, and which run and weights were exported.
+
+A run trained under ``train.mixed_precision`` is exported as a float32 copy of its model
+(``Trained.in_float32``), so every format computes in float32.
 
 The output folder must not exist or be empty; it is written under a temporary name and renamed, so
 an interrupted export leaves nothing half-written.
@@ -33,18 +42,25 @@ from skelgen_runtime.runs import Run
 from skelgen_runtime.serving.signature import IMAGES, SIGNATURE_KEY, ServingFunction, as_signature
 from skelgen_runtime.serving.weights import Trained
 
-__all__ = ["FORMATS", "TFLITE_FILE", "METADATA_FILE", "check_format", "default_export_dir", "check_export_dir",
-           "export_model"]
+__all__ = ["FORMATS", "TFLITE_FILE", "ONNX_FILE", "ONNX_OPSET", "METADATA_FILE", "PARITY_IMAGES", "PARITY_TOLERANCE",
+           "check_format", "default_export_dir", "check_export_dir", "export_model", "parity_images"]
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_FILE = "model.tflite"
+ONNX_FILE = "model.onnx"
+#: ONNX opset of the conversion (onnxruntime 1.17 and later run it)
+ONNX_OPSET = 17
+#: fixed images of the ONNX parity check, and the largest difference a float output may have
+PARITY_IMAGES = 8
+PARITY_TOLERANCE = 1e-4
 METADATA_FILE = "export.json"
 
 
 def check_format(fmt: str) -> str:
     """``fmt`` if it is one of :data:`FORMATS`; else :class:`UserInputError` naming the choices."""
     if fmt not in FORMATS:
-        raise UserInputError(f"unknown --format {fmt!r}; choose {' or '.join(FORMATS)}{did_you_mean(fmt, FORMATS)}")
+        raise UserInputError(f"unknown --format {fmt!r}; choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
+                             f"{did_you_mean(fmt, FORMATS)}")
     return fmt
 
 
@@ -86,25 +102,144 @@ def _to_tflite(saved_model: Path) -> bytes:
                           "export --format saved_model, or replace that op in core/") from None
 
 
+def parity_images(count: int = PARITY_IMAGES, seed: int = 0) -> list:
+    """``count`` fixed uint8 images ``(1, H, W, 3)`` of assorted sizes (smooth gradients with noise, so
+    that a model sees structure, not only noise)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for k in range(count):
+        height, width = int(rng.integers(48, 160)), int(rng.integers(48, 160))
+        yy, xx = np.mgrid[0:height, 0:width]
+        base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (height + width)], -1)
+        noise = rng.normal(0, 40, (height, width, 3))
+        images.append(np.clip(base + noise, 0, 255).astype(np.uint8)[None])
+    return images
+
+
+def _onnx_runtime():
+    from skelgen_runtime.errors import MissingDependencyError
+
+    try:
+        import onnxruntime
+        import tf2onnx
+    except ImportError as err:
+        raise MissingDependencyError(f"--format onnx needs tf2onnx and onnxruntime ({err.name} is not installed): "
+                                     "pip install 'skelgen-tf[onnx]'") from None
+    return tf2onnx, onnxruntime
+
+
+def _rename(graph, names: Mapping[str, str]) -> None:
+    """Give an ONNX graph's tensors the signature's names (``images``, ``labels``, ...)."""
+    for value in [*graph.input, *graph.output]:
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+
+
+def _rows_in_order(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Detections of equal score in one canonical order.
+
+    A model's outputs with a ``scores`` of shape ``(B, M)`` hold ``M`` rows per image (detections)
+    in decreasing score; rows whose scores tie within float rounding may come in either order
+    (top-k breaks ties differently in TensorFlow and onnxruntime). Every output whose first two
+    axes are ``(B, M)`` is reordered per image by score (rounded to 1e-4), then by the rows' values.
+    """
+    import numpy as np
+
+    scores = outputs.get("scores")
+    if scores is None or scores.ndim != 2:
+        return outputs
+    batch, rows = scores.shape
+    names = sorted(k for k, v in outputs.items() if v.ndim >= 2 and v.shape[:2] == (batch, rows))
+    ordered = {k: v.copy() if k in names else v for k, v in outputs.items()}
+    for b in range(batch):
+        keys = [np.round(outputs[k][b].reshape(rows, -1).astype(np.float64), 4) for k in names if k != "scores"]
+        columns = [c for key in keys for c in key.T]
+        # np.lexsort sorts by its last key first: the score, then the first column, the second, ...
+        order = np.lexsort([*columns[::-1], -np.round(scores[b].astype(np.float64), 4)])
+        for k in names:
+            ordered[k][b] = outputs[k][b][order]
+    return ordered
+
+
+def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
+             check: bool = True) -> tuple[bytes, dict[str, Any] | None]:
+    """The ONNX model of ``signature`` and its parity with TensorFlow on :func:`parity_images` (``check``)."""
+    import numpy as np
+
+    tf2onnx, onnxruntime = _onnx_runtime()
+    # the graph with every capture made a constant: variables, and also the tensors a layer keeps
+    # (EfficientNet's Normalization mean and variance), which tf2onnx's from_function leaves as inputs
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # tf2onnx calls TensorFlow's v1 graph utilities, which warn about themselves
+    try:
+        concrete = signature.get_concrete_function()
+        frozen = convert_variables_to_constants_v2(concrete)
+        # the frozen graph's outputs in tf.nest's order of the signature's dict: its sorted keys
+        outputs = {name: t.name for name, t in zip(sorted(concrete.structured_outputs), frozen.outputs)}
+        proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=[frozen.inputs[0].name],
+                                                  output_names=list(outputs.values()), opset=ONNX_OPSET)
+    except Exception as err:  # noqa: BLE001 - tf2onnx raises many kinds for an op it cannot convert
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"tf2onnx could not convert this model ({first}); export --format saved_model, "
+                          "or replace that op in core/") from None
+    finally:
+        logger.setLevel(level)
+    _rename(proto.graph, {frozen.inputs[0].name: IMAGES.name, **{t: name for name, t in outputs.items()}})
+    data = proto.SerializeToString()
+    if not check:
+        return data, None
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    differences: dict[str, float] = {}
+    equal: dict[str, float] = {}
+    for image in parity_images():
+        ours = _rows_in_order(dict(zip(names, session.run(None, {IMAGES.name: image}))))
+        theirs = _rows_in_order({k: v.numpy() for k, v in signature(tf.constant(image)).items()})
+        for name, value in theirs.items():
+            if np.issubdtype(value.dtype, np.floating):
+                diff = float(np.max(np.abs(ours[name].astype(np.float64) - value), initial=0.0))
+                differences[name] = max(differences.get(name, 0.0), diff)
+            else:  # class ids: equal unless two scores tie within float rounding
+                share = float(np.mean(ours[name] == value)) if value.size else 1.0
+                equal[name] = min(equal.get(name, 1.0), share)
+    worst = {k: v for k, v in differences.items() if v > PARITY_TOLERANCE}
+    if worst:
+        raise ExportError(f"the ONNX model differs from TensorFlow by more than {PARITY_TOLERANCE} on fixed images "
+                          f"(largest differences: {worst}); export --format saved_model instead")
+    parity = {"images": PARITY_IMAGES, "max_abs_difference": differences, "equal_share": equal}
+    return data, parity
+
+
 def export_model(serve: ServingFunction, trained: Trained, fmt: str, out_dir: Path, *,
-                 labels: list[dict], about: Mapping[str, Any] | None = None) -> Path:
+                 labels: list[dict], about: Mapping[str, Any] | None = None, check_parity: bool = True) -> Path:
     """Export ``serve`` (a task binding's ``serving_function``) with ``trained``'s model to ``out_dir``.
 
     Args:
         serve: raw uint8 images ``(B, H, W, 3)`` -> named outputs; wrapped by
             :func:`~skelgen_runtime.serving.signature.as_signature`, as ``predict.py`` wraps it.
         trained: the model whose variables ``serve`` reads, and which weights they are.
-        fmt: ``"saved_model"`` or ``"tflite"``.
+        fmt: ``"saved_model"``, ``"tflite"`` or ``"onnx"``.
         out_dir: the folder to write (must not exist, or be empty).
         labels: the label map (``LabelMap.to_json()``), written to ``export.json``.
         about: more for ``export.json`` (the run id, the task, the model's image size).
+        check_parity: ``onnx``: run the ONNX parity check (``False`` only for models whose outputs are
+            meaningless anyway, e.g. the untrained detectors the benchmarks time: every score ties).
 
     Returns:
         ``out_dir``.
 
     Raises:
         UserInputError: unknown format, or ``out_dir`` not empty.
-        ExportError: TensorFlow Lite cannot convert an op of the model.
+        ExportError: TensorFlow Lite or tf2onnx cannot convert an op of the model, or the ONNX model
+            differs from TensorFlow.
+        MissingDependencyError: ``onnx`` without the ``onnx`` extra.
     """
     from skelgen_runtime import __version__
 
@@ -115,9 +250,16 @@ def export_model(serve: ServingFunction, trained: Trained, fmt: str, out_dir: Pa
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".tmp-{os.getpid()}-{out_dir.name}"
     shutil.rmtree(staging, ignore_errors=True)
+    parity = None
+    if fmt == "onnx":
+        _onnx_runtime()  # a missing extra is said before any work
     try:
         if fmt == "saved_model":
             _write_saved_model(signature, trained.model, staging)
+        elif fmt == "onnx":
+            onnx, parity = _to_onnx(signature, check_parity)
+            staging.mkdir()
+            (staging / ONNX_FILE).write_bytes(onnx)
         else:
             with tempfile.TemporaryDirectory(prefix="skelgen-export-") as scratch:
                 _write_saved_model(signature, trained.model, Path(scratch) / "saved_model")
@@ -133,6 +275,7 @@ def export_model(serve: ServingFunction, trained: Trained, fmt: str, out_dir: Pa
             **(about or {}),
             "weights": trained.weights,
             "weights_file": str(trained.path),
+            **({"onnx_opset": ONNX_OPSET, "parity": parity} if fmt == "onnx" else {}),
             "skelgen_version": __version__,
             "tensorflow_version": tf.__version__,
         }

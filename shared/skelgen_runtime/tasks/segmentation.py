@@ -75,6 +75,13 @@ def report(result: dict, info) -> str:
     return "\n".join(lines)
 
 
+def _pixel_logits(model: keras.Model, images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float] | None,
+                  std: Sequence[float] | None) -> tf.Tensor:
+    """float32 logits ``(B, H, W, C)`` at the images' own size: resized and normalised in, bilinear back out."""
+    logits = tf.cast(model(model_input(images, image_size, mean, std), training=False), tf.float32)
+    return tf.image.resize(logits, tf.shape(images)[1:3], method="bilinear")
+
+
 def label_images(model: keras.Model, images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float],
                  std: Sequence[float], first_id: int = 0) -> tf.Tensor:
     """Class ids int32 ``(B, H, W)`` of raw RGB images ``(B, H, W, 3)``, at the images' own size.
@@ -82,19 +89,24 @@ def label_images(model: keras.Model, images: tf.Tensor, image_size: Sequence[int
     The images are resized to ``image_size`` and normalised (as the pipelines do), the logits are
     resized back to ``(H, W)`` (bilinear) and the argmax taken.
     """
-    logits = tf.cast(model(model_input(images, image_size, mean, std), training=False), tf.float32)
-    resized = tf.image.resize(logits, tf.shape(images)[1:3], method="bilinear")
-    return tf.argmax(resized, axis=-1, output_type=tf.int32) + first_id
+    return tf.argmax(_pixel_logits(model, images, image_size, mean, std), axis=-1, output_type=tf.int32) + first_id
 
 
 def serving_function(model: keras.Model, config, info) -> ServingFunction:
     """What ``predict.py`` runs and ``export.py`` saves: raw images -> label maps.
 
-    Input ``images`` uint8 ``(B, H, W, 3)``; output ``labels`` int32 ``(B, H, W)``: the class id
-    (index in the label map) of every pixel, at the input's size.
+    Input ``images`` uint8 ``(B, H, W, 3)``; outputs at the input's size: ``labels`` int32 ``(B, H, W)``,
+    the class id (index in the label map) of every pixel, and ``scores`` float32 ``(B, H, W)``, the
+    softmax probability of that class.
     """
     data, first = config.data, info.label_map.first_id
-    return lambda images: {"labels": label_images(model, images, data.image_size, data.mean, data.std, first)}
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = _pixel_logits(model, images, data.image_size, data.mean, data.std)
+        return {"labels": tf.argmax(logits, axis=-1, output_type=tf.int32) + first,
+                "scores": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)}
+
+    return serve
 
 
 def predict_label(
