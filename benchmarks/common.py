@@ -45,7 +45,7 @@ class Row:
         ours, baseline: the medians, in ``unit``.
         unit: e.g. ``"s"`` or ``"examples/s"``.
         higher_is_better: whether larger values of ``unit`` are better (speeds) or not (times).
-        target: the ratio the issue asks for (``None``: reported only).
+        target: the ratio (or, with ``compare="difference"``, the margin) the issue asks for (``None``: reported only).
         samples: every repetition of each side, for the JSON.
         note: what the reader should know (sizes, workers).
     """
@@ -59,9 +59,13 @@ class Row:
     target: float | None = None
     samples: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
+    #: ``"ratio"`` (ours / baseline, oriented) or ``"difference"`` (ours - baseline, oriented): what ``target`` bounds
+    compare: str = "ratio"
 
     @property
     def ratio(self) -> float:
+        if self.compare == "difference":
+            return self.ours - self.baseline if self.higher_is_better else self.baseline - self.ours
         if self.higher_is_better:
             return self.ours / self.baseline if self.baseline else float("inf")
         return self.baseline / self.ours if self.ours else float("inf")

@@ -1,6 +1,6 @@
 """skelgen's benchmark suite: one command, a markdown table, a JSON file.
 
-    python benchmarks/run.py [--quick] [--groups cli build brats train pipeline] [--json PATH] [--work DIR]
+    python benchmarks/run.py [--quick] [--groups cli build brats train pipeline models] [--json PATH] [--work DIR]
 
 Each row is a ratio of ours to a baseline measured side by side in this run (repetitions
 interleaved, medians), oriented so that higher is better; ``target`` is what issue 11 asks for.
@@ -11,7 +11,10 @@ Groups:
 - ``brats``: the BraTS build against reading its NIfTI files with nibabel, and peak memory at two sizes;
 - ``train``: ``train.py`` against a bare ``model.fit`` and a bare ``GradientTape`` loop;
 - ``pipeline``: the generated ``data_generator`` (train and eval, cache on and off, two sizes)
-  against a hand-tuned and a naive tf.data pipeline.
+  against a hand-tuned and a naive tf.data pipeline;
+- ``models``: transfer from the project's own pretraining against training from scratch (a
+  difference of mIoU, not a ratio); onnxruntime against TensorFlow, milliseconds per image for
+  every task and backbone (the generated README's model table; also in ``WORK/model-table.json``).
 
 ``--quick`` runs every group on tiny data once (a smoke test, not a measurement). The full suite
 takes about 12 minutes on 2 cores. Everything is written under ``--work`` (default: a temporary
@@ -35,13 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Row, Settings  # noqa: E402
 
-GROUPS = ("cli", "build", "brats", "train", "pipeline")
+GROUPS = ("cli", "build", "brats", "train", "pipeline", "models")
 
 
 def run_groups(settings: Settings, groups: list[str]) -> list[Row]:
-    """Run the chosen groups in the order of :data:`GROUPS` (the pipeline last: it imports TensorFlow here)."""
+    """Run the chosen groups in the order of :data:`GROUPS` (the pipeline imports TensorFlow here)."""
     import bench_build
     import bench_cli
+    import bench_models
     import bench_pipeline
     import bench_train
 
@@ -60,6 +64,8 @@ def run_groups(settings: Settings, groups: list[str]) -> list[Row]:
             rows += bench_build.brats_rows(settings)
         elif group == "train":
             rows += bench_train.train_rows(settings, project)
+        elif group == "models":
+            rows += bench_models.transfer_rows(settings) + bench_models.latency_rows(settings)
         else:
             rows += bench_pipeline.pipeline_rows(settings, project)
         print(f"[{group}] {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -75,9 +81,10 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| group | comparison | ours | baseline | unit | ratio | target | met |",
              "|---|---|---:|---:|---|---:|---:|---|"]
     for r in rows:
-        target = "" if r.target is None else f">= {r.target:.2f}"
+        sign = "+" if r.compare == "difference" else ""
+        target = "" if r.target is None else f">= {sign}{r.target:.2f}"
         met = "" if r.met is None else ("yes" if r.met else "**no**")
-        lines.append(f"| {r.group} | {r.name} | {_fmt(r.ours)} | {_fmt(r.baseline)} | {r.unit} | {r.ratio:.2f} | "
+        lines.append(f"| {r.group} | {r.name} | {_fmt(r.ours)} | {_fmt(r.baseline)} | {r.unit} | {r.ratio:{sign}.2f} | "
                      f"{target} | {met} |")
     return "\n".join(lines)
 

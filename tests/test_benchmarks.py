@@ -18,9 +18,11 @@ def test_benchmark_suite_runs_quick(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert {r["group"] for r in rows} == {"cli", "build", "brats", "train", "pipeline"}
+    assert {r["group"] for r in rows} == {"cli", "build", "brats", "train", "pipeline", "models"}
     for row in rows:
         assert row["ours"] > 0 and row["baseline"] > 0 and math.isfinite(row["ratio"]), row
+        if row["compare"] == "difference":
+            assert row["ratio"] == round(row["ours"] - row["baseline"], 3), row
         assert row["met"] is None or row["met"] == (row["ratio"] >= row["target"]), row
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == len(rows) + 1  # the header and one line per row
