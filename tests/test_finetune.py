@@ -139,3 +139,49 @@ def test_a_run_resumed_after_unfreezing_keeps_the_optimizer_state_of_every_varia
     script(project, "train.py", "--resume", "auto")
     assert epochs_logged(run_dir) == [0, 1, 2, 3]  # metrics.csv counts from 0
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+
+_ENCODERS = """
+    import sys, json, keras, numpy as np
+    sys.path.insert(0, ".")
+    import core  # noqa: F401 - the project's layers
+    first = keras.models.load_model(sys.argv[1], compile=False)
+    second = keras.models.load_model(sys.argv[2], compile=False)
+    theirs = {l.name: l.get_weights() for l in first.layers if l.name.startswith("encoder.")}
+    ours = {l.name: l.get_weights() for l in second.layers if l.name.startswith("encoder.")}
+    shared = [n for n in ours if ours[n]]
+    print(json.dumps({"layers": len(shared), "equal": all(
+        all(np.array_equal(a, b) for a, b in zip(ours[n], theirs[n])) for n in shared)}))
+"""
+
+
+@pytest.mark.slow
+def test_another_runs_backbone_arrives_through_its_final_keras_and_a_mismatch_is_named(built_projects,
+                                                                                        tmp_path: Path) -> None:
+    """The transfer of benchmarks/run.py's models group on a tiny budget: pretrain by classification, then
+    segment from its final.keras with the backbone frozen: the segmenter's backbone is the classifier's."""
+    small = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
+             "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "model.base_filters=4",
+             "--set", "model.depth=2"]
+    classification = tmp_path / "cls"
+    shutil.copytree(built_projects("classification", "keras"), classification, symlinks=True)
+    before = {p for p in (classification / "logs").iterdir() if p.is_dir()}
+    script(classification, "train.py", *small)
+    [pretrain] = _new_runs(classification, before)
+    final = classification / "models" / pretrain.name / "final.keras"
+
+    segmentation = tmp_path / "seg"
+    shutil.copytree(built_projects("segmentation", "keras"), segmentation, symlinks=True)
+    before = {p for p in (segmentation / "logs").iterdir() if p.is_dir()}
+    script(segmentation, "train.py", *small, "--set", f"model.weights={final}", "--set", "train.freeze_backbone_epochs=1")
+    [run] = _new_runs(segmentation, before)
+    result = json.loads(_python(segmentation, _ENCODERS, str(final),
+                                str(segmentation / "models" / run.name / "final.keras")))
+    assert result == {"layers": 12, "equal": True}, result  # 3 stages x (2 convolutions + 2 batch norms)
+    source = json.loads((run / "run.json").read_text())["pretrained_weights"][0]
+    assert source["backbone"] == "simple" and source["file"] == str(final) and source["layers"] == 12
+
+    proc = script(segmentation, "train.py", *small, "--set", "model.depth=3", "--set", f"model.weights={final}",
+                  check=False)
+    assert proc.returncode == 1 and f"model.weights: {final} has no layer 'encoder.stage3.conv1'" in proc.stderr, \
+        proc.stderr
