@@ -29,13 +29,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from skelgen_runtime.errors import UserInputError, WeightsError, did_you_mean
 from skelgen_runtime.models.applications import APPLICATIONS, Application
+from skelgen_runtime.records.folder import atomic_write_text, temporary_name
 
 __all__ = ["IMAGENET", "MANIFEST", "keras_models_dir", "check_weights_spec", "file_digest", "import_weights",
            "load_backbone_weights", "load_encoder_from_model", "is_saved_model"]
@@ -144,16 +144,16 @@ def import_weights(file: Path, *, backbone: str | None = None, sha256: str | Non
     folder = keras_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".tmp-{name}", delete=False) as tmp:
-        with open(file, "rb") as src:
-            shutil.copyfileobj(src, tmp)
-    os.replace(tmp.name, target)
+    staging = temporary_name(target)  # Keras never sees a half-copied file under its name
+    try:
+        shutil.copyfile(file, staging)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
     manifest = _manifest(folder)
     manifest[name] = {"backbone": app.name, "sha256": actual_sha, "md5": expected_md5,
                       "checked_against": "keras md5" if expected_md5 else "given sha256", "source": str(file)}
-    tmp_manifest = folder / f".tmp-{os.getpid()}-{MANIFEST}"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp_manifest, folder / MANIFEST)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     return target
 
 
