@@ -201,6 +201,29 @@ def test_onnx_equals_the_saved_model_on_eight_fixed_images(trained, task: str, t
     print(f"{task}: largest ONNX - SavedModel difference {max(worst.values()):.2e}")
 
 
+def test_a_mixed_precision_model_is_served_as_a_float32_copy_with_the_same_weights() -> None:
+    import keras
+
+    from skelgen_runtime.serving import float32_copy
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        mixed = keras.Model(inputs, keras.layers.Dense(2, dtype="float32", name="head")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("conv").compute_dtype == "float16"
+    copy = float32_copy(mixed)
+    assert copy is not mixed and {layer.compute_dtype for layer in copy.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), mixed.get_weights()))
+    images = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(copy(images).numpy(), mixed(images).numpy(), atol=5e-2)  # float16 rounding
+    assert float32_copy(copy) is copy  # already float32: itself
+
+
 # ---------------------------------------------------------------- best or final
 
 

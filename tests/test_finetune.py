@@ -185,3 +185,21 @@ def test_another_runs_backbone_arrives_through_its_final_keras_and_a_mismatch_is
                   check=False)
     assert proc.returncode == 1 and f"model.weights: {final} has no layer 'encoder.stage3.conv1'" in proc.stderr, \
         proc.stderr
+
+
+@pytest.mark.slow
+def test_a_run_resumed_in_the_frozen_phase_stays_frozen(built_projects, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("classification", "keras"), project, symlinks=True)
+    weights = tmp_path / "mobilenetv2.weights.h5"
+    _python(project, _SAVE, str(weights))
+    args = [*TINY, "--set", f"model.weights={weights}", "--set", "train.epochs=3", "--set",
+            "train.freeze_backbone_epochs=3", "--set", "train.steps_per_epoch=6"]
+    run_dir, killed = train_and_kill(project, args, after_epochs=1)
+    assert killed.returncode != 0
+    script(project, "train.py", "--resume", "auto")
+    assert epochs_logged(run_dir) == [0, 1, 2]  # metrics.csv counts from 0
+    moved = json.loads(_python(project, _MOVED, str(run_dir / "config.yaml"),
+                               str(project / "models" / run_dir.name / "final.keras")))
+    assert moved["encoder.trainable"] == 0.0 and moved["encoder.statistics"] == 0.0, moved
+    assert moved["rest.trainable"] > 0.0, moved

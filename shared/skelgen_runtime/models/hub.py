@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import keras
 
@@ -67,6 +67,11 @@ HUB_BACKBONES: dict[str, HubBackbone] = {
         }, "keras-hub MiT-B0 (the SegFormer encoder)"),
     )
 }
+
+
+#: the backbones DeepLabV3+ and SegFormer take (config values validated against these)
+ResNetName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "ResNetBackbone")]
+MiTName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "MiTBackbone")]
 
 
 def require_keras_hub(what: str):
@@ -184,7 +189,7 @@ def _head(features, num_classes: int, input_shape: Sequence[int], factor: int):
     return layers.Activation("linear", dtype="float32", name="head.float32")(logits)  # float32 under mixed precision
 
 
-def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, *, backbone: str = "hub_resnet18",
+def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, *, backbone: ResNetName = "hub_resnet18",
                         weights: Weights = None, dilation_rates: tuple[int, ...] = (6, 12, 18),
                         projection_filters: int = 48, name: str = "deeplabv3plus"):
     """DeepLabV3+ (Chen et al. 2018) from keras-hub on a keras-hub backbone: ASPP on the stride-32
@@ -206,7 +211,7 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, *, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_segformer(input_shape: tuple[int, int, int], num_classes: int, *, backbone: str = "hub_mit_b0",
+def build_segformer(input_shape: tuple[int, int, int], num_classes: int, *, backbone: MiTName = "hub_mit_b0",
                     weights: Weights = None, projection_filters: int = 256, name: str = "segformer"):
     """SegFormer (Xie et al. 2021) from keras-hub on a MiT encoder: the all-MLP decoder fuses the four
     stages at stride 4, logits upsampled to the input. ``(B, H, W, 3)`` RGB 0-255 -> ``(B, H, W, num_classes)``."""
