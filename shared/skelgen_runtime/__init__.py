@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "skelgen_runtime.formats.centernet",
     "skelgen_runtime.losses",
     "skelgen_runtime.models",
+    "skelgen_runtime.models.hub",
     "skelgen_runtime.models.preprocessing",
     "skelgen_runtime.pipeline",
     "skelgen_runtime.preprocessing.classification",
