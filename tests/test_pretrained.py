@@ -129,7 +129,7 @@ def test_mean_and_std_with_a_backbone_that_preprocesses_itself_and_sizes_it_cann
     assert "keras.applications.resnet50.preprocess_input (caffe" in mean and "applied twice" in mean
     assert "data.image_size [48, 48]: backbone 'mobilenetv2'" in size and "divisible by 32 (e.g. [64, 64])" in size
     assert "unknown backbone 'resnet5'" in unknown and "did you mean 'resnet50'?" in unknown
-    assert "model.weights" in missing and "'nowhere.weights.h5' is neither null, imagenet nor an existing" in missing
+    assert "model.weights" in missing and "'nowhere.weights.h5' is neither null, imagenet, an existing weights file" in missing
     assert "divisible by 16" in depth
     assert "data.mean and data.std are set together" in half
     assert resolved == "None"

@@ -195,6 +195,7 @@ def _problems(err: ValidationError, schema: type[BaseModel]) -> list[str]:
             problems += [f"{where}.{key}: {msg}" for key, msg in e["ctx"]["problems"]]
         else:
             message = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+            # a whole-config check names its keys itself
             problems.append(message if not loc and message.startswith(("data.", "model.", "train.", "eval."))
                             else f"{where}: {message}")
     return problems
