@@ -93,7 +93,11 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
         (["--set", "train.epoch=3"], "train.epoch: unknown key; did you mean 'epochs'?"),
         (["--set", "train.epochs=zero"], "train.epochs"),
         (["--set", "data.image_size=[8,8]"], "at least 16 pixels"),
-        (["--set", "model.backbone=nope"], "unknown backbone 'nope'; registered: efficientnetb0, mobilenetv2, resnet50, simple"),
+        (
+            ["--set", "model.backbone=resnet5"],
+            "unknown backbone 'resnet5'; registered: efficientnetb0, hub_mit_b0, hub_resnet18, mobilenetv2, resnet50, "
+            "simple; did you mean 'resnet50'?",
+        ),
         (["--set", "model.num_classes=7"], "model.num_classes is 7 but"),
         (["--set", "data.dataset=missing"], "dataset 'missing' is not in this project (shapes)"),
         (["--config", "configs/none.yaml"], "config file configs/none.yaml not found"),
