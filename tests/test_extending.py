@@ -225,3 +225,43 @@ def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_reco
     # the saved model is the subclass, and the scripts load it
     ev = script(project, "evaluate.py", "--run", run_dir.name).stdout
     assert "miou=" in ev
+
+
+# ------------------------------------------------------------------ an optimizer in core/optimizers.py
+
+
+def test_an_optimizer_added_in_the_project_is_the_one_used_and_keys_it_ignores_are_refused(
+        built_projects, tmp_path: Path) -> None:
+    project = _copy(built_projects, "segmentation", "tf", tmp_path)
+    optimizers = project / "core" / "optimizers.py"
+    optimizers.write_text(optimizers.read_text() + textwrap.dedent('''
+
+        import keras
+
+
+        @OPTIMIZERS.register("heavy_ball")
+        @reads("momentum")
+        def heavy_ball(train, learning_rate):
+            print(f"heavy_ball: momentum {train.momentum}, learning rate {learning_rate}", flush=True)
+            return keras.optimizers.SGD(learning_rate, momentum=train.momentum)
+    '''))
+    out = script(project, "train.py", *TINY, "--set", "train.optimizer=heavy_ball", "--set", "train.momentum=0.5",
+                 "--set", "train.lr_schedule=constant", "--set", "train.learning_rate=0.05",
+                 "--set", "train.epochs=2", "--set", "train.steps_per_epoch=2").stdout
+    assert "heavy_ball: momentum 0.5, learning rate 0.05" in out
+    assert [float(r["learning_rate"]) for r in _metrics(_run_dir(project, out))] == pytest.approx([0.05, 0.05])
+
+    def refused(*sets: str) -> str:
+        proc = script(project, "train.py", *TINY, *(a for s in sets for a in ("--set", s)), check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert refused("train.optimizer=heavy_ball", "train.weight_decay=0.01").endswith(
+        "train.weight_decay: 0.01 has no effect with train.optimizer heavy_ball (only adamw read it); "
+        "remove it or choose adamw")
+    assert "train.momentum: 0.5 has no effect with train.optimizer adam (only heavy_ball, sgd read it)" in refused(
+        "train.momentum=0.5")
+    assert "train.warmup_epochs: 2 has no effect with train.lr_schedule constant" in refused(
+        "train.lr_schedule=constant", "train.warmup_epochs=2")
+    assert "did you mean 'heavy_ball'?" in refused("train.optimizer=heavy_bal")
+    assert len(list((project / "logs").glob("*/run.json"))) == 1, "a refused config must not start a run"

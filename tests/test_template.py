@@ -28,6 +28,29 @@ def test_renders_and_compiles(tmp_path: Path, task: str, framework: str) -> None
     assert f'"skelgen-tf>={__version__},<{major}.{int(minor) + 1}"' in text
     assert '"skelgen>' not in text and '"skelgen=' not in text
     assert f'TASK = "{task}"' in (project / "datasets/build_data.py").read_text()
+    _scripts_are_recipes(project)
+
+
+SCRIPTS = ("train.py", "evaluate.py", "predict.py", "export.py")
+
+
+def _scripts_are_recipes(project: Path) -> None:
+    """Each script: at most 40 lines of code besides its docstring, one ``main`` of at most 15
+    statements, and from the library only the error guard and the jobs (the order of things is theirs)."""
+    import ast
+
+    for name in SCRIPTS:
+        source = (project / name).read_text()
+        tree = ast.parse(source)
+        doc_end = tree.body[0].end_lineno if isinstance(tree.body[0], ast.Expr) else 0
+        code = [line for line in source.splitlines()[doc_end:] if line.strip() and not line.lstrip().startswith("#")]
+        assert len(code) <= 40, f"{name}: {len(code)} lines of code"
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        statements = [n for n in ast.walk(main) if isinstance(n, ast.stmt) and n is not main]
+        assert len(statements) <= 15, f"{name}: main() has {len(statements)} statements"
+        library = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                   and n.module.startswith("skelgen_runtime")}
+        assert library == {"skelgen_runtime.errors", "skelgen_runtime.jobs"}, f"{name}: {library}"
 
 
 def test_dataset_scaffold_records_its_own_answers(shapes_project: Path) -> None:

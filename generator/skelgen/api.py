@@ -19,6 +19,7 @@ from skelgen.gitutil import commit_paths, git, toplevel
 from skelgen.names import validate_name
 from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_change, read_answers, write_index
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
+from skelgen_runtime.layout import DATASET_FOLDERS, ProjectLayout
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
 from skelgen_runtime.training import FRAMEWORKS
@@ -31,7 +32,6 @@ _REMOVED_FRAMEWORKS = {
     "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
 }
 #: the folders of a dataset's raw data and records (ignored by git, so the template cannot ship placeholders)
-DATASET_FOLDERS = ("data/train", "data/val", "data/pred", "annotations", "tfrecords")
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,8 @@ def add_dataset(
         source = source.expanduser().resolve()
         if not source.is_dir():
             raise UserInputError(f"--source {source} is not a folder")
-    dataset_dir = root / "datasets" / name
-    answers_file = root / "datasets" / f".copier-answers.{name}.yml"
+    layout = ProjectLayout(root)
+    dataset_dir, answers_file = layout.dataset(name), layout.dataset_answers(name)
     if answers_file.exists() or (dataset_dir.exists() and any(dataset_dir.iterdir())):
         raise UserInputError(f"dataset {name!r} already exists in {root / 'datasets'}; choose another name")
     data = {

@@ -19,8 +19,9 @@ from typing import Callable
 
 from skelgen import store
 from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel
-from skelgen.workspace import PROJECT_ANSWERS, read_answers
+from skelgen.workspace import read_answers
 from skelgen_runtime.errors import ProjectError, SkelgenError, TemplateError
+from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["Scaffold", "ScaffoldStatus", "UpdateConflictError", "scaffolds", "check_project", "update_project"]
 
@@ -61,8 +62,8 @@ class ScaffoldStatus:
 
 def scaffolds(root: Path) -> list[Scaffold]:
     """The project's scaffold first, then its datasets by name."""
-    found = [Scaffold("project", root / PROJECT_ANSWERS)]
-    for answers in sorted((root / "datasets").glob(".copier-answers.*.yml")):
+    found = [Scaffold("project", ProjectLayout(root).answers)]
+    for answers in ProjectLayout(root).all_dataset_answers():
         name = read_answers(answers).get("dataset_name") or answers.name.split(".")[2]
         found.append(Scaffold(f"dataset {name}", answers))
     return found

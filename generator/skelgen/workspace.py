@@ -13,9 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from skelgen_runtime.layout import PROJECT_ANSWERS, ProjectLayout
+
 __all__ = ["Journal", "ensure_workspace", "write_index", "log_change", "read_answers", "PROJECT_ANSWERS"]
 
-PROJECT_ANSWERS = ".copier-answers.yml"
 _START, _END = "<!-- skelgen:index:start -->", "<!-- skelgen:index:end -->"
 
 _GITIGNORE = """\
@@ -146,7 +147,7 @@ def write_index(path: Path, journal: Journal) -> Path:
         if answers.get("scaffold") != "project":
             continue
         project = answers_file.parent
-        datasets = sorted(read_answers(f).get("dataset_name", "?") for f in project.glob("datasets/.copier-answers.*.yml"))
+        datasets = sorted(read_answers(f).get("dataset_name", "?") for f in ProjectLayout(project).all_dataset_answers())
         rows.append(
             f"| [{project.name}]({project.name}/) | {answers.get('task', '?')} | "
             f"{answers.get('framework', '?')} | {', '.join(datasets) or '-'} |"

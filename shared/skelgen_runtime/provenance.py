@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from skelgen_runtime.layout import ProjectLayout
+
 __all__ = ["PATCH_FILE", "PATCH_LIMIT", "git_state", "library_versions", "template_version", "dataset_fingerprint"]
 
 #: the file, beside ``run.json``, holding the uncommitted changes of the project
@@ -136,7 +138,7 @@ def template_version(root: Path) -> str | None:
     import yaml
 
     try:
-        answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
+        answers = yaml.safe_load(ProjectLayout(root).answers.read_text())
     except (OSError, yaml.YAMLError):
         return None
     commit = answers.get("_commit") if isinstance(answers, dict) else None
@@ -157,7 +159,7 @@ def dataset_fingerprint(info_file: Path, *, root: Path | None = None) -> dict[st
     except (OSError, ValueError):
         return None
     info_file = Path(info_file)
-    name = info_file.parent.parent.name if info_file.parent.name == "tfrecords" else info_file.parent.name
+    name = ProjectLayout.dataset_name_of(info_file.parent)
     splits = data.get("splits") or {}
     identity = {
         "name": name,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from skelgen_runtime.errors import RunError, did_you_mean
+from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["STATUSES", "Run", "now_iso", "new_run", "find_run", "find_resumable", "list_runs", "resolve_run"]
 
@@ -54,11 +55,11 @@ class Run:
 
     @property
     def log_dir(self) -> Path:
-        return self.root / "logs" / self.run_id
+        return ProjectLayout(self.root).run_logs(self.run_id)
 
     @property
     def model_dir(self) -> Path:
-        return self.root / "models" / self.run_id
+        return ProjectLayout(self.root).run_models(self.run_id)
 
     @property
     def config_file(self) -> Path:
@@ -155,13 +156,13 @@ def _claim_run_id(root: Path, experiment: str) -> str:
     ``mkdir`` either creates the folder or fails, also between processes, so the first free
     ``STAMP-EXPERIMENT[-N]`` belongs to exactly one caller.
     """
-    logs = root / "logs"
+    logs = ProjectLayout(root).logs
     logs.mkdir(parents=True, exist_ok=True)
     stamp, n = _timestamp(), 1
     while True:
         run_id = f"{stamp}-{experiment}" + (f"-{n}" if n > 1 else "")
         n += 1
-        if (root / "models" / run_id).exists():
+        if ProjectLayout(root).run_models(run_id).exists():
             continue  # the model folder of a run whose logs were deleted: do not mix with it
         try:
             (logs / run_id).mkdir()
@@ -227,7 +228,7 @@ def new_run(
         except yaml.YAMLError:
             settings = {}
     if dataset_info is None and isinstance(_get(settings, "data.dataset"), str):
-        candidate = root / "datasets" / _get(settings, "data.dataset") / "tfrecords" / "dataset_info.json"
+        candidate = ProjectLayout(root).dataset_info(_get(settings, "data.dataset"))
         dataset_info = candidate if candidate.is_file() else None
     run = Run(root, _claim_run_id(root, experiment))
     run.model_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +262,7 @@ def _order(run_id: str) -> list[tuple[int, Any]]:
 
 def list_runs(root: Path) -> list[Run]:
     """Every run with a record, oldest first."""
-    logs = root / "logs"
+    logs = ProjectLayout(root).logs
     if not logs.is_dir():
         return []
     names = [p.name for p in logs.iterdir() if (p / "run.json").is_file()]
@@ -277,10 +278,10 @@ def _match(root: Path, runs: list[Run], spec: str) -> Run:
         shown = ", ".join(r.run_id for r in matches[:6]) + (f" and {len(matches) - 6} more" if len(matches) > 6 else "")
         raise RunError(f"run {spec!r} is ambiguous: it starts {shown}; give more of the id")
     if not runs:
-        raise RunError(f"no runs in {root / 'logs'} yet; train one with python train.py")
+        raise RunError(f"no runs in {ProjectLayout(root).logs} yet; train one with python train.py")
     ids = [r.run_id for r in reversed(runs)]
     known = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-    raise RunError(f"no run {spec!r} in {root / 'logs'}{did_you_mean(spec, ids)} (known runs, newest first: {known})")
+    raise RunError(f"no run {spec!r} in {ProjectLayout(root).logs}{did_you_mean(spec, ids)} (known runs, newest first: {known})")
 
 
 def resolve_run(root: Path, spec: str) -> Run:
@@ -292,7 +293,7 @@ def resolve_run(root: Path, spec: str) -> Run:
     runs = list_runs(root)
     if spec == "latest":
         if not runs:
-            raise RunError(f"no runs in {root / 'logs'} yet; train one with python train.py")
+            raise RunError(f"no runs in {ProjectLayout(root).logs} yet; train one with python train.py")
         return runs[-1]
     return _match(root, runs, spec)
 
@@ -303,7 +304,7 @@ def find_run(root: Path, spec: str) -> Run:
     if spec == "latest":
         done = [r for r in runs if r.status == "complete"]
         if not done:
-            raise RunError(f"no completed run in {root / 'logs'}; train one with python train.py")
+            raise RunError(f"no completed run in {ProjectLayout(root).logs}; train one with python train.py")
         return done[-1]
     run = _match(root, runs, spec)
     if not run.final_model.is_file():
@@ -321,7 +322,7 @@ def find_resumable(root: Path, spec: str) -> Run | None:
         return unfinished[-1] if unfinished else None
     if spec == "latest":
         if not unfinished:
-            raise RunError(f"no unfinished run in {root / 'logs'} to resume; start a new run with python train.py")
+            raise RunError(f"no unfinished run in {ProjectLayout(root).logs} to resume; start a new run with python train.py")
         return unfinished[-1]
     run = _match(root, runs, spec)
     if run.status == "complete":

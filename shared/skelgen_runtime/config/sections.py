@@ -93,11 +93,14 @@ class TrainConfig(Section):
 
     epochs: int = Field(20, ge=1)
     steps_per_epoch: int | None = Field(None, ge=1)
+    # a project's core/config.py makes optimizer and lr_schedule keys of its own registries (core/optimizers.py)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="adamw: decoupled weight decay")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum")
     lr_schedule: Literal["constant", "cosine"] = "cosine"
-    warmup_epochs: int = Field(0, ge=0)
+    warmup_epochs: int = Field(0, ge=0, description="cosine: epochs of linear warm-up from 10 % of learning_rate")
     seed: int = 42
     distribute: Literal["default", "mirrored", "multi_worker", "tpu"] = Field(
         "default", description="tf.distribute strategy: default (one device), mirrored (every GPU of this host; "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from skelgen_runtime.errors import DatasetError, did_you_mean
+from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.sources.base import LabelMap
 
 __all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
@@ -88,7 +89,7 @@ def load_info(folder: Path) -> DatasetInfo:
     path = folder / INFO_FILE
     if not path.is_file():
         name, datasets = folder.parent.name, folder.parent.parent
-        in_project = datasets.name == "datasets" and folder.name == "tfrecords"
+        in_project = ProjectLayout.is_project_records(folder)
         if not in_project or (datasets / f"build_{name}_to_tfrecord.py").is_file():
             hint = f"run python datasets/build_{name}_to_tfrecord.py" if in_project else "build the dataset first"
             raise DatasetError(f"{path} not found: the dataset has not been built (or its build did not finish); {hint}")

@@ -1,0 +1,63 @@
+"""The command lines of the project's scripts (argparse, so ``--help`` prints the script's docstring)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["train_arguments", "evaluate_arguments", "predict_arguments", "export_arguments"]
+
+_WEIGHTS_HELP = "best (default: the checkpoint with the best validation score) or final (final.keras)"
+
+
+def _parser(doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", default="latest", help="run id (or unique prefix), or 'latest' (default)")
+    parser.add_argument("--weights", default="best", help=_WEIGHTS_HELP)
+
+
+def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
+    """``--config FILE`` (default ``configs/default.yaml``), ``--set KEY=VALUE`` (repeatable), ``--resume``."""
+    from skelgen_runtime.layout import ProjectLayout
+
+    parser = _parser(doc)
+    parser.add_argument("--config", type=Path, default=ProjectLayout(root).default_config,
+                        help="experiment config (default: configs/default.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    parser.add_argument("--resume", metavar="auto|latest|RUN",
+                        help="continue an interrupted run: its id (or a unique prefix), 'latest' (the newest "
+                             "unfinished run), or 'auto' (the same, else start a new run)")
+    return parser
+
+
+def evaluate_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """``--run``, ``--weights``, ``--split`` (default ``val``)."""
+    parser = _parser(doc)
+    _run_options(parser)
+    parser.add_argument("--split", default="val", help="labelled split to score (default: val)")
+    return parser
+
+
+def predict_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """``--run``, ``--weights``, ``--split`` (default ``pred``) or ``--input``, ``--output``."""
+    parser = _parser(doc)
+    _run_options(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--split", default="pred", help="split of the run's dataset (default: pred)")
+    source.add_argument("--input", type=Path, help="an image file or a folder of images instead of a split")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the predictions (created)")
+    return parser
+
+
+def export_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """``--run``, ``--weights``, ``--format``, ``--out``."""
+    parser = _parser(doc)
+    _run_options(parser)
+    parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
+    parser.add_argument("--out", type=Path, help="folder to write; must not exist or be empty "
+                                                 "(default: models/RUN/export/FORMAT-WEIGHTS)")
+    return parser

@@ -1,0 +1,222 @@
+"""``train.py``'s job: the config (or the resumed run's), devices, data, model, run record, fit."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skelgen_runtime.errors import ConfigError, DatasetError
+from skelgen_runtime.layout import ProjectLayout
+from skelgen_runtime.project import Project, load_project
+from skelgen_runtime.runs import Run
+
+__all__ = ["Training", "TrainingData"]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class TrainingData:
+    """The batches of one training run.
+
+    ``train``: endless, shuffled, augmented ``(inputs, targets)`` global batches; ``val``: one pass
+    over the validation split; ``preview``: uncached validation batches for TensorBoard pictures;
+    ``steps``: optimisation steps per epoch; ``input_shape``: the model's input without the batch.
+    """
+
+    pipeline: Any
+    info: Any
+    train: Any
+    val: Any
+    preview: Any
+    steps: int
+    examples: int
+    batch_size: int
+    input_shape: tuple[int, ...]
+
+
+class Training:
+    """One training run of a project; each method is one step of ``train.py``, in that order."""
+
+    def __init__(self, root: Path, project: Project, config: Any, run: Run | None, strategy: Any, task: Any = None):
+        self.root, self.project, self.config, self.resumed, self.strategy = root, project, config, run, strategy
+        self.task = task
+        self.data_: TrainingData | None = None
+
+    # ------------------------------------------------------------------ 1. config and devices
+    @classmethod
+    def start(cls, root: Path, args: argparse.Namespace) -> "Training":
+        """TensorFlow, the project's hooks, the config (``--config`` + ``--set``, or the resumed run's),
+        the distribution strategy (first: before devices are in use), the precision policy (before
+        the model is built) and the seed."""
+        from skelgen_runtime.startup import import_tensorflow
+
+        _say("loading TensorFlow")
+        import_tensorflow()  # without its start-up noise
+        import keras
+
+        from skelgen_runtime.config import load_config
+        from skelgen_runtime.runs import find_resumable
+        from skelgen_runtime.training.distribute import make_strategy
+        from skelgen_runtime.training.optim import check_train_keys
+        from skelgen_runtime.training.precision import set_precision
+
+        project = load_project(root)
+        run = find_resumable(root, args.resume) if args.resume else None
+        if run is not None:
+            if args.overrides:
+                raise ConfigError("--set cannot change the config of a run being resumed; start a new run instead")
+            config = load_config(run.config_file, schema=project.config)
+            _say(f"resuming run {run.run_id}")
+        else:
+            if args.resume == "auto":
+                _say("no unfinished run to resume; starting a new run")
+            config = load_config(args.config, args.overrides, schema=project.config)
+        try:  # core/config.py checks this too; a project's config schema made before it did, not
+            check_train_keys(config.train, project.optimizers, project.schedules)
+        except ValueError as err:
+            raise ConfigError(f"invalid config: {err}") from None
+        strategy = make_strategy(config.train, model_fit=project.framework == "keras")
+        set_precision(config.train)
+        keras.utils.set_random_seed(config.train.seed)
+        return cls(root, project, config, run, strategy)
+
+    # ------------------------------------------------------------------ 2. data
+    def data(self) -> TrainingData:
+        """The dataset's pipeline (``data.dataset``): global batches that the strategy splits
+        (``data.batch_size`` per replica), and the steps per epoch."""
+        from skelgen_runtime.pipeline import open_pipeline
+        from skelgen_runtime.tasks import get_binding
+        from skelgen_runtime.training.distribute import global_batches
+
+        config, strategy = self.config, self.strategy
+        pipeline, info = open_pipeline(self.project.pipelines,
+                                       ProjectLayout(self.root).tfrecords(config.data.dataset))
+        self.task = get_binding(self.project.task, info.schema)
+        wanted = config.model.num_classes
+        if wanted is not None and wanted != info.num_classes:
+            raise DatasetError(
+                f"model.num_classes is {wanted} but {info.folder / 'dataset_info.json'} has "
+                f"{info.num_classes} classes; remove model.num_classes or rebuild the dataset"
+            )
+        examples = pipeline.train_examples(config.data, info)  # slices or patches of volumes: several per record
+        replicas = strategy.num_replicas_in_sync
+        data_cfg = global_batches(config.data, strategy, val_examples=info.count("val"))
+        batches = examples // data_cfg.batch_size
+        if batches == 0:
+            raise DatasetError(f"the train split has {examples} examples, fewer than one batch of "
+                               f"{data_cfg.batch_size} (data.batch_size x {replicas} replicas); lower data.batch_size")
+        steps = config.train.steps_per_epoch or batches
+        _say(f"dataset {config.data.dataset}: {examples} training samples, {info.count('val')} validation "
+             f"records ({info.schema}), {steps} steps per epoch")
+        if config.train.distribute != "default":
+            _say(f"distribute {config.train.distribute}: {replicas} replicas, global batch {data_cfg.batch_size} "
+                 f"(data.batch_size {config.data.batch_size} x {replicas})")
+        self.data_ = TrainingData(
+            pipeline=pipeline,
+            info=info,
+            train=pipeline.train_dataset(data_cfg, info, seed=config.train.seed, repeat=True),
+            val=pipeline.eval_dataset(data_cfg, info, split="val"),
+            # a few validation examples pictured with their predictions (uncached: a cache must be read whole)
+            preview=pipeline.eval_dataset(config.data.model_copy(update={"cache": False}), info),
+            steps=steps,
+            examples=examples,
+            batch_size=data_cfg.batch_size,
+            input_shape=tuple(pipeline.model_input_shape(config.data, info)),
+        )
+        return self.data_
+
+    def _data(self) -> TrainingData:
+        if self.data_ is None:
+            raise RuntimeError("call Training.data() first")
+        return self.data_
+
+    # ------------------------------------------------------------------ 3. model, optimizer, metrics
+    def scope(self) -> AbstractContextManager:
+        """The strategy's scope: variables made inside are replicated on every device."""
+        return self.strategy.scope()
+
+    def model(self) -> Any:
+        """``model.name`` from the project's models, with float32 outputs under mixed precision."""
+        from skelgen_runtime.training.precision import float32_outputs
+
+        data = self._data()
+        model = self.project.build_model(self.config.model, num_classes=data.info.num_classes,
+                                         input_shape=data.input_shape)
+        model = float32_outputs(model)
+        _say(f"model {self.config.model.name}: {model.count_params():,} parameters, input {data.input_shape}")
+        return model
+
+    def optimizer(self) -> Any:
+        """``train.optimizer`` with the learning rate of ``train.lr_schedule`` (``core/optimizers.py``)."""
+        from skelgen_runtime.training.optim import build_optimizer
+
+        return build_optimizer(self.config.train, self._data().steps, self.project.optimizers,
+                               self.project.schedules)
+
+    def metrics(self) -> list:
+        """The metrics logged per epoch: the project's ``build_metrics``, else the task's."""
+        info = self._data().info
+        if self.project.build_metrics is not None:
+            return self.project.build_metrics(self.config, info)
+        return self.task.train_metrics(self.config, info)
+
+    def loss(self) -> Any:
+        """``train.loss`` from the project's losses."""
+        return self.project.build_loss(self.config, self._data().info)
+
+    # ------------------------------------------------------------------ 4. the run record
+    def record(self) -> Run:
+        """``logs/RUN`` and ``models/RUN`` of a new run (or the resumed run's); on a multi-worker
+        cluster only the chief writes them, the other workers a temporary copy."""
+        from skelgen_runtime.config import dump_config
+        from skelgen_runtime.runs import new_run
+        from skelgen_runtime.training.distribute import describe, is_chief, worker_run
+
+        config, data, run = self.config, self._data(), self.resumed
+        if not is_chief(self.strategy):
+            run = worker_run(self.strategy, run)
+        elif run is None:
+            run = new_run(self.root, config.experiment, dump_config(config), config=config, seed=config.train.seed,
+                          dataset_info=data.info.folder / "dataset_info.json", monitor=self.task.MONITOR,
+                          monitor_mode=self.task.MONITOR_MODE)
+        run.update_record(distribute=describe(self.strategy), global_batch_size=data.batch_size)
+        _say(f"run {run.run_id}")
+        _say(f"  logs:   {run.log_dir}\n  models: {run.model_dir}")
+        return run
+
+    # ------------------------------------------------------------------ 5. fit
+    def fit(self, model: Any, run: Run, *, optimizer: Any, loss: Any, metrics: list) -> Run:
+        """Train ``train.epochs`` epochs with ``model.fit`` or the custom loop (``core/steps.py``):
+        checkpoints, resume state, ``metrics.csv``, TensorBoard and Ctrl-C handling included."""
+        from skelgen_runtime.training.summaries import Preview, flatten
+
+        config, data, task = self.config, self._data(), self.task
+        if self.project.framework == "keras":
+            from skelgen_runtime.training import keras_fit as trainer
+
+            extra: dict[str, Any] = {}
+        else:
+            from skelgen_runtime.training import custom_loop as trainer
+
+            extra = {"steps": self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics,
+                                                 config=config)}
+        trainer.fit(
+            model, data.train, data.val, run,
+            optimizer=optimizer, loss=loss, metrics=metrics,
+            epochs=config.train.epochs, steps_per_epoch=data.steps,
+            monitor=task.MONITOR, monitor_mode=task.MONITOR_MODE,
+            hparams=flatten(config.model_dump(mode="json")),
+            strategy=self.strategy, jit_compile=config.train.jit_compile,
+            freeze_backbone_epochs=config.train.freeze_backbone_epochs,
+            backbone_lr_multiplier=config.train.backbone_lr_multiplier,
+            preview=Preview(task.preview, data.preview, config, data.info),
+            **extra,
+        )
+        _say(f"finished run {run.run_id}: model at {run.final_model}")
+        return run

@@ -1,0 +1,78 @@
+"""One object naming what a project trains: :class:`Project`, made in the project's ``core/project.py``.
+
+The library's jobs (:mod:`skelgen_runtime.jobs`) call these hooks in their own order; the project
+never has to know that order::
+
+    PROJECT = Project(
+        task="segmentation", framework="keras",
+        config=Config,                     # core/config.py: the schema of configs/*.yaml
+        build_model=build_model,           # core/__init__.py: MODELS, picked by model.name
+        build_loss=build_loss,             # core/losses.py: LOSSES, picked by train.loss
+        optimizers=OPTIMIZERS, schedules=SCHEDULES,   # core/optimizers.py: train.optimizer, train.lr_schedule
+        pipelines=PIPELINES,               # datasets/pipelines.py: record schema -> pipeline
+    )
+
+Hooks and their signatures:
+
+- ``config``: a pydantic model class (:mod:`skelgen_runtime.config`), validated on load;
+- ``build_model(model_cfg, *, num_classes, input_shape) -> keras.Model`` (logits);
+- ``build_loss(config, info) -> loss(y_true, y_pred) -> (B,)``;
+- ``optimizers`` / ``schedules``: registries of :mod:`skelgen_runtime.training.optim` factories;
+- ``pipelines``: ``{schema name: pipeline}`` (:class:`skelgen_runtime.pipeline.Pipeline`);
+- ``build_metrics(config, info) -> list[keras.metrics.Metric]`` (optional): the metrics logged
+  during training, which must include the task's monitor (``val_miou``, ``val_accuracy``,
+  ``val_map``); default: the task's own;
+- ``steps``: the custom loop's step class (``core/steps.py``), for ``framework="tf"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
+
+from skelgen_runtime.errors import ProjectError
+from skelgen_runtime.registry import Registry
+
+__all__ = ["Project", "load_project"]
+
+
+@dataclass(frozen=True)
+class Project:
+    """The hooks of one project (see the module docstring for each signature)."""
+
+    task: str
+    framework: Literal["keras", "tf"]
+    config: type
+    build_model: Callable[..., Any]
+    build_loss: Callable[[Any, Any], Any]
+    optimizers: Registry
+    schedules: Registry
+    pipelines: Mapping[str, Any]
+    build_metrics: Callable[[Any, Any], list] | None = None
+    steps: type | None = None
+
+    def __post_init__(self) -> None:
+        if self.framework not in ("keras", "tf"):
+            raise ProjectError(f"core/project.py: framework must be keras or tf, not {self.framework!r}")
+        if self.framework == "tf" and self.steps is None:
+            raise ProjectError("core/project.py: a framework='tf' project names its training steps (steps=Steps)")
+
+
+def load_project(root: Path) -> Project:
+    """``PROJECT`` of ``root/core/project.py`` (the project folder goes first on ``sys.path``)."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    if not (root / "core" / "project.py").is_file():
+        raise ProjectError(
+            f"{root / 'core' / 'project.py'} not found: this script needs the project's hooks there; "
+            "run skelgen update (it adds the file to projects made before it existed)"
+        )
+    module = importlib.import_module("core.project")
+    project = getattr(module, "PROJECT", None)
+    if not isinstance(project, Project):
+        raise ProjectError(f"{module.__file__}: PROJECT must be a skelgen_runtime.project.Project, "
+                           f"not {type(project).__name__}")
+    return project
