@@ -111,7 +111,7 @@ def make_workspace(tmp_path: Path, task: str) -> tuple[Path, Path]:
     project = api.new_project(name="proj", task=task, framework="keras", workspace=ws).path
     api.add_dataset(name="shapes", project=project, sample_counts={"train": 2, "val": 2, "pred": 1})
     assert not git(ws, "status", "--porcelain"), "skelgen new and add-dataset leave everything committed"
-    edit(project / "train.py", "    parser.add_argument(\"--resume\"", "    # user: my option\n    parser.add_argument(\"--resume\"")
+    edit(project / "train.py", "if __name__ == \"__main__\":", "# user: my option\nif __name__ == \"__main__\":")
     first_core = sorted((project / "core").glob("*.py"))[1]
     first_core.write_text(first_core.read_text() + "\n# user: my helper\n")
     edit(project / "configs" / "default.yaml", "seed: 42", "seed: 7")
@@ -209,7 +209,8 @@ def test_dry_run_changes_nothing(tmp_path: Path, template: TemplateRepo) -> None
 def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "detection")
     edit(project / "README.md", "## Setup", "## Setup\n\nuser: our team's notes.")
-    edit(project / "evaluate.py", "    args = parser.parse_args(argv)", "    args = parser.parse_args(argv)  # user")
+    edit(project / "evaluate.py", "    args = evaluate_arguments(__doc__).parse_args(argv)",
+         "    args = evaluate_arguments(__doc__).parse_args(argv)  # user")
     git(ws, "commit", "-qam", "more user edits")
     files = [TRAIN, "template/project/evaluate.py", "template/project/predict.py", "template/project/README.md.jinja",
              "template/project/pyproject.toml.jinja", "template/project/datasets/build_data.py.jinja",
