@@ -105,7 +105,7 @@ def test_wheels_generate_and_update_a_project_offline_with_no_checkout(tmp_path:
     _run([str(bin_n / "skelgen"), "add-dataset", "shapes"], project, env)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_src_path"] == "~/.local/share/skelgen/template" and answers["_commit"] == f"v{__version__}"
-    _edit(project / "train.py", '    parser.add_argument("--resume"', '    # user edit\n    parser.add_argument("--resume"')
+    _edit(project / "train.py", "        loss = job.loss()", "        # user edit\n        loss = job.loss()")
     _run(["git", "commit", "-qam", "user edit"], ws, env)
 
     # version N+1 installed over it: skelgen update brings its change and moves the requirement
