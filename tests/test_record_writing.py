@@ -56,6 +56,77 @@ def test_example_parses_as_tensorflows_own() -> None:
     np.testing.assert_array_equal(np.frombuffer(parsed["view"].numpy(), np.int16).reshape(2, 3, 2), volume)
 
 
+def _random_value(rng: np.random.Generator, dtype: str):
+    """A value of ``dtype`` in one of the forms a source may hand the encoder, and its plain Python list."""
+    n = int(rng.integers(0, 6))
+    form = rng.integers(0, 4)  # 0: one scalar, 1: a list, 2: a NumPy array, 3: NumPy scalars in a list
+    if dtype == "int64":
+        edges = [0, 1, -1, 127, 128, -(2**63), 2**63 - 1, 2**31, -(2**31) - 1]
+        plain = [int(v) if rng.random() < 0.7 else int(rng.choice(edges)) for v in rng.integers(-(2**40), 2**40, n)]
+        kinds = (np.int64, np.int32, np.uint8)
+        kind = kinds[int(rng.integers(0, 3))]
+        fits = all(np.iinfo(kind).min <= v <= np.iinfo(kind).max for v in plain)
+        if form == 0 and plain:
+            return (kind(plain[0]) if fits else plain[0]), plain[:1]
+        if form == 2 and fits:
+            return np.asarray(plain, dtype=kind), plain
+        return ([kind(v) for v in plain] if form == 3 and fits else plain), plain
+    if dtype == "float32":
+        plain = [float(v) for v in rng.normal(0, 10.0 ** rng.integers(-3, 30), n)]
+        if form == 0 and plain:
+            return np.float64(plain[0]), plain[:1]
+        if form == 2:
+            return np.asarray(plain, dtype=np.float64), plain
+        return ([np.float32(v) for v in plain] if form == 3 else plain), plain
+    plain = [rng.bytes(int(rng.integers(0, 300))) for _ in range(n)]
+    if form == 0 and plain:
+        return plain[0], plain[:1]
+    if form == 2 and plain:
+        return [memoryview(np.frombuffer(v, np.uint8)) for v in plain], plain
+    return ([np.bytes_(v) for v in plain] if form == 3 else plain), plain
+
+
+def test_example_encoder_equals_tensorflows_on_random_examples() -> None:
+    """Hundreds of generated examples (every dtype, empty lists, int64 edges, NumPy scalars and arrays,
+    float64 beyond float32's range) encode to the very message tf.train.Example makes of the same values."""
+    from skelgen_runtime.records.example import encode_features
+
+    rng = np.random.default_rng(7)
+    lists = {"int64": tf.train.Int64List, "float32": tf.train.FloatList, "string": tf.train.BytesList}
+    field = {"int64": "int64_list", "float32": "float_list", "string": "bytes_list"}
+    for _ in range(400):
+        dtypes = {f"k{i}/{d}": d for i, d in enumerate(rng.choice(list(lists), int(rng.integers(0, 7))))}
+        values, theirs = {}, {}
+        for key, dtype in dtypes.items():
+            values[key], plain = _random_value(rng, dtype)
+            theirs[key] = tf.train.Feature(**{field[dtype]: lists[dtype](value=plain)})
+        ours = encode_features(dtypes, values).SerializeToString()
+        assert tf.train.Example.FromString(ours) == tf.train.Example(features=tf.train.Features(feature=theirs))
+
+
+@pytest.mark.parametrize("dtype, value, needles", [
+    ("string", "text", ["image/x: str 'text' is not bytes", ".encode()"]),
+    ("string", ["ok".encode(), "text"], ["image/x: str 'text'"]),
+    ("int64", 2**63, ["image/x: 9223372036854775808 is out of the int64 range"]),
+    ("int64", [np.uint64(2**64 - 1)], ["image/x: 18446744073709551615 is out of the int64 range"]),
+    ("int64", 1.5, ["image/x: float 1.5 is not an integer"]),
+    ("int64", np.asarray([1.0, 2.0]), ["image/x: float 1.0 is not an integer"]),
+    ("int64", "3", ["image/x: str '3' is not an integer"]),
+    ("float32", "0.5", ["image/x: str '0.5' is not a number"]),
+    ("float32", [None], ["image/x: NoneType None is not a number"]),
+])
+def test_example_encoder_refuses_what_the_format_cannot_hold(dtype: str, value, needles: list[str]) -> None:
+    from skelgen_runtime.errors import ExampleEncodingError
+    from skelgen_runtime.records.example import encode_features
+
+    with pytest.raises(ExampleEncodingError) as err:
+        encode_features({"image/x": dtype}, {"image/x": value})
+    for needle in needles:
+        assert needle in str(err.value)
+    with pytest.raises(ExampleEncodingError, match="image/y: not a key of this record"):
+        encode_features({"image/x": dtype}, {"image/y": b""})
+
+
 @pytest.mark.parametrize("compression", [None, "GZIP", "ZLIB"])
 def test_tfrecord_file_reads_back_with_tensorflow(tmp_path: Path, compression: str | None) -> None:
     from skelgen_runtime.records.tfrecord import TFRecordFileWriter

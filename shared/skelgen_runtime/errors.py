@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "BadExampleError",
+    "ExampleEncodingError",
     "RunError",
     "ExportError",
     "MissingDependencyError",
@@ -73,6 +74,11 @@ class BadExampleError(DatasetError):
 
     def __reduce__(self):  # keep the two fields across process boundaries
         return (type(self), (self.path, self.reason))
+
+
+class ExampleEncodingError(DatasetError, ValueError):
+    """A value handed to the ``tf.train.Example`` encoder that the format cannot hold as given (a ``str``
+    for a bytes feature, an int64 out of range, a float for an int64 feature); names the feature key."""
 
 
 class RunError(SkelgenError):

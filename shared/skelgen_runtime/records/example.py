@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
-__all__ = ["Buffer", "Example", "Feature", "bytes_feature", "float_feature", "int64_feature"]
+import numpy as np
+
+from skelgen_runtime.errors import ExampleEncodingError
+
+__all__ = ["Buffer", "Example", "FEATURE_OF_DTYPE", "Feature", "bytes_feature", "encode_features", "float_feature",
+           "int64_feature"]
 
 #: anything ``bytes.join`` accepts: bytes, bytearray, a C-contiguous ``memoryview``
 Buffer = Union[bytes, bytearray, memoryview]
@@ -65,12 +70,37 @@ def _wrap(tag: bytes, parts: Sequence[Buffer], size: int) -> tuple[list[Buffer],
     return [head, *parts], len(head) + size
 
 
+def _refuse(value: object, expected: str) -> ExampleEncodingError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    hint = " (encode text first, e.g. value.encode())" if isinstance(value, str) else ""
+    return ExampleEncodingError(f"{type(value).__name__} {shown} is not {expected}{hint}")
+
+
+def _listed(values: Any, scalar: tuple[type, ...]) -> list[Any]:
+    """``values`` as a list: one scalar, a NumPy array (any shape, flattened) or an iterable."""
+    if isinstance(values, scalar):
+        return [values]
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1).tolist() if values.dtype != object else list(values.reshape(-1))
+    if isinstance(values, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(values, Iterable):
+        return [values]  # refused by the caller, by type
+    return list(values)
+
+
 def bytes_feature(values: Buffer | Iterable[Buffer]) -> Feature:
-    """A ``BytesList`` feature of one value or a list of values (kept by reference, not copied)."""
-    values = [values] if isinstance(values, (bytes, bytearray, memoryview)) else list(values)
+    """A ``BytesList`` feature of one value or a list of values (kept by reference, not copied).
+
+    Values are ``bytes`` (NumPy's ``bytes_`` too), ``bytearray`` or a C-contiguous ``memoryview``; a
+    ``str`` is refused (:class:`ExampleEncodingError`), as ``tf.train.BytesList`` refuses it.
+    """
+    values = _listed(values, (bytes, bytearray, memoryview))
     parts: list[Buffer] = []
     size = 0
     for value in values:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise _refuse(value, "bytes")
+        if isinstance(value, memoryview) and not value.c_contiguous:
+            raise ExampleEncodingError("a memoryview that is not C-contiguous (copy it with .tobytes())")
         value_parts, value_size = _wrap(_TAG_1, [value], _nbytes(value))
         parts += value_parts
         size += value_size
@@ -78,22 +108,69 @@ def bytes_feature(values: Buffer | Iterable[Buffer]) -> Feature:
     return Feature(tuple(parts), size)
 
 
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _int64(value: object) -> int:
+    if not isinstance(value, (int, np.integer, np.bool_)):  # bool is an int, as tf.train.Int64List takes it
+        raise _refuse(value, "an integer")
+    number = int(value)
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise ExampleEncodingError(f"{number} is out of the int64 range [-2**63, 2**63 - 1]")
+    return number
+
+
 def int64_feature(values: int | Iterable[int]) -> Feature:
-    """An ``Int64List`` feature (packed varints)."""
-    values = [values] if isinstance(values, int) else list(values)
-    packed = b"".join(_varint(int(v)) for v in values)
+    """An ``Int64List`` feature (packed varints) of Python or NumPy integers (a scalar, a list, an array).
+
+    Floats, strings and values outside the int64 range are refused (:class:`ExampleEncodingError`).
+    """
+    values = _listed(values, (int, np.integer, np.bool_))
+    packed = b"".join(_varint(_int64(v)) for v in values)
     parts, size = _wrap(_TAG_1, [packed], len(packed)) if values else ([], 0)
     parts, size = _wrap(_TAG_3, parts, size)  # Feature.int64_list = 3
     return Feature(tuple(parts), size)
 
 
 def float_feature(values: float | Iterable[float]) -> Feature:
-    """A ``FloatList`` feature (packed little-endian float32: values are rounded to float32)."""
-    values = [values] if isinstance(values, (int, float)) else list(values)
-    packed = struct.pack(f"<{len(values)}f", *(float(v) for v in values))
+    """A ``FloatList`` feature (packed little-endian float32) of Python or NumPy numbers.
+
+    Values are rounded to float32 as ``tf.train.FloatList`` does (beyond its range: ``inf``); strings
+    and other types are refused (:class:`ExampleEncodingError`).
+    """
+    values = _listed(values, (int, float, np.integer, np.floating, np.bool_))
+    for value in values:
+        if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+            raise _refuse(value, "a number")
+    with np.errstate(over="ignore"):
+        packed = np.asarray(values, dtype="<f4").tobytes()
     parts, size = _wrap(_TAG_1, [packed], len(packed)) if values else ([], 0)
     parts, size = _wrap(_TAG_2, parts, size)  # Feature.float_list = 2
     return Feature(tuple(parts), size)
+
+
+#: the feature builder of each ``dtype`` a schema declares (``tf.io`` names)
+FEATURE_OF_DTYPE: dict[str, Callable[[Any], Feature]] = {
+    "string": bytes_feature, "int64": int64_feature, "float32": float_feature,
+}
+
+
+def encode_features(dtypes: Mapping[str, str], values: Mapping[str, Any]) -> Example:
+    """An :class:`Example` of ``values`` (key -> value), each encoded as the ``dtypes`` mapping declares.
+
+    Raises:
+        ExampleEncodingError: a key that is not declared, or a value its feature cannot hold; the
+            message names the key.
+    """
+    features = {}
+    for key, value in values.items():
+        if key not in dtypes:
+            raise ExampleEncodingError(f"{key}: not a key of this record ({', '.join(dtypes)})")
+        try:
+            features[key] = FEATURE_OF_DTYPE[dtypes[key]](value)
+        except ExampleEncodingError as err:
+            raise ExampleEncodingError(f"{key}: {err}") from None
+    return Example(features)
 
 
 @dataclass(frozen=True)
@@ -105,6 +182,14 @@ class Example:
     """
 
     features: Mapping[str, Feature] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, feature in self.features.items():
+            if not isinstance(key, str):
+                raise ExampleEncodingError(f"{key!r}: feature keys are str")
+            if not isinstance(feature, Feature):
+                raise ExampleEncodingError(f"{key}: {type(feature).__name__} is not a Feature (build it with "
+                                           "bytes_feature, int64_feature or float_feature)")
 
     def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
         """The protobuf encoding: one join of every part, so large values are copied exactly once."""

@@ -7,8 +7,8 @@ Each record is framed as (``tensorflow/core/lib/io/record_writer.cc``)::
     byte   data[length]
     uint32 masked_crc32c(data)
 
-with ``masked(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8`` (mod 2**32). CRC-32C comes from the
-``crc32c`` package (SSE4.2 / ARMv8 instructions, with a software fallback).
+with ``masked(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8`` (mod 2**32). CRC-32C comes from
+Google's ``google-crc32c`` package (Apache-2.0; SSE4.2 / ARMv8 instructions in its C extension).
 
 ``GZIP`` files are one gzip stream and ``ZLIB`` files one zlib stream of those bytes, which is what
 ``tf.data.TFRecordDataset(..., compression_type="GZIP"|"ZLIB")`` inflates. They are deflated by
@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from crc32c import crc32c
+import google_crc32c
 
 try:  # the same API as zlib's
     from isal import isal_zlib as _deflate
@@ -45,7 +45,10 @@ _MASK_DELTA = 0xA282EAD8
 
 def masked_crc32c(data: bytes | memoryview) -> int:
     """TFRecord's masked CRC-32C of ``data``."""
-    crc = crc32c(data)
+    if isinstance(data, memoryview):  # google_crc32c takes bytes only: reuse the object a view spans whole
+        whole = isinstance(data.obj, bytes) and data.nbytes == len(data.obj)
+        data = data.obj if whole else data.tobytes()
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from skelgen_runtime.records.example import bytes_feature, float_feature, int64_feature
+from skelgen_runtime.records.example import Example, bytes_feature, encode_features, float_feature, int64_feature
 
 __all__ = ["FeatureField", "RecordSchema", "DECODE_SIZE", "decode_rgb", "fixed", "varlen", "bytes_feature",
            "int64_feature", "float_feature",
@@ -91,6 +91,15 @@ class RecordSchema:
 
     def fields(self, labelled: bool) -> Mapping[str, FeatureField]:
         return self.labelled_fields if labelled else self.unlabelled_fields
+
+    def example(self, values: Mapping[str, Any]) -> Example:
+        """One record of ``values`` (key -> Python or NumPy value), each key encoded as declared.
+
+        Raises:
+            ExampleEncodingError: a key this schema does not declare, or a value its feature cannot
+                hold (a ``str`` for bytes, an int64 out of range, ...), naming the key.
+        """
+        return encode_features({key: f.dtype for key, f in self.labelled_fields.items()}, values)
 
 
 #: a key a reader adds to parsed features: the ``(height, width)`` the pipeline will resize images to

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from skelgen_runtime.records.example import Example
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, decode_rgb, fixed, int64_feature
+from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed
 
 __all__ = ["SCHEMA", "encode_example", "decode"]
 
@@ -43,16 +43,16 @@ def encode_example(
 ) -> Example:
     """Build one record; ``label``/``text`` are ``None`` for unlabelled images."""
     feature = {
-        "image/encoded": bytes_feature(image_bytes),
-        "image/format": bytes_feature(image_format.encode()),
-        "image/filename": bytes_feature(filename.encode()),
-        "image/height": int64_feature(height),
-        "image/width": int64_feature(width),
+        "image/encoded": image_bytes,
+        "image/format": image_format.encode(),
+        "image/filename": filename.encode(),
+        "image/height": height,
+        "image/width": width,
     }
     if label is not None:
-        feature["image/class/label"] = int64_feature(label)
-        feature["image/class/text"] = bytes_feature((text or "").encode())
-    return Example(feature)
+        feature["image/class/label"] = label
+        feature["image/class/text"] = (text or "").encode()
+    return SCHEMA.example(feature)
 
 
 def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import hashlib
 from typing import Any, Mapping, Sequence
 
 from skelgen_runtime.records.example import Example
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, decode_rgb, fixed, float_feature, int64_feature, varlen
+from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed, varlen
 
 __all__ = ["SCHEMA", "encode_example", "decode"]
 
@@ -79,13 +79,13 @@ def encode_example(
         difficult: optional per object 0/1 (VOC ``difficult``).
     """
     feature = {
-        "image/encoded": bytes_feature(image_bytes),
-        "image/format": bytes_feature(image_format.encode()),
-        "image/filename": bytes_feature(filename.encode()),
-        "image/source_id": bytes_feature(str(source_id).encode()),
-        "image/key/sha256": bytes_feature(hashlib.sha256(image_bytes).hexdigest().encode()),
-        "image/height": int64_feature(height),
-        "image/width": int64_feature(width),
+        "image/encoded": image_bytes,
+        "image/format": image_format.encode(),
+        "image/filename": filename.encode(),
+        "image/source_id": str(source_id).encode(),
+        "image/key/sha256": hashlib.sha256(image_bytes).hexdigest().encode(),
+        "image/height": height,
+        "image/width": width,
     }
     if boxes is not None:
         n = len(boxes)
@@ -95,14 +95,14 @@ def encode_example(
         if lengths != {n}:
             raise ValueError(f"per-object lists of {filename} have different lengths ({n} boxes)")
         for k, name in enumerate(("ymin", "xmin", "ymax", "xmax")):
-            feature[f"image/object/bbox/{name}"] = float_feature([float(b[k]) for b in boxes])
-        feature["image/object/class/label"] = int64_feature(list(labels))
-        feature["image/object/class/text"] = bytes_feature([t.encode() for t in texts])
-        feature["image/object/is_crowd"] = int64_feature(list(is_crowd))
-        feature["image/object/area"] = float_feature([float(a) for a in areas])  # float, never int64
+            feature[f"image/object/bbox/{name}"] = [float(b[k]) for b in boxes]
+        feature["image/object/class/label"] = list(labels)
+        feature["image/object/class/text"] = [t.encode() for t in texts]
+        feature["image/object/is_crowd"] = list(is_crowd)
+        feature["image/object/area"] = [float(a) for a in areas]  # float, never int64
         if difficult is not None:
-            feature["image/object/difficult"] = int64_feature(list(difficult))
-    return Example(feature)
+            feature["image/object/difficult"] = list(difficult)
+    return SCHEMA.example(feature)
 
 
 def _dense(parsed: Mapping[str, Any], key: str) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from skelgen_runtime.records.example import Example
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, decode_rgb, fixed, int64_feature
+from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed
 
 __all__ = ["SCHEMA", "IGNORE_LABEL", "encode_example", "decode"]
 
@@ -51,17 +51,17 @@ def encode_example(
 ) -> Example:
     """Build one record. ``label_png`` is a single-channel PNG of class ids, or ``None`` (pred split)."""
     feature = {
-        "image/encoded": bytes_feature(image_bytes),
-        "image/filename": bytes_feature(filename.encode()),
-        "image/format": bytes_feature(image_format.encode()),
-        "image/height": int64_feature(height),
-        "image/width": int64_feature(width),
-        "image/channels": int64_feature(3),
+        "image/encoded": image_bytes,
+        "image/filename": filename.encode(),
+        "image/format": image_format.encode(),
+        "image/height": height,
+        "image/width": width,
+        "image/channels": 3,
     }
     if label_png is not None:
-        feature["image/segmentation/class/encoded"] = bytes_feature(label_png)
-        feature["image/segmentation/class/format"] = bytes_feature(b"png")
-    return Example(feature)
+        feature["image/segmentation/class/encoded"] = label_png
+        feature["image/segmentation/class/format"] = b"png"
+    return SCHEMA.example(feature)
 
 
 def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:

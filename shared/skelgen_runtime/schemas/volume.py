@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from skelgen_runtime.records.example import Example
-from skelgen_runtime.schemas.base import RecordSchema, bytes_feature, fixed, float_feature, int64_feature
+from skelgen_runtime.schemas.base import RecordSchema, fixed
 
 __all__ = ["SCHEMA", "NAME", "COMPRESSION", "DTYPES", "encode_example", "decode", "to_nifti_axes", "from_nifti_axes"]
 
@@ -101,20 +101,20 @@ def encode_example(
     if label is not None and (label.shape != volume.shape[:3] or label.dtype != np.uint8):
         raise ValueError(f"label must be uint8 {volume.shape[:3]}, got {label.dtype} {label.shape}")
     feature = {
-        "volume/encoded": bytes_feature(_raw_bytes(volume)),
-        "volume/dtype": bytes_feature(volume.dtype.name.encode()),
-        "volume/shape": int64_feature([int(s) for s in volume.shape]),
-        "volume/spacing": float_feature([float(s) for s in spacing]),
-        "volume/affine": float_feature([float(v) for v in np.asarray(affine, dtype=np.float64).reshape(16)]),
-        "volume/nifti_header": bytes_feature(bytes(nifti_header)),
-        "volume/case_id": bytes_feature(case_id.encode()),
-        "volume/modalities": bytes_feature(",".join(modalities).encode()),
-        "volume/release": bytes_feature(release.encode()),
+        "volume/encoded": _raw_bytes(volume),
+        "volume/dtype": volume.dtype.name.encode(),
+        "volume/shape": [int(s) for s in volume.shape],
+        "volume/spacing": [float(s) for s in spacing],
+        "volume/affine": [float(v) for v in np.asarray(affine, dtype=np.float64).reshape(16)],
+        "volume/nifti_header": bytes(nifti_header),
+        "volume/case_id": case_id.encode(),
+        "volume/modalities": ",".join(modalities).encode(),
+        "volume/release": release.encode(),
     }
     if label is not None:
-        feature["volume/label/encoded"] = bytes_feature(_raw_bytes(label))
-        feature["volume/label/format"] = bytes_feature(b"raw")
-    return Example(feature)
+        feature["volume/label/encoded"] = _raw_bytes(label)
+        feature["volume/label/format"] = b"raw"
+    return SCHEMA.example(feature)
 
 
 def _decode_volume(encoded: Any, dtype: Any) -> Any:
