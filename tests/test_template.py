@@ -29,6 +29,29 @@ def test_renders_and_compiles(tmp_path: Path, task: str, framework: str) -> None
     assert '"skelgen>' not in text and '"skelgen=' not in text
     assert f'TASK = "{task}"' in (project / "datasets/build_data.py").read_text()
     _scripts_are_recipes(project)
+    _default_config_says_the_builder_defaults(project)
+
+
+def _default_config_says_the_builder_defaults(project: Path) -> None:
+    """configs/default.yaml documents the defaults: each model key it sets equals the default of the
+    registered builder's keyword (the model section is derived from that signature)."""
+    import ast
+
+    model = yaml.safe_load((project / "configs/default.yaml").read_text())["model"]
+    registered = {}
+    for call in ast.walk(ast.parse((project / "core/__init__.py").read_text())):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Call) and getattr(call.func.func, "attr", "") == "register":
+            registered[call.func.args[0].value] = call.args[0].id
+    builder = registered[model["name"]]
+    defaults = {}
+    for module in (project / "core").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == builder:
+                args = node.args.kwonlyargs
+                defaults = {a.arg: ast.literal_eval(d) for a, d in zip(args, node.args.kw_defaults) if d is not None}
+    assert defaults, f"{builder} not found in core/"
+    differing = {k: (v, defaults[k]) for k, v in model.items() if k in defaults and v != defaults[k]}
+    assert not differing, f"configs/default.yaml vs {builder}'s defaults: {differing}"
 
 
 SCRIPTS = ("train.py", "evaluate.py", "predict.py", "export.py")
