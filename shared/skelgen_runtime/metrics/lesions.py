@@ -22,7 +22,7 @@ organisers' code (:mod:`skelgen_runtime.metrics.brats_challenges` names the comm
    Dice = ``sum(Dice_i) / (L + FP)`` and HD95 = ``(sum(HD95_i) + FP * penalty) / (L + FP)``; when
    ``L + FP == 0`` (nothing to score) Dice 1 and HD95 0.
 
-HD95 is :func:`skelgen_runtime.metrics.volume.hd95` (max of the two directed 95th percentiles of
+HD95 is :func:`skelgen_runtime.metrics.overlap.hd95` (max of the two directed 95th percentiles of
 surface-voxel distances). The organisers use DeepMind's ``surface-distance`` package, whose
 percentiles weight each surface element by its area: the two agree on Dice and on every count, and
 their HD95 values can differ, most on small fragmented masks.
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from skelgen_runtime.metrics.overlap import bounding_box, dice, hd95
 
 __all__ = ["Lesion", "LesionScores", "STRUCTURE_18", "STRUCTURE_26", "components", "lesion_groups",
            "predicted_lesions", "touching_pairs", "merge_touching", "lesion_wise"]
@@ -126,7 +128,6 @@ def _offsets() -> np.ndarray:
 def touching_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(k, 2)`` unique pairs ``(id in a, id in b)`` of lesions with a voxel of one equal to or an
     18-neighbour of a voxel of the other (``a``, ``b``: ``(D, H, W)`` label volumes, 0 = none)."""
-    from skelgen_runtime.metrics.volume import bounding_box
 
     box = bounding_box(a > 0, margin=1)  # a voxel of b touching a lies within one voxel of a's box
     if box is None:
@@ -207,7 +208,6 @@ def lesion_wise(
     """
     from scipy import ndimage
 
-    from skelgen_runtime.metrics.volume import dice, hd95
 
     voxel = float(np.prod(spacing))
     shape = truth_lesions.shape

@@ -2,18 +2,8 @@
 
 Definitions (arrays are ``(D, H, W)``; ``spacing`` is mm per voxel along D, H, W):
 
-- **Dice** = ``2 |P & G| / (|P| + |G|)``.
-- **Surface** of a mask: its voxels with at least one of the 6 face neighbours outside the mask;
-  outside the volume counts as outside (``scipy.ndimage.binary_erosion`` with ``border_value=0``).
-- **HD95** is the *maximum of the two directed 95th percentiles*: for every surface voxel of P the
-  distance in mm to the nearest surface voxel of G (``scipy.ndimage.distance_transform_edt`` with
-  ``sampling=spacing``), the 95th percentile of those (NumPy's default linear interpolation), the
-  same from G to P, and the larger of the two. This is the robust Hausdorff distance of DeepMind's
-  ``surface-distance`` package without surface-area weights; MedPy's ``hd95`` instead pools both
-  directions before taking one percentile, which can give a smaller value.
-- **Empty masks**: both empty gives Dice 1 and HD95 0; exactly one empty gives Dice 0 and HD95 equal
-  to the volume diagonal ``sqrt(sum((shape * spacing)**2))`` (373.13 mm for 240x240x155 at 1 mm), or
-  to a BraTS challenge's penalty when one scores the case (374 mm for 2023, 337 mm for 2024).
+- **Dice**, **surfaces**, **HD95** and the **empty-mask** conventions: :mod:`skelgen_runtime.metrics.overlap`
+  (HD95 of one empty mask is the volume diagonal, or a BraTS challenge's penalty when one scores the case).
 - **Sensitivity** = ``|P & G| / |G|`` (1 when both are empty, 0 when only G is), **specificity** =
   ``|~P & ~G| / |~G|`` over every voxel of the volume: GaNDLF's definitions, which the BraTS
   organisers' scripts use.
@@ -27,10 +17,12 @@ BraTS): a voxel belongs to the region when its label is one of them.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+
+from skelgen_runtime.metrics.lesions import lesion_groups, lesion_wise, merge_touching, predicted_lesions
+from skelgen_runtime.metrics.overlap import bounding_box, dice, hd95, surface, volume_diagonal
 
 if TYPE_CHECKING:
     from skelgen_runtime.metrics.brats_challenges import Challenge
@@ -42,63 +34,6 @@ __all__ = ["dice", "hd95", "surface", "volume_diagonal", "bounding_box", "sensit
 VOXEL_METRICS = ("dice", "hd95", "sensitivity", "specificity")
 #: what it adds when a BraTS challenge scores the case (the first two rank the leaderboards)
 LESION_METRICS = ("lesion_dice", "lesion_hd95", "tp", "fp", "fn")
-
-
-def volume_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
-    """Length in mm of the diagonal of a volume of ``shape`` voxels of size ``spacing``."""
-    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    total = int(pred.sum()) + int(truth.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(pred, truth).sum()) / total
-
-
-def surface(mask: np.ndarray) -> np.ndarray:
-    """Boolean surface voxels of ``mask`` (face connectivity; the volume's border is outside)."""
-    from scipy import ndimage
-
-    mask = np.asarray(mask, bool)
-    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
-    return mask & ~eroded
-
-
-def bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
-    """The bounding box of ``mask``'s voxels grown by ``margin`` (clipped to the volume); None if empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        if not hits.size:
-            return None
-        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
-    return tuple(box)
-
-
-def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], *, one_empty: float | None = None) -> float:
-    """HD95 in mm (max of the directed 95th percentiles, module docstring) with the empty-mask conventions.
-
-    Args:
-        one_empty: the value when exactly one mask is empty; None: the volume diagonal.
-    """
-    from scipy import ndimage
-
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    has_pred, has_truth = bool(pred.any()), bool(truth.any())
-    if not has_pred and not has_truth:
-        return 0.0
-    if not has_pred or not has_truth:
-        return volume_diagonal(pred.shape, spacing) if one_empty is None else float(one_empty)
-    box = bounding_box(pred | truth)
-    # the crop never cuts a mask, and where it meets the volume's border that border is outside anyway
-    pred_surface, truth_surface = surface(pred[box]), surface(truth[box])
-    to_truth = ndimage.distance_transform_edt(~truth_surface, sampling=spacing)[pred_surface]
-    to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)[truth_surface]
-    return float(max(np.percentile(to_truth, 95), np.percentile(to_pred, 95)))
 
 
 def sensitivity_specificity(pred: np.ndarray, truth: np.ndarray, *, outside: int = 0) -> tuple[float, float]:
@@ -166,7 +101,6 @@ def _lesion_scores(masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: 
                    challenge: Challenge) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """Lesion-wise scores of every region, and the prediction masks the full metrics score (2024: without
     the removed groups)."""
-    from skelgen_runtime.metrics.lesions import lesion_groups, lesion_wise, merge_touching, predicted_lesions
 
     truth_lesions, pred_lesions = {}, {}
     for name, (p, t) in masks.items():
