@@ -205,8 +205,7 @@ def load_config(
     path: Path | None,
     overrides: Sequence[str] = (),
     *,
-    schema: type[BaseModel] | None = None,
-    task: str | None = None,
+    schema: type[BaseModel],
 ) -> BaseModel:
     """Read, override and validate a config.
 
@@ -214,18 +213,11 @@ def load_config(
         path: the YAML file (None: defaults only).
         overrides: ``key.sub=value`` strings, applied after the file.
         schema: the project's config class (``core/config.py``'s ``Config``).
-        task: instead of ``schema``, the library's default config of a task (projects of skelgen 0.1).
 
     Raises:
         ConfigError: the file is missing or not YAML, an override is malformed, or validation fails
             (the message lists every problem with its dotted key and, for unknown keys, the closest one).
     """
-    if schema is None:
-        from skelgen_runtime.config.sections import default_config
-
-        if task is None:
-            raise TypeError("load_config needs schema= (the project's config class) or task=")
-        schema = default_config(task)
     raw: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():
@@ -237,8 +229,6 @@ def load_config(
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a YAML mapping (sections data, model, train)")
     raw = apply_overrides(raw, overrides)
-    if task is not None:
-        raw.setdefault("task", task)
     try:
         return schema.model_validate(raw)
     except ValidationError as err:

@@ -1,7 +1,8 @@
 """Models from the library's side: pretrained backbones, their input conventions and their weights.
 
-- :mod:`skelgen_runtime.models.applications`: ``keras.applications`` backbones (the table and
-  :func:`application_backbone`), each with its own preprocessing inside the model.
+- :mod:`skelgen_runtime.models.applications`: ``keras.applications`` backbones as data (the table);
+  :mod:`skelgen_runtime.models.encoders`: :func:`application_backbone`, each with its own
+  preprocessing inside the model.
 - :mod:`skelgen_runtime.models.preprocessing`: that preprocessing as a Keras layer (imports Keras).
 - :mod:`skelgen_runtime.models.hub`: keras-hub backbones (ResNet, MiT) and segmenters (DeepLabV3+,
   SegFormer), imported only when a config names one (the ``hub`` extra).
@@ -15,13 +16,12 @@ Importing this package does not import TensorFlow or Keras.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import AfterValidator
-
-from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, application_backbone, input_preprocessing
+from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, input_preprocessing
+from skelgen_runtime.models.encoders import application_backbone
+from skelgen_runtime.models.extras import INSTALL_HUB
 from skelgen_runtime.models.pretrained import (
     IMAGENET,
+    Weights,
     check_weights_spec,
     import_weights,
     is_saved_model,
@@ -44,11 +44,6 @@ __all__ = [
     "pretrained_sources",
     "Weights",
 ]
-
-#: the type of a builder's ``weights`` keyword: null, ``imagenet`` or an existing weights file (validated
-#: with the config, so a typo fails before anything is built)
-Weights = Annotated[str | None, AfterValidator(check_weights_spec)]
-
 
 def check_backbone_input(data, model, backbones) -> None:
     """Decide, once, who normalises the images: the pipeline (``data.mean``/``data.std``) or the model;
@@ -81,9 +76,7 @@ def check_backbone_input(data, model, backbones) -> None:
         import importlib.util
 
         if importlib.util.find_spec(requires) is None:
-            raise ValueError(f"model.backbone {name!r} needs keras-hub, which is not installed: pip install "
-                             "'skelgen-tf[hub]' (beside tensorflow-cpu: pip install 'skelgen-tf[hub-cpu]' && "
-                             "pip install --no-deps 'keras-hub>=0.32,<0.33')")
+            raise ValueError(f"model.backbone {name!r} needs keras-hub, which is not installed: {INSTALL_HUB}")
     stride = getattr(backbone, "max_stride", None)
     stride = stride(model) if callable(stride) else stride
     size = getattr(data, "image_size", None)

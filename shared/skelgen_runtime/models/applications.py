@@ -1,8 +1,9 @@
-"""``keras.applications`` models as backbones: what each one needs, as data, and the backbone factory.
+"""``keras.applications`` models as backbones: what each one needs, as data (the factory is
+:func:`skelgen_runtime.models.encoders.application_backbone`).
 
 A backbone (the project's ``core/backbones.py`` registers them) is a function
 ``(inputs, *, base_filters, depth, weights) -> [feature maps]`` from the highest resolution to the
-lowest. :func:`application_backbone` makes one from an entry of :data:`APPLICATIONS`:
+lowest. :func:`~skelgen_runtime.models.encoders.application_backbone` makes one from an entry of :data:`APPLICATIONS`:
 
 - the model's first layer is the family's own preprocessing (:class:`~skelgen_runtime.models.
   preprocessing.ApplicationPreprocessing`), so it takes RGB float32 in ``[0, 255]``;
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["Application", "APPLICATIONS", "application_backbone", "input_preprocessing", "ENCODER"]
+__all__ = ["Application", "APPLICATIONS", "input_preprocessing", "ENCODER"]
 
 #: the name of the nested model that holds a pretrained backbone (and nothing else)
 ENCODER = "encoder"
@@ -97,39 +98,3 @@ def input_preprocessing(backbone: Callable) -> str | None:
     """What a backbone does to its input itself (e.g. ``"keras.applications.resnet50.preprocess_input
     (caffe: ...)"``), or None for a backbone that takes images normalised with ``data.mean``/``data.std``."""
     return getattr(backbone, "input_preprocessing", None)
-
-
-def application_backbone(name: str, *, feature_layers: Sequence[str] | None = None) -> Callable:
-    """The backbone function of ``APPLICATIONS[name]`` (see the module docstring).
-
-    Args:
-        name: a key of :data:`APPLICATIONS`.
-        feature_layers: other layers to return (strides 2..32 by default).
-    """
-    app = APPLICATIONS[name]
-    layers_out = tuple(feature_layers or app.feature_layers)
-
-    def backbone(inputs, *, base_filters: int = 16, depth: int = 4, weights: str | None = None) -> list[Any]:
-        import keras
-
-        from skelgen_runtime.models.preprocessing import ApplicationPreprocessing
-        from skelgen_runtime.models.pretrained import is_saved_model, load_backbone_weights, load_encoder_from_model
-
-        input_shape = tuple(int(d) for d in inputs.shape[1:])
-        network = getattr(keras.applications, app.constructor)(include_top=False, weights=None,
-                                                               input_shape=input_shape)
-        from_file = weights is not None and not is_saved_model(weights)
-        source = load_backbone_weights(network, app, weights, input_shape) if from_file else None
-        encoder = keras.Model(network.input, [network.get_layer(n).output for n in layers_out], name=ENCODER)
-        if is_saved_model(weights):  # another run's model: its encoder
-            source = {"backbone": app.name, **load_encoder_from_model([encoder], weights)}
-        encoder.pretrained = source  # what the run record says about these weights
-        x = ApplicationPreprocessing(app.family, name=f"{ENCODER}.preprocess")(inputs)
-        return list(encoder(x))
-
-    backbone.__name__ = backbone.__qualname__ = name
-    backbone.__doc__ = (f"keras.applications.{app.constructor} without its top, features at strides 2-32; input RGB "
-                        f"0-255, preprocessed inside the model ({app.convention}).")
-    backbone.input_preprocessing = f"keras.applications.{app.family}.preprocess_input ({app.convention})"
-    backbone.max_stride = 32
-    return backbone

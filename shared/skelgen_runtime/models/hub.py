@@ -30,8 +30,9 @@ from typing import Any, Callable, Literal, Sequence
 import keras
 
 from skelgen_runtime.errors import ConfigError, MissingDependencyError, WeightsError, did_you_mean
-from skelgen_runtime.models import Weights
 from skelgen_runtime.models.applications import ENCODER
+from skelgen_runtime.models.extras import import_for, require_keras_hub
+from skelgen_runtime.models.pretrained import Weights
 
 __all__ = ["HUB_BACKBONES", "HubBackbone", "HubEncoder", "require_keras_hub", "hub_backbone",
            "build_deeplabv3plus", "build_segformer", "PRESET_FILES", "import_for"]
@@ -72,18 +73,6 @@ HUB_BACKBONES: dict[str, HubBackbone] = {
 #: the backbones DeepLabV3+ and SegFormer take (config values validated against these)
 ResNetName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "ResNetBackbone")]
 MiTName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "MiTBackbone")]
-
-
-def require_keras_hub(what: str):
-    """``keras_hub``, or :class:`MissingDependencyError` naming the pip command that installs it."""
-    try:
-        import keras_hub
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"{what} needs keras-hub ({err.name} is not installed): pip install 'skelgen-tf[hub]' (or, beside "
-            "tensorflow-cpu: pip install 'skelgen-tf[hub-cpu]' && pip install --no-deps 'keras-hub>=0.32,<0.33')"
-        ) from None
-    return keras_hub
 
 
 def _is_preset_name(weights: str) -> bool:
@@ -227,17 +216,3 @@ def build_segformer(input_shape: tuple[int, int, int], num_classes: int, *, back
         segformer.pretrained = {"backbone": backbone, "weights": str(weights)}
     outputs = _head(features, num_classes, input_shape, input_shape[0] // int(features.shape[1]))
     return keras.Model(inputs, outputs, name=name)
-
-
-def import_for(saved_model) -> None:
-    """Import keras-hub when the saved ``.keras`` model ``saved_model`` holds keras-hub layers (so that
-    Keras can rebuild them); the pip command when it is not installed."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(saved_model) as archive:
-            config = archive.read("config.json").decode("utf-8", "replace")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return  # not a .keras archive: Keras's own loading error says what is wrong
-    if '"module": "keras_hub' in config:
-        require_keras_hub(f"{saved_model} (a model with keras-hub layers)")

@@ -31,13 +31,16 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
+
+from pydantic import AfterValidator
 
 from skelgen_runtime.errors import UserInputError, WeightsError, did_you_mean
-from skelgen_runtime.models.applications import APPLICATIONS, Application
+from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, Application
+from skelgen_runtime.models.extras import import_for
 from skelgen_runtime.records.folder import atomic_write_text, temporary_name
 
-__all__ = ["IMAGENET", "MANIFEST", "keras_models_dir", "check_weights_spec", "file_digest", "import_weights",
+__all__ = ["IMAGENET", "Weights", "MANIFEST", "keras_models_dir", "check_weights_spec", "file_digest", "import_weights",
            "load_backbone_weights", "load_encoder_from_model", "is_saved_model"]
 
 IMAGENET = "imagenet"
@@ -74,6 +77,11 @@ def check_weights_spec(value: str | None) -> str | None:
         return value
     raise ValueError(f"{value!r} is neither null, imagenet, an existing weights file or preset folder, "
                      "nor a keras-hub preset name")
+
+
+#: the type of a builder's ``weights`` keyword: null, ``imagenet`` or an existing weights file (validated
+#: with the config, so a typo fails before anything is built)
+Weights = Annotated[str | None, AfterValidator(check_weights_spec)]
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -218,13 +226,9 @@ def load_encoder_from_model(layers: Sequence[Any], weights: str) -> dict[str, An
     """
     import keras
 
-    from skelgen_runtime.models.applications import ENCODER
-
     path = Path(weights).expanduser()
     targets = [layer for layer in layers if (layer.name == ENCODER or layer.name.startswith(ENCODER + "."))
                and layer.weights]
-    from skelgen_runtime.models.hub import import_for
-
     import_for(path)
     try:
         source = keras.saving.load_model(str(path), compile=False)

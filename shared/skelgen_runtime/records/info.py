@@ -20,7 +20,7 @@ from typing import Any
 
 from skelgen_runtime.errors import DatasetError, did_you_mean
 from skelgen_runtime.layout import ProjectLayout
-from skelgen_runtime.sources.base import LabelMap
+from skelgen_runtime.labels import LabelMap
 
 __all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
 

@@ -122,7 +122,7 @@ def load_trained(run: Run, weights: str = "best", *, monitor: str | None = None)
         RunError: the best checkpoint does not fit the final model's architecture.
     """
     check_weights(weights)
-    from skelgen_runtime.models.hub import import_for
+    from skelgen_runtime.models.extras import import_for
 
     import_for(run.final_model)  # keras-hub's layers, if the model has any
     model = keras.models.load_model(run.final_model, compile=False)

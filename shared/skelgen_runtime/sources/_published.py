@@ -16,14 +16,11 @@ from typing import Sequence
 import numpy as np
 
 from skelgen_runtime.errors import BadExampleError, DatasetError
-from skelgen_runtime.sources.base import LabelMap, SourceItem
+from skelgen_runtime.labels import LabelLookup, LabelMap
+from skelgen_runtime.sources.base import SourceItem
 from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, label_png, read_image
 
 __all__ = ["LabelLookup", "colormap", "complete_label_map", "encode_pair", "folder_items"]
-
-#: a lookup-table entry for a source value that is not in the dataset's table
-_UNKNOWN = -1
-
 
 def colormap(n: int) -> tuple[tuple[int, int, int], ...]:
     """The PASCAL VOC colour map: colour ``i`` interleaves the bits of ``i`` into R, G and B.
@@ -41,71 +38,6 @@ def colormap(n: int) -> tuple[tuple[int, int, int], ...]:
             c >>= 3
         colors.append((r, g, b))
     return tuple(colors)
-
-
-@dataclass(frozen=True)
-class LabelLookup:
-    """Maps the label values a dataset writes into its files to training ids.
-
-    Training id ``i`` is written as ``source_ids[i]`` in the files; every other value in ``known``
-    becomes ``ignore_label``; any value outside ``known`` makes the example bad (the file is not
-    what the reader expects, e.g. a colour PNG or another dataset's ids).
-
-    Attributes:
-        dataset: name used in messages, e.g. ``"Cityscapes labelIds"``.
-        source_ids: source value of each training id, in training-id order.
-        known: every value the dataset's files may hold.
-        ignore_label: the training id of ignored pixels.
-    """
-
-    dataset: str
-    source_ids: tuple[int, ...]
-    known: tuple[int, ...]
-    ignore_label: int = 255
-
-    def __post_init__(self) -> None:
-        unknown = sorted(v for v in set(self.source_ids) if v not in self.known or not 0 <= v < 256)
-        if unknown:
-            raise DatasetError(f"source ids {unknown} of the label map are not {self.dataset} values {list(self.known)}")
-        if len(set(self.source_ids)) != len(self.source_ids):
-            raise DatasetError(f"the label map repeats a source id: {list(self.source_ids)}")
-
-    @cached_property
-    def table(self) -> np.ndarray:
-        """``(256,)`` int16: training id of each uint8 source value, -1 for values not in ``known``."""
-        table = np.full(256, _UNKNOWN, dtype=np.int16)
-        table[[v for v in self.known if 0 <= v < 256]] = self.ignore_label
-        table[list(self.source_ids)] = np.arange(len(self.source_ids))
-        return table
-
-    def apply(self, label: np.ndarray, path: Path) -> np.ndarray:
-        """Map a ``(H, W)`` uint8 array of source values to training ids (one vectorised gather).
-
-        Raises:
-            BadExampleError: ``label`` holds values the dataset never writes (names ``path``).
-        """
-        mapped = self.table[label]
-        if (mapped == _UNKNOWN).any():
-            bad = np.unique(label[mapped == _UNKNOWN])
-            raise BadExampleError(
-                str(path),
-                f"label values {bad.tolist()} are not {self.dataset} (expected {_ranges(self.known)}); "
-                "is this the right annotation file?",
-            )
-        return mapped.astype(np.uint8)
-
-
-def _ranges(values: Sequence[int]) -> str:
-    """``[0, 1, 2, 5, 255]`` -> ``"0..2, 5, 255"``."""
-    values = sorted(set(values))
-    parts, start = [], None
-    for i, v in enumerate(values):
-        if start is None:
-            start = v
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            parts.append(str(start) if start == v else f"{start}..{v}")
-            start = None
-    return ", ".join(parts)
 
 
 def complete_label_map(

@@ -60,7 +60,8 @@ import numpy as np
 
 from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.sources._nifti import is_nifti, nifti_stem, read_nifti, header_bytes
-from skelgen_runtime.sources._published import LabelLookup, complete_label_map
+from skelgen_runtime.labels import LabelLookup
+from skelgen_runtime.sources._published import complete_label_map
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 from skelgen_runtime.sources.brats_releases import (
     LABEL_SETS,

@@ -295,7 +295,7 @@ def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
     """
     from skelgen_runtime.errors import DatasetError
     from skelgen_runtime.schemas.volume import SCHEMA
-    from skelgen_runtime.sources.base import LabelMap
+    from skelgen_runtime.labels import LabelMap
     from skelgen_runtime.sources.brats import BratsSource
 
     if not path.is_dir():
