@@ -526,9 +526,9 @@ def test_dice_and_hd95_agree_with_an_independent_computation() -> None:
 
 
 def _config(*overrides: str):
-    from skelgen_runtime.config import load_config
+    from skelgen_runtime.config import SegmentationConfig, load_config
 
-    return load_config(None, list(overrides), task="segmentation")
+    return load_config(None, list(overrides), schema=SegmentationConfig)
 
 
 @pytest.mark.parametrize("make,release", [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"),

@@ -22,7 +22,7 @@ The weight file names and MD5 hashes are those of Keras 3's own sources
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 __all__ = ["Application", "APPLICATIONS", "input_preprocessing", "ENCODER"]
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import keras
 
-from skelgen_runtime.errors import ConfigError, MissingDependencyError, WeightsError, did_you_mean
+from skelgen_runtime.errors import ConfigError, WeightsError, did_you_mean
 from skelgen_runtime.models.applications import ENCODER
 from skelgen_runtime.models.extras import import_for, require_keras_hub
 from skelgen_runtime.models.pretrained import Weights

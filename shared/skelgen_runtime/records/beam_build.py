@@ -2,7 +2,7 @@
 encoders and shard writer, run by any Beam runner.
 
 The launching process does what a local build does before and after writing the shards
-(:func:`skelgen_runtime.records.build.build_dataset`): it lists the splits with the reader, plans the
+(:func:`skelgen_runtime.records.builder.build_dataset`): it lists the splits with the reader, plans the
 shards (:func:`~skelgen_runtime.records.writer.plan_shards`, the same names
 ``PREFIX_SPLIT-NNNNN-of-NNNNN.tfrecord``) and sets aside those an earlier run completed. The pipeline
 is then::

@@ -8,12 +8,9 @@ an optional folder of unlabelled images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
 
 from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.labels import LabelLookup, LabelMap
