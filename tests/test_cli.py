@@ -33,6 +33,48 @@ def test_help_is_fast_and_imports_no_tensorflow() -> None:
     assert proc.returncode == 0, f"the CLI's help imported {proc.stdout}"
 
 
+BARE_CLICK_APP = """
+import click
+
+@click.group()
+def cli():
+    \"\"\"A bare click app: one group, one command with a choice.\"\"\"
+
+@cli.command()
+@click.option("--task", type=click.Choice(["a", "b"]))
+def new(task):
+    \"\"\"New.\"\"\"
+
+cli()
+"""
+
+
+def test_help_costs_little_more_than_a_bare_click_app(tmp_path: Path) -> None:
+    """skelgen --help within 1.3x of a bare click app's --help (best of 9 runs each, interleaved)."""
+    bare = tmp_path / "bare.py"
+    bare.write_text(BARE_CLICK_APP)
+    ours, theirs = [], []
+    for _ in range(9):
+        theirs.append(_timed([sys.executable, str(bare), "--help"]))
+        ours.append(_timed([SKELGEN, "--help"]))
+    assert min(ours) <= 1.3 * min(theirs), f"skelgen --help {min(ours):.3f}s, a bare click app {min(theirs):.3f}s"
+
+
+def test_python_m_skelgen_and_shell_completion() -> None:
+    proc = subprocess.run([sys.executable, "-m", "skelgen", "--version"], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == f"skelgen, version {__version__}"
+    env = {**__import__("os").environ, "_SKELGEN_COMPLETE": "bash_complete", "COMP_CWORD": "3"}
+    done = subprocess.run([SKELGEN, "new", "--task", "c"], capture_output=True, text=True,
+                          env={**env, "COMP_WORDS": "skelgen new --task c"}).stdout.split()
+    assert done == ["plain,classification"]
+    done = subprocess.run([SKELGEN], capture_output=True, text=True,
+                          env={**env, "COMP_WORDS": "skelgen add-dataset x --preset c", "COMP_CWORD": "4"}).stdout.split()
+    assert done == ["plain,cityscapes", "plain,coco", "plain,custom"]
+    script = subprocess.run([SKELGEN], capture_output=True, text=True,
+                            env={**env, "_SKELGEN_COMPLETE": "bash_source"}).stdout
+    assert "_skelgen_completion()" in script and "complete -o nosort -F _skelgen_completion skelgen" in script
+
+
 def _timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -45,7 +87,8 @@ def test_version() -> None:
 
 def test_subcommand_help_explains_options() -> None:
     out = skelgen("new", "--help").stdout
-    for option in ("--task", "--framework", "--workspace", "--defaults"):
+    for option in ("--task", "--framework", "--workspace", "--defaults", "[segmentation|classification|detection]",
+                   "[keras|tf]"):
         assert option in out
     out = skelgen("add-dataset", "--help").stdout
     for option in ("--preset", "--project", "--source", "--defaults"):

@@ -22,16 +22,12 @@ from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, 
 from skelgen_runtime.layout import DATASET_FOLDERS, ProjectLayout
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
-from skelgen_runtime.training import FRAMEWORKS
+from skelgen_runtime.training import FRAMEWORKS, REMOVED_FRAMEWORKS
 
 __all__ = ["TASKS", "FRAMEWORKS", "NewProject", "new_project", "add_dataset", "find_project"]
 
 #: the --task choices: the library's task table
 TASKS = TASK_NAMES
-_REMOVED_FRAMEWORKS = {
-    "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
-}
-#: the folders of a dataset's raw data and records (ignored by git, so the template cannot ship placeholders)
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,8 @@ def _copy(data: dict, dest: Path) -> None:
 
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if value in _REMOVED_FRAMEWORKS and what == "framework":
-        raise UserInputError(_REMOVED_FRAMEWORKS[value])
+    if value in REMOVED_FRAMEWORKS and what == "framework":
+        raise UserInputError(REMOVED_FRAMEWORKS[value])
     if value not in choices:
         raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}{did_you_mean(value, choices)}")
     return value

@@ -10,13 +10,11 @@ import sys
 import click
 
 from skelgen_runtime._version import __version__
-from skelgen_runtime.errors import SkelgenError
-from skelgen_runtime.presets import get_preset, preset_names
+from skelgen_runtime.errors import SkelgenError, did_you_mean
 
 __all__ = ["main", "cli"]
 
-from skelgen_runtime.tasks import TASK_NAMES as TASKS  # noqa: E402  (light: the task table only)
-from skelgen_runtime.training import FRAMEWORKS  # noqa: E402
+from skelgen_runtime.training import FRAMEWORKS, REMOVED_FRAMEWORKS  # noqa: E402
 
 
 def _as_path(value):
@@ -24,6 +22,41 @@ def _as_path(value):
     from pathlib import Path
 
     return Path(value)
+
+
+def _tasks() -> tuple[str, ...]:
+    from skelgen_runtime.tasks import TASK_NAMES
+
+    return tuple(TASK_NAMES)
+
+
+def _presets() -> tuple[str, ...]:
+    from skelgen_runtime.presets import preset_names
+
+    return tuple(preset_names())
+
+
+class _Choice(click.Choice):
+    """A ``click.Choice`` (listed in ``--help``, completed by the shell) whose refusal names the closest
+    choice; the choices are read when first asked for, so that ``skelgen --help`` does not load the tables."""
+
+    def __init__(self, load, what: str, reasons=None) -> None:  # click.Choice's attributes; choices lazily
+        self._load = load
+        self.what = what
+        self.reasons = reasons or {}  # value -> why it is refused, for values users ask for that are gone
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self._load()
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        if value in self.reasons:
+            self.fail(self.reasons[value], param, ctx)
+        self.fail(f"unknown {self.what} {value!r}; choose one of: {', '.join(self.choices)}"
+                  f"{did_you_mean(str(value), self.choices)}", param, ctx)
 
 
 class _Group(click.Group):
@@ -67,8 +100,9 @@ def cli() -> None:
 
 @cli.command("new")
 @click.argument("name", required=False)
-@click.option("--task", type=str, help=f"What the project learns: {', '.join(TASKS)}.")
-@click.option("--framework", type=str, help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).")
+@click.option("--task", type=_Choice(_tasks, "task"), help="What the project learns.")
+@click.option("--framework", type=_Choice(lambda: FRAMEWORKS, "framework", REMOVED_FRAMEWORKS),
+              help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).")
 @click.option("--workspace", type=click.Path(file_okay=False), default=".",
               show_default=True, help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.")
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
@@ -88,7 +122,7 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     if name is None and not _interactive(defaults):
         raise click.UsageError("missing NAME: skelgen new NAME --task segmentation")
     name = _ask(name, prompt="Project name", default=None, defaults=defaults)
-    task = _ask(task, prompt="Task", default="segmentation", defaults=defaults, choices=TASKS)
+    task = _ask(task, prompt="Task", default="segmentation", defaults=defaults, choices=_tasks())
     framework = _ask(framework, prompt="Framework", default="keras", defaults=defaults, choices=FRAMEWORKS)
     made = api.new_project(name=name, task=task, framework=framework, workspace=_as_path(workspace),
                            commit=not no_commit)
@@ -100,8 +134,8 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
 
 @cli.command("add-dataset")
 @click.argument("name", required=False)
-@click.option("--preset", type=str,
-              help=f"Layout of the raw data (default: NAME when NAME is a known dataset): {', '.join(preset_names())}.")
+@click.option("--preset", type=_Choice(_presets, "dataset preset"),
+              help="Layout of the raw data (default: NAME when NAME is a known dataset).")
 @click.option("--project", type=click.Path(file_okay=False), default=".",
               show_default=True, help="The project, or any folder inside it.")
 @click.option("--source", type=click.Path(file_okay=False),
@@ -122,6 +156,8 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
     path = api.add_dataset(name=name, preset=preset, project=_as_path(project),
                            source=_as_path(source) if source else None, commit=not no_commit)
     rel = path.parent.parent
+    from skelgen_runtime.presets import get_preset
+
     spec = get_preset(preset or name)
     click.echo(f"added dataset {path.name} at {path} ({spec.name}: {spec.description})")
     click.echo(f"next: cd {rel} && python datasets/build_{path.name}_to_tfrecord.py")

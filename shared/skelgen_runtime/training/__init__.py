@@ -5,7 +5,11 @@ One loop per framework a project can be generated with (:data:`FRAMEWORKS`): ``k
 Importing this package is cheap (no TensorFlow).
 """
 
-__all__ = ["FRAMEWORKS"]
+__all__ = ["FRAMEWORKS", "REMOVED_FRAMEWORKS"]
 
 #: the --framework choices, each the name of a training loop
 FRAMEWORKS = ("keras", "tf")
+#: frameworks users ask for that are gone, and why
+REMOVED_FRAMEWORKS = {
+    "estimator": "tf.estimator was removed in TensorFlow 2.16; use --framework keras (model.fit) or tf (custom loop)",
+}
