@@ -99,7 +99,7 @@ import core
 from core.backbones import BACKBONES
 from core.config import Config
 from datasets.build_data import TASK
-from datasets.pipelines import open_pipeline
+from core.project import PROJECT
 from skelgen_runtime.config import load_config
 from skelgen_runtime.serving import Trained, export_model
 from skelgen_runtime.tasks import get_binding
@@ -123,10 +123,11 @@ for name in backbones:
     keras.utils.set_random_seed(0)
     config = load_config(Path("configs/default.yaml"), [f"model.backbone={name}", f"data.image_size=[{size},{size}]"],
                          schema=Config)
-    pipeline, info = open_pipeline(config.data)
+    pipeline = PROJECT.open_data(Path.cwd(), config.data)
+    info = pipeline.info
     task = get_binding(TASK, info.schema)
     model = core.build_model(config.model, num_classes=info.num_classes,
-                             input_shape=tuple(pipeline.model_input_shape(config.data, info)))
+                             input_shape=tuple(pipeline.input_shape))
     with tempfile.TemporaryDirectory() as tmp:
         serve = task.serving_function(model, config, info)
         trained = Trained(model, "final", Path(tmp) / "none")

@@ -1,4 +1,4 @@
-"""Pipeline rows: the generated project's ``data_generator`` against a hand-tuned and a naive tf.data pipeline.
+"""Pipeline rows: the library's pipeline of a generated project (``skelgen_runtime.data``) against a hand-tuned and a naive tf.data pipeline.
 
 The generated pipeline is imported from a project generated into the work folder (so this measures
 whatever the template currently renders). The two baselines read the same shards and do comparable
@@ -157,7 +157,7 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
     from skelgen_runtime.config import load_config
 
     schema = importlib.import_module("core.config").Config
-    pipelines = importlib.import_module("datasets.pipelines")
+    project_hooks = importlib.import_module("core.project").PROJECT
     source_size = settings.pick(256, 64)
     sizes = settings.pick((128, 256), (32, 64))
     batches = settings.pick(40, 3)
@@ -173,15 +173,16 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
                 return load_config(project / "configs" / "default.yaml", overrides, schema=schema).data
 
             off, on = config(False), config(True)
-            data_generator, info = pipelines.open_pipeline(off)
+            pipeline = project_hooks.open_data(project, off)
+            info = pipeline.info
             split = "train" if training else "val"
             files = [str(f) for f in info.split_files(split)]
             if training:
                 warmup = math.ceil(off.shuffle_buffer / off.batch_size) + 4
-                generated = lambda cfg: data_generator.train_dataset(cfg, info, repeat=True)
+                generated = lambda cfg: type(pipeline)(cfg, info, pipeline.hooks).train_batches(repeat=True)
             else:
                 warmup = math.ceil(info.count(split) / off.eval_batch_size) + 2
-                generated = lambda cfg: data_generator.eval_dataset(cfg, info, split=split).repeat()
+                generated = lambda cfg: type(pipeline)(cfg, info, pipeline.hooks).val_batches(split).repeat()
             variants = {
                 "cache off": lambda: _rate(lambda: generated(off), warmup, batches),
                 "cache on": lambda: _rate(lambda: generated(on), warmup, batches),

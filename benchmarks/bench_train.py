@@ -34,7 +34,7 @@ import core
 from core.config import Config
 from core.losses import build_loss
 from datasets.build_data import TASK
-from datasets.pipelines import open_pipeline
+from core.project import PROJECT
 from skelgen_runtime.config import load_config
 from skelgen_runtime.tasks import get_binding
 from skelgen_runtime.training.optim import make_optimizer
@@ -42,13 +42,14 @@ from skelgen_runtime.training.optim import make_optimizer
 loop, overrides = sys.argv[1], sys.argv[2:]
 config = load_config(Path("configs/default.yaml"), overrides, schema=Config)
 keras.utils.set_random_seed(config.train.seed)
-pipeline, info = open_pipeline(config.data)
+pipeline = PROJECT.open_data(Path.cwd(), config.data)
+info = pipeline.info
 task = get_binding(TASK, info.schema)
 steps, epochs = config.train.steps_per_epoch, config.train.epochs
-train_ds = pipeline.train_dataset(config.data, info, seed=config.train.seed, repeat=True)
-val_ds = pipeline.eval_dataset(config.data, info, split="val")
+train_ds = pipeline.train_batches(seed=config.train.seed, repeat=True)
+val_ds = pipeline.val_batches("val")
 model = core.build_model(config.model, num_classes=info.num_classes,
-                         input_shape=tuple(pipeline.model_input_shape(config.data, info)))
+                         input_shape=tuple(pipeline.input_shape))
 optimizer, loss, metrics = make_optimizer(config.train, steps), build_loss(config, info), task.train_metrics(config, info)
 seconds = []
 

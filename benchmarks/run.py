@@ -10,7 +10,7 @@ Groups:
 - ``build``: the generated shapes build (1 worker, all workers) against a minimal serial writer;
 - ``brats``: the BraTS build against reading its NIfTI files with nibabel, and peak memory at two sizes;
 - ``train``: ``train.py`` against a bare ``model.fit`` and a bare ``GradientTape`` loop;
-- ``pipeline``: the generated ``data_generator`` (train and eval, cache on and off, two sizes)
+- ``pipeline``: the library's image pipeline in a generated project (train and eval, cache on and off, two sizes)
   against a hand-tuned and a naive tf.data pipeline;
 - ``models``: transfer from the project's own pretraining against training from scratch (a
   difference of mIoU, not a ratio); onnxruntime against TensorFlow, milliseconds per image for

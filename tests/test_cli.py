@@ -111,7 +111,7 @@ def test_new_is_fast_and_creates_a_workspace(tmp_path: Path) -> None:
     assert "| [seg](seg/) | segmentation | keras | - |" in (ws / "README.md").read_text()
     assert "created project seg (segmentation, keras)" in (ws / "CHANGELOG.md").read_text()
     project = ws / "seg"
-    for rel in ("core/unet.py", "core/backbones.py", "datasets/build_data.py", "datasets/data_generator.py",
+    for rel in ("core/unet.py", "core/backbones.py", "datasets/build_data.py", "core/project.py",
                 "datasets/preprocesses.py", "configs/default.yaml", "configs/demo.yaml", "train.py",
                 "evaluate.py", "predict.py", "README.md", "pyproject.toml", "tests/test_pipeline.py",
                 "logs", "models", ".copier-answers.yml"):

@@ -177,7 +177,10 @@ def test_a_project_of_a_previous_development_install_updates_and_passes_its_own_
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"project: updated {version}+g{commit[:8]} -> {__version__}" in out.stdout
     assert f"dataset shapes: updated {version}+g{commit[:8]} -> {__version__}" in out.stdout
-    assert (ws / "old" / "core" / "steps.py").is_file() and (ws / "old" / "datasets" / "pipelines.py").is_file()
+    assert (ws / "old" / "core" / "project.py").is_file(), "a file the new template adds arrives"
+    gone = [rel for rel in ("datasets/pipelines.py", "datasets/data_generator.py", "datasets/volume_generator.py")
+            if (ws / "old" / rel).exists()]
+    assert not gone, f"files the template no longer has stay: {gone}"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                           cwd=ws / "old", capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr

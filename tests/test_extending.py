@@ -52,9 +52,9 @@ _CHECK_CONFIGS = textwrap.dedent("""
     sys.path.insert(0, ".")
     import core
     from core.config import Config
-    from datasets import pipelines
+    from core.project import PROJECT
     from skelgen_runtime.config import load_config
-    from skelgen_runtime.pipeline import Pipeline
+    from skelgen_runtime.data import DataPipeline, pipeline_class
     from skelgen_runtime.tasks import TASKS
     from skelgen_runtime.tasks.binding import TaskBinding
     import importlib
@@ -66,7 +66,8 @@ _CHECK_CONFIGS = textwrap.dedent("""
             built[path.name] = model.count_params()
         else:
             built[path.name] = None
-    assert all(isinstance(p, Pipeline) for p in pipelines.PIPELINES.values()), pipelines.PIPELINES
+    kinds = [k.schema for k in TASKS[PROJECT.task].records]
+    assert all(issubclass(pipeline_class(s, PROJECT.pipelines), DataPipeline) for s in kinds), kinds
     bindings = [importlib.import_module(k.binding) for s in TASKS.values() for k in s.records]
     assert all(isinstance(b, TaskBinding) for b in bindings), bindings
     print(json.dumps(built))
@@ -265,3 +266,99 @@ def test_an_optimizer_added_in_the_project_is_the_one_used_and_keys_it_ignores_a
         "train.lr_schedule=constant", "train.warmup_epochs=2")
     assert "did you mean 'heavy_ball'?" in refused("train.optimizer=heavy_bal")
     assert len(list((project / "logs").glob("*/run.json"))) == 1, "a refused config must not start a run"
+
+
+# ------------------------------------------------------------------ the escape hatch: a train.py of your own
+
+
+_EMA_TRAIN = '''"""A hand-written train.py: a student and an EMA teacher, from skelgen's public entry points."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+import tensorflow as tf  # noqa: E402
+
+from skelgen_runtime.errors import exit_on_error  # noqa: E402
+from skelgen_runtime.jobs import Training, train_arguments  # noqa: E402
+
+
+class EmaSteps:
+    """The student learns; the teacher is its exponential moving average, validated and saved for resume."""
+
+    def __init__(self, student, teacher, optimizer, loss, metrics, decay=0.9):
+        self.student, self.teacher, self.optimizer, self.loss, self.metrics = student, teacher, optimizer, loss, metrics
+        self.decay = decay
+        self.updates = tf.Variable(0.0, trainable=False)
+        self.state = {"teacher": teacher, "updates": self.updates}  # kept in the resume checkpoint
+
+    @tf.function
+    def train_step(self, inputs, targets):
+        with tf.GradientTape() as tape:
+            outputs = self.student(inputs, training=True)
+            value = tf.nn.compute_average_loss(self.loss(targets, outputs))
+        grads = tape.gradient(value, self.student.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        for t, s in zip(self.teacher.weights, self.student.weights):
+            t.assign(self.decay * t + (1 - self.decay) * s)
+        self.updates.assign_add(1.0)
+        taught = tf.nn.compute_average_loss(self.loss(targets, self.teacher(inputs, training=False)))
+        return {"loss": value, "teacher_loss": taught, "ema_updates": self.updates + 0.0}
+
+    @tf.function
+    def val_step(self, inputs, targets):
+        outputs = self.teacher(inputs, training=False)
+        for metric in self.metrics:
+            metric.update_state(targets, outputs)
+        return {"loss": tf.nn.compute_average_loss(self.loss(targets, outputs))}
+
+
+def main(argv=None):
+    args = train_arguments(__doc__, ROOT).parse_args(argv)
+    with exit_on_error():
+        job = Training.start(ROOT, args)
+        job.data()
+        with job.scope():
+            student, teacher = job.model(), job.model()
+            teacher.set_weights(student.get_weights())
+            optimizer = job.optimizer()
+            metrics = job.metrics()
+        loss = job.loss()
+        run = job.record()
+        job.fit(student, run, optimizer=optimizer, loss=loss, metrics=metrics,
+                steps=EmaSteps(student, teacher, optimizer, loss, metrics))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_hand_written_train_py_with_an_ema_teacher_keeps_the_run_record_resume_and_summaries(
+        built_projects, tmp_path: Path) -> None:
+    """The escape hatch (README "A loop of your own"): train.py replaced by a non-standard loop built from
+    skelgen_runtime.jobs; its steps' state (the teacher, a counter) survives SIGKILL and resume, every
+    epoch is logged once with the values the steps return, TensorBoard has them, the run completes."""
+    project = _copy(built_projects, "segmentation", "keras", tmp_path)
+    (project / "train.py").write_text(_EMA_TRAIN)
+    epochs, steps = 30, 2
+    args = [*TINY, "--set", f"train.epochs={epochs}", "--set", f"train.steps_per_epoch={steps}"]
+    run_dir, killed = train_and_kill(project, args, after_epochs=2)
+    assert killed.returncode != 0 and 2 <= len(epochs_logged(run_dir)) < epochs
+    out = script(project, "train.py", "--resume", "auto").stdout
+    assert f"resuming run {run_dir.name}" in out and "restored" in out
+    rows = _metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+    # the counter is part of the resume state: epoch k averages the update counts k*steps+1 .. (k+1)*steps
+    assert [float(r["ema_updates"]) for r in rows] == [k * steps + (steps + 1) / 2 for k in range(epochs)]
+    assert all(float(r["teacher_loss"]) > 0 and "val_miou" in r for r in rows)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "complete"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    board.Reload()
+    assert "teacher_loss/train" in board.Tags()["tensors"], board.Tags()
+    assert sorted({e.step for e in board.Tensors("teacher_loss/train")}) == list(range(epochs))

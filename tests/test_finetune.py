@@ -34,8 +34,8 @@ _MOVED = """
 
     run_config, checkpoint = sys.argv[1], sys.argv[2]
     config = load_config(__import__("pathlib").Path(run_config), schema=Config)
-    from datasets.pipelines import open_pipeline
-    _, info = open_pipeline(config.data)
+    from skelgen_runtime.records.info import load_info
+    info = load_info(__import__("pathlib").Path("datasets") / config.data.dataset / "tfrecords")
     start = core.build_model(config.model, num_classes=info.num_classes, input_shape=(32, 32, 3))
     before = {w.path: np.array(w) for w in start.weights}
     start.load_weights(checkpoint)

@@ -214,7 +214,7 @@ def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path
     git(ws, "commit", "-qam", "more user edits")
     files = [TRAIN, "template/project/evaluate.py", "template/project/predict.py", "template/project/README.md.jinja",
              "template/project/pyproject.toml.jinja", "template/project/datasets/build_data.py.jinja",
-             "template/project/datasets/pipelines.py.jinja", "template/project/tests/test_pipeline.py.jinja",
+             "template/project/export.py", "template/project/tests/test_pipeline.py.jinja",
              "template/project/.gitignore", BUILD]
     for k, rel in enumerate(files, start=1):
         marker = f"template version {k} was here"
@@ -227,7 +227,7 @@ def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path
     rendered = {TRAIN: "train.py", "template/project/evaluate.py": "evaluate.py", "template/project/predict.py": "predict.py",
                 "template/project/README.md.jinja": "README.md", "template/project/pyproject.toml.jinja": "pyproject.toml",
                 "template/project/datasets/build_data.py.jinja": "datasets/build_data.py",
-                "template/project/datasets/pipelines.py.jinja": "datasets/pipelines.py",
+                "template/project/export.py": "export.py",
                 "template/project/tests/test_pipeline.py.jinja": "tests/test_pipeline.py",
                 "template/project/.gitignore": ".gitignore", BUILD: "datasets/build_shapes_to_tfrecord.py"}
     for k, rel in enumerate(files, start=1):

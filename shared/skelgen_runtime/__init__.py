@@ -22,6 +22,7 @@ __all__ = ["__version__", "PUBLIC_MODULES"]
 PUBLIC_MODULES = (
     "skelgen_runtime",
     "skelgen_runtime.config",
+    "skelgen_runtime.data",
     "skelgen_runtime.errors",
     "skelgen_runtime.formats.centernet",
     "skelgen_runtime.jobs",

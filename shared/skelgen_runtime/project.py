@@ -9,7 +9,7 @@ never has to know that order::
         build_model=build_model,           # core/__init__.py: MODELS, picked by model.name
         build_loss=build_loss,             # core/losses.py: LOSSES, picked by train.loss
         optimizers=OPTIMIZERS, schedules=SCHEDULES,   # core/optimizers.py: train.optimizer, train.lr_schedule
-        pipelines=PIPELINES,               # datasets/pipelines.py: record schema -> pipeline
+        preprocesses=preprocesses,         # datasets/preprocesses.py: resize, augment, finalize
     )
 
 Hooks and their signatures:
@@ -18,7 +18,10 @@ Hooks and their signatures:
 - ``build_model(model_cfg, *, num_classes, input_shape) -> keras.Model`` (logits);
 - ``build_loss(config, info) -> loss(y_true, y_pred) -> (B,)``;
 - ``optimizers`` / ``schedules``: registries of :mod:`skelgen_runtime.training.optim` factories;
-- ``pipelines``: ``{schema name: pipeline}`` (:class:`skelgen_runtime.pipeline.Pipeline`);
+- ``preprocesses``: the preprocessing hooks the dataset pipelines call (``datasets/preprocesses.py``;
+  one signature per task, :mod:`skelgen_runtime.data.images`, :mod:`skelgen_runtime.data.volumes`);
+- ``pipelines`` (optional): ``{schema name: DataPipeline subclass}`` for records of a schema of the
+  project's own, or to replace the library's pipeline of a schema (:mod:`skelgen_runtime.data`);
 - ``build_metrics(config, info) -> list[keras.metrics.Metric]`` (optional): the metrics logged
   during training, which must include the task's monitor (``val_miou``, ``val_accuracy``,
   ``val_map``); default: the task's own;
@@ -50,9 +53,19 @@ class Project:
     build_loss: Callable[[Any, Any], Any]
     optimizers: Registry
     schedules: Registry
-    pipelines: Mapping[str, Any]
+    preprocesses: Any
+    pipelines: Mapping[str, type] | None = None
     build_metrics: Callable[[Any, Any], list] | None = None
     steps: type | None = None
+
+    def open_data(self, root: Path, data_cfg: Any) -> Any:
+        """The :class:`~skelgen_runtime.data.DataPipeline` of ``data_cfg.dataset`` in the project at ``root``,
+        bound to ``data_cfg`` and this project's preprocessing (imports TensorFlow when it is used)."""
+        from skelgen_runtime.data import open_pipeline
+        from skelgen_runtime.layout import ProjectLayout
+
+        folder = ProjectLayout(root).tfrecords(data_cfg.dataset)
+        return open_pipeline(self.task, data_cfg, folder, self.preprocesses, extra=self.pipelines)
 
     def __post_init__(self) -> None:
         if self.framework not in ("keras", "tf"):

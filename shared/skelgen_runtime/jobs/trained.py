@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.project import Project, load_project
 from skelgen_runtime.runs import Run
 
@@ -46,14 +45,14 @@ class TrainedRun:
 
         import_tensorflow()  # without its start-up noise
         from skelgen_runtime.config import load_config
-        from skelgen_runtime.pipeline import open_pipeline
         from skelgen_runtime.runs import find_run
         from skelgen_runtime.tasks import get_binding
 
         project = load_project(root)
         found = find_run(root, run)
         config = load_config(found.config_file, schema=project.config)
-        pipeline, info = open_pipeline(project.pipelines, ProjectLayout(root).tfrecords(config.data.dataset))
+        pipeline = project.open_data(root, config.data)
+        info = pipeline.info
         return cls(root, project, found, config, pipeline, info, get_binding(project.task, info.schema), weights)
 
     # ------------------------------------------------------------------ evaluate.py
@@ -65,7 +64,7 @@ class TrainedRun:
 
         if not self.info.is_labelled(split):
             raise DatasetError(f"split {split!r} has no labels to evaluate against")
-        batches = self.pipeline.eval_dataset(self.config.data, self.info, split=split, for_keras=False)
+        batches = self.pipeline.eval_examples(split)
         scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
         result = {"run": self.run.run_id, "split": split, "weights": self.trained.weights,
                   "examples": self.info.count(split), **scores}
@@ -84,7 +83,7 @@ class TrainedRun:
         """What to predict: the images of ``path`` (a file or a folder), else the records of ``split``."""
         if path is not None:
             return self.task.read_inputs(path, self.info)
-        return (self.task.predict_item(e, self.info) for e in self.pipeline.raw_dataset(self.info, split))
+        return (self.task.predict_item(e, self.info) for e in self.pipeline.raw_examples(split))
 
     def predict(self, items: Iterable[Any], output: Path) -> str:
         """Write the task's predictions of ``items`` into ``output`` (created); a one-line summary."""

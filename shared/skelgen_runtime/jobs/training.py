@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from skelgen_runtime.errors import ConfigError, DatasetError
-from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.project import Project, load_project
 from skelgen_runtime.runs import Run
 
@@ -90,13 +89,12 @@ class Training:
     def data(self) -> TrainingData:
         """The dataset's pipeline (``data.dataset``): global batches that the strategy splits
         (``data.batch_size`` per replica), and the steps per epoch."""
-        from skelgen_runtime.pipeline import open_pipeline
         from skelgen_runtime.tasks import get_binding
         from skelgen_runtime.training.distribute import global_batches
 
         config, strategy = self.config, self.strategy
-        pipeline, info = open_pipeline(self.project.pipelines,
-                                       ProjectLayout(self.root).tfrecords(config.data.dataset))
+        pipeline = self.project.open_data(self.root, config.data)
+        info = pipeline.info
         self.task = get_binding(self.project.task, info.schema)
         wanted = config.model.num_classes
         if wanted is not None and wanted != info.num_classes:
@@ -104,7 +102,7 @@ class Training:
                 f"model.num_classes is {wanted} but {info.folder / 'dataset_info.json'} has "
                 f"{info.num_classes} classes; remove model.num_classes or rebuild the dataset"
             )
-        examples = pipeline.train_examples(config.data, info)  # slices or patches of volumes: several per record
+        examples = pipeline.examples_per_epoch  # slices or patches of volumes: several per record
         replicas = strategy.num_replicas_in_sync
         data_cfg = global_batches(config.data, strategy, val_examples=info.count("val"))
         batches = examples // data_cfg.batch_size
@@ -117,17 +115,18 @@ class Training:
         if config.train.distribute != "default":
             _say(f"distribute {config.train.distribute}: {replicas} replicas, global batch {data_cfg.batch_size} "
                  f"(data.batch_size {config.data.batch_size} x {replicas})")
+        global_pipeline = type(pipeline)(data_cfg, info, pipeline.hooks)  # batches the strategy splits
         self.data_ = TrainingData(
             pipeline=pipeline,
             info=info,
-            train=pipeline.train_dataset(data_cfg, info, seed=config.train.seed, repeat=True),
-            val=pipeline.eval_dataset(data_cfg, info, split="val"),
+            train=global_pipeline.train_batches(seed=config.train.seed, repeat=True),
+            val=global_pipeline.val_batches("val"),
             # a few validation examples pictured with their predictions (uncached: a cache must be read whole)
-            preview=pipeline.eval_dataset(config.data.model_copy(update={"cache": False}), info),
+            preview=pipeline.val_batches("val", cache=False),
             steps=steps,
             examples=examples,
             batch_size=data_cfg.batch_size,
-            input_shape=tuple(pipeline.model_input_shape(config.data, info)),
+            input_shape=tuple(pipeline.input_shape),
         )
         return self.data_
 
@@ -191,21 +190,27 @@ class Training:
         return run
 
     # ------------------------------------------------------------------ 5. fit
-    def fit(self, model: Any, run: Run, *, optimizer: Any, loss: Any, metrics: list) -> Run:
+    def fit(self, model: Any, run: Run, *, optimizer: Any, loss: Any, metrics: list, steps: Any = None) -> Run:
         """Train ``train.epochs`` epochs with ``model.fit`` or the custom loop (``core/steps.py``):
-        checkpoints, resume state, ``metrics.csv``, TensorBoard and Ctrl-C handling included."""
+        checkpoints, resume state, ``metrics.csv``, TensorBoard and Ctrl-C handling included.
+
+        ``steps``: a loop of your own (any framework): an object with ``train_step``/``val_step``
+        and, optionally, ``state`` to save for resume (:mod:`skelgen_runtime.training.steps`); the
+        custom loop runs it and keeps the run record as for the project's own steps.
+        """
         from skelgen_runtime.training.summaries import Preview, flatten
 
         config, data, task = self.config, self._data(), self.task
-        if self.project.framework == "keras":
+        if steps is None and self.project.framework == "keras":
             from skelgen_runtime.training import keras_fit as trainer
 
             extra: dict[str, Any] = {}
         else:
             from skelgen_runtime.training import custom_loop as trainer
 
-            extra = {"steps": self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics,
-                                                 config=config)}
+            steps = steps or self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics,
+                                                config=config)
+            extra = {"steps": steps}
         trainer.fit(
             model, data.train, data.val, run,
             optimizer=optimizer, loss=loss, metrics=metrics,

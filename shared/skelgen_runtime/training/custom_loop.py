@@ -6,7 +6,7 @@ with ``tf.function``, ``tf.train.CheckpointManager`` and ``tf.summary``. This mo
 *driver*; the steps it runs are the project's (``core/steps.py``, see
 :mod:`skelgen_runtime.training.steps` for their contract).
 
-Resume state is a ``tf.train.Checkpoint`` of model, optimizer and the next epoch in
+Resume state is a ``tf.train.Checkpoint`` of model, optimizer, the steps' own ``state`` and the next epoch in
 ``models/RUN/backup/``, saved after each epoch's row is on disk; a resumed run restarts the
 interrupted epoch from its beginning and the CSV logger replaces that epoch's row if it was written.
 Ctrl-C and failures are handled as :mod:`skelgen_runtime.training.control` says; the TensorBoard
@@ -37,7 +37,7 @@ from skelgen_runtime.training.control import StopRequested, StopSignal, check_lo
 from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
 from skelgen_runtime.training.keras_fit import save_model
-from skelgen_runtime.training.steps import StandardSteps
+from skelgen_runtime.training.steps import Steps
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
 
 __all__ = ["fit"]
@@ -131,7 +131,7 @@ def fit(
     steps_per_epoch: int,
     monitor: str,
     monitor_mode: str = "max",
-    steps=None,
+    steps: Steps,
     hparams: Mapping[str, Any] | None = None,
     preview: Preview | None = None,
     strategy: tf.distribute.Strategy | None = None,
@@ -144,12 +144,12 @@ def fit(
     Args:
         train_ds: endless (repeated) batches of ``(inputs, targets)``.
         val_ds: finite batches of ``(inputs, targets)``, evaluated after every epoch.
-        loss: ``loss(targets, outputs) -> (B,)`` per-example losses (a scalar works too); used by the
-            default steps only (a project's own steps were built with it).
+        loss: ``loss(targets, outputs) -> (B,)`` per-example losses; the steps were built with it.
         metrics: Keras metrics, reported as ``NAME`` (train) and ``val_NAME`` (validation).
         monitor: the logged value that selects ``checkpoints/best.weights.h5``.
         steps: the object whose ``train_step``/``val_step`` run each batch (the project's
-            ``core/steps.py``); default :class:`~skelgen_runtime.training.steps.StandardSteps`.
+            ``core/steps.py``, or a hand-written script's), and whose optional ``state`` is saved for
+            resume (:mod:`skelgen_runtime.training.steps`).
         hparams: the flattened config, for TensorBoard's HParams dashboard.
         preview: pictures of predictions on a fixed validation batch, for TensorBoard's images.
         strategy: the ``tf.distribute`` strategy whose scope built the model, the optimizer and the
@@ -175,7 +175,9 @@ def fit(
         run.update_record(fine_tuning=schedule.record())
     next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_epoch")
     best = tf.Variable(float("nan"), dtype=tf.float64, trainable=False, name="best_monitor")
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer, next_epoch=next_epoch, best=best)
+    kept = dict(getattr(steps, "state", None) or {})  # what the steps keep besides model and optimizer
+    state = tf.train.Checkpoint(model=model, optimizer=optimizer, next_epoch=next_epoch, best=best,
+                                **({"steps": tf.train.Checkpoint(**kept)} if kept else {}))
     manager = tf.train.CheckpointManager(state, str(run.backup_dir), max_to_keep=2)
     if manager.latest_checkpoint:
         state.restore(manager.latest_checkpoint).expect_partial()
@@ -188,7 +190,6 @@ def fit(
     board = SummaryCallback(summaries, epochs=epochs, hparams=hparams if int(next_epoch) == 0 else None,
                             preview=preview)  # the same record as model.fit's; hyperparameters once per run
     board.set_model(model)
-    steps = steps or StandardSteps(model=model, optimizer=optimizer, loss=loss, metrics=metrics)
     train_step = _distributed(steps.train_step, strategy, jit_compile is True)
     val_step = _distributed(steps.val_step, strategy, jit_compile is True)
     val_ds = distribute_validation(strategy, val_ds)
