@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import brats_build_memory as brats_memory
+
 import common
 from common import Row, Settings, interleave, make_project, median, python, run_phased, run_timed, write_shapes_split
 

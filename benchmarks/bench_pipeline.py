@@ -179,10 +179,12 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
             files = [str(f) for f in info.split_files(split)]
             if training:
                 warmup = math.ceil(off.shuffle_buffer / off.batch_size) + 4
-                generated = lambda cfg: type(pipeline)(cfg, info, pipeline.hooks).train_batches(repeat=True)
             else:
                 warmup = math.ceil(info.count(split) / off.eval_batch_size) + 2
-                generated = lambda cfg: type(pipeline)(cfg, info, pipeline.hooks).val_batches(split).repeat()
+
+            def generated(cfg, pipeline=pipeline, training=training, split=split):
+                bound = type(pipeline)(cfg, pipeline.info, pipeline.hooks)
+                return bound.train_batches(repeat=True) if training else bound.val_batches(split).repeat()
             variants = {
                 "cache off": lambda: _rate(lambda: generated(off), warmup, batches),
                 "cache on": lambda: _rate(lambda: generated(on), warmup, batches),

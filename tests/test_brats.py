@@ -1,9 +1,10 @@
 """BraTS (2018 to 2024+) and MSD Task01_BrainTumour: replicas -> records -> train/evaluate/predict.
 
-Every replica is generated here with the real folder and file names of its release (FACTS.md), tiny
+Every replica is generated here with the real folder and file names of its release (as the Synapse and
+MSD archives extract; the BraTS papers and challenge pages describe the labels), tiny
 volumes (24x24x16 voxels of 1 x 1 x 1.2 mm) and the release's own label ids. Expected training ids,
-channel order and evaluation regions are written out in this file from FACTS.md, not taken from
-the library; Dice and HD95 are recomputed here with NumPy and SciPy (``cdist`` over surface voxels).
+channel order and evaluation regions are written out in this file from those public descriptions,
+not taken from the library; Dice and HD95 are recomputed here with NumPy and SciPy (``cdist`` over surface voxels).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ TO_TRAIN = {
     "msd": {0: 0, 1: 2, 2: 1, 3: 3},   # MSD: 1 edema, 2 non-enhancing, 3 enhancing
     "post": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},  # 2024 post-treatment glioma: its own ids
 }
-#: evaluation regions in each family's file ids (FACTS.md)
+#: evaluation regions in each family's file ids (the BraTS challenge papers: WT, TC, ET)
 REGIONS = {
     "old": {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)},
     "new": {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},

@@ -14,7 +14,8 @@ from conftest import script
 
 tf = pytest.importorskip("tensorflow")
 
-# TF-slim dataset_utils.py / Model Garden keys (FACTS.md), written out here rather than taken from the library
+# The keys of TF-slim's datasets/dataset_utils.py (github.com/tensorflow/models, research/slim), written out
+# here rather than taken from the library
 SLIM_SPEC = {
     "image/encoded": tf.io.FixedLenFeature((), tf.string),
     "image/format": tf.io.FixedLenFeature((), tf.string),

@@ -9,8 +9,8 @@ import pytest
 from pydantic import Field
 
 from skelgen_runtime.config import (
-    SegmentationConfig,
     Section,
+    SegmentationConfig,
     TrainConfig,
     apply_overrides,
     builder_section,

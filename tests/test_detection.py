@@ -22,7 +22,8 @@ from skelgen_runtime.sources import CocoSource, LabelMap  # noqa: E402
 
 CLASSES = ("circle", "square", "triangle")
 
-# The TF Object Detection API keys (FACTS.md), written out here rather than taken from the library.
+# The keys of the TF Object Detection API (research/object_detection/dataset_tools, github.com/tensorflow/models),
+# written out here rather than taken from the library.
 OD_API_SPEC = {
     "image/height": tf.io.FixedLenFeature((), tf.int64),
     "image/width": tf.io.FixedLenFeature((), tf.int64),

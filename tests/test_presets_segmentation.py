@@ -435,9 +435,9 @@ def test_ade20k_bad_inputs_and_other_kept_as_a_class(tmp_path: Path) -> None:
 
 
 def test_readers_pickle_for_worker_processes(tmp_path: Path) -> None:
+    import skelgen_runtime.sources as sources
     from skelgen_runtime.presets import get_preset
     from skelgen_runtime.sources import LabelMap
-    import skelgen_runtime.sources as sources
 
     for name in ("voc2012", "cityscapes", "ade20k"):
         preset = get_preset(name)

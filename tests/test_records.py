@@ -18,7 +18,8 @@ from conftest import make_project, script
 
 tf = pytest.importorskip("tensorflow")
 
-# The DeepLab build_data.py keys (FACTS.md), written out here rather than taken from the library.
+# The keys of DeepLab's datasets/build_data.py (github.com/tensorflow/models, research/deeplab), written out
+# here rather than taken from the library.
 DEEPLAB_SPEC = {
     "image/encoded": tf.io.FixedLenFeature((), tf.string),
     "image/filename": tf.io.FixedLenFeature((), tf.string),
@@ -62,7 +63,7 @@ def test_records_parse_with_the_deeplab_keys_and_keep_labels(built_project: Path
 
 
 def test_palette_label_pngs_keep_their_indices(tmp_path: Path) -> None:
-    """A VOC-style "P" mode label must be stored as class ids, not palette luminance (FACTS.md)."""
+    """A VOC-style "P" mode label must be stored as class ids, not palette luminance (what ``tf.io.decode_png`` would give)."""
     from skelgen_runtime.sources import ImagesMasksSource, LabelMap
 
     (tmp_path / "data/train").mkdir(parents=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import py_compile
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,9 @@ def test_renders_and_compiles(tmp_path: Path, task: str, framework: str) -> None
     assert f'TASK = "{task}"' in (project / "datasets/build_data.py").read_text()
     _scripts_are_recipes(project)
     _default_config_says_the_builder_defaults(project)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, f"the rendered project fails its own lint settings:\n{lint.stdout}{lint.stderr}"
 
 
 def _default_config_says_the_builder_defaults(project: Path) -> None:

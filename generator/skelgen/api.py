@@ -95,7 +95,11 @@ def new_project(*, name: str, task: str, framework: str = "keras", workspace: Pa
     with Journal() as journal:
         journal.mkdir(workspace)
         if dest.exists():  # an empty folder: put back as empty
-            journal.undo(lambda: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in dest.iterdir()])
+            def empty_again() -> None:
+                for p in dest.iterdir():
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+            journal.undo(empty_again)
         else:
             journal.created(dest)
         _copy({"scaffold": "project", "project_name": name, "task": task, "framework": framework}, dest)

@@ -7,6 +7,7 @@ Kept light on purpose: importing this module must not import TensorFlow or copie
 from __future__ import annotations
 
 import sys
+
 import click
 
 from skelgen_runtime._version import __version__
@@ -47,7 +48,7 @@ class _Choice(click.Choice):
         self.case_sensitive = True
 
     @property
-    def choices(self) -> tuple[str, ...]:
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]  # click.Choice's attribute, read lazily
         return self._load()
 
     def convert(self, value, param, ctx):
@@ -262,8 +263,9 @@ def runs_compare_cmd(ctx: click.Context, specs, project, as_json) -> None:
 
     from skelgen import runs
 
-    comparison = runs.compare_runs(project=_as_path(project or ctx.parent.params["project"] or "."), specs=specs)
-    if as_json or ctx.parent.params["as_json"]:
+    group = ctx.parent.params if ctx.parent else {}  # the options given before the subcommand (skelgen runs --json ...)
+    comparison = runs.compare_runs(project=_as_path(project or group.get("project") or "."), specs=specs)
+    if as_json or group.get("as_json"):
         click.echo(json.dumps(runs.comparison_json(comparison), indent=2))
     else:
         click.echo(runs.comparison_text(comparison))
@@ -280,7 +282,8 @@ def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
     """Draw the runs' curves of one metric, one line per run, into one figure."""
     from skelgen import runs
 
-    plot = runs.plot_runs(project=_as_path(project or ctx.parent.params["project"] or "."), specs=specs, metric=metric,
+    group = ctx.parent.params if ctx.parent else {}
+    plot = runs.plot_runs(project=_as_path(project or group.get("project") or "."), specs=specs, metric=metric,
                           out=_as_path(out))
     for run_id in plot.missing:
         click.echo(f"note: run {run_id} has no {plot.metric} values; left out", err=True)

@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from skelgen import store
 from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel
@@ -99,6 +99,7 @@ def _status(scaffold: Scaffold, root: Path, src: store.Source) -> ScaffoldStatus
     answers = scaffold.recorded()
     commit = str(answers.get("_commit", ""))
     recorded = store.version_of(commit)
+    assert src.version is not None, "the update target names its version (_target)"
     try:
         behind = Version(recorded) < Version(src.version)
     except InvalidVersion:
@@ -139,7 +140,8 @@ def _conflicts(top: Path, root: Path, changed: list[str]) -> list[str]:
     return found
 
 
-def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source, conflict: str) -> ScaffoldStatus:
+def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
+                conflict: Literal["inline", "rej"]) -> ScaffoldStatus:
     import copier
     from copier.errors import CopierError
     from jinja2 import TemplateError as JinjaError
@@ -205,7 +207,8 @@ def _set_answers(answers: Path, **fields: str) -> None:
     answers.write_text("".join(out))
 
 
-def update_project(*, project: Path, to: str | None = None, dry_run: bool = False, conflict: str = "inline",
+def update_project(*, project: Path, to: str | None = None, dry_run: bool = False,
+                   conflict: Literal["inline", "rej"] = "inline",
                    on_scaffold: Callable[[ScaffoldStatus], None] | None = None) -> list[ScaffoldStatus]:
     """Update the project scaffold, then each dataset's, to ``to`` (default: the installed skelgen's version).
 
@@ -243,7 +246,7 @@ def update_project(*, project: Path, to: str | None = None, dry_run: bool = Fals
     return _update_all(top, root, src, conflict, dry_run=False, report=on_scaffold)
 
 
-def _update_all(top: Path, root: Path, src: store.Source, conflict: str, *, dry_run: bool,
+def _update_all(top: Path, root: Path, src: store.Source, conflict: Literal["inline", "rej"], *, dry_run: bool,
                 report: Callable[[ScaffoldStatus], None] | None) -> list[ScaffoldStatus]:
     done = []
     for scaffold in scaffolds(root):

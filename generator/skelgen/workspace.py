@@ -56,7 +56,7 @@ class Journal:
     """
 
     def __init__(self) -> None:
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], object]] = []
 
     def created(self, path: Path) -> Path:
         """Record that ``path`` (a file or a folder) did not exist before; rollback removes it."""
@@ -73,7 +73,7 @@ class Journal:
             self.created(path)
         return path
 
-    def undo(self, action: Callable[[], None]) -> None:
+    def undo(self, action: Callable[[], object]) -> None:
         """Record an action that rollback runs (e.g. unstaging what a failed commit staged)."""
         self._undo.append(action)
 

@@ -48,7 +48,7 @@ class Project:
 
     task: str
     framework: Literal["keras", "tf"]
-    config: type
+    config: type[Any]
     build_model: Callable[..., Any]
     build_loss: Callable[[Any, Any], Any]
     optimizers: Registry

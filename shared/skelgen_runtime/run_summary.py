@@ -139,7 +139,7 @@ def summarize(run: Run) -> RunSummary:
     config = _config(run)
     epochs = read_metrics(run)
     monitor, mode = _monitor(record, {key for row in epochs for key in row})
-    best, best_epoch = best_of(epochs, monitor, mode) if monitor else (None, None)
+    best, best_epoch = best_of(epochs, monitor, mode or "max") if monitor else (None, None)
     seconds = [row["seconds"] for row in epochs if "seconds" in row]
     dataset = record.get("dataset")
     return RunSummary(

@@ -179,7 +179,7 @@ def _as_dict(config: Any) -> dict[str, Any]:
     return dict(config) if isinstance(config, Mapping) else {}
 
 
-def _get(data: Mapping[str, Any], dotted: str) -> Any:
+def _get(data: Any, dotted: str) -> Any:
     for key in dotted.split("."):
         if not isinstance(data, Mapping):
             return None

@@ -24,7 +24,7 @@ def _captioned(image: np.ndarray, text: str) -> np.ndarray:
 
     picture = Image.fromarray(image)
     scale = max(1, -(-128 // max(picture.size)))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     ImageDraw.Draw(picture).text((4, 4), text, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(picture)
 

@@ -33,8 +33,10 @@ def _window(channel: np.ndarray) -> np.ndarray:
 
 
 def _pick(image: np.ndarray, label: np.ndarray | None, slices: int) -> np.ndarray:
-    has = label is not None and (label > 0).any()
-    mask = (label > 0).any(axis=(1, 2)) if has else (image != 0).any(axis=(1, 2, 3))
+    if label is not None and (label > 0).any():
+        mask = (label > 0).any(axis=(1, 2))
+    else:
+        mask = (image != 0).any(axis=(1, 2, 3))
     index = np.flatnonzero(mask)
     if index.size == 0:
         index = np.arange(image.shape[0])

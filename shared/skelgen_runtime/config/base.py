@@ -19,7 +19,7 @@ import copy
 import inspect
 import typing
 from pathlib import Path
-from typing import Any, Annotated, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -27,6 +27,9 @@ from pydantic_core import PydanticCustomError
 
 from skelgen_runtime.errors import ConfigError, did_you_mean
 from skelgen_runtime.registry import Registry
+
+#: the config class :func:`load_config` validates against (and returns an instance of)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 __all__ = [
     "Section",
@@ -205,8 +208,8 @@ def load_config(
     path: Path | None,
     overrides: Sequence[str] = (),
     *,
-    schema: type[BaseModel],
-) -> BaseModel:
+    schema: type[ConfigT],
+) -> ConfigT:
     """Read, override and validate a config.
 
     Args:

@@ -194,7 +194,7 @@ class ClassificationAugmentConfig(Section):
 
 
 class ClassificationDataConfig(DataConfig):
-    augment: ClassificationAugmentConfig = ClassificationAugmentConfig()
+    augment: ClassificationAugmentConfig = ClassificationAugmentConfig()  # type: ignore[assignment]  # a narrower section
 
 
 class ClassificationModelConfig(ModelConfig):
@@ -230,7 +230,7 @@ class DetectionAugmentConfig(Section):
 
 
 class DetectionDataConfig(DataConfig):
-    augment: DetectionAugmentConfig = DetectionAugmentConfig()
+    augment: DetectionAugmentConfig = DetectionAugmentConfig()  # type: ignore[assignment]  # a narrower section
 
     @field_validator("image_size")
     @classmethod

@@ -16,7 +16,7 @@ Every method raises :class:`~skelgen_runtime.errors.SkelgenError` subclasses for
 fix; the scripts turn them into one line with :func:`~skelgen_runtime.errors.exit_on_error`.
 """
 
-from skelgen_runtime.jobs.arguments import export_arguments, evaluate_arguments, predict_arguments, train_arguments
+from skelgen_runtime.jobs.arguments import evaluate_arguments, export_arguments, predict_arguments, train_arguments
 from skelgen_runtime.jobs.trained import TrainedRun
 from skelgen_runtime.jobs.training import Training, TrainingData
 

@@ -206,10 +206,11 @@ class Training:
 
             extra: dict[str, Any] = {}
         else:
-            from skelgen_runtime.training import custom_loop as trainer
+            from skelgen_runtime.training import custom_loop as trainer  # type: ignore[no-redef]
 
-            steps = steps or self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics,
-                                                config=config)
+            if steps is None:
+                assert self.project.steps is not None  # Project checks that a tf project names its steps
+                steps = self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics, config=config)
             extra = {"steps": steps}
         trainer.fit(
             model, data.train, data.val, run,

@@ -1,6 +1,6 @@
 """COCO box mAP, computed by pycocotools itself so the numbers are the ones papers report.
 
-Conventions are pycocotools' (FACTS.md): IoU thresholds 0.50:0.05:0.95, 101 recall points, at most
+Conventions are pycocotools' (``cocoeval.py``'s ``Params``, github.com/cocodataset/cocoapi): IoU thresholds 0.50:0.05:0.95, 101 recall points, at most
 100 detections per image, area ranges small < 32^2 <= medium < 96^2 <= large judged by the ground
 truth's ``area``, crowd ground truth never counted as missed. Categories without ground truth are
 left out of the mean; a score pycocotools cannot compute (no ground truth in an area range) is

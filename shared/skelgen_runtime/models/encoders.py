@@ -34,10 +34,11 @@ def application_backbone(name: str, *, feature_layers: Sequence[str] | None = No
         input_shape = tuple(int(d) for d in inputs.shape[1:])
         network = getattr(keras.applications, app.constructor)(include_top=False, weights=None,
                                                                input_shape=input_shape)
-        from_file = weights is not None and not is_saved_model(weights)
-        source = load_backbone_weights(network, app, weights, input_shape) if from_file else None
+        source = None
+        if weights is not None and not is_saved_model(weights):
+            source = load_backbone_weights(network, app, weights, input_shape)
         encoder = keras.Model(network.input, [network.get_layer(n).output for n in layers_out], name=ENCODER)
-        if is_saved_model(weights):  # another run's model: its encoder
+        if weights is not None and is_saved_model(weights):  # another run's model: its encoder
             source = {"backbone": app.name, **load_encoder_from_model([encoder], weights)}
         encoder.pretrained = source  # what the run record says about these weights
         x = ApplicationPreprocessing(app.family, name=f"{ENCODER}.preprocess")(inputs)
@@ -46,6 +47,7 @@ def application_backbone(name: str, *, feature_layers: Sequence[str] | None = No
     backbone.__name__ = backbone.__qualname__ = name
     backbone.__doc__ = (f"keras.applications.{app.constructor} without its top, features at strides 2-32; input RGB "
                         f"0-255, preprocessed inside the model ({app.convention}).")
-    backbone.input_preprocessing = f"keras.applications.{app.family}.preprocess_input ({app.convention})"
-    backbone.max_stride = 32
+    described: Any = backbone  # what config validation reads off a backbone (skelgen_runtime.models)
+    described.input_preprocessing = f"keras.applications.{app.family}.preprocess_input ({app.convention})"
+    described.max_stride = 32
     return backbone

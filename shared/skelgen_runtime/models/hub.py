@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import keras
 
@@ -70,9 +70,14 @@ HUB_BACKBONES: dict[str, HubBackbone] = {
 }
 
 
-#: the backbones DeepLabV3+ and SegFormer take (config values validated against these)
-ResNetName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "ResNetBackbone")]
-MiTName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "MiTBackbone")]
+#: the backbones DeepLabV3+ and SegFormer take (config values validated against these; built from the
+#: table, so a static checker sees plain strings)
+if TYPE_CHECKING:
+    ResNetName = str
+    MiTName = str
+else:
+    ResNetName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "ResNetBackbone")]
+    MiTName = Literal[tuple(k for k, v in HUB_BACKBONES.items() if v.cls == "MiTBackbone")]
 
 
 def _is_preset_name(weights: str) -> bool:
@@ -163,9 +168,11 @@ def hub_backbone(name: str) -> Callable:
 
     backbone.__name__ = backbone.__qualname__ = name
     backbone.__doc__ = f"{spec.description}: features at strides 4-32; input RGB 0-255, converted inside the model."
-    backbone.input_preprocessing = "keras-hub's ImageConverter (scale and offset: ImageNet's mean and std, or the preset's)"
-    backbone.max_stride = 32
-    backbone.requires = "keras_hub"
+    described: Any = backbone  # what config validation reads off a backbone (skelgen_runtime.models)
+    described.input_preprocessing = ("keras-hub's ImageConverter (scale and offset: ImageNet's mean and std, or "
+                                     "the preset's)")
+    described.max_stride = 32
+    described.requires = "keras_hub"
     return backbone
 
 

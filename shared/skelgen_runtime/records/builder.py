@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Sequence
+from typing import Any, Sequence
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import DatasetError, MissingDependencyError, UserInputError
@@ -223,7 +223,7 @@ def _write_locally(
         reused += was_reused
         bar.update(result.count + len(result.skipped))
 
-    processes = []
+    processes: list[int] = []
     try:
         flat = write_shards(plans, encode, workers=workers, skip_bad=skip_bad,
                             compression=compression, on_shard=on_shard, on_start=processes.append)
@@ -236,9 +236,10 @@ def _results_by_split(
     source: Source, plans: dict[str, list[ShardPlan]], flat: list[ShardResult]
 ) -> dict[str, list[ShardResult]]:
     """``flat`` (one result per plan, in plan order) per split; a split whose every example was skipped is an error."""
-    results, flat = {}, iter(flat)
+    results: dict[str, list[ShardResult]] = {}
+    ordered = iter(flat)
     for split, plan in plans.items():
-        results[split] = [next(flat) for _ in plan]
+        results[split] = [next(ordered) for _ in plan]
         if sum(r.count for r in results[split]) == 0:
             raise DatasetError(f"split {split!r} of {source.root}: every example was skipped as bad")
     return results
@@ -254,7 +255,7 @@ def content_key(source: Source, *, schema: str, schema_version: int, compression
     either way, and one that skipped an example is only reused by another ``--skip-bad`` build
     (:func:`~skelgen_runtime.records.writer.completed`).
     """
-    options = {}
+    options: dict[str, Any] = {}
     if dataclasses.is_dataclass(source):
         options = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)
                    if f.init and not f.name.startswith("_") and f.name not in ("root", "label_map")}

@@ -43,8 +43,9 @@ def is_url(location: str | Path) -> bool:
 class Folder(Protocol):
     """The file operations a build needs on its output folder; names are plain file names in it."""
 
-    #: a local folder's path; None for a URL (shards are then written locally first and published)
-    local_path: Path | None
+    @property
+    def local_path(self) -> Path | None:
+        """A local folder's path; None for a URL (shards are then written locally first and published)."""
 
     def makedirs(self) -> None:
         """Create the folder and its parents if missing."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from skelgen_runtime.errors import DatasetError, did_you_mean
-from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.labels import LabelMap
+from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
 

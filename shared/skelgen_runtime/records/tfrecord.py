@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import google_crc32c
 
+_deflate: Any
 try:  # the same API as zlib's
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - isal has wheels for the common platforms
@@ -47,7 +48,7 @@ def masked_crc32c(data: bytes | memoryview) -> int:
     """TFRecord's masked CRC-32C of ``data``."""
     if isinstance(data, memoryview):  # google_crc32c takes bytes only: reuse the object a view spans whole
         whole = isinstance(data.obj, bytes) and data.nbytes == len(data.obj)
-        data = data.obj if whole else data.tobytes()
+        data = bytes(data.obj) if whole else data.tobytes()  # bytes(a bytes object) is that object, no copy
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -39,7 +40,7 @@ class ShapeObject:
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth random colour field plus stripes and pixel noise, ``(size, size, 3)`` uint8."""
     coarse = rng.uniform(40, 215, size=(4, 4, 3)).astype(np.uint8)
-    field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float32)
+    field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0, math.pi)
     period = rng.uniform(6, 20)
@@ -55,7 +56,7 @@ def _shape_colour(rng: np.random.Generator, background_mean: np.ndarray) -> tupl
         colour = rng.integers(0, 256, size=3)
         if np.linalg.norm(colour - background_mean) > 90:
             break
-    return tuple(int(c) for c in colour)
+    return int(colour[0]), int(colour[1]), int(colour[2])
 
 
 def _polygon(label: int, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]] | None:
@@ -98,7 +99,7 @@ def draw_scene(
     label = Image.new("L", (size, size), 0)
     draw_image, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label)
     mean = pixels.reshape(-1, 3).mean(axis=0)
-    objects = []
+    objects: list[ShapeObject] = []
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
         cls = int(rng.integers(1, len(CLASSES)))
         for _attempt in range(1 if max_overlap is None else 50):  # one try keeps the random stream as it was
@@ -162,7 +163,8 @@ def _write_detection(root: Path, split: str, n: int, rng: np.random.Generator, s
 
     image_dir = root / "data" / split
     image_dir.mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i in range(n):
         image, _, objects = draw_scene(rng, size, max_overlap=0.25)
         name = f"{split}_{i:05d}.jpg"

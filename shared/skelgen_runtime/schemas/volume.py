@@ -71,7 +71,7 @@ def from_nifti_axes(array: np.ndarray) -> np.ndarray:
 def _raw_bytes(array: np.ndarray) -> memoryview:
     """The little-endian bytes of ``array`` in C order, as a view: copied only if not already laid out so."""
     little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return memoryview(little.reshape(-1).view(np.uint8))
+    return little.reshape(-1).view(np.uint8).data
 
 
 def encode_example(

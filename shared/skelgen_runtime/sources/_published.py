@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-
 from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.labels import LabelLookup, LabelMap
 from skelgen_runtime.sources.base import SourceItem

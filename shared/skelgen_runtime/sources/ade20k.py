@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.published_classes import ADE20K_CLASSES
 from skelgen_runtime.labels import LabelLookup
+from skelgen_runtime.published_classes import ADE20K_CLASSES
 from skelgen_runtime.sources._published import colormap, complete_label_map, encode_pair, folder_items
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES

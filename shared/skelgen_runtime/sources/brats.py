@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,7 +74,7 @@ _POST_TREATMENT = get_release("brats2024-gli")
 
 __all__ = ["BratsSource", "Release", "RELEASES", "MODALITIES", "LABEL_SETS", "regions_for", "holdout"]
 
-@dataclass
+@dataclass(init=False)
 class BratsSource:
     """Reader of the BraTS / MSD layouts described in the module docstring.
 
@@ -98,22 +98,24 @@ class BratsSource:
     }
 
     root: Path
-    label_map: LabelMap | None = None
-    val_fraction: float = 0.2
-    release: Release | str | None = None
-    detected: bool = field(init=False, default=True)
-    _cases: list[Case] | None = field(init=False, default=None, repr=False)
+    label_map: LabelMap
+    val_fraction: float
+    release: Release
+    detected: bool
+    _cases: list[Case] | None = field(repr=False)
 
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-        if not 0 <= self.val_fraction < 1:
-            raise DatasetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        wanted = get_release(self.release) if isinstance(self.release, str) else self.release
+    def __init__(self, root: Path, label_map: LabelMap | None = None, val_fraction: float = 0.2,
+                 release: Release | str | None = None) -> None:
+        self.root = Path(root)
+        self.val_fraction = val_fraction
+        if not 0 <= val_fraction < 1:
+            raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        wanted = get_release(release) if isinstance(release, str) else release
         self.detected = wanted is None
         self.release, self._cases = list_cases(self.root, wanted)
         labels = self.release.label_set
         self.label_map = complete_label_map(
-            self.label_map or LabelMap(labels.classes), dataset=f"BraTS ({self.release.title})",
+            label_map or LabelMap(labels.classes), dataset=f"BraTS ({self.release.title})",
             source_ids=labels.source_ids, colors=labels.colors,
         )
         self._lookup()  # fail now on a label map whose source ids are not the release's
@@ -142,7 +144,7 @@ class BratsSource:
             raise DatasetError(f"BraTS has no split {split!r}; it has: train, val (a holdout of the labelled "
                                "cases), pred (cases without labels)")
         where = self._split_of()
-        return [SourceItem(key=c.case_id, files=dict(c.files)) for c in self._cases if where[c.case_id] == split]
+        return [SourceItem(key=c.case_id, files=dict(c.files)) for c in self._cases or () if where[c.case_id] == split]
 
     def describe(self) -> dict:
         """What was detected, for ``dataset_info.json``: release, labels, regions, default challenge."""
@@ -194,7 +196,7 @@ class BratsSource:
         del volume, label  # the example holds its own copy: free ours before serialising makes another
         return example.SerializeToString()
 
-    def _read_modalities(self, item: SourceItem) -> tuple[np.ndarray, object, Path]:
+    def _read_modalities(self, item: SourceItem) -> tuple[np.ndarray, Any, Path]:
         """The 4 modality files -> ``(D, H, W, 4)`` in canonical order, the t1 image, its path."""
         from skelgen_runtime.schemas.volume import DTYPES, from_nifti_axes
 
@@ -202,7 +204,8 @@ class BratsSource:
         if missing:
             names = ", ".join(f"{m} ({item.files[m].name})" for m in missing)
             raise BadExampleError(str(item.files[missing[0]].parent), f"case {item.key}: modality {names} is missing")
-        volume = reference = None
+        volume: np.ndarray | None = None
+        reference: Any = None
         shape_of: dict[str, tuple] = {}
         for c, modality in enumerate(MODALITIES):
             data, image = read_nifti(item.files[modality])
@@ -222,9 +225,10 @@ class BratsSource:
                 volume = volume.astype(np.result_type(volume.dtype, data.dtype))
             volume[..., c] = from_nifti_axes(data)
             del data
+        assert volume is not None  # four modalities were read
         return volume, reference, item.files[MODALITIES[0]]
 
-    def _read_msd(self, item: SourceItem) -> tuple[np.ndarray, object, Path]:
+    def _read_msd(self, item: SourceItem) -> tuple[np.ndarray, Any, Path]:
         """One 4D MSD file -> ``(D, H, W, 4)`` in canonical order."""
         from skelgen_runtime.schemas.volume import DTYPES, from_nifti_axes
 

@@ -179,7 +179,9 @@ class CaseListing:
                 self._walk(Path(entry.path), depth + 1, found)
 
     def _brats_case(self, folder: Path) -> Case:
-        release, case_id, sep = self.release, folder.name, self.release.separator
+        release = self.release
+        assert release is not None, "scan() chooses the release before it lists the case folders"
+        case_id, sep = folder.name, release.separator
         names = {n.lower(): n for n in os.listdir(folder) if is_nifti(n)}
 
         def find(tag: str) -> Path | None:
@@ -233,4 +235,5 @@ def list_cases(root: Path, wanted: Release | None = None) -> tuple[Release, list
     """
     listing = CaseListing(Path(root))
     cases = listing.scan(wanted)
+    assert listing.release is not None  # scan() found one or raised
     return listing.release, cases

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.published_classes import CITYSCAPES_COLORS, CITYSCAPES_LABEL_IDS, CITYSCAPES_LABELS
 from skelgen_runtime.labels import LabelLookup
+from skelgen_runtime.published_classes import CITYSCAPES_COLORS, CITYSCAPES_LABEL_IDS, CITYSCAPES_LABELS
 from skelgen_runtime.sources._published import complete_label_map, encode_pair, folder_items
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 

@@ -5,8 +5,8 @@
     ROOT/data/SPLIT/<stem>.{jpg,jpeg,png}
     ROOT/annotations/SPLIT/<stem>.png        (class ids; 255 = ignore; absent for ``pred``)
 
-Label PNGs are read with Pillow so palette ("P" mode) PNGs keep their indices (FACTS: decoding
-them with TensorFlow would give luminance instead).
+Label PNGs are read with Pillow so palette ("P" mode) PNGs keep their indices (``tf.io.decode_png``
+expands the palette to colours, and a one-channel decode gives their luminance instead).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def read_image(path: Path) -> tuple[bytes, str, tuple[int, int]]:
                 data, fmt = buf.getvalue(), "png"
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
         raise BadExampleError(str(path), f"cannot read image ({err})") from None
+    assert fmt is not None  # kept as jpeg/png, or re-encoded as png
     return data, fmt, size
 
 

@@ -9,8 +9,9 @@
         SegmentationClass/<id>.png              palette ("P") PNGs: indices 0..20, 255 = border/ignore
     ROOT/pred/*.jpg|png                         optional: an unlabelled split "pred"
 
-Labels are the palette *indices* (read with Pillow; decoding them with TensorFlow would give the
-luminance of the palette colours, FACTS.md), stored unchanged: class ids 0 (background) .. 20
+Labels are the palette *indices* (read with Pillow; ``tf.io.decode_png`` expands a palette PNG to
+its colours, so a one-channel decode gives their luminance, which is why DeepLab's
+``remove_gt_colormap.py`` re-saves VOC labels as plain indices first), stored unchanged: class ids 0 (background) .. 20
 (tvmonitor) and 255 for the borders, which training ignores. Source ids equal training ids, so the
 label map has no ``source_ids``; its colours are the VOC palette's.
 """
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.published_classes import VOC2012_CLASSES
 from skelgen_runtime.labels import LabelLookup
+from skelgen_runtime.published_classes import VOC2012_CLASSES
 from skelgen_runtime.sources._published import colormap, complete_label_map, encode_pair, folder_items
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 

@@ -132,7 +132,7 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         rows.append([name] + [v for i in order for v in (names[i], f"{probs[i]:.4f}")])
         picture = Image.fromarray(image).convert("RGB")
         scale = max(1, 160 // max(picture.size))
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
         draw = ImageDraw.Draw(picture)
         for line, i in enumerate(order):
             draw.text((4, 4 + 12 * line), f"{names[i]} {probs[i]:.2f}", fill=(255, 255, 255), stroke_width=2,

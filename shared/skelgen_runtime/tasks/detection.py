@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from skelgen_runtime.metrics.detection import CocoAccumulator
 from skelgen_runtime.formats import centernet
+from skelgen_runtime.metrics.detection import CocoAccumulator
 from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
-from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
+from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import detection_preview as preview
 
 __all__ = [
@@ -203,7 +203,8 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
     label_map = info.label_map
     position_of = {dataset_id: n for n, dataset_id in enumerate(_dataset_ids(label_map))}
     serve = as_signature(serving_function(model, config, info))
-    results, n = [], 0
+    results: list[dict[str, Any]] = []
+    n = 0
     for position, (name, image) in enumerate(items, start=1):
         found = {key: value[0].numpy() for key, value in serve(image[None]).items()}
         k = int(found["num_detections"])

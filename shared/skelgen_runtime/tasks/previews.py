@@ -40,7 +40,7 @@ def _caption(image: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]) -
 
     picture = Image.fromarray(image)
     scale = max(1, 128 // max(picture.size))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(picture)
     for k, (text, colour) in enumerate(lines):
         draw.text((3, 3 + 12 * k), text, fill=colour, stroke_width=2, stroke_fill=(0, 0, 0))
@@ -87,7 +87,7 @@ def volume_preview(model, inputs, targets, config, info) -> np.ndarray:
         middle = x.shape[1] // 2
         x, pred, truth = x[:, middle], pred[:, middle], truth[:, middle]
     channel = x[..., 0]
-    low, high = np.percentile(channel, 1), np.percentile(channel, 99)
+    low, high = float(np.percentile(channel, 1)), float(np.percentile(channel, 99))
     grey = np.clip((channel - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
     images = np.repeat(grey[..., None], 3, axis=-1)
     colors = info.label_map.colors

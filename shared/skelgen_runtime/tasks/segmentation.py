@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
-from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
+from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import segmentation_preview as preview
 
 __all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics",

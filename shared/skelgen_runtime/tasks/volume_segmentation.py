@@ -108,7 +108,8 @@ def _sliding_window(model: keras.Model, image: np.ndarray, patch: Sequence[int],
     before = extra // 2
     padded = np.pad(image, [(b, e - b) for b, e in zip(before, extra)] + [(0, 0)])
     corners = list(itertools.product(*(_starts(n, p) for n, p in zip(padded.shape[:3], patch))))
-    probs = counts = None
+    probs: np.ndarray | None = None
+    counts: np.ndarray | None = None
     for k in range(0, len(corners), batch):
         chunk = corners[k : k + batch]
         x = np.stack([padded[d : d + patch[0], h : h + patch[1], w : w + patch[2]] for d, h, w in chunk])
@@ -116,9 +117,11 @@ def _sliding_window(model: keras.Model, image: np.ndarray, patch: Sequence[int],
         if probs is None:
             probs = np.zeros((*padded.shape[:3], p.shape[-1]), np.float32)
             counts = np.zeros(padded.shape[:3], np.float32)
+        assert probs is not None and counts is not None
         for (d, h, w), window in zip(chunk, p):
             probs[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += window
             counts[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += 1
+    assert probs is not None, "at least one window covers the volume"
     labels = np.argmax(probs, axis=-1)
     return labels[before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
 
@@ -184,7 +187,7 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
         scores = score_case(pred, truth, case["spacing"].numpy().tolist(), used, scoring)
         per_case.append({"case_id": case["case_id"].numpy().decode(), **scores})
         confusion.update(truth, pred)
-    means = mean_scores([{r: c[r] for r in used} for c in per_case]) if per_case else {}
+    means = mean_scores([{r: c[r] for r in used or {}} for c in per_case]) if per_case else {}
 
     def over_regions(metric: str) -> float | None:
         return float(np.mean([m[metric] for m in means.values()])) if means and metric in next(iter(means.values())) else None
@@ -197,7 +200,7 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
         "mean_lesion_hd95": over_regions("lesion_hd95"),
         "miou": scores_from_confusion(confusion.matrix).miou,
         "regions": {k: list(v) for k, v in (used or {}).items()},
-        "challenge": scoring.describe(list(used)) if scoring else None,
+        "challenge": scoring.describe(list(used or {})) if scoring else None,
         "ranked_by": list(RANKED_BY) if scoring else ["dice", "hd95"],
         "hd95_definition": HD95_DEFINITION,
     }
@@ -294,8 +297,8 @@ def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
     Labels are not read; predictions are written in the ids of the folder's own release.
     """
     from skelgen_runtime.errors import DatasetError
-    from skelgen_runtime.schemas.volume import SCHEMA
     from skelgen_runtime.labels import LabelMap
+    from skelgen_runtime.schemas.volume import SCHEMA
     from skelgen_runtime.sources.brats import BratsSource
 
     if not path.is_dir():

@@ -6,6 +6,7 @@ import csv
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -53,7 +54,7 @@ class EpochCSVLogger(keras.callbacks.Callback):
         os.replace(tmp, self.path)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        row: dict[str, Any] = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
         row["seconds"] = round(time.time() - self._t0, 3)
         optimizer = getattr(self.model, "optimizer", None)  # None outside model.fit
         if "learning_rate" not in row and optimizer is not None:

@@ -34,8 +34,8 @@ from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopRequested, StopSignal, check_loss, finish, supervised
-from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
+from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import Steps
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback

@@ -21,8 +21,8 @@ import keras
 import tensorflow as tf
 
 from skelgen_runtime.models import pretrained_sources
-from skelgen_runtime.runs import Run
 from skelgen_runtime.run_summary import best_of, read_metrics
+from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.finetune import BackboneSchedule
