@@ -185,11 +185,11 @@ def test_onnx_equals_the_saved_model_on_eight_fixed_images(trained, task: str, t
     images = parity_images()
     assert len(images) == PARITY_IMAGES == 8 and len({i.shape for i in images}) > 1  # assorted sizes
     worst: dict[str, float] = {}
-    from skelgen_runtime.serving.export import _rows_in_order  # detections of tied score in one order
+    from skelgen_runtime.serving.export import paired_rows  # detections of near-tied score, matched
 
     for image in images:
-        from_saved = _rows_in_order({k: v.numpy() for k, v in signature(images=tf.constant(image)).items()})
-        from_onnx = _rows_in_order(_onnx(onnx / "model.onnx", image[0]))
+        from_onnx, from_saved = paired_rows(_onnx(onnx / "model.onnx", image[0]),
+                                            {k: v.numpy() for k, v in signature(images=tf.constant(image)).items()})
         for name, value in from_saved.items():
             assert from_onnx[name].shape == value.shape and from_onnx[name].dtype == value.dtype, name
             if value.dtype.kind == "f":
@@ -292,3 +292,31 @@ def test_export_errors_are_one_line_with_the_next_step(trained, tmp_path: Path, 
         assert run_id in errors[0]  # the runs there are named
     if "not empty" in message:
         assert "--out" in errors[0] and (full / "model.tflite").is_file()
+
+
+def test_detections_of_two_backends_are_paired_across_near_ties_and_the_cut() -> None:
+    """Scores that differ by float rounding may swap near-tied rows, and at the top-M cut keep one twin or
+    the other: those are paired; a detection that really differs still shows."""
+    from skelgen_runtime.serving.export import paired_rows
+
+    theirs = {"scores": np.array([[0.9, 0.50001, 0.50000, 0.2, 0.1]], np.float32),
+              "classes": np.array([[1, 2, 3, 1, 2]]),
+              "boxes": np.array([[[0, 0, 1, 1], [0, 0, .5, .5], [.5, .5, 1, 1], [.1, .1, .2, .2], [.3, .3, .4, .4]]],
+                                np.float32),
+              "num_detections": np.array([5])}
+    order = [0, 2, 1, 3]  # the near-tie swapped; the weakest (0.1, at the cut) replaced by a twin of its score
+    ours = {"scores": np.concatenate([theirs["scores"][:, order] + 2e-6, [[0.10001]]], axis=1),
+            "classes": np.concatenate([theirs["classes"][:, order], [[3]]], axis=1),
+            "boxes": np.concatenate([theirs["boxes"][:, order], [[[.6, .6, .7, .7]]]], axis=1),
+            "num_detections": np.array([5])}
+    o, t = paired_rows(ours, theirs)
+    assert o["boxes"].shape == t["boxes"].shape == (4, 4)  # the row at the cut is left out
+    assert np.abs(o["boxes"] - t["boxes"]).max() == 0 and (o["classes"] == t["classes"]).all()
+    moved = {**ours, "boxes": ours["boxes"].copy()}
+    moved["boxes"][0, 1] += 0.1  # a real difference in a matched detection
+    o, t = paired_rows(moved, theirs)
+    assert np.abs(o["boxes"] - t["boxes"]).max() == pytest.approx(0.1, abs=1e-6)
+    lost = {k: v.copy() for k, v in ours.items()}
+    lost["scores"][0, 0] = 0.7  # the best detection scores otherwise: paired with the nearest score, differs
+    o, t = paired_rows(lost, theirs)
+    assert np.abs(o["scores"] - t["scores"]).max() > 0.1

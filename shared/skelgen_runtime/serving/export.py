@@ -43,7 +43,7 @@ from skelgen_runtime.serving.signature import IMAGES, SIGNATURE_KEY, ServingFunc
 from skelgen_runtime.serving.weights import Trained
 
 __all__ = ["FORMATS", "TFLITE_FILE", "ONNX_FILE", "ONNX_OPSET", "METADATA_FILE", "PARITY_IMAGES", "PARITY_TOLERANCE",
-           "check_format", "default_export_dir", "check_export_dir", "export_model", "parity_images"]
+           "check_format", "default_export_dir", "check_export_dir", "export_model", "paired_rows", "parity_images"]
 
 FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_FILE = "model.tflite"
@@ -139,30 +139,50 @@ def _rename(graph, names: Mapping[str, str]) -> None:
         node.output[:] = [names.get(n, n) for n in node.output]
 
 
-def _rows_in_order(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Detections of equal score in one canonical order.
+def paired_rows(ours: dict[str, Any], theirs: dict[str, Any], tolerance: float = PARITY_TOLERANCE
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The detections of two runs of one model, row by row: each of ``theirs`` with its match in ``ours``.
 
-    A model's outputs with a ``scores`` of shape ``(B, M)`` hold ``M`` rows per image (detections)
-    in decreasing score; rows whose scores tie within float rounding may come in either order
-    (top-k breaks ties differently in TensorFlow and onnxruntime). Every output whose first two
-    axes are ``(B, M)`` is reordered per image by score (rounded to 1e-4), then by the rows' values.
+    Outputs with a ``scores`` of shape ``(B, M)`` hold ``M`` rows per image (detections) in decreasing
+    score. Two backends (TensorFlow, onnxruntime) compute scores that differ by float rounding, so rows
+    whose scores nearly tie may come in either order, and at the top-``M`` cut a near-tie may keep one
+    detection in one backend and its twin in the other. So each row of ``theirs`` (best score first)
+    takes the row of ``ours`` of the same class whose score is within ``tolerance`` and whose values
+    are closest; a row with none is paired with the closest score (its difference then shows), unless
+    its score is within ``tolerance`` of the weakest kept one (the cut), where it is left out of the
+    comparison. Other outputs are returned as they are.
     """
     import numpy as np
 
-    scores = outputs.get("scores")
+    scores = theirs.get("scores")
     if scores is None or scores.ndim != 2:
-        return outputs
+        return ours, theirs
     batch, rows = scores.shape
-    names = sorted(k for k, v in outputs.items() if v.ndim >= 2 and v.shape[:2] == (batch, rows))
-    ordered = {k: v.copy() if k in names else v for k, v in outputs.items()}
+    names = [k for k, v in theirs.items() if v.ndim >= 2 and v.shape[:2] == (batch, rows)]
+    floats = [k for k in names if np.issubdtype(theirs[k].dtype, np.floating)]
+    pairs_o: dict[str, list] = {k: [] for k in names}
+    pairs_t: dict[str, list] = {k: [] for k in names}
     for b in range(batch):
-        keys = [np.round(outputs[k][b].reshape(rows, -1).astype(np.float64), 4) for k in names if k != "scores"]
-        columns = [c for key in keys for c in key.T]
-        # np.lexsort sorts by its last key first: the score, then the first column, the second, ...
-        order = np.lexsort([*columns[::-1], -np.round(scores[b].astype(np.float64), 4)])
-        for k in names:
-            ordered[k][b] = outputs[k][b][order]
-    return ordered
+        s_o, s_t = ours["scores"][b].astype(np.float64), scores[b].astype(np.float64)
+        cut = min(float(s_o.min(initial=np.inf)), float(s_t.min(initial=np.inf)))
+        free = list(range(rows))
+        for i in np.argsort(-s_t, kind="stable"):
+            near = [j for j in free if abs(s_o[j] - s_t[i]) <= tolerance
+                    and ("classes" not in theirs or ours["classes"][b][j] == theirs["classes"][b][i])]
+            if not near and s_t[i] - cut <= tolerance:
+                continue  # at the top-M cut: the other backend kept a near-tie instead
+            if near:
+                j = min(near, key=lambda j: max(float(np.max(np.abs(ours[k][b][j] - theirs[k][b][i]), initial=0))
+                                                for k in floats))
+            else:
+                j = min(free, key=lambda j: abs(s_o[j] - s_t[i]))
+            free.remove(j)
+            for k in names:
+                pairs_o[k].append(ours[k][b][j])
+                pairs_t[k].append(theirs[k][b][i])
+    paired_o = {**ours, **{k: np.asarray(v, dtype=ours[k].dtype) for k, v in pairs_o.items()}}
+    paired_t = {**theirs, **{k: np.asarray(v, dtype=theirs[k].dtype) for k, v in pairs_t.items()}}
+    return paired_o, paired_t
 
 
 def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
@@ -200,8 +220,8 @@ def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
     differences: dict[str, float] = {}
     equal: dict[str, float] = {}
     for image in parity_images():
-        ours = _rows_in_order(dict(zip(names, session.run(None, {IMAGES.name: image}))))
-        theirs = _rows_in_order({k: v.numpy() for k, v in signature(tf.constant(image)).items()})
+        ours, theirs = paired_rows(dict(zip(names, session.run(None, {IMAGES.name: image}))),
+                                   {k: v.numpy() for k, v in signature(tf.constant(image)).items()})
         for name, value in theirs.items():
             if np.issubdtype(value.dtype, np.floating):
                 diff = float(np.max(np.abs(ours[name].astype(np.float64) - value), initial=0.0))
