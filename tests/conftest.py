@@ -154,3 +154,27 @@ def copy_workspace(built_projects, dest: Path) -> Path:
     shutil.copytree(project.parent, dest, symlinks=True)
     assert not git(dest, "status", "--porcelain"), "the built workspace is committed"
     return dest / project.name
+
+
+def library_schema(task: str = "segmentation"):
+    """A config class made of the library's sections alone (what a project's ``core/config.py`` composes),
+    with an open ``model`` section: for tests of library code that takes a config."""
+    from pydantic import ConfigDict, create_model
+
+    from skelgen_runtime import config as c
+
+    data = {"segmentation": c.SegmentationDataConfig, "classification": c.ClassificationDataConfig,
+            "detection": c.DetectionDataConfig}[task]
+    train = c.ClassificationTrainConfig if task == "classification" else c.TrainConfig
+    model = create_model("Model", __base__=c.Section, name=(str, "model"))
+    model.model_config = ConfigDict(**{**model.model_config, "extra": "allow"})  # any builder keyword
+    model.model_rebuild(force=True)
+    return create_model("Config", __base__=c.Section, experiment=(str, "default"), data=(data, data()),
+                        model=(model, model()), train=(train, train()), eval=(c.EvalConfig, c.EvalConfig()))
+
+
+def library_config(task: str = "segmentation", *overrides: str):
+    """:func:`library_schema`'s config with ``key=value`` overrides."""
+    from skelgen_runtime.config import load_config
+
+    return load_config(None, list(overrides), schema=library_schema(task))

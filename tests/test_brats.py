@@ -527,9 +527,9 @@ def test_dice_and_hd95_agree_with_an_independent_computation() -> None:
 
 
 def _config(*overrides: str):
-    from skelgen_runtime.config import SegmentationConfig, load_config
+    from conftest import library_config
 
-    return load_config(None, list(overrides), schema=SegmentationConfig)
+    return library_config("segmentation", *overrides)
 
 
 @pytest.mark.parametrize("make,release", [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"),
@@ -592,6 +592,7 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
 
 
 def test_volume_pipeline_gives_slices_and_patches(tmp_path: Path) -> None:
+    from skelgen_runtime.data.volumes import VolumePipeline
     from skelgen_runtime.preprocessing import volume
     from skelgen_runtime.records.info import load_info
 
@@ -600,12 +601,12 @@ def test_volume_pipeline_gives_slices_and_patches(tmp_path: Path) -> None:
     info = load_info(tmp_path / "out")
     cfg2d = _config("data.image_size=[16,16]", "data.samples_per_case=3", "data.batch_size=3",
                     "data.modalities=[flair,t1ce]").data
-    x, y = next(iter(volume.train_dataset(cfg2d, info, seed=1)))
+    x, y = next(iter(VolumePipeline(cfg2d, info, hooks=None).train_batches(seed=1)))
     assert x.shape == (3, 16, 16, 2) and y.shape == (3, 16, 16, 1) and y.dtype == tf.int32
     assert volume.model_input_shape(cfg2d, info) == (16, 16, 2) and volume.train_examples(cfg2d, info) == 9
     cfg3d = _config("data.mode=3d", "model.name=unet3d", "data.patch_size=[8,32,16]", "data.samples_per_case=2",
                     "data.batch_size=2").data
-    x, y = next(iter(volume.train_dataset(cfg3d, info, seed=1)))
+    x, y = next(iter(VolumePipeline(cfg3d, info, hooks=None).train_batches(seed=1)))
     assert x.shape == (2, 8, 32, 16, 4) and y.shape == (2, 8, 32, 16, 1)
     assert set(np.unique(y.numpy())) <= {0, 1, 2, 3, 255}  # 255: padding beyond the 24-voxel side
     # per-modality z-score over the brain: mean 0, std 1 inside, 0 outside

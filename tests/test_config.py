@@ -8,9 +8,9 @@ from typing import Annotated
 import pytest
 from pydantic import Field
 
+from conftest import library_schema
 from skelgen_runtime.config import (
     Section,
-    SegmentationConfig,
     TrainConfig,
     apply_overrides,
     builder_section,
@@ -24,8 +24,9 @@ from skelgen_runtime.registry import Registry
 def test_overrides_parse_yaml_values() -> None:
     raw = apply_overrides({"train": {"epochs": 3}}, ["train.epochs=5", "data.image_size=[96, 64]", "model.weights=null"])
     assert raw == {"train": {"epochs": 5}, "data": {"image_size": [96, 64]}, "model": {"weights": None}}
-    config = load_config(None, ["train.learning_rate=1e-4", "data.augment.flip=false"], schema=SegmentationConfig)
-    assert isinstance(config, SegmentationConfig)
+    schema = library_schema("segmentation")
+    config = load_config(None, ["train.learning_rate=1e-4", "data.augment.flip=false"], schema=schema)
+    assert isinstance(config, schema)
     assert config.train.learning_rate == pytest.approx(1e-4) and config.data.augment.flip is False
 
 
@@ -34,7 +35,7 @@ def test_validation_lists_every_problem_with_its_key_and_the_closest_one(tmp_pat
     path.write_text("data:\n  batch_size: 0\n  colour: red\n  augment: {flipp: true}\ntrain:\n  optimizer: rmsprop\n"
                     "  epoch: 3\n")
     with pytest.raises(ConfigError) as err:
-        load_config(path, schema=SegmentationConfig)
+        load_config(path, schema=library_schema())
     text = str(err.value)
     assert str(path) in text and "\n" not in text
     for needle in ("data.batch_size", "data.colour: unknown key", "train.optimizer",
@@ -47,10 +48,10 @@ def test_validation_lists_every_problem_with_its_key_and_the_closest_one(tmp_pat
 def test_malformed_yaml_and_non_mapping(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(tmp_path / "a.yaml", schema=SegmentationConfig)
+        load_config(tmp_path / "a.yaml", schema=library_schema())
     (tmp_path / "b.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a YAML mapping"):
-        load_config(tmp_path / "b.yaml", schema=SegmentationConfig)
+        load_config(tmp_path / "b.yaml", schema=library_schema())
 
 
 def test_override_into_a_value_is_refused() -> None:

@@ -443,7 +443,7 @@ def _tiny_detector(num_classes: int, size: int):
 def test_predictions_json_loads_with_coco_loadres(det_project: Path, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
-    from skelgen_runtime.config import DetectionConfig
+    from conftest import library_config
     from skelgen_runtime.records.info import load_info
     from skelgen_runtime.records.reader import read_split
     from skelgen_runtime.schemas.detection import SCHEMA
@@ -451,7 +451,7 @@ def test_predictions_json_loads_with_coco_loadres(det_project: Path, tmp_path: P
 
     tf.random.set_seed(0)
     info = load_info(det_project / "datasets/shapes/tfrecords")
-    config = DetectionConfig.model_validate({"data": {"image_size": [64, 64]}})
+    config = library_config("detection", "data.image_size=[64, 64]")
     items = [(Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
              for e in read_split(info, SCHEMA, "val", training=False)]
     summary = detection.predict(_tiny_detector(3, 64), items, config, info, tmp_path)

@@ -50,7 +50,6 @@ PUBLIC_MODULES = (
     "skelgen_runtime.startup",
     "skelgen_runtime.tasks",
     "skelgen_runtime.tasks.binding",
-    "skelgen_runtime.tasks.centernet",  # skelgen 0.1 templates; now skelgen_runtime.formats.centernet
     "skelgen_runtime.tasks.classification",
     "skelgen_runtime.training.custom_loop",
     "skelgen_runtime.training.distribute",

@@ -1,17 +1,16 @@
 """The library's config sections: defaults that a project's ``core/config.py`` derives its schema from.
 
 Each class is one section with documented keys and bounds; a project subclasses the ones it
-extends (``class Augment(AugmentConfig): color_jitter: float = 0.0``). The ``*Config`` classes at the
-end are each task's complete default schema, with a closed ``model`` section: what projects generated
-by skelgen 0.1 validate against (``load_config(..., task=...)``).
+extends (``class Augment(AugmentConfig): color_jitter: float = 0.0``) and composes its whole schema
+in ``core/config.py``, where the ``model`` section is derived from its builders' keywords
+(:func:`skelgen_runtime.config.builder_section`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from skelgen_runtime.config.base import Section
 from skelgen_runtime.errors import ConfigError
@@ -19,21 +18,14 @@ from skelgen_runtime.errors import ConfigError
 __all__ = [
     "AugmentConfig",
     "DataConfig",
-    "ModelConfig",
     "TrainConfig",
     "SegmentationDataConfig",
     "EvalConfig",
-    "SegmentationConfig",
     "ClassificationAugmentConfig",
     "ClassificationDataConfig",
-    "ClassificationModelConfig",
     "ClassificationTrainConfig",
-    "ClassificationConfig",
     "DetectionAugmentConfig",
     "DetectionDataConfig",
-    "DetectionModelConfig",
-    "DetectionConfig",
-    "default_config",
 ]
 
 
@@ -74,18 +66,6 @@ class DataConfig(Section):
         if (self.mean is None) != (self.std is None):
             raise ValueError("data.mean and data.std are set together, or both null (images in [0, 255])")
         return self
-
-
-class ModelConfig(Section):
-    """The network. ``backbone`` is a key of the project's backbone registry (``core/backbones.py``)."""
-
-    name: str = "unet"
-    backbone: str = "simple"
-    weights: Literal["imagenet"] | None = None
-    base_filters: int = Field(16, ge=1)
-    depth: int = Field(4, ge=1, le=6)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    num_classes: int | None = Field(None, ge=2, description="None: taken from dataset_info.json")
 
 
 class TrainConfig(Section):
@@ -166,25 +146,6 @@ class EvalConfig(Section):
             raise ValueError(str(err).removeprefix("eval.brats_challenge: ")) from None
 
 
-class SegmentationConfig(Section):
-    """The whole configuration of a segmentation experiment."""
-
-    experiment: str = "default"
-    task: Literal["segmentation"] = "segmentation"
-    data: SegmentationDataConfig = SegmentationDataConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
-
-    @model_validator(mode="after")
-    def _model_fits_mode(self) -> "SegmentationConfig":
-        if self.model.name == "unet3d" and self.data.mode != "3d":
-            raise ValueError("model.name unet3d needs data.mode: 3d (3D patches of a volume dataset)")
-        if self.data.mode == "3d" and self.model.name == "unet":
-            raise ValueError("data.mode 3d needs a 3D model: set model.name: unet3d")
-        return self
-
-
 class ClassificationAugmentConfig(Section):
     """Training-time augmentation for classification."""
 
@@ -197,26 +158,12 @@ class ClassificationDataConfig(DataConfig):
     augment: ClassificationAugmentConfig = ClassificationAugmentConfig()  # type: ignore[assignment]  # a narrower section
 
 
-class ClassificationModelConfig(ModelConfig):
-    name: str = "classifier"
-
-
 class ClassificationTrainConfig(TrainConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: list[float] | Literal["balanced"] | None = Field(
         None, description="per-class loss weights in label-id order, 'balanced', or null"
     )
     top_k: int = Field(3, ge=1, description="k of the top-k accuracy (capped at the class count)")
-
-
-class ClassificationConfig(Section):
-    """The whole configuration of a classification experiment."""
-
-    experiment: str = "default"
-    task: Literal["classification"] = "classification"
-    data: ClassificationDataConfig = ClassificationDataConfig()
-    model: ClassificationModelConfig = ClassificationModelConfig()
-    train: ClassificationTrainConfig = ClassificationTrainConfig()
 
 
 class DetectionAugmentConfig(Section):
@@ -238,34 +185,3 @@ class DetectionDataConfig(DataConfig):
         if v[0] % 4 or v[1] % 4:
             raise ValueError("both sides must be divisible by 4 (the detector's output stride)")
         return v
-
-
-class DetectionModelConfig(Section):
-    """The detector. Every key but ``name`` and ``num_classes`` is a keyword of the builder."""
-
-    name: str = "centernet"
-    backbone: str = "simple"
-    weights: Literal["imagenet"] | None = None
-    base_filters: int = Field(8, ge=1)
-    depth: int = Field(3, ge=2, le=6)
-    neck_filters: int = Field(32, ge=1)
-    head_filters: int = Field(32, ge=1)
-    num_classes: int | None = Field(None, ge=1, description="None: taken from dataset_info.json (no background class)")
-
-
-class DetectionConfig(Section):
-    """The whole configuration of a detection experiment."""
-
-    experiment: str = "default"
-    task: Literal["detection"] = "detection"
-    data: DetectionDataConfig = DetectionDataConfig()
-    model: DetectionModelConfig = DetectionModelConfig()
-    train: TrainConfig = TrainConfig()
-
-
-def default_config(task: str) -> type[BaseModel]:
-    """The library's default config class of ``task`` (from the task table)."""
-    from skelgen_runtime.tasks import get_spec
-
-    module, _, name = get_spec(task).config.partition(":")
-    return getattr(importlib.import_module(module), name)

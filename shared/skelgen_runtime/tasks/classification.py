@@ -20,7 +20,7 @@ from skelgen_runtime.serving.signature import ServingFunction, as_signature, mod
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import classification_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics",
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "train_metrics",
            "class_weights", "evaluate", "report", "serving_function", "predict"]
 
 MONITOR = "val_accuracy"
@@ -47,14 +47,6 @@ def class_weights(config, info) -> np.ndarray | None:
     if len(weights) != info.num_classes:
         raise ConfigError(f"train.class_weights has {len(weights)} values; the dataset has {info.num_classes} classes")
     return np.asarray(weights, dtype=np.float64)
-
-
-def loss(config, info):
-    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): categorical
-    cross-entropy on logits with ``train.label_smoothing``, weighted by ``train.class_weights``."""
-    from skelgen_runtime.losses import categorical_cross_entropy
-
-    return categorical_cross_entropy(config.train.label_smoothing, class_weights(config, info))
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

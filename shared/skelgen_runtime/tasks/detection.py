@@ -35,7 +35,6 @@ __all__ = [
     "EVAL_SCORE_THRESHOLD",
     "PREDICT_SCORE_THRESHOLD",
     "DRAW_SCORE_THRESHOLD",
-    "loss",
     "train_metrics",
     "detect",
     "evaluate",
@@ -52,11 +51,6 @@ PREDICT_SCORE_THRESHOLD = 0.05
 DRAW_SCORE_THRESHOLD = 0.3
 #: at most this many records are read to find the dataset's image ids for ``predictions.json``
 MAX_ID_SCAN = 50_000
-
-
-def loss(config, info):
-    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): CenterNet's."""
-    return centernet.make_loss(info.num_classes)
 
 
 def train_metrics(config, info) -> list:

@@ -18,20 +18,12 @@ from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import segmentation_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "loss", "train_metrics",
+__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "train_metrics",
            "evaluate", "report", "label_images", "serving_function", "predict", "predict_label"]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
-
-
-def loss(config, info):
-    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): pixel-wise
-    cross-entropy, ignore-label pixels left out."""
-    from skelgen_runtime.losses import sparse_cross_entropy
-
-    return sparse_cross_entropy(info.label_map.ignore_label)
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

@@ -1,7 +1,7 @@
 """Segmentation of multi-modal volumes (BraTS): loss, metrics, per-case evaluation, NIfTI predictions.
 
 The task module that segmentation projects use when their dataset holds ``volume_segmentation``
-records (:func:`skelgen_runtime.tasks.get_task_for`). Models are either 2D, mapping axial slices
+records (:func:`skelgen_runtime.tasks.get_binding`). Models are either 2D, mapping axial slices
 ``(B, H, W, C)`` to logits ``(B, H, W, K)``, or 3D, mapping patches ``(B, D, H, W, C)`` to logits
 ``(B, D, H, W, K)``; inference follows the model's input rank:
 
@@ -38,7 +38,7 @@ from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_co
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 from skelgen_runtime.tasks.previews import volume_preview as preview
 
-__all__ = ["preview", "MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "loss", "train_metrics", "regions",
+__all__ = ["preview", "MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "train_metrics", "regions",
            "challenge", "predict_volume", "evaluate", "score_predictions", "report", "write_artifacts", "predict_item",
            "read_inputs", "predict", "write_prediction", "serving_function"]
 
@@ -47,15 +47,6 @@ MONITOR_MODE = "max"
 HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances"
 #: the metrics the BraTS 2023+ leaderboards rank by, per region
 RANKED_BY = ("lesion_dice", "lesion_hd95")
-
-
-def loss(config, info):
-    """The default loss (projects of skelgen 0.1; newer ones choose in ``core/losses.py``): voxel-wise
-    cross-entropy plus soft Dice of the foreground classes; ignore-label voxels count in neither."""
-    from skelgen_runtime.losses import soft_dice_loss, sparse_cross_entropy, weighted_sum
-
-    ignore = info.label_map.ignore_label
-    return weighted_sum((1.0, sparse_cross_entropy(ignore)), (1.0, soft_dice_loss(info.num_classes, ignore)))
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:
