@@ -362,3 +362,28 @@ def test_a_hand_written_train_py_with_an_ema_teacher_keeps_the_run_record_resume
     board.Reload()
     assert "teacher_loss/train" in board.Tags()["tensors"], board.Tags()
     assert sorted({e.step for e in board.Tensors("teacher_loss/train")}) == list(range(epochs))
+
+
+# ------------------------------------------------------------------ metrics: a project registry
+
+
+@pytest.mark.parametrize("framework", ["keras", "tf"])
+def test_a_metric_added_in_the_project_is_logged_and_the_monitor_cannot_be_left_out(
+        built_projects, tmp_path: Path, framework: str) -> None:
+    project = _copy(built_projects, "segmentation", framework, tmp_path)
+    _edit(project / "core" / "metrics.py", 'METRICS = default_metrics("segmentation")\n',
+          'METRICS = default_metrics("segmentation")\n\n\n'
+          '@METRICS.register("pixel_accuracy")\n'
+          'def pixel_accuracy(config, info):\n'
+          '    import keras\n\n'
+          '    return keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")\n')
+    out = script(project, "train.py", *TINY, "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
+                 "--set", "train.metrics=[miou, pixel_accuracy]").stdout
+    row = _metrics(_run_dir(project, out))[0]
+    assert 0 <= float(row["pixel_accuracy"]) <= 1 and 0 <= float(row["val_pixel_accuracy"]) <= 1
+    assert "val_miou" in row
+    refused = script(project, "train.py", *TINY, "--set", "train.metrics=[pixel_accuracy]", check=False)
+    assert refused.returncode == 2
+    assert "the metrics must include 'miou'" in refused.stderr and "val_miou" in refused.stderr
+    typo = script(project, "train.py", *TINY, "--set", "train.metrics=[pixel_acuracy]", check=False)
+    assert typo.returncode == 2 and "did you mean 'pixel_accuracy'?" in typo.stderr

@@ -54,6 +54,7 @@ PUBLIC_MODULES = (
     "skelgen_runtime.training.custom_loop",
     "skelgen_runtime.training.distribute",
     "skelgen_runtime.training.keras_fit",
+    "skelgen_runtime.training.metrics",
     "skelgen_runtime.training.optim",
     "skelgen_runtime.training.precision",
     "skelgen_runtime.training.steps",

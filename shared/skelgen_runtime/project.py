@@ -22,9 +22,9 @@ Hooks and their signatures:
   one signature per task, :mod:`skelgen_runtime.data.images`, :mod:`skelgen_runtime.data.volumes`);
 - ``pipelines`` (optional): ``{schema name: DataPipeline subclass}`` for records of a schema of the
   project's own, or to replace the library's pipeline of a schema (:mod:`skelgen_runtime.data`);
-- ``build_metrics(config, info) -> list[keras.metrics.Metric]`` (optional): the metrics logged
-  during training, which must include the task's monitor (``val_miou``, ``val_accuracy``,
-  ``val_map``); default: the task's own;
+- ``metrics`` (optional): the registry ``train.metrics`` picks from (``core/metrics.py``,
+  :mod:`skelgen_runtime.training.metrics`); the list must include the task's monitor; without it
+  (or without ``train.metrics`` in the config) the task's own metrics are logged;
 - ``steps``: the custom loop's step class (``core/steps.py``), for ``framework="tf"``.
 """
 
@@ -55,7 +55,7 @@ class Project:
     schedules: Registry
     preprocesses: Any
     pipelines: Mapping[str, type] | None = None
-    build_metrics: Callable[[Any, Any], list] | None = None
+    metrics: Registry | None = None
     steps: type | None = None
 
     def open_data(self, root: Path, data_cfg: Any) -> Any:

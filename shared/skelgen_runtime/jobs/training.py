@@ -159,11 +159,14 @@ class Training:
                                self.project.schedules)
 
     def metrics(self) -> list:
-        """The metrics logged per epoch: the project's ``build_metrics``, else the task's."""
-        info = self._data().info
-        if self.project.build_metrics is not None:
-            return self.project.build_metrics(self.config, info)
-        return self.task.train_metrics(self.config, info)
+        """The metrics logged per epoch: ``train.metrics`` from the project's registry (``core/metrics.py``),
+        checked to include the task's monitor; the task's own for a project without them."""
+        from skelgen_runtime.training.metrics import build_metrics
+
+        info, names = self._data().info, getattr(self.config.train, "metrics", None)
+        if self.project.metrics is None or names is None:
+            return self.task.train_metrics(self.config, info)
+        return build_metrics(names, self.project.metrics, self.config, info, self.task.MONITOR)
 
     def loss(self) -> Any:
         """``train.loss`` from the project's losses."""
