@@ -239,6 +239,23 @@ def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path
     assert len(git(ws, "log", "--format=%s", "--grep", "skelgen update").splitlines()) == 20  # project + dataset, x10
 
 
+def test_a_file_the_template_drops_goes_unless_the_user_edited_it(tmp_path: Path, template: TemplateRepo) -> None:
+    """copier deletes a file the new template no longer has, whatever it holds; skelgen keeps the ones the
+    user edited (and says so), so an update never drops the user's work."""
+    ws, project = make_workspace(tmp_path, "segmentation")
+    edit(project / "export.py", "    args = export_arguments(", "    # user: my export tweak\n    args = export_arguments(")
+    git(ws, "commit", "-qam", "user edits export.py")
+    for rel in ("template/project/export.py", "template/project/predict.py"):  # N+1 drops both scripts
+        (template.path / rel).unlink()
+    template.release(NEXT)
+    out = run([SKELGEN, "update"], project).stdout
+    assert "D predict.py" in out and not (project / "predict.py").exists(), "an unedited dropped file goes"
+    assert "kept export.py: the new template no longer has it, but you had edited it" in out
+    assert "# user: my export tweak" in (project / "export.py").read_text()
+    assert not git(ws, "status", "--porcelain"), "the update is committed, the kept file with it"
+    assert "export.py" in git(ws, "ls-files", "proj/")
+
+
 def test_update_refuses_a_dirty_tree_with_the_commands_to_run(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "segmentation")
     template.release(NEXT, *N1_EDITS)

@@ -211,6 +211,9 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
         elif not s.conflicts:
             files = ", ".join(line.strip() for line in s.changed) or "no file changed"
             click.echo(f"{s.label}: {prefix} {s.recorded} -> {s.target}: {files}")
+        for rel in s.kept:
+            click.echo(f"  kept {rel}: the new template no longer has it, but you had edited it, so it stays; carry "
+                       "your change over (the project README's 'Who owns what' says where) and delete it")
 
     update.update_project(project=_as_path(project), to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
     if dry_run:

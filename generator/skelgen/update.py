@@ -57,6 +57,8 @@ class ScaffoldStatus:
     versions_behind: int | None = None
     changed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    #: files the new template no longer has but the user had edited: kept, not deleted (see _keep_edited)
+    kept: list[str] = field(default_factory=list)
     commit: str | None = None
 
 
@@ -179,6 +181,8 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
                 raise TemplateError(f"copier could not update {status.label} of {root}: {err} "
                                     "(the project is back as it was)") from err
             raise
+    old_ref = f"v{status.recorded}" if f"v{status.recorded}" in known else status.recorded
+    status.kept = _keep_edited(top, root, src.src, old_ref, scaffold.recorded(), dirty_paths(top, root))
     changes = dirty_paths(top, root)
     status.conflicts = _conflicts(top, root, changes)
     prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
@@ -187,6 +191,37 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
         status.commit = commit_paths(top, [root],
                                      f"skelgen update: {status.label} {status.recorded} -> {status.target}")
     return status
+
+
+def _keep_edited(top: Path, root: Path, src: str, old_ref: str, answers: dict, changes: list[str]) -> list[str]:
+    """Put back the files the update deleted (the new template no longer has them) that the user had
+    edited: copier deletes them whatever they hold, which would drop the user's work without a word.
+
+    A deleted file counts as edited when its committed content differs from what the template's
+    previous version (``old_ref``) renders for the same answers. Returns the files kept, relative to ``root``.
+    """
+    import tempfile
+
+    import copier
+
+    prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
+    deleted = [line[3:].strip().strip('"') for line in changes if line[:2].strip() == "D"]
+    if not deleted:
+        return []
+    data = {k: v for k, v in answers.items() if not str(k).startswith("_")}
+    kept = []
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copier.run_copy(src, tmp, vcs_ref=old_ref, data=data, defaults=True, overwrite=True, quiet=True,
+                        unsafe=False)
+        for rel in deleted:
+            inside = rel.removeprefix(prefix)
+            rendered = Path(tmp) / inside
+            committed = git(top, "show", f"HEAD:{rel}", check=False)
+            if not rendered.is_file() or rendered.read_text(errors="replace") != committed:
+                git(top, "checkout", "-q", "HEAD", "--", rel)
+                kept.append(inside)
+    return kept
 
 
 def _restore(top: Path, root: Path) -> None:
