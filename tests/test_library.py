@@ -117,3 +117,19 @@ def test_no_module_is_over_400_lines() -> None:
     sizes = {path.relative_to(LIBRARY.parent): len(path.read_text().splitlines()) for path in LIBRARY.rglob("*.py")}
     over = {str(path): n for path, n in sizes.items() if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines (split them by concern): {over}"
+
+
+def test_the_reference_page_is_what_the_docstrings_say() -> None:
+    """shared/REFERENCE.md is generated from the public modules' docstrings; a change to either must be
+    followed by regenerating it (the command is in the message)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    page = subprocess.run([sys.executable, "-m", "skelgen_runtime._reference"], capture_output=True, text=True,
+                          env=env, check=True).stdout
+    committed = (REPO / "shared" / "REFERENCE.md").read_text()
+    assert page == committed, ("shared/REFERENCE.md is out of date: python -m skelgen_runtime._reference > "
+                               "shared/REFERENCE.md")
+    assert "## `skelgen_runtime.jobs`" in page and "class `Training" in page
