@@ -102,7 +102,10 @@ def test_scores_by_hand() -> None:
 def test_loss_applies_label_smoothing_and_class_weights() -> None:
     from types import SimpleNamespace
 
-    from skelgen_runtime.tasks.classification import loss
+    from skelgen_runtime.losses import categorical_cross_entropy, class_weights
+
+    def loss(config, info):  # the project's "ce" (core/losses.py), from the library's pieces
+        return categorical_cross_entropy(config.train.label_smoothing, class_weights(config, info))
 
     info = SimpleNamespace(num_classes=3)
     logits = tf.constant([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
@@ -126,7 +129,7 @@ def test_balanced_class_weights_come_from_the_train_split(built_projects) -> Non
     from types import SimpleNamespace
 
     from skelgen_runtime.records.info import load_info
-    from skelgen_runtime.tasks.classification import class_weights
+    from skelgen_runtime.losses import class_weights
 
     info = load_info(built_projects("classification", "keras") / "datasets/shapes/tfrecords")
     counts = np.zeros(3)

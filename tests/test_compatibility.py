@@ -72,7 +72,11 @@ def test_the_template_uses_only_declared_public_entry_points(tmp_path: Path) -> 
 
 
 def test_every_public_name_exists() -> None:
-    for module in PUBLIC_MODULES:
+    """The public modules' names, and the previous minor's (kept for its projects), all exist."""
+    from skelgen_runtime import PREVIOUS_MODULES
+
+    assert not set(PUBLIC_MODULES) & set(PREVIOUS_MODULES)
+    for module in (*PUBLIC_MODULES, *PREVIOUS_MODULES):
         mod = importlib.import_module(module)
         for name in getattr(mod, "__all__", ()):
             assert hasattr(mod, name), f"{module}.{name} is declared public but missing"

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "class_weights",
     "LossFn",
     "sum_over_replicas",
     "sparse_cross_entropy",
@@ -158,3 +160,23 @@ def weighted_sum(*terms: tuple[float, LossFn]) -> LossFn:
         return tf.add_n([w * fn(y_true, y_pred) for w, fn in kept])
 
     return combined
+
+
+def class_weights(config, info) -> np.ndarray | None:
+    """Per-class loss weights ``(num_classes,)``: from the config, ``balanced`` (N / (C * count_c)), or None."""
+    weights = config.train.class_weights
+    from skelgen_runtime.errors import ConfigError
+
+    if weights is None:
+        return None
+    if weights == "balanced":
+        from skelgen_runtime.records.reader import read_labels
+
+        counts = np.bincount(read_labels(info, "train", "image/class/label"), minlength=info.num_classes)
+        if (counts == 0).any():
+            empty = [info.label_map.names[i] for i in np.flatnonzero(counts == 0)]
+            raise ConfigError(f"train.class_weights=balanced: classes without train examples: {', '.join(empty)}")
+        return counts.sum() / (info.num_classes * counts.astype(np.float64))
+    if len(weights) != info.num_classes:
+        raise ConfigError(f"train.class_weights has {len(weights)} values; the dataset has {info.num_classes} classes")
+    return np.asarray(weights, dtype=np.float64)

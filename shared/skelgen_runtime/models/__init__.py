@@ -16,6 +16,8 @@ Importing this package does not import TensorFlow or Keras.
 
 from __future__ import annotations
 
+from typing import Any
+
 from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, input_preprocessing
 from skelgen_runtime.models.encoders import application_backbone
 from skelgen_runtime.models.extras import INSTALL_HUB
@@ -30,6 +32,11 @@ from skelgen_runtime.models.pretrained import (
 )
 
 __all__ = [
+    "ApplicationPreprocessing",
+    "HUB_BACKBONES",
+    "build_deeplabv3plus",
+    "build_segformer",
+    "hub_backbone",
     "APPLICATIONS",
     "ENCODER",
     "IMAGENET",
@@ -101,3 +108,17 @@ def pretrained_sources(model) -> list[dict]:
     """What each pretrained part of ``model`` was loaded from (the backbone, ``imagenet`` or the file, its
     SHA-256): the ``pretrained`` attribute that :func:`application_backbone` leaves on its encoder."""
     return [layer.pretrained for layer in getattr(model, "layers", ()) if getattr(layer, "pretrained", None)]
+
+
+#: name -> the submodule that defines it: keras-hub's models and the preprocessing layer import Keras,
+#: so they are imported on first use (PEP 562) and importing this package stays cheap
+_LAZY = {"ApplicationPreprocessing": "preprocessing", "HUB_BACKBONES": "hub", "build_deeplabv3plus": "hub",
+         "build_segformer": "hub", "hub_backbone": "hub"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from skelgen_runtime.errors import DatasetError, UserInputError
+
+if TYPE_CHECKING:
+    from skelgen_runtime.schemas.base import RecordSchema
 
 __all__ = [
     "RecordKind",
@@ -31,6 +34,7 @@ __all__ = [
     "RECORD_KINDS",
     "get_spec",
     "get_binding",
+    "get_schema",
     "binding_for_schema",
 ]
 
@@ -141,3 +145,16 @@ def get_binding(task: str, schema: str | None = None) -> ModuleType:
     """The task binding for ``schema`` records in a ``task`` project (default: the task's own records)."""
     kind = binding_for_schema(task, schema or get_spec(task).schema)
     return importlib.import_module(kind.binding)
+
+
+def get_schema(name: str) -> "RecordSchema":
+    """The record schema called ``name`` (a task's own schema has the task's name).
+
+    Raises:
+        UserInputError: no task reads records of that name (the message lists those that exist).
+    """
+    try:
+        kind = RECORD_KINDS[name]
+    except KeyError:
+        raise UserInputError(f"unknown record schema {name!r}; known: {', '.join(RECORD_KINDS)}") from None
+    return importlib.import_module(kind.schema_module).SCHEMA

@@ -14,14 +14,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from skelgen_runtime.errors import ConfigError
+from skelgen_runtime.losses import class_weights  # public here in 0.2 (projects' core/losses.py)
 from skelgen_runtime.metrics.classification import classification_scores, confusion_png
 from skelgen_runtime.serving.signature import ServingFunction, as_signature, model_input
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import classification_preview as preview
 
 __all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "train_metrics",
-           "class_weights", "evaluate", "report", "serving_function", "predict"]
+           "class_weights",
+           "evaluate", "report", "serving_function", "predict"]
 
 MONITOR = "val_accuracy"
 MONITOR_MODE = "max"
@@ -29,24 +30,6 @@ MONITOR_MODE = "max"
 
 def _top_k(config, info) -> int:
     return max(1, min(config.train.top_k, info.num_classes))
-
-
-def class_weights(config, info) -> np.ndarray | None:
-    """Per-class loss weights ``(num_classes,)``: from the config, ``balanced`` (N / (C * count_c)), or None."""
-    weights = config.train.class_weights
-    if weights is None:
-        return None
-    if weights == "balanced":
-        from skelgen_runtime.records.reader import read_labels
-
-        counts = np.bincount(read_labels(info, "train", "image/class/label"), minlength=info.num_classes)
-        if (counts == 0).any():
-            empty = [info.label_map.names[i] for i in np.flatnonzero(counts == 0)]
-            raise ConfigError(f"train.class_weights=balanced: classes without train examples: {', '.join(empty)}")
-        return counts.sum() / (info.num_classes * counts.astype(np.float64))
-    if len(weights) != info.num_classes:
-        raise ConfigError(f"train.class_weights has {len(weights)} values; the dataset has {info.num_classes} classes")
-    return np.asarray(weights, dtype=np.float64)
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:

@@ -29,9 +29,14 @@ from keras import layers
 
 from skelgen_runtime.config import registry_key
 from skelgen_runtime.errors import ConfigError
-from skelgen_runtime.models import application_backbone, is_saved_model, load_encoder_from_model
-from skelgen_runtime.models.hub import HUB_BACKBONES, hub_backbone
-from skelgen_runtime.models.preprocessing import ApplicationPreprocessing  # noqa: F401 - registered for loading
+from skelgen_runtime.models import (  # noqa: F401 - ApplicationPreprocessing: registered for loading
+    HUB_BACKBONES,
+    ApplicationPreprocessing,
+    application_backbone,
+    hub_backbone,
+    is_saved_model,
+    load_encoder_from_model,
+)
 from skelgen_runtime.registry import Registry
 
 __all__ = ["BACKBONES", "Backbone", "conv_block"]

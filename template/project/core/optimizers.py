@@ -22,7 +22,7 @@ The defaults (``adam``, ``adamw``, ``sgd``; ``constant``, ``cosine``) come from
 
 from __future__ import annotations
 
-from skelgen_runtime.training.optim import default_optimizers, default_schedules, reads
+from skelgen_runtime.training import default_optimizers, default_schedules, reads
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "reads"]
 
