@@ -128,8 +128,8 @@ def test_loss_applies_label_smoothing_and_class_weights() -> None:
 def test_balanced_class_weights_come_from_the_train_split(built_projects) -> None:
     from types import SimpleNamespace
 
-    from skelgen_runtime.records.info import load_info
     from skelgen_runtime.losses import class_weights
+    from skelgen_runtime.records.info import load_info
 
     info = load_info(built_projects("classification", "keras") / "datasets/shapes/tfrecords")
     counts = np.zeros(3)
