@@ -89,7 +89,7 @@ def _random_value(rng: np.random.Generator, dtype: str):
 def test_example_encoder_equals_tensorflows_on_random_examples() -> None:
     """Hundreds of generated examples (every dtype, empty lists, int64 edges, NumPy scalars and arrays,
     float64 beyond float32's range) encode to the very message tf.train.Example makes of the same values."""
-    from skelgen_runtime.records.example import encode_features
+    from skelgen_runtime.records.example import encode_features, read_features
 
     rng = np.random.default_rng(7)
     lists = {"int64": tf.train.Int64List, "float32": tf.train.FloatList, "string": tf.train.BytesList}
@@ -101,7 +101,27 @@ def test_example_encoder_equals_tensorflows_on_random_examples() -> None:
             values[key], plain = _random_value(rng, dtype)
             theirs[key] = tf.train.Feature(**{field[dtype]: lists[dtype](value=plain)})
         ours = encode_features(dtypes, values).SerializeToString()
-        assert tf.train.Example.FromString(ours) == tf.train.Example(features=tf.train.Features(feature=theirs))
+        tf_example = tf.train.Example(features=tf.train.Features(feature=theirs))
+        assert tf.train.Example.FromString(ours) == tf_example
+        # and read back (what a build records about its images), from ours and from TensorFlow's bytes
+        want = {key: [bytes(v) for v in lists_of(tf_example, key)] if dtype == "string" else lists_of(tf_example, key)
+                for key, dtype in dtypes.items()}
+        for serialised in (ours, tf_example.SerializeToString()):
+            got = read_features(serialised, [*dtypes, "absent"])
+            assert {k: [bytes(v) if isinstance(v, memoryview) else v for v in vs] for k, vs in got.items()} == want
+
+
+def lists_of(example, key: str) -> list:
+    feature = example.features.feature[key]
+    return list(getattr(feature, feature.WhichOneof("kind")).value) if feature.WhichOneof("kind") else []
+
+
+def test_read_features_refuses_what_is_not_an_example() -> None:
+    from skelgen_runtime.records.example import read_features
+
+    for broken in (b"\x0a\xff", b"\x0a\x05ab", b"\x0f"):
+        with pytest.raises(ValueError):
+            read_features(broken, ["k"])
 
 
 @pytest.mark.parametrize("dtype, value, needles", [

@@ -4,15 +4,8 @@ A project's ``datasets/pipelines.py`` maps schema names to its pipeline modules
 (``datasets/data_generator.py`` for images, ``datasets/volume_generator.py`` for volumes) and the
 scripts call :func:`open_pipeline`; nothing downstream branches on the kind of data.
 
-:func:`train_batches` and :func:`eval_batches` are the order the image pipelines share, tuned once:
-
-- with ``data.cache`` on: decode, *prepare* (the deterministic part, uint8 at model size), cache,
-  shuffle the cached examples, *randomize* (augment and finalize, one map), batch, normalise the
-  batch, prefetch; the cache holds uint8 examples at model size;
-- with it off (datasets larger than memory): shuffle the *serialised records* (small byte strings,
-  not decoded images), decode, prepare and randomize, batch, normalise, prefetch;
-- normalisation is one fused multiply-add per batch
-  (:func:`~skelgen_runtime.preprocessing.image.normalize_batch`) of the uint8 inputs.
+:func:`train_batches` and :func:`eval_batches` are the 0.2 series' entry points of the order the image
+pipelines share (:mod:`skelgen_runtime.data.batches`, where it is described).
 """
 
 from __future__ import annotations
@@ -70,23 +63,22 @@ def open_pipeline(pipelines: Mapping[str, Pipeline], folder: Path) -> tuple[Pipe
     return pipeline, info
 
 
-def _normalised(data_cfg) -> Callable:
-    from skelgen_runtime.preprocessing.image import normalize_batch
-
-    return lambda inputs, targets: (normalize_batch(inputs, data_cfg.mean, data_cfg.std), targets)
-
-
-def _options():
+def _decoded_then(decoded: Callable, deterministic: bool) -> Callable:
+    """A 0.2 ``decoded(shuffle_records)`` as a :mod:`skelgen_runtime.data.batches` read function."""
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.experimental_optimization.map_fusion = True  # decode, prepare and randomize run as one function
-    return options
+    def read(shuffle: int, then: Callable) -> Any:
+        ds = decoded(shuffle)
+        # deterministic as the reader's map, so that tf.data fuses the two (map_fusion needs the same setting)
+        return ds.map(then, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+    return read
 
 
 def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize: Callable, data_cfg,
                   seed: int | None = None, repeat: bool = False) -> Any:
-    """Shuffled, augmented batches of ``(inputs float32 normalised, targets)`` (module docstring).
+    """Shuffled, augmented batches of ``(inputs float32 normalised, targets)``
+    (:func:`skelgen_runtime.data.batches.train_batches`).
 
     Args:
         decoded: ``decoded(shuffle_records)`` -> the split's decoded examples, their serialised records
@@ -94,23 +86,10 @@ def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize
         prepare: one decoded example -> its deterministic, cacheable form.
         randomize: a prepared example -> ``(inputs uint8 (or float normalised), targets)``.
     """
-    import tensorflow as tf
+    from skelgen_runtime.data import batches
 
-    auto = tf.data.AUTOTUNE
-    if data_cfg.cache:
-        ds = decoded(0).map(prepare, num_parallel_calls=auto, deterministic=False).cache()
-        ds = ds.shuffle(data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.map(randomize, num_parallel_calls=auto)
-    else:
-        ds = decoded(data_cfg.shuffle_buffer)
-        if repeat:
-            ds = ds.repeat()
-        # deterministic as the reader's map, so that tf.data fuses the two (map_fusion needs the same setting)
-        ds = ds.map(lambda e: randomize(prepare(e)), num_parallel_calls=auto, deterministic=False)
-    ds = ds.batch(data_cfg.batch_size, drop_remainder=True).map(_normalised(data_cfg), num_parallel_calls=auto)
-    return ds.prefetch(auto).with_options(_options())
+    return batches.train_batches(_decoded_then(decoded, False), prepare=prepare, randomize=randomize, data_cfg=data_cfg,
+                                 seed=seed, repeat=repeat)
 
 
 def eval_batches(decoded: Any, *, example: Callable, data_cfg, count: int) -> Any:
@@ -121,12 +100,7 @@ def eval_batches(decoded: Any, *, example: Callable, data_cfg, count: int) -> An
         example: one decoded example -> ``(inputs uint8 (or float normalised), targets)``.
         count: examples in the split (a known length spares Keras a first pass that warns it ran out of data).
     """
-    import tensorflow as tf
+    from skelgen_runtime.data import batches
 
-    auto = tf.data.AUTOTUNE
-    ds = decoded.map(example, num_parallel_calls=auto, deterministic=True)
-    if data_cfg.cache:
-        ds = ds.cache()
-    ds = ds.apply(tf.data.experimental.assert_cardinality(count)).batch(data_cfg.eval_batch_size)
-    ds = ds.map(_normalised(data_cfg), num_parallel_calls=auto, deterministic=True)
-    return ds.prefetch(auto).with_options(_options())
+    return batches.eval_batches(_decoded_then(lambda shuffle: decoded, True), example=example, data_cfg=data_cfg,
+                                count=count)

@@ -1,9 +1,10 @@
 """Image records (``segmentation``, ``classification``, ``detection``) -> batched ``tf.data`` pipelines.
 
-The order is :func:`skelgen_runtime.pipeline.train_batches`' and ``eval_batches``': with ``data.cache``
-the deterministic part (``hooks.resize_example``: uint8 at model size) is cached and the random part
-(``hooks.augment`` then ``hooks.finalize``) runs after the shuffle; without it the serialised records
-are shuffled before decoding. Images stay uint8 until one normalisation per batch
+The order is :mod:`skelgen_runtime.data.batches`': with ``data.cache`` the deterministic part
+(``hooks.resize_example``: uint8 at model size) is cached and the random part (``hooks.augment`` then
+``hooks.finalize``) runs after the shuffle; without it the serialised records are shuffled before
+decoding. A split whose images the build found to share one size and encoding (``dataset_info.json``)
+is decoded with one plan and static shapes, so that the resizes are decided in Python, once. Images stay uint8 until one normalisation per batch
 (``(x / 255 - data.mean) / data.std``, or none when the backbone normalises its own input).
 
 The hooks each task calls (``datasets/preprocesses.py``, one signature per task):
@@ -21,8 +22,8 @@ from typing import Any
 import tensorflow as tf
 
 from skelgen_runtime.data.base import DataPipeline
+from skelgen_runtime.data.batches import eval_batches, train_batches
 from skelgen_runtime.errors import ConfigError
-from skelgen_runtime.pipeline import eval_batches, train_batches
 from skelgen_runtime.preprocessing.image import normalize
 from skelgen_runtime.records.reader import read_split
 
@@ -41,9 +42,10 @@ class ImagePipeline(DataPipeline):
             raise ConfigError(f"data.mode 3d needs a volume dataset (e.g. BraTS); {self.data.dataset!r} holds images")
         return (*self.data.image_size, 3)
 
-    def _read(self, split: str, *, training: bool, seed: int | None = None, shuffle: int = 0) -> tf.data.Dataset:
+    def _read(self, split: str, *, training: bool, seed: int | None = None, shuffle: int = 0,
+              then: Any = None) -> tf.data.Dataset:
         return read_split(self.info, self.schema(), split, training=training, seed=seed, shuffle_records=shuffle,
-                          decode_size=self.data.image_size)
+                          decode_size=self.data.image_size, then=then)
 
     # the per-task steps, one decoded example at a time
     def _labelled(self, example: dict) -> dict:
@@ -64,13 +66,14 @@ class ImagePipeline(DataPipeline):
 
     def train_batches(self, *, seed: int | None = None, repeat: bool = False, split: str = "train") -> tf.data.Dataset:
         """Shuffled, augmented batches of ``(image (B, H, W, 3) float32 normalised, targets)``."""
-        return train_batches(lambda shuffle: self._read(split, training=True, seed=seed, shuffle=shuffle),
+        return train_batches(lambda shuffle, then: self._read(split, training=True, seed=seed, shuffle=shuffle,
+                                                              then=then),
                              prepare=self._prepare, randomize=self._randomize, data_cfg=self.data, seed=seed,
                              repeat=repeat)
 
     def val_batches(self, split: str = "val", *, cache: bool | None = None) -> tf.data.Dataset:
         """Deterministic batches of ``(image, targets)`` at model size, as training sees them without augmentation."""
-        return eval_batches(self._read(split, training=False),
+        return eval_batches(lambda shuffle, then: self._read(split, training=False, then=then),
                             example=lambda e: self._finalize(self.hooks.resize_example(self._labelled(e), self.data)),
                             data_cfg=self._data(cache), count=self.info.count(split))
 
@@ -106,7 +109,7 @@ class SegmentationPipeline(ImagePipeline):
             return {"image": self._model_image(e["image"]), "label": tf.cast(e["label"], tf.int32),
                     "height": shape[0], "width": shape[1]}
 
-        ds = self._read(split, training=False).map(to_eval, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = self._read(split, training=False, then=to_eval)
         padding = {"image": 0.0, "label": self.info.label_map.ignore_label, "height": 0, "width": 0}
         return ds.padded_batch(self.data.eval_batch_size, padding_values=padding).prefetch(AUTOTUNE)
 
@@ -132,9 +135,8 @@ class ClassificationPipeline(ImagePipeline):
 
     def eval_examples(self, split: str = "val") -> tf.data.Dataset:
         """Batches of dicts: the normalised ``image`` at model size and the integer ``label`` ``(B,)``."""
-        ds = self._read(split, training=False).map(
-            lambda e: {"image": self._model_image(e["image"]), "label": e["label"]},
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = self._read(split, training=False,
+                        then=lambda e: {"image": self._model_image(e["image"]), "label": e["label"]})
         return ds.batch(self.data.eval_batch_size).prefetch(AUTOTUNE)
 
 
@@ -156,7 +158,6 @@ class DetectionPipeline(ImagePipeline):
         ``boxes`` ``(B, N, 4)`` normalised, ``classes`` ``(B, N)`` (padded with 0), ``area`` and
         ``is_crowd`` ``(B, N)``, and the stored image's ``height``/``width`` ``(B,)``."""
         keys = ("boxes", "classes", "area", "is_crowd", "height", "width")
-        ds = self._read(split, training=False).map(
-            lambda e: {"image": self._model_image(e["image"]), **{k: e[k] for k in keys}},
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = self._read(split, training=False,
+                        then=lambda e: {"image": self._model_image(e["image"]), **{k: e[k] for k in keys}})
         return ds.padded_batch(self.data.eval_batch_size).prefetch(AUTOTUNE)

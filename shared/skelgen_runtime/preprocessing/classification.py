@@ -11,6 +11,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.preprocessing.image import crop_to_window, random_flip_window, resize_image
 
 __all__ = ["resize_image", "random_transform", "resize", "random_resized_crop", "random_flip"]
@@ -61,4 +62,4 @@ def random_transform(image: tf.Tensor, size: Sequence[int], *, crop: bool = True
             return resize_image(image, size)
     if flip:
         window, _ = random_flip_window(window, seed=seed)
-    return tf.ensure_shape(crop_to_window(tf.cast(image, tf.uint8), window, size), [int(size[0]), int(size[1]), 3])
+    return ensure_shape(crop_to_window(tf.cast(image, tf.uint8), window, size), [int(size[0]), int(size[1]), 3])

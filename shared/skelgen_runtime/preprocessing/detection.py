@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.preprocessing.image import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -134,7 +135,7 @@ def random_scale_crop(
     pad_bottom, pad_right = tf.maximum(room[0] - dy, 0), tf.maximum(room[1] - dx, 0)
     image = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]], constant_values=pad_value)
     top, left = tf.maximum(-dy, 0), tf.maximum(-dx, 0)
-    image = tf.ensure_shape(image[top : top + height, left : left + width], [height, width, 3])
+    image = ensure_shape(image[top : top + height, left : left + width], [height, width, 3])
 
     # the canvas in the scaled image's normalised coordinates
     sh, sw = tf.cast(scaled[0], tf.float32), tf.cast(scaled[1], tf.float32)
@@ -192,7 +193,7 @@ def random_transform(
         window, mirrored = random_flip_window(window, seed=seed)
         boxes = tf.where(mirrored, _mirror_boxes(boxes), boxes)
     image = crop_to_window(tf.cast(image, tf.uint8), window, size, extrapolation=pad_value)
-    return tf.ensure_shape(image, [height, width, 3]), boxes, keep
+    return ensure_shape(image, [height, width, 3]), boxes, keep
 
 
 def filter_objects(example: Mapping[str, tf.Tensor], keep: tf.Tensor) -> dict[str, tf.Tensor]:

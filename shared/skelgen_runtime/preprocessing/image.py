@@ -17,6 +17,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime._shapes import ensure_shape
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -77,8 +79,17 @@ def to_uint8(image: tf.Tensor) -> tf.Tensor:
 
 def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     """Bilinear resize of ``(H, W, C)`` to ``size``, uint8 out; nothing done at the size already, and the
-    antialiasing filter only when shrinking (where it changes the result)."""
+    antialiasing filter only when shrinking (where it changes the result). An image of static shape
+    (a split whose images share one size) is decided here, in Python; otherwise per example."""
     height, width = int(size[0]), int(size[1])
+    known = image.shape[:2]
+    if known.is_fully_defined():
+        if tuple(known) == (height, width):
+            out = to_uint8(image)
+        else:
+            smaller = known[0] > height or known[1] > width
+            out = to_uint8(tf.image.resize(image, [height, width], method="bilinear", antialias=smaller))
+        return ensure_shape(out, [height, width, image.shape[-1]])
     size = tf.constant([height, width], tf.int32)
     shape = tf.shape(image)[:2]
 
@@ -90,7 +101,7 @@ def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 
     out = tf.cond(tf.reduce_all(tf.equal(shape, size)), lambda: to_uint8(image),
                   lambda: tf.cond(tf.reduce_any(shape > size), shrink, enlarge))
-    return tf.ensure_shape(out, [height, width, image.shape[-1]])
+    return ensure_shape(out, [height, width, image.shape[-1]])
 
 
 def scale_crop_window(min_scale: float, max_scale: float, *, crop: bool = True, seed=None) -> tf.Tensor:
@@ -138,6 +149,6 @@ def crop_to_window(image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, 
         image = tf.cast(image, tf.float32)  # crop_and_resize reads uint8 and float32 as they are
     out = tf.image.crop_and_resize(image[None], window[None], [0],
                                    [int(size[0]), int(size[1])], method=method, extrapolation_value=extrapolation)[0]
-    if dtype == tf.uint8:
+    if dtype == tf.uint8 and method != "nearest":
         return to_uint8(out)
-    return tf.cast(out, dtype)
+    return tf.cast(out, dtype)  # nearest picks stored values (or the extrapolation value): nothing to round

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.preprocessing.image import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -43,17 +44,33 @@ __all__ = [
 
 def resize_pair(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
     """Resize to ``size = (height, width)``: the image bilinear (antialiased only when shrinking), the label
-    nearest; nothing done at the size already.
+    nearest; nothing done at the size already (decided in Python for inputs of static shape).
 
     Returns ``(image uint8 (h, w, 3), label uint8 (h, w, 1) or None)``.
     """
     image = resize_image(image, size)
-    if label is not None:
+    if label is not None and label.shape[:2].is_fully_defined():  # static shape: decided here, in Python
+        label = ensure_shape(tf.cast(_nearest(label, size), tf.uint8), [int(size[0]), int(size[1]), 1])
+    elif label is not None:
         target = tf.constant([int(size[0]), int(size[1])], tf.int32)
         label = tf.cond(tf.reduce_all(tf.equal(tf.shape(label)[:2], target)), lambda: tf.cast(label, tf.uint8),
                         lambda: tf.cast(tf.image.resize(label, target, method="nearest"), tf.uint8))
-        label = tf.ensure_shape(label, [int(size[0]), int(size[1]), 1])
+        label = ensure_shape(label, [int(size[0]), int(size[1]), 1])
     return image, label
+
+
+def _nearest(label: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+    """``tf.image.resize(label, size, "nearest")`` of a label of static shape: nothing at the size already, a
+    pick when it shrinks by whole factors (nearest with half-pixel centres picks rows
+    ``f // 2, f // 2 + f, ...``: the same pixels, without the resampling op), else the resize."""
+    (height, width), target = label.shape[:2], (int(size[0]), int(size[1]))
+    if (height, width) == target:
+        return label
+    if height % target[0] == 0 and width % target[1] == 0:
+        fy, fx = height // target[0], width // target[1]
+        blocks = tf.reshape(label, [target[0], fy, target[1], fx, label.shape[-1]])  # a view: no copy
+        return blocks[:, fy // 2, :, fx // 2]
+    return tf.image.resize(label, target, method="nearest")
 
 
 def random_transform(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], *, scale_min: float = 1.0,
@@ -73,9 +90,9 @@ def random_transform(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], *,
     if flip:
         window, _ = random_flip_window(window, seed=seed)
     height, width = int(size[0]), int(size[1])
-    image = tf.ensure_shape(crop_to_window(image, window, size), [height, width, 3])
+    image = ensure_shape(crop_to_window(image, window, size), [height, width, 3])
     label = crop_to_window(tf.cast(label, tf.uint8), window, size, method="nearest", extrapolation=ignore_label)
-    return image, tf.ensure_shape(label, [height, width, 1])
+    return image, ensure_shape(label, [height, width, 1])
 
 
 def resize(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
@@ -123,8 +140,8 @@ def random_crop(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], ignore_
     x = tf.random.uniform([], 0, shape[1] - width + 1, dtype=tf.int32, seed=seed)
     image = image[y : y + height, x : x + width]
     label = label[y : y + height, x : x + width]
-    image = tf.ensure_shape(image, [height, width, 3])
-    label = tf.ensure_shape(label, [height, width, 1])
+    image = ensure_shape(image, [height, width, 3])
+    label = ensure_shape(label, [height, width, 1])
     return image, label
 
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import DatasetError, MissingDependencyError, UserInputError
 from skelgen_runtime.records.folder import Folder, is_url, open_folder
+from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.info import INFO_FILE
 from skelgen_runtime.records.writer import (
     SIDECAR_SUFFIX,
@@ -154,6 +155,7 @@ def _dataset_info(source: Source, results: dict[str, list[ShardResult]], *, sche
                 "labelled": source.is_labelled(split),
                 "count": sum(r.count for r in rs),
                 "shards": [{"file": r.file, "count": r.count, "sha256": r.sha256} for r in rs],
+                **_images(rs),
             }
             for split, rs in results.items()
         },
@@ -164,6 +166,14 @@ def _dataset_info(source: Source, results: dict[str, list[ShardResult]], *, sche
         "skelgen_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _images(results: list[ShardResult]) -> dict:
+    """``{"images": ...}`` of a split (:mod:`~skelgen_runtime.records.image_stats`), or nothing when a
+    shard's stats are unknown or the records hold no images."""
+    merged = ImageStats.merged(None if r.images is None else ImageStats.from_json(r.images) for r in results)
+    described = merged.to_json() if merged is not None else None
+    return {"images": described} if described else {}
 
 
 def require_beam() -> ModuleType:

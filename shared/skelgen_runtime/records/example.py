@@ -10,7 +10,8 @@ The wire format is protobuf's, from ``tensorflow/core/example/{example,feature}.
     Int64List { repeated int64 value = 1 [packed = true]; }   // varints, negatives as 10 bytes
 
 ``tf.io.parse_example`` and ``tf.train.Example.FromString`` read what :meth:`Example.SerializeToString`
-writes (tests compare both against TensorFlow's own encoder). Large values are kept as references
+writes (tests compare both against TensorFlow's own encoder); :func:`read_features` reads a few keys
+back out of a serialised example (what a build records about its images), without copying values. Large values are kept as references
 (e.g. a ``memoryview`` of a NumPy array) until the single join in ``SerializeToString``, so a
 volume is copied once, not three times.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from skelgen_runtime.errors import ExampleEncodingError
 
 __all__ = ["Buffer", "Example", "FEATURE_OF_DTYPE", "Feature", "bytes_feature", "encode_features", "float_feature",
-           "int64_feature"]
+           "int64_feature", "read_features"]
 
 #: anything ``bytes.join`` accepts: bytes, bytearray, a C-contiguous ``memoryview``
 Buffer = Union[bytes, bytearray, memoryview]
@@ -203,3 +204,89 @@ class Example:
             size += entry_size
         parts, _ = _wrap(_TAG_1, entries, size)  # Example.features = 1
         return b"".join(parts)
+
+
+def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: memoryview) -> Iterable[tuple[int, int, Any]]:
+    """``(field number, wire type, value)`` of one message: an int for varints, a ``memoryview`` otherwise."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: int | memoryview
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+        elif wire == 2:
+            length, pos = _read_varint(buf, pos)
+            value, pos = buf[pos : pos + length], pos + length
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = buf[pos : pos + width], pos + width
+        else:
+            raise ValueError(f"wire type {wire} is not used by tf.train.Example")
+        if pos > len(buf):
+            raise ValueError("truncated field")
+        yield number, wire, value
+
+
+def _int64_value(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _feature_values(feature: memoryview) -> list[Any]:
+    """The values of one serialised ``tf.train.Feature``: ``memoryview`` for bytes, ``int``, ``float``."""
+    values: list[Any] = []
+    for kind, _, listed in _fields(feature):  # the oneof: 1 bytes_list, 2 float_list, 3 int64_list
+        for number, wire, value in _fields(listed):
+            if number != 1:
+                continue
+            if kind == 1:
+                values.append(value)
+            elif kind == 2:
+                values += np.frombuffer(value, "<f4").tolist()  # packed, or one unpacked float (wire type 5)
+            elif wire == 0:
+                values.append(_int64_value(value))
+            else:
+                pos = 0
+                while pos < len(value):
+                    number, pos = _read_varint(value, pos)
+                    values.append(_int64_value(number))
+    return values
+
+
+def read_features(record: Buffer, keys: Iterable[str]) -> dict[str, list[Any]]:
+    """The values of ``keys`` in a serialised ``tf.train.Example`` (keys it lacks are left out).
+
+    Bytes values come back as ``memoryview`` slices of ``record`` (no copy), int64 and float values as
+    Python numbers. Protobuf's rules hold: a repeated map key keeps its last value.
+
+    Raises:
+        ValueError: ``record`` is not a well-formed serialised example.
+    """
+    wanted = set(keys)
+    found: dict[str, list[Any]] = {}
+    for number, wire, features in _fields(memoryview(record)):
+        if number != 1 or wire != 2:
+            continue
+        for _, _, entry in _fields(features):
+            key, value = None, None
+            for part, _, content in _fields(entry):
+                if part == 1:
+                    key = bytes(content).decode()
+                elif part == 2:
+                    value = content
+            if key in wanted:
+                found[key] = _feature_values(value) if value is not None else []
+    return found

@@ -4,8 +4,9 @@ It is written last, atomically, by a build that completed; its presence marks a 
 
 Fields: ``schema`` and ``schema_version``; ``feature_spec`` (per key: kind and dtype);
 ``label_map`` (id, name, colour, optional source id); ``num_classes``; ``ignore_label``;
-``compression``; ``splits`` (per split: ``labelled``, ``count`` and ``shards`` with file, count and
-SHA-256); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``; ``source_info``
+``compression``; ``splits`` (per split: ``labelled``, ``count``, ``shards`` with file, count and
+SHA-256, and ``images``: sizes and encodings, see :mod:`~skelgen_runtime.records.image_stats`; absent
+for volumes and for datasets built before 0.3); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``; ``source_info``
 (optional: what the reader detected, e.g. the BraTS release);
 ``build_options`` (``max_examples``, ``skip_bad``, ``shard_size``, ``runner``: ``local`` or ``beam``, and
 ``beam_runner``: the Beam runner's class name, None for local builds); ``skelgen_version``; ``created``.
@@ -21,6 +22,7 @@ from typing import Any
 from skelgen_runtime.errors import DatasetError, did_you_mean
 from skelgen_runtime.labels import LabelMap
 from skelgen_runtime.layout import ProjectLayout
+from skelgen_runtime.records.image_stats import ImageStats
 
 __all__ = ["INFO_FILE", "DatasetInfo", "load_info"]
 
@@ -66,6 +68,11 @@ class DatasetInfo:
         if missing:
             raise DatasetError(f"shard {missing[0]} listed in {self.folder / INFO_FILE} is missing; rebuild the dataset")
         return files
+
+    def image_stats(self, split: str) -> ImageStats | None:
+        """The sizes and encodings of the images of ``split``, or None when the build did not record them."""
+        stats = ImageStats.from_json(self._split(split).get("images"))
+        return stats if stats.count else None
 
     def count(self, split: str) -> int:
         return int(self._split(split)["count"])

@@ -7,12 +7,12 @@ Training order is shuffled; evaluation order is deterministic (files and records
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
 from skelgen_runtime.records.info import DatasetInfo, load_info
-from skelgen_runtime.schemas.base import DECODE_SIZE, RecordSchema
+from skelgen_runtime.schemas.base import DECODE_PLAN, DECODE_SIZE, DecodePlan, RecordSchema
 
 __all__ = ["open_dataset", "read_split", "read_labels"]
 
@@ -35,6 +35,8 @@ def read_split(
     seed: int | None = None,
     shuffle_records: int = 0,
     decode_size: Sequence[int] | None = None,
+    static: bool = True,
+    then: Callable[[dict], Any] | None = None,
 ) -> tf.data.Dataset:
     """Records of ``split`` as decoded examples (see the schema's ``decode`` for the keys).
 
@@ -45,6 +47,12 @@ def read_split(
             before decoding them (a buffer of small byte strings rather than decoded images).
         decode_size: the ``(height, width)`` the pipeline resizes images to: JPEGs at least twice as
             large are decoded at a reduced scale (:func:`~skelgen_runtime.schemas.base.decode_rgb`).
+        static: when the build recorded that every image of the split has one size and one encoding
+            (``dataset_info.json``), decode them all with one :class:`~skelgen_runtime.schemas.base.
+            DecodePlan` and give the images (and segmentation labels) a static shape, so that later
+            steps decide resizes in Python; False: decide per example, as for a dataset without the record.
+        then: a function of each decoded example, run in the same map as parsing and decoding (one
+            function per example: what a pipeline would otherwise chain as a second map).
     """
     files = [str(f) for f in info.split_files(split)]
     spec = schema.spec(info.is_labelled(split))
@@ -60,12 +68,16 @@ def read_split(
     if training and shuffle_records > 1:
         ds = ds.shuffle(shuffle_records, seed=seed, reshuffle_each_iteration=True)
     hint = () if decode_size is None else (int(decode_size[0]), int(decode_size[1]))
+    plan = DecodePlan.choose(info.image_stats(split), hint or None) if static else None
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, spec)
-        if hint:  # a constant made inside the function: a captured tensor would keep tf.data from fusing maps
+        if plan is not None:
+            parsed[DECODE_PLAN] = plan  # a Python value: decided once, no op in the graph
+        elif hint:  # a constant made inside the function: a captured tensor would keep tf.data from fusing maps
             parsed[DECODE_SIZE] = tf.constant(hint)
-        return schema.decode(parsed)
+        decoded = schema.decode(parsed)
+        return decoded if then is None else then(decoded)
 
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
 

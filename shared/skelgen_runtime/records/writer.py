@@ -32,6 +32,7 @@ from typing import Callable
 
 from skelgen_runtime.errors import BadExampleError
 from skelgen_runtime.records.folder import TMP_MARK, Folder, LocalFolder, atomic_write_text, temporary_name
+from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.tfrecord import TFRecordFileWriter
 from skelgen_runtime.sources.base import SourceItem
 
@@ -79,6 +80,9 @@ class ShardResult:
     size: int
     fingerprint: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: :class:`~skelgen_runtime.records.image_stats.ImageStats` as JSON (``{"count": 0}``: records without
+    #: images); None: not known (the sidecar of an older build)
+    images: dict | None = None
 
 
 def _stamp(path: Path) -> tuple[str, int]:
@@ -131,7 +135,8 @@ def completed(plan: ShardPlan, skip_bad: bool, folder: Folder | None = None) -> 
     """The recorded result of ``plan`` if a run finished its shard as this build would, else ``None``.
 
     A shard that left out bad examples is what only a ``skip_bad`` build writes: a build without
-    it must meet (and stop at) those examples itself.
+    it must meet (and stop at) those examples itself. A shard whose sidecar does not describe its images
+    (an older build's) is written again, so that ``dataset_info.json`` can.
 
     Args:
         folder: where the shard and its sidecar are (default: the folder of ``plan.path``).
@@ -143,6 +148,8 @@ def completed(plan: ShardPlan, skip_bad: bool, folder: Folder | None = None) -> 
     except (ValueError, TypeError, AttributeError):
         return None
     if result.fingerprint != plan.fingerprint:
+        return None
+    if result.images is None:  # written before builds described their images: rewrite it once to learn them
         return None
     if result.skipped and not skip_bad:
         return None
@@ -172,6 +179,7 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
     tmp = temporary_name(plan.path)
     skipped: list[tuple[str, str]] = []
     count = 0
+    images = ImageStats()
     try:
         with TFRecordFileWriter(tmp, compression) as writer:
             for item in plan.items:
@@ -183,6 +191,7 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
                     skipped.append((err.path, err.reason))
                     continue
                 writer.write(record)
+                images.add(record)
                 count += 1
         result = ShardResult(
             file=plan.path.name,
@@ -191,6 +200,7 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
             size=writer.size,
             fingerprint=plan.fingerprint,
             skipped=skipped,
+            images=images.to_json() or {"count": 0},
         )
         atomic_write_text(plan.sidecar, json.dumps(result.__dict__))
         os.replace(tmp, plan.path)  # the shard becomes visible only now, complete

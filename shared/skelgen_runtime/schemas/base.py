@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.records.example import Example, bytes_feature, encode_features, float_feature, int64_feature
 
-__all__ = ["FeatureField", "RecordSchema", "DECODE_SIZE", "decode_rgb", "fixed", "varlen", "bytes_feature",
+__all__ = ["FeatureField", "RecordSchema", "DECODE_SIZE", "DECODE_PLAN", "DecodePlan", "decode_rgb", "fixed", "varlen", "bytes_feature",
            "int64_feature", "float_feature",
            "spec_to_json"]
 
@@ -104,26 +105,77 @@ class RecordSchema:
 
 #: a key a reader adds to parsed features: the ``(height, width)`` the pipeline will resize images to
 DECODE_SIZE = "_decode_size"
+#: a key a reader adds to parsed features: a :class:`DecodePlan`, decided once for a whole split
+DECODE_PLAN = "_decode_plan"
+
+_RATIOS = (8, 4, 2, 1)
+
+
+def _ratio(stored: Sequence[int], target: Sequence[int]) -> int:
+    """The largest JPEG DCT scale 1/r that keeps ``stored`` at least ``target`` on both sides."""
+    room = min(int(stored[0]) // int(target[0]), int(stored[1]) // int(target[1]))
+    return next(r for r in _RATIOS if room >= r or r == 1)
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """How every image of a split decodes, decided in Python when the build recorded that they all share
+    one size and one encoding (:class:`~skelgen_runtime.records.image_stats.ImageStats`): the decoder,
+    the JPEG scale and the decoded shape are then constants of the graph, with no per-example branch.
+
+    Attributes:
+        stored: ``(height, width)`` of every stored image (and of every segmentation label).
+        format: ``"jpeg"`` or ``"png"``.
+        ratio: the JPEG DCT scale 1/``ratio`` (1 for PNG).
+    """
+
+    stored: tuple[int, int]
+    format: str
+    ratio: int = 1
+
+    @classmethod
+    def choose(cls, stats: Any, target: Sequence[int] | None) -> DecodePlan | None:
+        """The plan for a split with these ``ImageStats`` and a model of size ``target``; None when the images
+        differ in size or encoding (or are neither JPEG nor PNG): they are then decided per example."""
+        if stats is None or stats.uniform_size is None or stats.single_format not in ("jpeg", "png"):
+            return None
+        stored = stats.uniform_size
+        ratio = _ratio(stored, target) if target is not None and stats.single_format == "jpeg" else 1
+        return cls(stored, stats.single_format, ratio)
+
+    @property
+    def decoded(self) -> tuple[int, int]:
+        """``(height, width)`` of the decoded image: libjpeg rounds a scaled side up."""
+        return (-(-self.stored[0] // self.ratio), -(-self.stored[1] // self.ratio))
 
 
 def decode_rgb(parsed: Mapping[str, Any]) -> Any:
     """The record's image as uint8 ``(H, W, 3)``.
 
-    When the reader hints the model size (:data:`DECODE_SIZE`) and the stored image (``image/height``,
-    ``image/width``) is at least twice as large on both sides, a JPEG is decoded at 1/2, 1/4 or 1/8 of
-    its size in the DCT domain (``tf.io.decode_jpeg(ratio=...)``, the largest ratio that keeps it at
-    least the model size): most of the decoding and all of a later downscale's work are skipped, and
-    the scaled decode averages the pixels it drops, like an antialiased resize. PNGs decode in full.
+    With a :data:`DECODE_PLAN` from the reader, the plan's decoder at its scale, with a static shape.
+    Otherwise, when the reader hints the model size (:data:`DECODE_SIZE`) and the stored image
+    (``image/height``, ``image/width``) is at least twice as large on both sides, a JPEG is decoded at
+    1/2, 1/4 or 1/8 of its size in the DCT domain (``tf.io.decode_jpeg(ratio=...)``, the largest ratio
+    that keeps it at least the model size), chosen per example: most of the decoding and all of a
+    later downscale's work are skipped, and the scaled decode averages the pixels it drops, like an
+    antialiased resize. PNGs decode in full.
     """
     import tensorflow as tf
 
     encoded = parsed["image/encoded"]
+    plan = parsed.get(DECODE_PLAN)
+    if isinstance(plan, DecodePlan):
+        if plan.format == "jpeg":
+            image = tf.io.decode_jpeg(encoded, channels=3, ratio=plan.ratio)
+        else:
+            image = tf.io.decode_png(encoded, channels=3)
+        return ensure_shape(image, [*plan.decoded, 3])
 
     def full() -> tf.Tensor:
         return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
     if DECODE_SIZE not in parsed:
-        return tf.ensure_shape(full(), [None, None, 3])
+        return ensure_shape(full(), [None, None, 3])
     target = tf.cast(parsed[DECODE_SIZE], tf.int64)
     room = tf.minimum(parsed["image/height"] // target[0], parsed["image/width"] // target[1])
     index = tf.cast(tf.where(room >= 8, 3, tf.where(room >= 4, 2, tf.where(room >= 2, 1, 0))), tf.int32)
@@ -133,4 +185,4 @@ def decode_rgb(parsed: Mapping[str, Any]) -> Any:
         return lambda: tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
 
     image = tf.switch_case(index, [full, scaled(2), scaled(4), scaled(8)])
-    return tf.ensure_shape(image, [None, None, 3])
+    return ensure_shape(image, [None, None, 3])

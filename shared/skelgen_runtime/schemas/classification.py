@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.records.example import Example
 from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed
 
@@ -65,7 +66,7 @@ def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     image = decode_rgb(parsed)  # at a reduced DCT scale when the reader hints a smaller model size
-    out = {"image": tf.ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
+    out = {"image": ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
     if "image/class/label" in parsed:
         out["label"] = tf.cast(parsed["image/class/label"], tf.int32)
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Mapping, Sequence
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.records.example import Example
 from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed, varlen
 
@@ -131,7 +132,7 @@ def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
 
     image = decode_rgb(parsed)  # at a reduced DCT scale when the reader hints a smaller model size
     out = {
-        "image": tf.ensure_shape(image, [None, None, 3]),
+        "image": ensure_shape(image, [None, None, 3]),
         "filename": parsed["image/filename"],
         "source_id": parsed["image/source_id"],
         "height": tf.cast(parsed["image/height"], tf.int32),

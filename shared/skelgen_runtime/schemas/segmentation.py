@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.records.example import Example
-from skelgen_runtime.schemas.base import RecordSchema, decode_rgb, fixed
+from skelgen_runtime.schemas.base import DECODE_PLAN, DecodePlan, RecordSchema, decode_rgb, fixed
 
 __all__ = ["SCHEMA", "IGNORE_LABEL", "encode_example", "decode"]
 
@@ -69,15 +70,17 @@ def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``image``: uint8 ``(H, W, 3)``; ``filename``: string scalar; and, for labelled records,
-        ``label``: uint8 ``(H, W, 1)`` of class ids with 255 = ignore.
+        ``label``: uint8 ``(H, W, 1)`` of class ids with 255 = ignore, at the stored image's size.
     """
     import tensorflow as tf
 
     image = decode_rgb(parsed)  # at a reduced DCT scale when the reader hints a smaller model size
-    out = {"image": tf.ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
+    out = {"image": ensure_shape(image, [None, None, 3]), "filename": parsed["image/filename"]}
     if "image/segmentation/class/encoded" in parsed:
         label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
-        out["label"] = tf.ensure_shape(label, [None, None, 1])
+        plan = parsed.get(DECODE_PLAN)
+        known = list(plan.stored) if isinstance(plan, DecodePlan) else [None, None]  # a label has its image's size
+        out["label"] = ensure_shape(label, [*known, 1])
     return out
 
 
