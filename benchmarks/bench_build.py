@@ -19,7 +19,7 @@ from common import Row, Settings, interleave, make_project, median, python, run_
 __all__ = ["build_rows", "brats_rows"]
 
 #: the minimal serial writer: the same keys, the image size from the header, no other validation
-MINIMAL_WRITER = r'''
+MINIMAL_WRITER = r"""
 import sys
 import time
 from pathlib import Path
@@ -42,10 +42,10 @@ for split in ("train", "val"):
                        "image/segmentation/class/format": b(b"png")}
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 print(f"phase_seconds={time.perf_counter() - start}")
-'''
+"""
 
 #: runs a generated build script as ``python SCRIPT ARGS`` would, timing it after its imports
-TIMED_BUILD = r'''
+TIMED_BUILD = r"""
 import runpy
 import sys
 import time
@@ -59,9 +59,9 @@ if __name__ == "__main__":
     start = time.perf_counter()
     runpy.run_path(str(script), run_name="__main__")
     print(f"phase_seconds={time.perf_counter() - start}")
-'''
+"""
 
-NIBABEL_READ = r'''
+NIBABEL_READ = r"""
 import sys
 from pathlib import Path
 import nibabel as nib
@@ -70,7 +70,7 @@ import numpy as np
 for case in sorted((Path(sys.argv[1]) / "BraTS2021_TrainingData").iterdir())[: int(sys.argv[2])]:
     for f in sorted(case.glob("*.nii.gz")):
         np.asanyarray(nib.load(str(f)).dataobj)
-'''
+"""
 
 
 def _replicate(src: Path, dst: Path, times: int) -> Path:
@@ -114,8 +114,19 @@ def build_rows(settings: Settings) -> list[Row]:
 
         def ours(workers: int, source=source, phases=phases, cpu=cpu, processes=processes) -> float:
             shutil.rmtree(out, ignore_errors=True)
-            wall, phase = run_phased(python(timed_build, "datasets/build_shapes_to_tfrecord.py", "--source", source,
-                                            "--out", out, "--workers", workers), cwd=project)
+            wall, phase = run_phased(
+                python(
+                    timed_build,
+                    "datasets/build_shapes_to_tfrecord.py",
+                    "--source",
+                    source,
+                    "--out",
+                    out,
+                    "--workers",
+                    workers,
+                ),
+                cwd=project,
+            )
             phases["one" if workers == 1 else "all"].append(phase)
             cpu["one" if workers == 1 else "all"].append(common.last_cpu_seconds)
             if workers > 1:
@@ -133,23 +144,62 @@ def build_rows(settings: Settings) -> list[Row]:
         times = interleave({"minimal": minimal, "one": lambda: ours(1), "all": lambda: ours(cores)}, settings.reps)
         what = f"shapes {count:,} images {size}px"
         rows += [
-            Row("build", f"{what}: build, 1 worker vs minimal serial writer", median(times["one"]),
-                median(times["minimal"]), "s", False, 0.8 if count >= 2000 else None,
-                {"ours": times["one"], "baseline": times["minimal"]}, "end to end, one process each"),
-            Row("build", f"{what}: build, --workers {cores} vs minimal serial writer", median(times["all"]),
-                median(times["minimal"]), "s", False, 0.8 if count >= 2000 else None,
-                {"ours": times["all"], "baseline": times["minimal"]}),
-            Row("build", f"{what}: --workers {cores} vs --workers 1", median(times["all"]), median(times["one"]),
-                "s", False, 1.6 if count >= 10000 else 0.95, {"ours": times["all"], "baseline": times["one"]},
+            Row(
+                "build",
+                f"{what}: build, 1 worker vs minimal serial writer",
+                median(times["one"]),
+                median(times["minimal"]),
+                "s",
+                False,
+                0.8 if count >= 2000 else None,
+                {"ours": times["one"], "baseline": times["minimal"]},
+                "end to end, one process each",
+            ),
+            Row(
+                "build",
+                f"{what}: build, --workers {cores} vs minimal serial writer",
+                median(times["all"]),
+                median(times["minimal"]),
+                "s",
+                False,
+                0.8 if count >= 2000 else None,
+                {"ours": times["all"], "baseline": times["minimal"]},
+            ),
+            Row(
+                "build",
+                f"{what}: --workers {cores} vs --workers 1",
+                median(times["all"]),
+                median(times["one"]),
+                "s",
+                False,
+                1.6 if count >= 10000 else 0.95,
+                {"ours": times["all"], "baseline": times["one"]},
                 f"--workers {cores} started {' or '.join(sorted(processes))} process(es); target 1.6x at 10,000+ "
                 f"images, else never slower (0.95: run-to-run noise); load average {os.getloadavg()[0]:.1f} after "
-                "the row (a second process needs a free core)"),
-            Row("build", f"{what}: CPU time, --workers {cores} vs --workers 1", median(cpu["all"]), median(cpu["one"]),
-                "CPU s", False, None, {"ours": cpu["all"], "baseline": cpu["one"]},
-                "what starting workers costs in CPU (1.0: nothing)"),
-            Row("build", f"{what}: build phase only, 1 worker vs minimal writer's loop", median(phases["one"]),
-                median(phases["minimal"]), "s", False, None, {"ours": phases["one"], "baseline": phases["minimal"]},
-                "imports excluded on both sides (the minimal writer's TensorFlow import is most of its time)"),
+                "the row (a second process needs a free core)",
+            ),
+            Row(
+                "build",
+                f"{what}: CPU time, --workers {cores} vs --workers 1",
+                median(cpu["all"]),
+                median(cpu["one"]),
+                "CPU s",
+                False,
+                None,
+                {"ours": cpu["all"], "baseline": cpu["one"]},
+                "what starting workers costs in CPU (1.0: nothing)",
+            ),
+            Row(
+                "build",
+                f"{what}: build phase only, 1 worker vs minimal writer's loop",
+                median(phases["one"]),
+                median(phases["minimal"]),
+                "s",
+                False,
+                None,
+                {"ours": phases["one"], "baseline": phases["minimal"]},
+                "imports excluded on both sides (the minimal writer's TensorFlow import is most of its time)",
+            ),
         ]
     return rows
 
@@ -173,15 +223,26 @@ def _compression_row(settings: Settings, raw: Path) -> Row:
         sizes[name] = len(zipper.compress(record)) + len(zipper.flush())
         return time.process_time() - start
 
-    times = interleave({"ours": lambda: deflate("ours", lambda: compressor("GZIP")),
-                        "zlib6": lambda: deflate("zlib6", lambda: zlib.compressobj(6, zlib.DEFLATED, 31))},
-                       settings.reps)
+    times = interleave(
+        {
+            "ours": lambda: deflate("ours", lambda: compressor("GZIP")),
+            "zlib6": lambda: deflate("zlib6", lambda: zlib.compressobj(6, zlib.DEFLATED, 31)),
+        },
+        settings.reps,
+    )
     mib = {k: v / 2**20 for k, v in sizes.items()}
-    return Row("brats", f"GZIP one BraTS record ({len(record) / 2**20:.0f} MiB): the build's vs zlib level 6 (TF's default)",
-               median(times["ours"]), median(times["zlib6"]), "CPU s", False, None,
-               {"ours": times["ours"], "baseline": times["zlib6"]},
-               f"{compressor('GZIP').__class__.__module__} level {COMPRESSION_LEVEL}: {mib['ours']:.1f} MiB; "
-               f"zlib 6: {mib['zlib6']:.1f} MiB")
+    return Row(
+        "brats",
+        f"GZIP one BraTS record ({len(record) / 2**20:.0f} MiB): the build's vs zlib level 6 (TF's default)",
+        median(times["ours"]),
+        median(times["zlib6"]),
+        "CPU s",
+        False,
+        None,
+        {"ours": times["ours"], "baseline": times["zlib6"]},
+        f"{compressor('GZIP').__class__.__module__} level {COMPRESSION_LEVEL}: {mib['ours']:.1f} MiB; "
+        f"zlib 6: {mib['zlib6']:.1f} MiB",
+    )
 
 
 def brats_rows(settings: Settings) -> list[Row]:
@@ -215,11 +276,27 @@ def brats_rows(settings: Settings) -> list[Row]:
     per_case = {k: [t / n for t in v] for k, v in times.items()}
     what = f"BraTS {n} cases {'x'.join(map(str, shape))}"
     rows = [
-        Row("brats", f"{what}: build, 1 worker vs nibabel read, per case", median(per_case["one"]),
-            median(per_case["nibabel"]), "s/case", False, 0.5, {"ours": per_case["one"], "baseline": per_case["nibabel"]},
-            "the build also transposes, checks, maps labels, frames and GZIP-compresses"),
-        Row("brats", f"{what}: build, all {cores} workers vs nibabel read, per case", median(per_case["all"]),
-            median(per_case["nibabel"]), "s/case", False, 0.5, {"ours": per_case["all"], "baseline": per_case["nibabel"]}),
+        Row(
+            "brats",
+            f"{what}: build, 1 worker vs nibabel read, per case",
+            median(per_case["one"]),
+            median(per_case["nibabel"]),
+            "s/case",
+            False,
+            0.5,
+            {"ours": per_case["one"], "baseline": per_case["nibabel"]},
+            "the build also transposes, checks, maps labels, frames and GZIP-compresses",
+        ),
+        Row(
+            "brats",
+            f"{what}: build, all {cores} workers vs nibabel read, per case",
+            median(per_case["all"]),
+            median(per_case["nibabel"]),
+            "s/case",
+            False,
+            0.5,
+            {"ours": per_case["all"], "baseline": per_case["nibabel"]},
+        ),
     ]
     rows.append(_compression_row(settings, few))
     peaks: dict[tuple[int, int], dict] = {}
@@ -234,11 +311,27 @@ def brats_rows(settings: Settings) -> list[Row]:
     for workers, key, label, target, note in (
         (1, "max_process_mib", "1 worker, the build process", 1 / 1.2, flat),
         (cores, "max_process_mib", f"{cores} workers, largest process", 1 / 1.2, flat),
-        (cores, "tree_total_mib", f"{cores} workers, build and workers together", None,
-         "grows with the workers started, which follow the work: "
-         f"{peaks[small, cores]['workers']} at {small} cases, {peaks[large, cores]['workers']} at {large}"),
+        (
+            cores,
+            "tree_total_mib",
+            f"{cores} workers, build and workers together",
+            None,
+            "grows with the workers started, which follow the work: "
+            f"{peaks[small, cores]['workers']} at {small} cases, {peaks[large, cores]['workers']} at {large}",
+        ),
     ):
         a, b = peaks[small, workers][key], peaks[large, workers][key]
-        rows.append(Row("brats", f"BraTS peak memory, {label}: {large} vs {small} cases", b, a, "MiB", False, target,
-                        {"ours": [b], "baseline": [a]}, note))
+        rows.append(
+            Row(
+                "brats",
+                f"BraTS peak memory, {label}: {large} vs {small} cases",
+                b,
+                a,
+                "MiB",
+                False,
+                target,
+                {"ours": [b], "baseline": [a]},
+                note,
+            )
+        )
     return rows

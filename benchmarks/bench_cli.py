@@ -31,14 +31,14 @@ if __name__ == "__main__":
     cli()
 '''
 
-BARE_COPIER = r'''
+BARE_COPIER = r"""
 import json, sys, warnings
 import copier
 
 warnings.simplefilter("ignore")
 copier.run_copy(sys.argv[1], sys.argv[2], data=json.loads(sys.argv[3]), defaults=True, quiet=True,
                 overwrite=False, vcs_ref=sys.argv[4])
-'''
+"""
 
 
 def cli_rows(settings: Settings) -> list[Row]:
@@ -69,25 +69,70 @@ def cli_rows(settings: Settings) -> list[Row]:
         return run_timed(python(bare_copier, template, workspace / name, json.dumps(data), ref))
 
     def add_skelgen() -> float:
-        return run_timed([skelgen, "add-dataset", f"d{next(counter)}", "--preset", "custom", "--source", str(raw),
-                          "--project", str(project), "--defaults"])
+        return run_timed(
+            [
+                skelgen,
+                "add-dataset",
+                f"d{next(counter)}",
+                "--preset",
+                "custom",
+                "--source",
+                str(raw),
+                "--project",
+                str(project),
+                "--defaults",
+            ]
+        )
 
     def add_copier() -> float:
-        data = {"scaffold": "dataset", "task": "segmentation", "dataset_name": f"d{next(counter)}", "preset": "custom",
-                "class_names": [], "reader": "ImagesMasksSource", "source": str(raw)}
+        data = {
+            "scaffold": "dataset",
+            "task": "segmentation",
+            "dataset_name": f"d{next(counter)}",
+            "preset": "custom",
+            "class_names": [],
+            "reader": "ImagesMasksSource",
+            "source": str(raw),
+        }
         return run_timed(python(bare_copier, template, project, json.dumps(data), ref))
 
-    helps = interleave({"skelgen": lambda: run_timed([skelgen, "--help"]),
-                        "click": lambda: run_timed(python(bare_click, "--help"))}, settings.reps * 3)
+    helps = interleave(
+        {"skelgen": lambda: run_timed([skelgen, "--help"]), "click": lambda: run_timed(python(bare_click, "--help"))},
+        settings.reps * 3,
+    )
     news = interleave({"skelgen": new_skelgen, "copier": new_copier}, settings.reps)
     adds = interleave({"skelgen": add_skelgen, "copier": add_copier}, settings.reps)
     return [
-        Row("cli", "skelgen --help vs a bare click app --help", median(helps["skelgen"]), median(helps["click"]), "s",
-            False, 1 / 1.3, {"ours": helps["skelgen"], "baseline": helps["click"]},
-            "target: at most 1.3x the bare app's time (ratio >= 0.77)"),
-        Row("cli", "skelgen new vs copier.run_copy of the same answers", median(news["skelgen"]),
-            median(news["copier"]), "s", False, None, {"ours": news["skelgen"], "baseline": news["copier"]},
-            "skelgen also validates, writes the workspace index and changelog, and commits"),
-        Row("cli", "skelgen add-dataset (custom --source) vs copier.run_copy", median(adds["skelgen"]),
-            median(adds["copier"]), "s", False, None, {"ours": adds["skelgen"], "baseline": adds["copier"]}),
+        Row(
+            "cli",
+            "skelgen --help vs a bare click app --help",
+            median(helps["skelgen"]),
+            median(helps["click"]),
+            "s",
+            False,
+            1 / 1.3,
+            {"ours": helps["skelgen"], "baseline": helps["click"]},
+            "target: at most 1.3x the bare app's time (ratio >= 0.77)",
+        ),
+        Row(
+            "cli",
+            "skelgen new vs copier.run_copy of the same answers",
+            median(news["skelgen"]),
+            median(news["copier"]),
+            "s",
+            False,
+            None,
+            {"ours": news["skelgen"], "baseline": news["copier"]},
+            "skelgen also validates, writes the workspace index and changelog, and commits",
+        ),
+        Row(
+            "cli",
+            "skelgen add-dataset (custom --source) vs copier.run_copy",
+            median(adds["skelgen"]),
+            median(adds["copier"]),
+            "s",
+            False,
+            None,
+            {"ours": adds["skelgen"], "baseline": adds["copier"]},
+        ),
     ]

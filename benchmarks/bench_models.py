@@ -33,8 +33,9 @@ def _train(project: Path, *args: str) -> Path:
     """Run ``train.py ARGS`` in ``project``; its run's log folder."""
     logs = project / "logs"
     before = {p for p in logs.iterdir() if p.is_dir()}
-    proc = subprocess.run(python("train.py", *args), cwd=project, env=quiet_env(), capture_output=True, text=True,
-                          timeout=3600)
+    proc = subprocess.run(
+        python("train.py", *args), cwd=project, env=quiet_env(), capture_output=True, text=True, timeout=3600
+    )
     if proc.returncode != 0:
         raise SystemExit(f"train.py {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     (run,) = {p for p in logs.iterdir() if p.is_dir()} - before
@@ -54,8 +55,9 @@ def _project(work: Path, name: str, task: str, counts: dict[str, int]) -> Path:
     project = api.new_project(name=name, task=task, framework="keras", workspace=work / "models-ws").path
     api.add_dataset(name="shapes", project=project, sample_counts={"train": 0, "val": 0, "pred": 0})
     write_shapes(project / "datasets" / "shapes", task=task, counts=counts, size=64)
-    subprocess.run(python("datasets/build_shapes_to_tfrecord.py"), cwd=project, env=quiet_env(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        python("datasets/build_shapes_to_tfrecord.py"), cwd=project, env=quiet_env(), check=True, capture_output=True
+    )
     return project
 
 
@@ -72,23 +74,41 @@ def transfer_rows(settings: Settings) -> list[Row]:
     segmentation = _project(work, "transfer", "segmentation", seg_counts)
     # 40 images make 5 batches: 20 steps per epoch (the images repeat, augmented) give BatchNorm's moving
     # statistics the steps they need to settle
-    epochs = settings.pick(["--set", "train.epochs=30", "--set", "train.steps_per_epoch=20"],
-                           ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=2"])
+    epochs = settings.pick(
+        ["--set", "train.epochs=30", "--set", "train.steps_per_epoch=20"],
+        ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=2"],
+    )
     scratch = _train(segmentation, *SEGMENTATION, *epochs)
-    pretrained = _train(segmentation, *SEGMENTATION, *epochs, "--set", f"model.weights={weights}",
-                        "--set", f"train.freeze_backbone_epochs={settings.pick(3, 1)}")
+    pretrained = _train(
+        segmentation,
+        *SEGMENTATION,
+        *epochs,
+        "--set",
+        f"model.weights={weights}",
+        "--set",
+        f"train.freeze_backbone_epochs={settings.pick(3, 1)}",
+    )
     ours, baseline = _best(pretrained, "val_miou"), _best(scratch, "val_miou")
-    return [Row(
-        "models", f"transfer: segmentation on {seg_counts['train']} shapes images, best val mIoU, backbone pretrained "
-        "by the project's classification demo vs from scratch", ours, baseline, "mIoU", True, 0.05,
-        {"ours": [ours], "baseline": [baseline], "classification_val_accuracy": [_best(pretrain, "val_accuracy")]},
-        f"{' '.join(SEGMENTATION[2:] + epochs)}; pretrained: model.weights=<classification final.keras>, "
-        f"freeze_backbone_epochs={settings.pick(3, 1)}; same seed", compare="difference",
-    )]
+    return [
+        Row(
+            "models",
+            f"transfer: segmentation on {seg_counts['train']} shapes images, best val mIoU, backbone pretrained "
+            "by the project's classification demo vs from scratch",
+            ours,
+            baseline,
+            "mIoU",
+            True,
+            0.05,
+            {"ours": [ours], "baseline": [baseline], "classification_val_accuracy": [_best(pretrain, "val_accuracy")]},
+            f"{' '.join(SEGMENTATION[2:] + epochs)}; pretrained: model.weights=<classification final.keras>, "
+            f"freeze_backbone_epochs={settings.pick(3, 1)}; same seed",
+            compare="difference",
+        )
+    ]
 
 
 #: run inside a project: every backbone's serving function timed in TensorFlow and onnxruntime
-LATENCY = r'''
+LATENCY = r"""
 import json, statistics, sys, tempfile, time
 from pathlib import Path
 
@@ -146,7 +166,7 @@ for name in backbones:
                                    "input": getattr(BACKBONES.get(name), "input_preprocessing", None)
                                    or "(x / 255 - data.mean) / data.std",
                                    "tf_ms": tf_ms, "onnx_ms": ort_ms, "parity": parity}), flush=True)
-'''
+"""
 
 
 def latency_rows(settings: Settings) -> list[Row]:
@@ -159,8 +179,14 @@ def latency_rows(settings: Settings) -> list[Row]:
     rows, table = [], []
     for task in tasks:
         project = _project(settings.work, f"latency_{task}", task, {"train": 8, "val": 8, "pred": 0})
-        proc = subprocess.run(python(script, ",".join(backbones), calls, 128), cwd=project, env=quiet_env(),
-                              capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(
+            python(script, ",".join(backbones), calls, 128),
+            cwd=project,
+            env=quiet_env(),
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"latency ({task}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         for line in proc.stdout.splitlines():
@@ -168,10 +194,19 @@ def latency_rows(settings: Settings) -> list[Row]:
                 continue
             m = json.loads(line.removeprefix("latency="))
             table.append(m)
-            rows.append(Row("models", f"{task} {m['backbone']} 128x128: onnxruntime vs TensorFlow (SavedModel), "
-                            "ms per image", m["onnx_ms"], m["tf_ms"], "ms", False, None,
-                            {"ours": [m["onnx_ms"]], "baseline": [m["tf_ms"]]},
-                            f"{m['parameters']:,} parameters; median of {calls} calls; ONNX parity "
-                            f"{(m['parity'] or {}).get('max_abs_difference', 'not checked (untrained detector)')}"))
+            rows.append(
+                Row(
+                    "models",
+                    f"{task} {m['backbone']} 128x128: onnxruntime vs TensorFlow (SavedModel), ms per image",
+                    m["onnx_ms"],
+                    m["tf_ms"],
+                    "ms",
+                    False,
+                    None,
+                    {"ours": [m["onnx_ms"]], "baseline": [m["tf_ms"]]},
+                    f"{m['parameters']:,} parameters; median of {calls} calls; ONNX parity "
+                    f"{(m['parity'] or {}).get('max_abs_difference', 'not checked (untrained detector)')}",
+                )
+            )
     (settings.work / "model-table.json").write_text(json.dumps(table, indent=2))
     return rows

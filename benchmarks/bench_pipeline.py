@@ -55,8 +55,10 @@ def _normaliser(mean, std):
 def _parse(record, ratio: int):
     import tensorflow as tf
 
-    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/segmentation/class/encoded": tf.io.FixedLenFeature([], tf.string)}
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/segmentation/class/encoded": tf.io.FixedLenFeature([], tf.string),
+    }
     ex = tf.io.parse_single_example(record, spec)
     image = tf.io.decode_jpeg(ex["image/encoded"], channels=3, ratio=ratio)
     return image, tf.io.decode_png(ex["image/segmentation/class/encoded"], channels=1)
@@ -82,8 +84,9 @@ def reference(files, cfg, *, training: bool, source_size: int, ignore: int = 255
         x_from, x_to = tf.where(flip, x0 + window, x0), tf.where(flip, x0, x0 + window)
         box = tf.stack([y0, x_from, y0 + window, x_to])[None]
         image = tf.image.crop_and_resize(image[None], box, [0], [height, width], extrapolation_value=0)[0]
-        label = tf.image.crop_and_resize(label[None], box, [0], [height, width], method="nearest",
-                                         extrapolation_value=ignore)[0]
+        label = tf.image.crop_and_resize(
+            label[None], box, [0], [height, width], method="nearest", extrapolation_value=ignore
+        )[0]
         return tf.saturate_cast(tf.round(image), tf.uint8), tf.cast(label, tf.uint8)
 
     def eval_example(record):
@@ -95,8 +98,9 @@ def reference(files, cfg, *, training: bool, source_size: int, ignore: int = 255
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=auto,
-                       deterministic=not training)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=auto, deterministic=not training
+    )
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer).repeat()
     ds = ds.map(train_example if training else eval_example, num_parallel_calls=auto, deterministic=not training)
@@ -130,8 +134,12 @@ def naive(files, cfg, *, training: bool, ignore: int = 255):
         return both[..., :3], tf.cast(both[..., 3:], tf.uint8)
 
     ds = tf.data.TFRecordDataset(files).map(lambda r: _parse(r, 1))
-    ds = ds.map(lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), [height, width]),
-                              tf.image.resize(y, [height, width], method="nearest")))
+    ds = ds.map(
+        lambda x, y: (
+            tf.image.resize(tf.cast(x, tf.float32), [height, width]),
+            tf.image.resize(y, [height, width], method="nearest"),
+        )
+    )
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer).repeat().map(scale).map(crop).map(flip)
     ds = ds.map(lambda x, y: ((x / 255.0 - mean) / std, tf.cast(y, tf.int32)))
@@ -166,6 +174,7 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
     for mode in ("train", "eval"):
         training = mode == "train"
         for size in sizes:
+
             def config(cache: bool):
                 overrides = [f"data.image_size=[{size},{size}]", f"data.cache={str(cache).lower()}"]
                 if settings.quick:
@@ -185,11 +194,13 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
             def generated(cfg, pipeline=pipeline, training=training, split=split):
                 bound = type(pipeline)(cfg, pipeline.info, pipeline.hooks)
                 return bound.train_batches(repeat=True) if training else bound.val_batches(split).repeat()
+
             variants = {
                 "cache off": lambda: _rate(lambda: generated(off), warmup, batches),
                 "cache on": lambda: _rate(lambda: generated(on), warmup, batches),
-                "reference": lambda: _rate(lambda: reference(files, off, training=training, source_size=source_size)
-                                           .repeat(), warmup, batches),
+                "reference": lambda: _rate(
+                    lambda: reference(files, off, training=training, source_size=source_size).repeat(), warmup, batches
+                ),
                 "naive": lambda: _rate(lambda: naive(files, off, training=training).repeat(), warmup, batches),
             }
             rates: dict[str, list[float]] = {k: [] for k in variants}
@@ -197,10 +208,22 @@ def pipeline_rows(settings: Settings, project: Path) -> list[Row]:
                 for name, measure in variants.items():
                     rates[name].append(measure())
             what = f"{mode} {size}px (from {source_size}px JPEG)"
-            for ours, base, target in (("cache off", "reference", 1.0), ("cache off", "naive", 1.5),
-                                       ("cache on", "reference", None)):
-                rows.append(Row("pipeline", f"{what}: generated, {ours} vs {base}", median(rates[ours]),
-                                median(rates[base]), "examples/s", True, target,
-                                {"ours": rates[ours], "baseline": rates[base]},
-                                f"{batches} batches after {warmup} warm-up batches"))
+            for ours, base, target in (
+                ("cache off", "reference", 1.0),
+                ("cache off", "naive", 1.5),
+                ("cache on", "reference", None),
+            ):
+                rows.append(
+                    Row(
+                        "pipeline",
+                        f"{what}: generated, {ours} vs {base}",
+                        median(rates[ours]),
+                        median(rates[base]),
+                        "examples/s",
+                        True,
+                        target,
+                        {"ours": rates[ours], "baseline": rates[base]},
+                        f"{batches} batches after {warmup} warm-up batches",
+                    )
+                )
     return rows

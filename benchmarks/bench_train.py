@@ -21,7 +21,7 @@ from common import Row, Settings, median, python, quiet_env
 
 __all__ = ["train_rows"]
 
-BARE = r'''
+BARE = r"""
 import sys
 import time
 from pathlib import Path
@@ -91,7 +91,7 @@ else:
             val_step(x, y)
         seconds.append(time.time() - start)
 print("epoch_seconds=" + ",".join(str(s) for s in seconds))
-'''
+"""
 
 
 def _run(cmd: list[str], project: Path) -> tuple[float, list[float]]:
@@ -120,8 +120,12 @@ def train_rows(settings: Settings, project: Path) -> list[Row]:
     script = settings.work / "bare_loop.py"
     script.write_text(BARE)
     size = settings.pick(128, 32)
-    overrides = [f"data.image_size=[{size},{size}]", f"train.epochs={settings.pick(3, 2)}",
-                 f"train.steps_per_epoch={settings.pick(8, 2)}", f"data.shuffle_buffer={settings.pick(1024, 16)}"]
+    overrides = [
+        f"data.image_size=[{size},{size}]",
+        f"train.epochs={settings.pick(3, 2)}",
+        f"train.steps_per_epoch={settings.pick(8, 2)}",
+        f"data.shuffle_buffer={settings.pick(1024, 16)}",
+    ]
     if settings.quick:
         overrides += ["model.base_filters=4", "model.depth=2"]
     sets = [a for o in overrides for a in ("--set", o)]
@@ -141,11 +145,27 @@ def train_rows(settings: Settings, project: Path) -> list[Row]:
     rows = []
     for base, label in (("fit", "bare model.fit"), ("tape", "bare GradientTape loop")):
         rows += [
-            Row("train", f"train.py vs {label}: seconds per epoch after the first", median(epochs["train.py"]),
-                median(epochs[base]), "s/epoch", False, 0.97 if base == "fit" else None,
-                {"ours": epochs["train.py"], "baseline": epochs[base]}, f"{note}; steps and validation"),
-            Row("train", f"train.py vs {label}: whole process", median(walls["train.py"]), median(walls[base]), "s",
-                False, None, {"ours": walls["train.py"], "baseline": walls[base]},
-                "start-up, checkpoints, TensorBoard and the final save included"),
+            Row(
+                "train",
+                f"train.py vs {label}: seconds per epoch after the first",
+                median(epochs["train.py"]),
+                median(epochs[base]),
+                "s/epoch",
+                False,
+                0.97 if base == "fit" else None,
+                {"ours": epochs["train.py"], "baseline": epochs[base]},
+                f"{note}; steps and validation",
+            ),
+            Row(
+                "train",
+                f"train.py vs {label}: whole process",
+                median(walls["train.py"]),
+                median(walls[base]),
+                "s",
+                False,
+                None,
+                {"ours": walls["train.py"], "baseline": walls[base]},
+                "start-up, checkpoints, TensorBoard and the final save included",
+            ),
         ]
     return rows

@@ -58,8 +58,9 @@ def write_cases(root: Path, count: int, shape: tuple[int, int, int] = SHAPE) -> 
 
     i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij", sparse=True)
     centre = np.array(shape) / 2
-    brain = ((i - centre[0]) / (0.29 * shape[0])) ** 2 + ((j - centre[1]) / (0.375 * shape[1])) ** 2 \
-        + ((k - centre[2]) / (0.42 * shape[2])) ** 2 <= 1
+    brain = ((i - centre[0]) / (0.29 * shape[0])) ** 2 + ((j - centre[1]) / (0.375 * shape[1])) ** 2 + (
+        (k - centre[2]) / (0.42 * shape[2])
+    ) ** 2 <= 1
     smooth = (np.sin(i / 9) + np.cos(j / 11) + np.sin(k / 7)) * 80
     for n in range(count):
         rng = np.random.default_rng(n)
@@ -105,8 +106,13 @@ def measure(raw: Path, out: Path, workers: int, runner: str = "local") -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     build_args = ["--workers", str(workers)] if runner == "local" else ["--runner", runner]
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(raw), str(out), *build_args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(raw), str(out), *build_args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     parent = psutil.Process(proc.pid)
     tree_peak = 0
     seen: set[int] = set()
@@ -146,8 +152,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[4, 16], help="the two dataset sizes (cases)")
     parser.add_argument("--workers", type=int, default=2, help="build worker processes (default: 2)")
-    parser.add_argument("--runner", choices=["local", "beam"], default="local",
-                        help="beam: build with --runner beam (Beam's local runner; --workers unused)")
+    parser.add_argument(
+        "--runner",
+        choices=["local", "beam"],
+        default="local",
+        help="beam: build with --runner beam (Beam's local runner; --workers unused)",
+    )
     parser.add_argument("--keep", type=Path, help="write the data here and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="brats-memory-"))
@@ -168,8 +178,10 @@ def main(argv=None) -> int:
         for key in ("max_process_mib", "tree_total_mib"):
             change = (large[key] - small[key]) / small[key]
             ok &= abs(change) < 0.20
-            print(f"{key}: {small[key]} MiB at {args.sizes[0]} cases, {large[key]} MiB at {args.sizes[1]} cases "
-                  f"({change:+.1%})")
+            print(
+                f"{key}: {small[key]} MiB at {args.sizes[0]} cases, {large[key]} MiB at {args.sizes[1]} cases "
+                f"({change:+.1%})"
+            )
         print("PASS: peak memory does not grow with the dataset" if ok else "FAIL: peak memory grows by 20% or more")
         return 0 if ok else 1
     finally:

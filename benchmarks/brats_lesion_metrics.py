@@ -39,9 +39,9 @@ def glioma(rng: np.random.Generator, cavity: bool) -> np.ndarray:
     grid = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
     seg = np.zeros(SHAPE, np.uint8)
     r = _ball(grid, (75, 110, 130), (30, 38, 34)) * (1 + 0.08 * rng.standard_normal(SHAPE).astype(np.float32))
-    seg[r <= 1] = 2                       # surrounding FLAIR hyperintensity / edema
-    seg[r <= 0.45] = 1                    # non-enhancing / necrotic core
-    seg[(r > 0.25) & (r <= 0.4)] = 3      # enhancing rim
+    seg[r <= 1] = 2  # surrounding FLAIR hyperintensity / edema
+    seg[r <= 0.45] = 1  # non-enhancing / necrotic core
+    seg[(r > 0.25) & (r <= 0.4)] = 3  # enhancing rim
     if cavity:
         seg[_ball(grid, (75, 104, 124), (10, 12, 11)) <= 1] = 4
     for centre, label in (((40, 160, 70), 3), ((110, 60, 180), 1)):
@@ -104,10 +104,14 @@ def main() -> None:
             scores = score_case(pred, truth, SPACING, regions, challenge)
             times.append(time.perf_counter() - start)
         worst = max(worst, statistics.median(times))
-        lesions = ", ".join(f"{r} {s['lesion_dice']:.3f}/{s['lesion_hd95']:.1f} (TP {s['tp']} FP {s['fp']} FN {s['fn']})"
-                            for r, s in scores.items())
-        print(f"{name}: {int((truth > 0).sum())} tumour voxels, {len(regions)} regions as {challenge.key}; "
-              f"seconds {', '.join(f'{t:.2f}' for t in times)}; median {statistics.median(times):.2f}")
+        lesions = ", ".join(
+            f"{r} {s['lesion_dice']:.3f}/{s['lesion_hd95']:.1f} (TP {s['tp']} FP {s['fp']} FN {s['fn']})"
+            for r, s in scores.items()
+        )
+        print(
+            f"{name}: {int((truth > 0).sum())} tumour voxels, {len(regions)} regions as {challenge.key}; "
+            f"seconds {', '.join(f'{t:.2f}' for t in times)}; median {statistics.median(times):.2f}"
+        )
         print(f"  lesion Dice/HD95: {lesions}")
     print(f"slowest median: {worst:.2f} s per 240x240x155 case ({'under' if worst < 10 else 'OVER'} the 10 s target)")
 

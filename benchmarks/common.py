@@ -18,8 +18,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["Row", "Settings", "interleave", "run_timed", "run_phased", "python", "quiet_env", "make_project",
-           "write_shapes_split"]
+__all__ = [
+    "Row",
+    "Settings",
+    "interleave",
+    "run_timed",
+    "run_phased",
+    "python",
+    "quiet_env",
+    "make_project",
+    "write_shapes_split",
+]
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,9 @@ last_cpu_seconds = 0.0
 last_stdout = ""
 
 
-def run_phased(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None,
-               timeout: float = 600) -> tuple[float, float | None]:
+def run_phased(
+    cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+) -> tuple[float, float | None]:
     """Like :func:`run_timed`, also returning the ``phase_seconds=S`` the command printed last (or ``None``).
 
     The command's CPU time (its own and that of the processes it waited for) is left in
@@ -130,8 +140,10 @@ def run_phased(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None 
     elapsed = time.perf_counter() - start
     last_cpu_seconds, last_stdout = _children_cpu() - cpu, proc.stdout
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n"
-                         f"{proc.stderr[-4000:]}")
+        raise SystemExit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n"
+            f"{proc.stderr[-4000:]}"
+        )
     phases = [line.split("=", 1)[1] for line in proc.stdout.splitlines() if line.startswith("phase_seconds=")]
     return elapsed, float(phases[-1]) if phases else None
 

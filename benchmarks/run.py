@@ -78,24 +78,32 @@ def _fmt(value: float) -> str:
 
 def markdown(rows: list[Row]) -> str:
     """The table: what, ours, baseline, ratio (higher is better), target and whether it is met."""
-    lines = ["| group | comparison | ours | baseline | unit | ratio | target | met |",
-             "|---|---|---:|---:|---|---:|---:|---|"]
+    lines = [
+        "| group | comparison | ours | baseline | unit | ratio | target | met |",
+        "|---|---|---:|---:|---|---:|---:|---|",
+    ]
     for r in rows:
         sign = "+" if r.compare == "difference" else ""
         target = "" if r.target is None else f">= {sign}{r.target:.2f}"
         met = "" if r.met is None else ("yes" if r.met else "**no**")
-        lines.append(f"| {r.group} | {r.name} | {_fmt(r.ours)} | {_fmt(r.baseline)} | {r.unit} | {r.ratio:{sign}.2f} | "
-                     f"{target} | {met} |")
+        lines.append(
+            f"| {r.group} | {r.name} | {_fmt(r.ours)} | {_fmt(r.baseline)} | {r.unit} | {r.ratio:{sign}.2f} | "
+            f"{target} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data, one repetition: checks the suite runs")
-    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="groups to run (default: all)")
+    parser.add_argument(
+        "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="groups to run (default: all)"
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions per side (default: 3; --quick: 1)")
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"), help="where to write the rows")
-    parser.add_argument("--work", type=Path, default=None, help="keep data and projects here (default: a temporary folder)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="keep data and projects here (default: a temporary folder)"
+    )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="skelgen-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -108,14 +116,28 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - started
     when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(f"skelgen benchmarks, {when}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end, "
-          f"{seconds / 60:.1f} min{' (--quick: not a measurement)' if args.quick else ''}\n")
+    print(
+        f"skelgen benchmarks, {when}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end, "
+        f"{seconds / 60:.1f} min{' (--quick: not a measurement)' if args.quick else ''}\n"
+    )
     print(markdown(rows))
-    args.json.write_text(json.dumps({
-        "date": when, "quick": args.quick, "reps": settings.reps, "seconds": round(seconds, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "rows": [r.to_json() for r in rows],
-    }, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "date": when,
+                "quick": args.quick,
+                "reps": settings.reps,
+                "seconds": round(seconds, 1),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "rows": [r.to_json() for r in rows],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {args.json}", file=sys.stderr)
     return 0
 

@@ -43,7 +43,9 @@ atexit.register(shutil.rmtree, os.environ["SKELGEN_HOME"], ignore_errors=True)
 os.environ.pop("SKELGEN_TEMPLATE", None)
 
 
-def skelgen(*args: str, cwd: Path | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+def skelgen(
+    *args: str, cwd: Path | None = None, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``skelgen`` command."""
     proc = subprocess.run([SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120)
     if check:
@@ -111,8 +113,9 @@ def epochs_logged(run_dir: Path) -> list[int]:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
-def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: int = signal.SIGKILL,
-                   timeout: float = 300) -> tuple[Path, subprocess.CompletedProcess]:
+def train_and_kill(
+    project: Path, args: list[str], *, after_epochs: int, sig: int = signal.SIGKILL, timeout: float = 300
+) -> tuple[Path, subprocess.CompletedProcess]:
     """Start ``train.py ARGS`` and send ``sig`` once ``after_epochs`` rows are in its ``metrics.csv``.
 
     Returns the run's log folder and the finished process (exit status, stdout, stderr), with two
@@ -120,8 +123,9 @@ def train_and_kill(project: Path, args: list[str], *, after_epochs: int, sig: in
     ``seconds_after_signal`` (until the process had exited).
     """
     before = set((project / "logs").glob("*/metrics.csv"))
-    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *args], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + timeout
     while True:
         assert proc.poll() is None, f"training finished before it could be stopped:\n{proc.communicate()}"
@@ -144,8 +148,9 @@ GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME
 
 def git(cwd: Path, *args: str) -> str:
     """``git ARGS`` in ``cwd`` as a test identity; its stdout (fails the test on a non-zero exit)."""
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env={**os.environ, **GIT_ID}).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ID}
+    ).stdout
 
 
 def copy_workspace(built_projects, dest: Path) -> Path:
@@ -163,14 +168,24 @@ def library_schema(task: str = "segmentation"):
 
     from skelgen_runtime import config as c
 
-    data = {"segmentation": c.SegmentationDataConfig, "classification": c.ClassificationDataConfig,
-            "detection": c.DetectionDataConfig}[task]
+    data = {
+        "segmentation": c.SegmentationDataConfig,
+        "classification": c.ClassificationDataConfig,
+        "detection": c.DetectionDataConfig,
+    }[task]
     train = c.ClassificationTrainConfig if task == "classification" else c.TrainConfig
     model = create_model("Model", __base__=c.Section, name=(str, "model"))
     model.model_config = ConfigDict(**{**model.model_config, "extra": "allow"})  # any builder keyword
     model.model_rebuild(force=True)
-    return create_model("Config", __base__=c.Section, experiment=(str, "default"), data=(data, data()),
-                        model=(model, model()), train=(train, train()), eval=(c.EvalConfig, c.EvalConfig()))
+    return create_model(
+        "Config",
+        __base__=c.Section,
+        experiment=(str, "default"),
+        data=(data, data()),
+        model=(model, model()),
+        train=(train, train()),
+        eval=(c.EvalConfig, c.EvalConfig()),
+    )
 
 
 def library_config(task: str = "segmentation", *overrides: str):

@@ -20,8 +20,9 @@ PALETTE = np.array([[20, 20, 20], [230, 40, 40], [40, 230, 40], [40, 40, 230]], 
 def _blocks(size: int = 64, seed: int = 0, block: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """A label of square blocks of random classes and the image painted in each class's colour."""
     rng = np.random.default_rng(seed)
-    label = np.kron(rng.integers(0, 4, (size // block, size // block)),
-                    np.ones((block, block), np.int64)).astype(np.uint8)
+    label = np.kron(rng.integers(0, 4, (size // block, size // block)), np.ones((block, block), np.int64)).astype(
+        np.uint8
+    )
     return PALETTE[label], label[..., None]
 
 
@@ -31,15 +32,24 @@ def test_labels_stay_aligned_with_the_image(scale) -> None:
     image, label = _blocks(block=16)
     for _ in range(20):
         out_image, out_label = segmentation.random_transform(
-            tf.constant(image), tf.constant(label), (48, 48), scale_min=scale[0], scale_max=scale[1], crop=True,
-            flip=True, ignore_label=255)
+            tf.constant(image),
+            tf.constant(label),
+            (48, 48),
+            scale_min=scale[0],
+            scale_max=scale[1],
+            crop=True,
+            flip=True,
+            ignore_label=255,
+        )
         out_image, out_label = out_image.numpy(), out_label.numpy()[..., 0]
         # away from block edges (a pixel whose 5x5 neighbours share its label; bilinear blending reaches one
         # source pixel, two output pixels at 2x zoom) resampling mixes no colours: there each labelled pixel
         # must have its class's colour
         padded = np.pad(out_label, 2, mode="edge")
-        uniform = np.all([padded[2 + dy:50 + dy, 2 + dx:50 + dx] == out_label
-                          for dy in range(-2, 3) for dx in range(-2, 3)], axis=0)
+        uniform = np.all(
+            [padded[2 + dy : 50 + dy, 2 + dx : 50 + dx] == out_label for dy in range(-2, 3) for dx in range(-2, 3)],
+            axis=0,
+        )
         interior = uniform & (out_label != 255)
         interior[:2], interior[-2:], interior[:, :2], interior[:, -2:] = False, False, False, False  # unseen beyond
         expected = PALETTE[np.where(interior, out_label, 0)]
@@ -51,8 +61,15 @@ def test_zooming_out_pads_the_label_with_ignore_and_the_image_with_zeros() -> No
     tf.random.set_seed(2)
     image, label = _blocks()
     out_image, out_label = segmentation.random_transform(
-        tf.constant(image), tf.constant(label), (64, 64), scale_min=0.5, scale_max=0.5, crop=True, flip=False,
-        ignore_label=255)
+        tf.constant(image),
+        tf.constant(label),
+        (64, 64),
+        scale_min=0.5,
+        scale_max=0.5,
+        crop=True,
+        flip=False,
+        ignore_label=255,
+    )
     out_image, out_label = out_image.numpy(), out_label.numpy()[..., 0]
     # zoomed out to half: the image fills the top-left 32x32, the rest is padding (bottom and right)
     assert (out_label[:, 34:] == 255).all() and (out_label[34:, :] == 255).all()
@@ -67,8 +84,9 @@ def test_flip_probability_is_one_half_and_a_flip_mirrors() -> None:
     flips = 0
     n = 400
     for _ in range(n):
-        out_image, out_label = segmentation.random_transform(tf.constant(ramp), tf.constant(label), (32, 32),
-                                                             crop=False, flip=True)
+        out_image, out_label = segmentation.random_transform(
+            tf.constant(ramp), tf.constant(label), (32, 32), crop=False, flip=True
+        )
         out_image, out_label = out_image.numpy(), out_label.numpy()
         flipped = out_image[0, 0, 0] > out_image[0, -1, 0]
         reference = ramp[:, ::-1] if flipped else ramp
@@ -81,8 +99,9 @@ def test_flip_probability_is_one_half_and_a_flip_mirrors() -> None:
 
 def test_no_augmentation_at_the_model_size_is_the_identity() -> None:
     image, label = _blocks(32)
-    out_image, out_label = segmentation.random_transform(tf.constant(image), tf.constant(label), (32, 32),
-                                                         crop=True, flip=False)
+    out_image, out_label = segmentation.random_transform(
+        tf.constant(image), tf.constant(label), (32, 32), crop=True, flip=False
+    )
     np.testing.assert_array_equal(out_image.numpy(), image)
     np.testing.assert_array_equal(out_label.numpy(), label)
     resized = resize_image(tf.constant(image), (32, 32))
@@ -136,26 +155,32 @@ def test_detection_boxes_follow_the_image_through_zoom_crop_and_flip() -> None:
     image = _bright_box(box)
     kept = 0
     for _ in range(30):
-        out, boxes, keep = detection.random_transform(tf.constant(image), tf.constant([box]), (48, 48),
-                                                      scale_min=0.7, scale_max=1.4, crop=True, flip=True)
+        out, boxes, keep = detection.random_transform(
+            tf.constant(image), tf.constant([box]), (48, 48), scale_min=0.7, scale_max=1.4, crop=True, flip=True
+        )
         if not bool(keep.numpy()[0]):
             continue
         kept += 1
         y0, x0, y1, x1 = boxes.numpy()[0]
-        inner = out.numpy()[int(y0 * 48) + 2:int(y1 * 48) - 2, int(x0 * 48) + 2:int(x1 * 48) - 2, 0]
+        inner = out.numpy()[int(y0 * 48) + 2 : int(y1 * 48) - 2, int(x0 * 48) + 2 : int(x1 * 48) - 2, 0]
         assert inner.size == 0 or inner.mean() > 200, "the box is on the bright rectangle"
-        outside = out.numpy()[..., 0].astype(float).sum() - out.numpy()[int(y0 * 48):int(y1 * 48) + 1,
-                                                                         int(x0 * 48):int(x1 * 48) + 1, 0].sum()
+        outside = (
+            out.numpy()[..., 0].astype(float).sum()
+            - out.numpy()[int(y0 * 48) : int(y1 * 48) + 1, int(x0 * 48) : int(x1 * 48) + 1, 0].sum()
+        )
         assert outside < 0.1 * max(out.numpy()[..., 0].astype(float).sum(), 1), "no bright pixels outside the box"
     assert kept >= 20
 
 
-@pytest.mark.parametrize(("stored", "target", "fmt", "decoded"), [
-    ((256, 192), (64, 48), "jpeg", (64, 48)),    # 4x larger: decoded at 1/4
-    ((256, 192), (100, 48), "jpeg", (128, 96)),  # 2.56x on the short ratio: 1/2 keeps it at least the target
-    ((256, 192), (200, 150), "jpeg", (256, 192)),  # less than 2x: in full
-    ((256, 192), (64, 48), "png", (256, 192)),   # PNG has no DCT scaling
-])
+@pytest.mark.parametrize(
+    ("stored", "target", "fmt", "decoded"),
+    [
+        ((256, 192), (64, 48), "jpeg", (64, 48)),  # 4x larger: decoded at 1/4
+        ((256, 192), (100, 48), "jpeg", (128, 96)),  # 2.56x on the short ratio: 1/2 keeps it at least the target
+        ((256, 192), (200, 150), "jpeg", (256, 192)),  # less than 2x: in full
+        ((256, 192), (64, 48), "png", (256, 192)),  # PNG has no DCT scaling
+    ],
+)
 def test_images_are_decoded_at_a_reduced_scale_only_when_they_are_twice_the_model_size(stored, target, fmt, decoded):
     import io
 
@@ -167,7 +192,10 @@ def test_images_are_decoded_at_a_reduced_scale_only_when_they_are_twice_the_mode
     picture = Image.fromarray(rng.integers(0, 256, (*stored, 3), np.uint8))
     buffer = io.BytesIO()
     picture.save(buffer, format=fmt.upper())
-    parsed = {"image/encoded": tf.constant(buffer.getvalue()), "image/height": tf.constant(stored[0], tf.int64),
-              "image/width": tf.constant(stored[1], tf.int64)}
+    parsed = {
+        "image/encoded": tf.constant(buffer.getvalue()),
+        "image/height": tf.constant(stored[0], tf.int64),
+        "image/width": tf.constant(stored[1], tf.int64),
+    }
     assert tuple(decode_rgb(parsed).shape[:2]) == stored
     assert tuple(decode_rgb({**parsed, DECODE_SIZE: tf.constant(target)}).shape[:2]) == decoded

@@ -30,8 +30,18 @@ COUNTS = {"train": 10, "val": 4, "pred": 2}
 SHARDS = 4 + 2 + 1  # of at most 3 examples (--shard-size 3)
 SHAPES_CLASSES = ("background", "circle", "square", "triangle")
 #: what both builds must record alike (``created`` and ``build_options`` differ by design)
-SAME_INFO = ("schema", "schema_version", "feature_spec", "num_classes", "label_map", "ignore_label", "compression",
-             "skipped", "source", "source_info")
+SAME_INFO = (
+    "schema",
+    "schema_version",
+    "feature_spec",
+    "num_classes",
+    "label_map",
+    "ignore_label",
+    "compression",
+    "skipped",
+    "source",
+    "source_info",
+)
 
 
 def _info(folder: Path) -> dict:
@@ -109,16 +119,23 @@ def _build_brats(raw: Path, out: Path, *args: str):
     from skelgen_runtime.records.build import main
     from skelgen_runtime.sources import BratsSource
 
-    return main(dataset="brats", default_source=raw, out_dir=out, schema_task="segmentation",
-                make_source=lambda root, release: BratsSource(root, release=release),
-                argv=["--shard-size", "2", *args], extra_options=BratsSource.build_options)
+    return main(
+        dataset="brats",
+        default_source=raw,
+        out_dir=out,
+        schema_task="segmentation",
+        make_source=lambda root, release: BratsSource(root, release=release),
+        argv=["--shard-size", "2", *args],
+        extra_options=BratsSource.build_options,
+    )
 
 
 def test_beam_build_of_a_brats_replica_equals_the_local_build(tmp_path: Path) -> None:
     from test_brats import check_records, make_brats2021, records
 
-    replica = make_brats2021(tmp_path / "raw", cases=("BraTS2021_00000", "BraTS2021_00002", "BraTS2021_00003",
-                                                       "BraTS2021_00004"))
+    replica = make_brats2021(
+        tmp_path / "raw", cases=("BraTS2021_00000", "BraTS2021_00002", "BraTS2021_00003", "BraTS2021_00004")
+    )
     _build_brats(tmp_path / "raw", tmp_path / "local", "--workers", "1")
     report = _build_brats(tmp_path / "raw", tmp_path / "beam", "--runner", "beam")
     info = assert_same_dataset(tmp_path / "local", tmp_path / "beam")
@@ -150,9 +167,14 @@ def _build_shapes(raw: Path, out: Path | str, *args: str):
     from skelgen_runtime.records.build import main
     from skelgen_runtime.sources import ImagesMasksSource, LabelMap
 
-    return main(dataset="shapes", default_source=raw, out_dir=out, schema_task="segmentation",
-                make_source=lambda root: ImagesMasksSource(root, LabelMap(SHAPES_CLASSES)),
-                argv=["--shard-size", "3", "--out", str(out), *args])
+    return main(
+        dataset="shapes",
+        default_source=raw,
+        out_dir=out,
+        schema_task="segmentation",
+        make_source=lambda root: ImagesMasksSource(root, LabelMap(SHAPES_CLASSES)),
+        argv=["--shard-size", "3", "--out", str(out), *args],
+    )
 
 
 def test_beam_build_writes_a_url_that_tf_io_gfile_writes(tmp_path: Path, monkeypatch) -> None:
@@ -179,8 +201,14 @@ def test_beam_build_in_worker_processes(tmp_path: Path) -> None:
     """Beam's local runner with two worker processes: the reader and the writer travel to them pickled."""
     raw = _shapes_raw(tmp_path / "raw")
     _build_shapes(raw, tmp_path / "local", "--workers", "1")
-    report = _build_shapes(raw, tmp_path / "beam", "--runner", "beam",
-                           "--beam-options", "--direct_num_workers=2 --direct_running_mode=multi_processing")
+    report = _build_shapes(
+        raw,
+        tmp_path / "beam",
+        "--runner",
+        "beam",
+        "--beam-options",
+        "--direct_num_workers=2 --direct_running_mode=multi_processing",
+    )
     assert report.written_shards == SHARDS
     assert_same_dataset(tmp_path / "local", tmp_path / "beam")
 
@@ -210,14 +238,24 @@ def test_bad_examples_skip_bad_and_max_examples_as_in_local_builds(tmp_path: Pat
     assert_same_dataset(tmp_path / "local3", tmp_path / "beam3")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--runner", "beam", "--beam-options", "--runer=DataflowRunner"],
-     "error: --beam-options: Beam has no option --runer; did you mean 'runner'?"),
-    (["--runner", "beam", "--beam-options", "--runner=NoSuchRunner"],
-     "error: --beam-options '--runner=NoSuchRunner': Unexpected pipeline runner: NoSuchRunner."),
-    (["--beam-options", "--direct_num_workers=2"], "error: --beam-options applies to Beam builds: add --runner beam"),
-    (["--runner", "beam", "--workers", "2"], "error: --workers applies to local builds;"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--runner", "beam", "--beam-options", "--runer=DataflowRunner"],
+            "error: --beam-options: Beam has no option --runer; did you mean 'runner'?",
+        ),
+        (
+            ["--runner", "beam", "--beam-options", "--runner=NoSuchRunner"],
+            "error: --beam-options '--runner=NoSuchRunner': Unexpected pipeline runner: NoSuchRunner.",
+        ),
+        (
+            ["--beam-options", "--direct_num_workers=2"],
+            "error: --beam-options applies to Beam builds: add --runner beam",
+        ),
+        (["--runner", "beam", "--workers", "2"], "error: --workers applies to local builds;"),
+    ],
+)
 def test_beam_option_mistakes_stop_with_one_line(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     raw = _shapes_raw(tmp_path / "raw")
     with pytest.raises(SystemExit) as stop:

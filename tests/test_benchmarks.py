@@ -13,8 +13,20 @@ from conftest import REPO
 
 def test_benchmark_suite_runs_quick(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/run.py"), "--quick", "--json", str(out),
-                           "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/run.py"),
+            "--quick",
+            "--json",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     rows = result["rows"]

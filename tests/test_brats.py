@@ -29,15 +29,20 @@ CODES = {"t1": 100, "t1ce": 200, "t2": 300, "flair": 400}
 CANONICAL = ("t1", "t1ce", "t2", "flair")
 CLASSES = ("background", "necrotic tumor core", "peritumoral edema", "enhancing tumor")
 #: BraTS 2024 post-treatment glioma: 1 NETC, 2 SNFH, 3 ET, 4 RC (BraTS-2024-Metrics@9a0ab9c metrics_GLI.py)
-POST_CLASSES = ("background", "non-enhancing tumor core", "surrounding FLAIR hyperintensity", "enhancing tissue",
-                "resection cavity")
+POST_CLASSES = (
+    "background",
+    "non-enhancing tumor core",
+    "surrounding FLAIR hyperintensity",
+    "enhancing tissue",
+    "resection cavity",
+)
 #: training class names per release family
 CLASSES_OF = {"old": CLASSES, "new": CLASSES, "msd": CLASSES, "post": POST_CLASSES}
 #: file label id -> training id, per release family (canonical order: background, NCR, ED, ET)
 TO_TRAIN = {
-    "old": {0: 0, 1: 1, 2: 2, 4: 3},   # 2018-2021: 1 NCR/NET, 2 ED, 4 ET
-    "new": {0: 0, 1: 1, 2: 2, 3: 3},   # 2023+: 1 NCR, 2 ED, 3 ET
-    "msd": {0: 0, 1: 2, 2: 1, 3: 3},   # MSD: 1 edema, 2 non-enhancing, 3 enhancing
+    "old": {0: 0, 1: 1, 2: 2, 4: 3},  # 2018-2021: 1 NCR/NET, 2 ED, 4 ET
+    "new": {0: 0, 1: 1, 2: 2, 3: 3},  # 2023+: 1 NCR, 2 ED, 3 ET
+    "msd": {0: 0, 1: 2, 2: 1, 3: 3},  # MSD: 1 edema, 2 non-enhancing, 3 enhancing
     "post": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},  # 2024 post-treatment glioma: its own ids
 }
 #: evaluation regions in each family's file ids (the BraTS challenge papers: WT, TC, ET)
@@ -85,8 +90,20 @@ class Replica(dict):
     family = "old"
 
 
-def write_case(folder: Path, case: str, sep: str, tags: dict, values, rng, *, labelled: bool = True,
-               suffix: str = ".nii.gz", seg_name: str | None = None, dtype=np.int16, seg_dtype=np.uint8) -> dict:
+def write_case(
+    folder: Path,
+    case: str,
+    sep: str,
+    tags: dict,
+    values,
+    rng,
+    *,
+    labelled: bool = True,
+    suffix: str = ".nii.gz",
+    seg_name: str | None = None,
+    dtype=np.int16,
+    seg_dtype=np.uint8,
+) -> dict:
     images = {}
     for canonical, tag in tags.items():
         images[canonical] = _modality(rng, canonical, dtype)
@@ -117,25 +134,38 @@ def make_brats2020(root: Path) -> Replica:
         case = f"BraTS20_Training_{n:03d}"
         out[case] = write_case(train, case, "_", OLD_TAGS, (0, 1, 2, 4), rng, dtype=np.float32, seg_dtype=np.float32)
     # case 355 as published: uncompressed files and a label file named after something else
-    out["BraTS20_Training_355"] = write_case(train, "BraTS20_Training_355", "_", OLD_TAGS, (0, 1, 2, 4), rng,
-                                             suffix=".nii", seg_name="W39_1998.09.19_Segm.nii", dtype=np.float32)
+    out["BraTS20_Training_355"] = write_case(
+        train,
+        "BraTS20_Training_355",
+        "_",
+        OLD_TAGS,
+        (0, 1, 2, 4),
+        rng,
+        suffix=".nii",
+        seg_name="W39_1998.09.19_Segm.nii",
+        dtype=np.float32,
+    )
     (train / "name_mapping.csv").write_text("Grade,BraTS_2020_subject_ID\n")
     (train / "survival_info.csv").write_text("Brats20ID,Age,Survival_days,Extent_of_Resection\n")
     case = "BraTS20_Validation_001"
-    out[case] = write_case(root / "MICCAI_BraTS2020_ValidationData", case, "_", OLD_TAGS, (), rng,
-                           labelled=False, dtype=np.float32)
+    out[case] = write_case(
+        root / "MICCAI_BraTS2020_ValidationData", case, "_", OLD_TAGS, (), rng, labelled=False, dtype=np.float32
+    )
     return out
 
 
-def make_brats2021(root: Path, cases=("BraTS2021_00000", "BraTS2021_00002", "BraTS2021_00003"),
-                   unlabelled=("BraTS2021_00001",)) -> Replica:
+def make_brats2021(
+    root: Path, cases=("BraTS2021_00000", "BraTS2021_00002", "BraTS2021_00003"), unlabelled=("BraTS2021_00001",)
+) -> Replica:
     rng, out = np.random.default_rng(2021), Replica()
     for case in cases:
-        out[case] = write_case(root / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021", case, "_", OLD_TAGS,
-                               (0, 1, 2, 4), rng)
+        out[case] = write_case(
+            root / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021", case, "_", OLD_TAGS, (0, 1, 2, 4), rng
+        )
     for case in unlabelled:
-        out[case] = write_case(root / "RSNA_ASNR_MICCAI_BraTS2021_ValidationData", case, "_", OLD_TAGS, (), rng,
-                               labelled=False)
+        out[case] = write_case(
+            root / "RSNA_ASNR_MICCAI_BraTS2021_ValidationData", case, "_", OLD_TAGS, (), rng, labelled=False
+        )
     return out
 
 
@@ -147,8 +177,9 @@ def make_brats2023(root: Path, cohort: str = "GLI") -> Replica:
         case = f"BraTS-{cohort}-{n:05d}-000"
         out[case] = write_case(train, case, "-", NEW_TAGS, (0, 1, 2, 3), rng)
     case = f"BraTS-{cohort}-00001-000"
-    out[case] = write_case(root / f"ASNR-MICCAI-BraTS2023-{cohort}-Challenge-ValidationData", case, "-", NEW_TAGS,
-                           (), rng, labelled=False)
+    out[case] = write_case(
+        root / f"ASNR-MICCAI-BraTS2023-{cohort}-Challenge-ValidationData", case, "-", NEW_TAGS, (), rng, labelled=False
+    )
     return out
 
 
@@ -162,8 +193,12 @@ def _post_treatment_seg(rng) -> np.ndarray:
     return seg.astype(np.uint8)
 
 
-def make_brats2024(root: Path, cases=("BraTS-GLI-02073-100", "BraTS-GLI-02073-101", "BraTS-GLI-02074-100"),
-                   unlabelled=("BraTS-GLI-02075-100",), training: str = "BraTS2024-GLI-PostTreatment-TrainingData") -> Replica:
+def make_brats2024(
+    root: Path,
+    cases=("BraTS-GLI-02073-100", "BraTS-GLI-02073-101", "BraTS-GLI-02074-100"),
+    unlabelled=("BraTS-GLI-02075-100",),
+    training: str = "BraTS2024-GLI-PostTreatment-TrainingData",
+) -> Replica:
     """The post-treatment glioma release: 2023 naming with time points 1YY, labels 1..4 (4 = cavity)."""
     rng, out = np.random.default_rng(2024), Replica()
     out.family = "post"
@@ -173,8 +208,9 @@ def make_brats2024(root: Path, cases=("BraTS-GLI-02073-100", "BraTS-GLI-02073-10
         out[case].update(seg=seg, seg_path=root / training / case / f"{case}-seg.nii.gz")
         _save(seg, out[case]["seg_path"])
     for case in unlabelled:
-        out[case] = write_case(root / "BraTS2024-GLI-PostTreatment-ValidationData", case, "-", NEW_TAGS, (), rng,
-                               labelled=False)
+        out[case] = write_case(
+            root / "BraTS2024-GLI-PostTreatment-ValidationData", case, "-", NEW_TAGS, (), rng, labelled=False
+        )
     return out
 
 
@@ -199,10 +235,13 @@ def make_msd(root: Path, train=("BRATS_001", "BRATS_002", "BRATS_003"), test=("B
             (task / folder / f"._{case}.nii.gz").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS junk
     (task / "labelsTr" / "._BRATS_001.nii.gz").write_bytes(b"\x00\x05\x16\x07")
     meta = {
-        "name": "BRATS", "tensorImageSize": "4D", "release": "2.0 04/05/2018",
+        "name": "BRATS",
+        "tensorImageSize": "4D",
+        "release": "2.0 04/05/2018",
         "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
         "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
-        "numTraining": len(train), "numTest": len(test),
+        "numTraining": len(train),
+        "numTest": len(test),
         "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in train],
         "test": [f"./imagesTs/{c}.nii.gz" for c in test],
     }
@@ -220,9 +259,15 @@ def build(raw: Path, out: Path, *args: str, val_fraction: float = 0.2):
     from skelgen_runtime.records.build import main
     from skelgen_runtime.sources import BratsSource
 
-    return main(dataset="brats", default_source=raw, out_dir=out, schema_task="segmentation",
-                make_source=lambda root, release: BratsSource(root, val_fraction=val_fraction, release=release),
-                argv=["--workers", "1", *args], extra_options=BratsSource.build_options)
+    return main(
+        dataset="brats",
+        default_source=raw,
+        out_dir=out,
+        schema_task="segmentation",
+        make_source=lambda root, release: BratsSource(root, val_fraction=val_fraction, release=release),
+        argv=["--workers", "1", *args],
+        extra_options=BratsSource.build_options,
+    )
 
 
 def records(out: Path) -> dict[str, dict]:
@@ -252,8 +297,9 @@ def check_records(replica: Replica, out: Path, release: str) -> dict:
     assert info["schema"] == "volume_segmentation" and info["compression"] == "GZIP"
     assert info["source_info"]["release"] == release
     assert [e["name"] for e in info["label_map"]] == list(CLASSES_OF[replica.family])
-    assert [e["source_id"] for e in info["label_map"]] == [s for s, _ in sorted(TO_TRAIN[replica.family].items(),
-                                                                                    key=lambda kv: kv[1])]
+    assert [e["source_id"] for e in info["label_map"]] == [
+        s for s, _ in sorted(TO_TRAIN[replica.family].items(), key=lambda kv: kv[1])
+    ]
     got = records(out)
     assert sorted(got) == sorted(replica)
     for case, expected in replica.items():
@@ -532,8 +578,11 @@ def _config(*overrides: str):
     return library_config("segmentation", *overrides)
 
 
-@pytest.mark.parametrize("make,release", [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"),
-                                          (make_brats2024, "post")], ids=["2021", "2023", "msd", "2024"])
+@pytest.mark.parametrize(
+    "make,release",
+    [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"), (make_brats2024, "post")],
+    ids=["2021", "2023", "msd", "2024"],
+)
 def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: Path, make, release) -> None:
     from skelgen_runtime.preprocessing.volume import case_dataset
     from skelgen_runtime.records.info import load_info
@@ -551,9 +600,13 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
             case_id = case["case_id"].numpy().decode()
             truth = case["label"].numpy()[..., 0]
             item = task.predict_item(case, info)
-            written = task.write_prediction(tmp_path / "pred" / f"{case_id}.nii.gz", truth,
-                                            nifti_header=item["nifti_header"], affine=item["affine"],
-                                            source_ids=item["source_ids"])
+            written = task.write_prediction(
+                tmp_path / "pred" / f"{case_id}.nii.gz",
+                truth,
+                nifti_header=item["nifti_header"],
+                affine=item["affine"],
+                source_ids=item["source_ids"],
+            )
             original = replica[case_id]["seg"]
             image = nib.load(str(written))
             assert np.asarray(image.dataobj).dtype == np.uint8
@@ -567,10 +620,19 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
     result = task.score_predictions(pairs, info)
     assert list(result["mean"]) == list(REGIONS[release])
     # lesion-wise parameters of the release's challenge: 2024 post-treatment GLI (penalty 337), else 2023 GLI (374)
-    assert (result["challenge"]["key"], result["challenge"]["penalty"]) == (("GLI2024", 337.0) if release == "post"
-                                                                            else ("GLI", 374.0))
-    perfect = {"lesion_dice": 1.0, "lesion_hd95": 0.0, "dice": 1.0, "hd95": 0.0, "sensitivity": 1.0,
-               "specificity": 1.0, "fp": 0, "fn": 0}
+    assert (result["challenge"]["key"], result["challenge"]["penalty"]) == (
+        ("GLI2024", 337.0) if release == "post" else ("GLI", 374.0)
+    )
+    perfect = {
+        "lesion_dice": 1.0,
+        "lesion_hd95": 0.0,
+        "dice": 1.0,
+        "hd95": 0.0,
+        "sensitivity": 1.0,
+        "specificity": 1.0,
+        "fp": 0,
+        "fn": 0,
+    }
     for case in result["per_case"]:
         for region in REGIONS[release]:
             assert {k: v for k, v in case[region].items() if k != "tp"} == perfect and case[region]["tp"] >= 1
@@ -587,7 +649,9 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
             assert got[region]["hd95"] == pytest.approx(want[1], abs=1e-5)
     csv_path = task.write_artifacts(scored, info, tmp_path, "val")[0]
     rows = list(csv.DictReader(open(csv_path)))
-    assert [r["case_id"] for r in rows[:-1]] == [c["case_id"] for c in scored["per_case"]] and rows[-1]["case_id"] == "mean"
+    assert [r["case_id"] for r in rows[:-1]] == [c["case_id"] for c in scored["per_case"]] and rows[-1][
+        "case_id"
+    ] == "mean"
     assert float(rows[-1]["WT_dice"]) == pytest.approx(scored["mean"]["WT"]["dice"], abs=1e-6)
 
 
@@ -599,13 +663,15 @@ def test_volume_pipeline_gives_slices_and_patches(tmp_path: Path) -> None:
     make_brats2021(tmp_path / "raw")
     build(tmp_path / "raw", tmp_path / "out", val_fraction=0)
     info = load_info(tmp_path / "out")
-    cfg2d = _config("data.image_size=[16,16]", "data.samples_per_case=3", "data.batch_size=3",
-                    "data.modalities=[flair,t1ce]").data
+    cfg2d = _config(
+        "data.image_size=[16,16]", "data.samples_per_case=3", "data.batch_size=3", "data.modalities=[flair,t1ce]"
+    ).data
     x, y = next(iter(VolumePipeline(cfg2d, info, hooks=None).train_batches(seed=1)))
     assert x.shape == (3, 16, 16, 2) and y.shape == (3, 16, 16, 1) and y.dtype == tf.int32
     assert volume.model_input_shape(cfg2d, info) == (16, 16, 2) and volume.train_examples(cfg2d, info) == 9
-    cfg3d = _config("data.mode=3d", "model.name=unet3d", "data.patch_size=[8,32,16]", "data.samples_per_case=2",
-                    "data.batch_size=2").data
+    cfg3d = _config(
+        "data.mode=3d", "model.name=unet3d", "data.patch_size=[8,32,16]", "data.samples_per_case=2", "data.batch_size=2"
+    ).data
     x, y = next(iter(VolumePipeline(cfg3d, info, hooks=None).train_batches(seed=1)))
     assert x.shape == (2, 8, 32, 16, 4) and y.shape == (2, 8, 32, 16, 1)
     assert set(np.unique(y.numpy())) <= {0, 1, 2, 3, 255}  # 255: padding beyond the 24-voxel side
@@ -652,10 +718,23 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     script(project, "datasets/tfrecord2image_brats_format.py", "--split", "val", "--num", "2", "--out", str(preview))
     assert (preview / "grid.png").is_file() and len(list(preview.glob("BraTS2021_*.png"))) == 1
 
-    tiny = ["--set", "train.epochs=1", "--set", "data.batch_size=2", "--set", "data.samples_per_case=1",
-            "--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "data.eval_batch_size=4"]
-    out = script(project, "train.py", "--config", "configs/brats_3d.yaml", "--set", "data.patch_size=[16,16,16]",
-                 *tiny).stdout
+    tiny = [
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.batch_size=2",
+        "--set",
+        "data.samples_per_case=1",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "data.eval_batch_size=4",
+    ]
+    out = script(
+        project, "train.py", "--config", "configs/brats_3d.yaml", "--set", "data.patch_size=[16,16,16]", *tiny
+    ).stdout
     run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     with open(project / "logs" / run_id / "metrics.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0"]
@@ -687,8 +766,9 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     assert "trained on volumes" in errors[0] and "python predict.py --run" in errors[0]
     assert not (project / "models" / run_id / "export").exists()
 
-    out = script(project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]",
-                 *tiny).stdout
+    out = script(
+        project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]", *tiny
+    ).stdout
     run_2d = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     script(project, "evaluate.py", "--run", run_2d, "--split", "val")
     assert json.loads((project / "logs" / run_2d / "eval_val.json").read_text())["per_case"]
@@ -696,7 +776,8 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
 
 
 def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions_and_writes_its_ids(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     raw = tmp_path / "raw"
     make_brats2024(raw)
     project = make_project(tmp_path / "ws")
@@ -709,9 +790,22 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     assert [e["name"] for e in info["label_map"]] == list(POST_CLASSES)
     assert [e["source_id"] for e in info["label_map"]] == [0, 1, 2, 3, 4]
 
-    tiny = ["--set", "train.epochs=1", "--set", "data.batch_size=2", "--set", "data.samples_per_case=1",
-            "--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "data.eval_batch_size=4",
-            "--set", "data.patch_size=[16,16,16]"]
+    tiny = [
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.batch_size=2",
+        "--set",
+        "data.samples_per_case=1",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "data.eval_batch_size=4",
+        "--set",
+        "data.patch_size=[16,16,16]",
+    ]
     out = script(project, "train.py", "--config", "configs/post_3d.yaml", *tiny).stdout
     run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     shown = script(project, "evaluate.py", "--run", run_id, "--split", "val").stdout

@@ -80,7 +80,9 @@ def test_unknown_class_folder_is_named(folder_project: Path) -> None:
 
 
 def test_class_count_in_config_must_match_the_label_map(folder_project: Path) -> None:
-    proc = script(folder_project, "train.py", "--config", "configs/demo.yaml", "--set", "model.num_classes=5", check=False)
+    proc = script(
+        folder_project, "train.py", "--config", "configs/demo.yaml", "--set", "model.num_classes=5", check=False
+    )
     line = _last_error(proc)
     assert "model.num_classes is 5" in line and "has 3 classes" in line and "dataset_info.json" in line
 
@@ -89,7 +91,9 @@ def test_scores_by_hand() -> None:
     from skelgen_runtime.metrics.classification import classification_scores
 
     labels = np.array([0, 0, 1, 2, 2, 2])
-    scores = np.array([[.9, .1, 0], [.2, .7, .1], [.1, .8, .1], [.1, .2, .7], [.5, .1, .4], [.2, .3, .5]])
+    scores = np.array(
+        [[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.2, 0.3, 0.5]]
+    )
     s = classification_scores(labels, scores, CLASSES, top_k=2)
     assert s["accuracy"] == pytest.approx(4 / 6)
     assert s["top2_accuracy"] == pytest.approx(6 / 6)
@@ -119,7 +123,9 @@ def test_loss_applies_label_smoothing_and_class_weights() -> None:
     assert float(tf.reduce_mean(loss(config(0.0, None), info)(onehot, logits))) == pytest.approx(plain.mean(), rel=1e-5)
     smooth = onehot.numpy() * 0.7 + 0.1
     expected = -(smooth * logp).sum(axis=1)
-    assert float(tf.reduce_mean(loss(config(0.3, None), info)(onehot, logits))) == pytest.approx(expected.mean(), rel=1e-5)
+    assert float(tf.reduce_mean(loss(config(0.3, None), info)(onehot, logits))) == pytest.approx(
+        expected.mean(), rel=1e-5
+    )
     weighted = (plain * np.array([1.0, 4.0])).mean()
     per_example = loss(config(0.0, [1.0, 4.0, 2.0]), info)(onehot, logits)
     assert per_example.shape == (2,) and float(tf.reduce_mean(per_example)) == pytest.approx(weighted, rel=1e-5)
@@ -143,9 +149,24 @@ def test_balanced_class_weights_come_from_the_train_split(built_projects) -> Non
 def test_train_evaluate_predict(built_projects, framework: str, tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(built_projects("classification", framework), project, symlinks=True)
-    out = script(project, "train.py", "--config", "configs/demo.yaml", "--set", "train.epochs=2",
-                 "--set", "data.batch_size=8", "--set", "model.base_filters=4", "--set", "train.class_weights=balanced",
-                 "--set", "train.label_smoothing=0.1", "--set", "train.top_k=2").stdout
+    out = script(
+        project,
+        "train.py",
+        "--config",
+        "configs/demo.yaml",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "data.batch_size=8",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "train.class_weights=balanced",
+        "--set",
+        "train.label_smoothing=0.1",
+        "--set",
+        "train.top_k=2",
+    ).stdout
     run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     log_dir = project / "logs" / run_id
     with open(log_dir / "metrics.csv") as f:

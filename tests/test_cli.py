@@ -64,14 +64,23 @@ def test_python_m_skelgen_and_shell_completion() -> None:
     proc = subprocess.run([sys.executable, "-m", "skelgen", "--version"], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == f"skelgen, version {__version__}"
     env = {**__import__("os").environ, "_SKELGEN_COMPLETE": "bash_complete", "COMP_CWORD": "3"}
-    done = subprocess.run([SKELGEN, "new", "--task", "c"], capture_output=True, text=True,
-                          env={**env, "COMP_WORDS": "skelgen new --task c"}).stdout.split()
+    done = subprocess.run(
+        [SKELGEN, "new", "--task", "c"],
+        capture_output=True,
+        text=True,
+        env={**env, "COMP_WORDS": "skelgen new --task c"},
+    ).stdout.split()
     assert done == ["plain,classification"]
-    done = subprocess.run([SKELGEN], capture_output=True, text=True,
-                          env={**env, "COMP_WORDS": "skelgen add-dataset x --preset c", "COMP_CWORD": "4"}).stdout.split()
+    done = subprocess.run(
+        [SKELGEN],
+        capture_output=True,
+        text=True,
+        env={**env, "COMP_WORDS": "skelgen add-dataset x --preset c", "COMP_CWORD": "4"},
+    ).stdout.split()
     assert done == ["plain,cityscapes", "plain,coco", "plain,custom"]
-    script = subprocess.run([SKELGEN], capture_output=True, text=True,
-                            env={**env, "_SKELGEN_COMPLETE": "bash_source"}).stdout
+    script = subprocess.run(
+        [SKELGEN], capture_output=True, text=True, env={**env, "_SKELGEN_COMPLETE": "bash_source"}
+    ).stdout
     assert "_skelgen_completion()" in script and "complete -o nosort -F _skelgen_completion skelgen" in script
 
 
@@ -87,8 +96,14 @@ def test_version() -> None:
 
 def test_subcommand_help_explains_options() -> None:
     out = skelgen("new", "--help").stdout
-    for option in ("--task", "--framework", "--workspace", "--defaults", "[segmentation|classification|detection]",
-                   "[keras|tf]"):
+    for option in (
+        "--task",
+        "--framework",
+        "--workspace",
+        "--defaults",
+        "[segmentation|classification|detection]",
+        "[keras|tf]",
+    ):
         assert option in out
     out = skelgen("add-dataset", "--help").stdout
     for option in ("--preset", "--project", "--source", "--defaults"):
@@ -111,10 +126,24 @@ def test_new_is_fast_and_creates_a_workspace(tmp_path: Path) -> None:
     assert "| [seg](seg/) | segmentation | keras | - |" in (ws / "README.md").read_text()
     assert "created project seg (segmentation, keras)" in (ws / "CHANGELOG.md").read_text()
     project = ws / "seg"
-    for rel in ("core/unet.py", "core/backbones.py", "datasets/build_data.py", "core/project.py",
-                "datasets/preprocesses.py", "configs/default.yaml", "configs/demo.yaml", "train.py",
-                "evaluate.py", "predict.py", "README.md", "pyproject.toml", "tests/test_pipeline.py",
-                "logs", "models", ".copier-answers.yml"):
+    for rel in (
+        "core/unet.py",
+        "core/backbones.py",
+        "datasets/build_data.py",
+        "core/project.py",
+        "datasets/preprocesses.py",
+        "configs/default.yaml",
+        "configs/demo.yaml",
+        "train.py",
+        "evaluate.py",
+        "predict.py",
+        "README.md",
+        "pyproject.toml",
+        "tests/test_pipeline.py",
+        "logs",
+        "models",
+        ".copier-answers.yml",
+    ):
         assert (project / rel).exists(), rel
 
     # a second project: same workspace, index lists both, the workspace is not re-initialised
@@ -189,8 +218,12 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
     assert len(list((project / "datasets/shapes/data/train").glob("*.jpg"))) == 800
     assert len(list((project / "datasets/shapes/annotations/val").glob("*.png"))) == 200
     assert len(list((project / "datasets/shapes/data/pred").glob("*.jpg"))) == 16
-    for rel in ("datasets/build_shapes_to_tfrecord.py", "datasets/tfrecord2image_shapes_format.py",
-                "datasets/.copier-answers.shapes.yml", "datasets/shapes/tfrecords"):
+    for rel in (
+        "datasets/build_shapes_to_tfrecord.py",
+        "datasets/tfrecord2image_shapes_format.py",
+        "datasets/.copier-answers.shapes.yml",
+        "datasets/shapes/tfrecords",
+    ):
         assert (project / rel).exists(), rel
     assert "| [p](p/) | segmentation | keras | shapes |" in (tmp_path / "README.md").read_text()
 

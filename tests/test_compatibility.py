@@ -28,8 +28,13 @@ def _rendered_projects(tmp_path: Path) -> list[Path]:
         for framework in FRAMEWORKS:
             project = make_project(tmp_path / f"{task}-{framework}", "p", task, framework)
             for preset in (p for p in PRESETS.values() if task in p.tasks):
-                api.add_dataset(name=preset.name.replace("-", "_"), preset=preset.name, project=project,
-                                sample_counts={"train": 0, "val": 0, "pred": 0}, commit=False)
+                api.add_dataset(
+                    name=preset.name.replace("-", "_"),
+                    preset=preset.name,
+                    project=project,
+                    sample_counts={"train": 0, "val": 0, "pred": 0},
+                    commit=False,
+                )
             projects.append(project)
     return projects
 
@@ -90,8 +95,9 @@ def _git(*args: str) -> str:
 
 
 def _version_at(commit: str) -> str | None:
-    proc = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:shared/skelgen_runtime/_version.py"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:shared/skelgen_runtime/_version.py"], capture_output=True, text=True
+    )
     match = re.search(r'__version__ = "([^"]+)"', proc.stdout)
     return match.group(1) if match else None
 
@@ -107,13 +113,19 @@ def previous_release() -> tuple[str, str]:
         tag = max(tags, key=lambda t: Version(t[1:]))
         return tag[1:], _git("rev-list", "-n1", tag).strip()
     for commit in _git("rev-list", "HEAD", "--", "shared/skelgen_runtime/_version.py").split():
-        parent = _git("rev-list", "-n1", f"{commit}^").strip() if _git("rev-list", "--parents", "-n1", commit).split()[1:] else ""
+        parent = (
+            _git("rev-list", "-n1", f"{commit}^").strip()
+            if _git("rev-list", "--parents", "-n1", commit).split()[1:]
+            else ""
+        )
         before = _version_at(parent) if parent else None
         if _version_at(commit) == __version__ and before and Version(before) < current:
             return before, parent
     if _git("rev-parse", "--is-shallow-repository").strip() == "true":
-        pytest.fail("this clone is shallow: the previous release's template is in the git history "
-                    "(git fetch --unshallow), which this test renders")
+        pytest.fail(
+            "this clone is shallow: the previous release's template is in the git history "
+            "(git fetch --unshallow), which this test renders"
+        )
     pytest.fail(f"no release before {__version__} found in the git history")
 
 
@@ -121,21 +133,25 @@ def previous_release() -> tuple[str, str]:
 def previous_template(tmp_path_factory) -> tuple[str, Path]:
     version, commit = previous_release()
     folder = tmp_path_factory.mktemp("previous-template")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "copier.yml", "template"],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit, "copier.yml", "template"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", version], ["tag", f"v{version}"]):
-        subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                       env={**__import__("os").environ, **env})
+        subprocess.run(
+            ["git", "-C", str(folder), *args], check=True, capture_output=True, env={**__import__("os").environ, **env}
+        )
     return version, folder
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("task", "framework"), [("segmentation", "tf"), ("classification", "keras"),
-                                                 ("detection", "keras")])
+@pytest.mark.parametrize(
+    ("task", "framework"), [("segmentation", "tf"), ("classification", "keras"), ("detection", "keras")]
+)
 def test_a_project_of_the_previous_release_passes_its_own_tests_with_this_library(
-        tmp_path: Path, monkeypatch, previous_template, task: str, framework: str) -> None:
+    tmp_path: Path, monkeypatch, previous_template, task: str, framework: str
+) -> None:
     from skelgen import api
 
     version, folder = previous_template
@@ -143,30 +159,53 @@ def test_a_project_of_the_previous_release_passes_its_own_tests_with_this_librar
     project = make_project(tmp_path, "old", task, framework)
     assert f"_commit: v{version}" in (project / ".copier-answers.yml").read_text()
     api.add_dataset(name="shapes", project=project, sample_counts={"train": 12, "val": 8, "pred": 8})
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=project, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout
 
 
 @pytest.mark.slow
 def test_a_project_of_a_previous_development_install_updates_and_passes_its_own_tests(
-        tmp_path: Path, monkeypatch) -> None:
+    tmp_path: Path, monkeypatch
+) -> None:
     """skelgen 0.1 ran from a checkout: its projects record the checkout's path and a bare commit hash.
     While that checkout exists, skelgen update brings them to this version."""
     import os
 
     version, commit = previous_release()
     checkout, ws = tmp_path / "old-checkout", tmp_path / "ws"
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(REPO), str(checkout)], check=True, env=env)
     subprocess.run(["git", "-C", str(checkout), "checkout", "-q", commit], check=True, env=env)
     copier = [sys.executable, "-m", "copier", "copy", "--vcs-ref", "HEAD", "--defaults", "--quiet"]
     data = ["-d", "scaffold=project", "-d", "project_name=old", "-d", "task=segmentation", "-d", "framework=tf"]
     subprocess.run([*copier, *data, str(checkout), str(ws / "old")], check=True, env=env, capture_output=True)
-    dataset = ["-d", "scaffold=dataset", "-d", "task=segmentation", "-d", "dataset_name=shapes", "-d", "preset=shapes",
-               "-d", "reader=ImagesMasksSource", "-d", "class_names=[background, circle, square, triangle]"]
+    dataset = [
+        "-d",
+        "scaffold=dataset",
+        "-d",
+        "task=segmentation",
+        "-d",
+        "dataset_name=shapes",
+        "-d",
+        "preset=shapes",
+        "-d",
+        "reader=ImagesMasksSource",
+        "-d",
+        "class_names=[background, circle, square, triangle]",
+    ]
     subprocess.run([*copier, *dataset, str(checkout), str(ws / "old")], check=True, env=env, capture_output=True)
     from skelgen_runtime.samples.shapes import write_shapes
 
@@ -176,16 +215,30 @@ def test_a_project_of_a_previous_development_install_updates_and_passes_its_own_
     answers = (ws / "old" / ".copier-answers.yml").read_text()
     assert f"_src_path: {checkout}" in answers and f"_commit: {commit[:7]}" in answers
 
-    out = subprocess.run([str(Path(sys.executable).parent / "skelgen"), "update"], cwd=ws / "old", env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "skelgen"), "update"],
+        cwd=ws / "old",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"project: updated {version}+g{commit[:8]} -> {__version__}" in out.stdout
     assert f"dataset shapes: updated {version}+g{commit[:8]} -> {__version__}" in out.stdout
     assert (ws / "old" / "core" / "project.py").is_file(), "a file the new template adds arrives"
-    gone = [rel for rel in ("datasets/pipelines.py", "datasets/data_generator.py", "datasets/volume_generator.py")
-            if (ws / "old" / rel).exists()]
+    gone = [
+        rel
+        for rel in ("datasets/pipelines.py", "datasets/data_generator.py", "datasets/volume_generator.py")
+        if (ws / "old" / rel).exists()
+    ]
     assert not gone, f"files the template no longer has stay: {gone}"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=ws / "old", capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=ws / "old",
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout

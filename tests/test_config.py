@@ -22,7 +22,9 @@ from skelgen_runtime.registry import Registry
 
 
 def test_overrides_parse_yaml_values() -> None:
-    raw = apply_overrides({"train": {"epochs": 3}}, ["train.epochs=5", "data.image_size=[96, 64]", "model.weights=null"])
+    raw = apply_overrides(
+        {"train": {"epochs": 3}}, ["train.epochs=5", "data.image_size=[96, 64]", "model.weights=null"]
+    )
     assert raw == {"train": {"epochs": 5}, "data": {"image_size": [96, 64]}, "model": {"weights": None}}
     schema = library_schema("segmentation")
     config = load_config(None, ["train.learning_rate=1e-4", "data.augment.flip=false"], schema=schema)
@@ -32,15 +34,20 @@ def test_overrides_parse_yaml_values() -> None:
 
 def test_validation_lists_every_problem_with_its_key_and_the_closest_one(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("data:\n  batch_size: 0\n  colour: red\n  augment: {flipp: true}\ntrain:\n  optimizer: rmsprop\n"
-                    "  epoch: 3\n")
+    path.write_text(
+        "data:\n  batch_size: 0\n  colour: red\n  augment: {flipp: true}\ntrain:\n  optimizer: rmsprop\n  epoch: 3\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path, schema=library_schema())
     text = str(err.value)
     assert str(path) in text and "\n" not in text
-    for needle in ("data.batch_size", "data.colour: unknown key", "train.optimizer",
-                   "data.augment.flipp: unknown key; did you mean 'flip'?",
-                   "train.epoch: unknown key; did you mean 'epochs'?"):
+    for needle in (
+        "data.batch_size",
+        "data.colour: unknown key",
+        "train.optimizer",
+        "data.augment.flipp: unknown key; did you mean 'flip'?",
+        "train.epoch: unknown key; did you mean 'epochs'?",
+    ):
         assert needle in text
     assert "data.colour: unknown key; did" not in text  # nothing close to suggest
 
@@ -67,8 +74,15 @@ def _schema():
     models, losses = Registry("model"), Registry("loss")
 
     @models.register("net")
-    def build_net(input_shape, num_classes, *, depth: Annotated[int, Field(ge=1, le=5)] = 3, width: float = 1.0,
-                  mode: str | None = None, name: str = "net"):
+    def build_net(
+        input_shape,
+        num_classes,
+        *,
+        depth: Annotated[int, Field(ge=1, le=5)] = 3,
+        width: float = 1.0,
+        mode: str | None = None,
+        name: str = "net",
+    ):
         return dict(depth=depth, width=width, mode=mode)
 
     @models.register("other")
@@ -107,8 +121,14 @@ def test_builder_section_takes_the_builders_keywords_typed_and_defaulted() -> No
         (["model.width=wide"], ["model.width: Input should be a valid number"]),
         (["model.name=othr"], ["model.name: unknown model 'othr'; registered: net, other; did you mean 'other'?"]),
         (["model.name=other"], ["model.size: missing: build_other"]),
-        (["model.name=other", "model.size=1", "model.depth=2"], ["model.depth: unknown key: not a keyword of build_other"]),
-        (["train.loss=dicece"], ["train.loss: unknown loss 'dicece'; registered: ce, dice_ce; did you mean 'dice_ce'?"]),
+        (
+            ["model.name=other", "model.size=1", "model.depth=2"],
+            ["model.depth: unknown key: not a keyword of build_other"],
+        ),
+        (
+            ["train.loss=dicece"],
+            ["train.loss: unknown loss 'dicece'; registered: ce, dice_ce; did you mean 'dice_ce'?"],
+        ),
     ],
 )
 def test_builder_section_and_registry_keys_refuse_with_the_key_named(overrides, needles) -> None:

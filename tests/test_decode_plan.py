@@ -27,9 +27,14 @@ def _build(raw: Path, out: Path, *args: str):
     from skelgen_runtime.records.build import main
     from skelgen_runtime.sources import ImagesMasksSource, LabelMap
 
-    return main(dataset="shapes", default_source=raw, out_dir=out, schema_task="segmentation",
-                make_source=lambda root: ImagesMasksSource(root, LabelMap(SHAPES_CLASSES)),
-                argv=["--workers", "1", "--shard-size", "4", "--out", str(out), *args])
+    return main(
+        dataset="shapes",
+        default_source=raw,
+        out_dir=out,
+        schema_task="segmentation",
+        make_source=lambda root: ImagesMasksSource(root, LabelMap(SHAPES_CLASSES)),
+        argv=["--workers", "1", "--shard-size", "4", "--out", str(out), *args],
+    )
 
 
 def _raw(root: Path, size: int = 64) -> Path:
@@ -83,8 +88,11 @@ def test_static_decoding_equals_the_per_example_path(tmp_path: Path) -> None:
         assert static.element_spec["label"].shape.as_list() == [72, 72, 1]
         dynamic = read_split(info, SCHEMA, "train", training=False, decode_size=decode_size, static=False)
         assert dynamic.element_spec["image"].shape.as_list() == [None, None, 3]
-        for a, b in zip(_decoded(info, "train", static=True, decode_size=decode_size),
-                        _decoded(info, "train", static=False, decode_size=decode_size), strict=True):
+        for a, b in zip(
+            _decoded(info, "train", static=True, decode_size=decode_size),
+            _decoded(info, "train", static=False, decode_size=decode_size),
+            strict=True,
+        ):
             for key in ("image", "label", "filename"):
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{key} at {decode_size}")
 
@@ -105,8 +113,11 @@ def test_a_png_dataset_decodes_with_a_static_plan_and_a_mixed_one_per_example(tm
     assert info.image_stats("train").formats == {"jpeg": 1, "png": 5}
     assert DecodePlan.choose(info.image_stats("train"), (32, 32)) is None
     for split in ("val", "train"):
-        for a, b in zip(_decoded(info, split, static=True, decode_size=(32, 32)),
-                        _decoded(info, split, static=False, decode_size=(32, 32)), strict=True):
+        for a, b in zip(
+            _decoded(info, split, static=True, decode_size=(32, 32)),
+            _decoded(info, split, static=False, decode_size=(32, 32)),
+            strict=True,
+        ):
             np.testing.assert_array_equal(a["image"], b["image"])
             np.testing.assert_array_equal(a["label"], b["label"])
 
@@ -125,8 +136,17 @@ def test_a_shard_from_a_build_that_did_not_describe_its_images_is_rewritten(tmp_
     assert json.loads((out / "dataset_info.json").read_text())["splits"]["train"]["images"]["count"] == 6
 
 
-@pytest.mark.parametrize("stored, size", [((64, 64), (32, 32)), ((64, 48), (16, 16)), ((60, 90), (20, 45)),
-                                          ((64, 64), (64, 64)), ((50, 40), (32, 32)), ((20, 30), (57, 13))])
+@pytest.mark.parametrize(
+    "stored, size",
+    [
+        ((64, 64), (32, 32)),
+        ((64, 48), (16, 16)),
+        ((60, 90), (20, 45)),
+        ((64, 64), (64, 64)),
+        ((50, 40), (32, 32)),
+        ((20, 30), (57, 13)),
+    ],
+)
 def test_resizes_decided_in_python_equal_the_graph_branches(stored, size) -> None:
     """resize_pair of an image of static shape (decided in Python: the label picked by whole factors,
     no op at the size already) equals the per-example branches on the same input of unknown shape."""
@@ -146,8 +166,9 @@ def test_image_stats_merge_and_refuse_what_they_cannot_know() -> None:
     from skelgen_runtime.schemas.segmentation import encode_example
 
     def record(h: int, w: int, head: bytes) -> bytes:
-        return encode_example(image_bytes=head + b"\0" * 20, image_format="jpeg", filename="x", height=h, width=w,
-                              label_png=None).SerializeToString()
+        return encode_example(
+            image_bytes=head + b"\0" * 20, image_format="jpeg", filename="x", height=h, width=w, label_png=None
+        ).SerializeToString()
 
     a, b = ImageStats(), ImageStats()
     a.add(record(10, 20, b"\xff\xd8\xff"))
@@ -164,7 +185,12 @@ def test_image_stats_merge_and_refuse_what_they_cannot_know() -> None:
     for broken in (None, {}, {"count": "x"}, {"count": 2, "min_size": [1], "max_size": [1, 2], "formats": {}}):
         assert ImageStats.from_json(broken).count == 0
     assert [image_format(h) for h in (b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM..", b"RIFF")] == [
-        "jpeg", "png", "gif", "bmp", "other"]
+        "jpeg",
+        "png",
+        "gif",
+        "bmp",
+        "other",
+    ]
 
 
 def test_label_maps_become_int32_per_batch() -> None:

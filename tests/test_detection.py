@@ -90,8 +90,15 @@ def test_pred_records_carry_only_image_keys(det_project: Path) -> None:
     files = sorted((det_project / "datasets/shapes/tfrecords").glob("shapes_pred-*.tfrecord"))
     record = next(iter(tf.data.TFRecordDataset([str(f) for f in files]))).numpy()
     keys = set(tf.train.Example.FromString(record).features.feature)
-    assert keys == {"image/height", "image/width", "image/filename", "image/source_id", "image/key/sha256",
-                    "image/encoded", "image/format"}
+    assert keys == {
+        "image/height",
+        "image/width",
+        "image/filename",
+        "image/source_id",
+        "image/key/sha256",
+        "image/encoded",
+        "image/format",
+    }
 
 
 def test_schema_decode_outputs() -> None:
@@ -99,9 +106,19 @@ def test_schema_decode_outputs() -> None:
 
     buf = __import__("io").BytesIO()
     Image.fromarray(np.zeros((10, 20, 3), np.uint8)).save(buf, format="PNG")
-    example = encode_example(image_bytes=buf.getvalue(), image_format="png", filename="train/a.png", source_id="7",
-                             height=10, width=20, boxes=[[0.1, 0.2, 0.5, 0.6]], labels=[2], texts=["square"],
-                             is_crowd=[1], areas=[12.0])
+    example = encode_example(
+        image_bytes=buf.getvalue(),
+        image_format="png",
+        filename="train/a.png",
+        source_id="7",
+        height=10,
+        width=20,
+        boxes=[[0.1, 0.2, 0.5, 0.6]],
+        labels=[2],
+        texts=["square"],
+        is_crowd=[1],
+        areas=[12.0],
+    )
     out = SCHEMA.decode(tf.io.parse_single_example(example.SerializeToString(), SCHEMA.labelled_spec))
     assert out["image"].shape == (10, 20, 3) and out["image"].dtype == tf.uint8
     assert out["boxes"].dtype == tf.float32
@@ -124,7 +141,8 @@ def _coco_dir(root: Path, annotations: list[dict], categories=None, size=(40, 30
     categories = categories or [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]
     anns = [{"id": i + 1, "image_id": 10, "iscrowd": 0, **a} for i, a in enumerate(annotations)]
     (root / "annotations/instances_train.json").write_text(
-        json.dumps({"images": images, "annotations": anns, "categories": categories}))
+        json.dumps({"images": images, "annotations": anns, "categories": categories})
+    )
     return root
 
 
@@ -142,8 +160,14 @@ def _source(root: Path) -> CocoSource:
 
 def test_category_ids_map_by_name_and_source_ids_are_kept(tmp_path: Path) -> None:
     cats = [{"id": 7, "name": "triangle"}, {"id": 3, "name": "circle"}, {"id": 12, "name": "square"}]
-    root = _coco_dir(tmp_path, [{"category_id": 7, "bbox": [1, 2, 10, 5], "area": 50.0},
-                                {"category_id": 3, "bbox": [0, 0, 4, 4], "area": 16.0}], categories=cats)
+    root = _coco_dir(
+        tmp_path,
+        [
+            {"category_id": 7, "bbox": [1, 2, 10, 5], "area": 50.0},
+            {"category_id": 3, "bbox": [0, 0, 4, 4], "area": 16.0},
+        ],
+        categories=cats,
+    )
     source = _source(root)
     out = _encode_first(source)
     assert out["classes"].tolist() == [3, 1]  # triangle, circle in the label map's 1-based ids
@@ -152,13 +176,16 @@ def test_category_ids_map_by_name_and_source_ids_are_kept(tmp_path: Path) -> Non
 
 
 def test_degenerate_and_outside_boxes_are_dropped_with_a_warning(tmp_path: Path, capsys) -> None:
-    root = _coco_dir(tmp_path, [
-        {"category_id": 1, "bbox": [5, 5, 10, 10], "area": 100.0},   # kept
-        {"category_id": 2, "bbox": [5, 5, 0, 10], "area": 0.0},      # zero width: dropped
-        {"category_id": 2, "bbox": [5, 5, 8, -3], "area": 0.0},      # negative height: dropped
-        {"category_id": 3, "bbox": [50, 40, 10, 10], "area": 100.0},  # wholly outside 40x30: dropped
-        {"category_id": 3, "bbox": [30, 20, 20, 20], "area": 400.0},  # partly outside: clipped to 10x10
-    ])
+    root = _coco_dir(
+        tmp_path,
+        [
+            {"category_id": 1, "bbox": [5, 5, 10, 10], "area": 100.0},  # kept
+            {"category_id": 2, "bbox": [5, 5, 0, 10], "area": 0.0},  # zero width: dropped
+            {"category_id": 2, "bbox": [5, 5, 8, -3], "area": 0.0},  # negative height: dropped
+            {"category_id": 3, "bbox": [50, 40, 10, 10], "area": 100.0},  # wholly outside 40x30: dropped
+            {"category_id": 3, "bbox": [30, 20, 20, 20], "area": 400.0},  # partly outside: clipped to 10x10
+        ],
+    )
     out = _encode_first(_source(root))
     warnings = capsys.readouterr().err
     image = str(root / "data/train/a.png")
@@ -171,8 +198,12 @@ def test_degenerate_and_outside_boxes_are_dropped_with_a_warning(tmp_path: Path,
 
 
 def test_unknown_category_is_a_bad_example_naming_the_files(tmp_path: Path) -> None:
-    cats = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"},
-            {"id": 4, "name": "hexagon"}]
+    cats = [
+        {"id": 1, "name": "circle"},
+        {"id": 2, "name": "square"},
+        {"id": 3, "name": "triangle"},
+        {"id": 4, "name": "hexagon"},
+    ]
     root = _coco_dir(tmp_path, [{"category_id": 4, "bbox": [1, 1, 5, 5], "area": 25.0}], categories=cats)
     with pytest.raises(BadExampleError) as err:
         _encode_first(_source(root))
@@ -340,11 +371,23 @@ def test_per_class_nms_keeps_what_combined_nms_keeps() -> None:
         boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=-1).astype(np.float32)
         scores = -np.sort(-rng.uniform(0, 1, (batch, k)), axis=1).astype(np.float32)
         cls = rng.integers(0, classes, (batch, k)).astype(np.int32)
-        want = tf.image.combined_non_max_suppression(boxes[:, :, None, :], tf.one_hot(cls, classes) * scores[..., None],
-                                                     100, 100, iou_threshold=0.5, score_threshold=0.05,
-                                                     clip_boxes=False)
-        got = per_class_nms(tf.constant(boxes), tf.constant(scores), tf.constant(cls), max_detections=100,
-                            iou_threshold=0.5, score_threshold=0.05)
+        want = tf.image.combined_non_max_suppression(
+            boxes[:, :, None, :],
+            tf.one_hot(cls, classes) * scores[..., None],
+            100,
+            100,
+            iou_threshold=0.5,
+            score_threshold=0.05,
+            clip_boxes=False,
+        )
+        got = per_class_nms(
+            tf.constant(boxes),
+            tf.constant(scores),
+            tf.constant(cls),
+            max_detections=100,
+            iou_threshold=0.5,
+            score_threshold=0.05,
+        )
         np.testing.assert_array_equal(got["num_detections"], want.valid_detections)
         np.testing.assert_array_equal(got["classes"], want.nmsed_classes.numpy().astype(np.int32))
         np.testing.assert_allclose(got["scores"], want.nmsed_scores, atol=1e-7)
@@ -359,13 +402,24 @@ def _random_detections(rng, gt_boxes_px, gt_classes, image_id, extra=3):
     for (x, y, w, h), c in zip(gt_boxes_px, gt_classes):
         if rng.random() < 0.85:
             jitter = rng.normal(0, 2.0, 4)
-            dets.append({"image_id": image_id, "category_id": int(c if rng.random() < 0.9 else rng.integers(1, 4)),
-                         "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1), max(h + jitter[3], 1)],
-                         "score": float(rng.random())})
+            dets.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(c if rng.random() < 0.9 else rng.integers(1, 4)),
+                    "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1), max(h + jitter[3], 1)],
+                    "score": float(rng.random()),
+                }
+            )
     for _ in range(extra):
         x, y = rng.uniform(0, 90, 2)
-        dets.append({"image_id": image_id, "category_id": int(rng.integers(1, 4)),
-                     "bbox": [x, y, rng.uniform(5, 40), rng.uniform(5, 40)], "score": float(rng.random() * 0.5)})
+        dets.append(
+            {
+                "image_id": image_id,
+                "category_id": int(rng.integers(1, 4)),
+                "bbox": [x, y, rng.uniform(5, 40), rng.uniform(5, 40)],
+                "score": float(rng.random() * 0.5),
+            }
+        )
     return dets
 
 
@@ -393,14 +447,29 @@ def test_evaluator_ap_equals_pycocotools() -> None:
         all_dets += dets
         gt_json["images"].append({"id": image_id, "height": height, "width": width})
         for k in range(n):
-            gt_json["annotations"].append({"id": len(gt_json["annotations"]) + 1, "image_id": image_id,
-                                           "category_id": int(classes[k]), "bbox": px[k].tolist(),
-                                           "area": float(area[k]), "iscrowd": int(crowd[k])})
+            gt_json["annotations"].append(
+                {
+                    "id": len(gt_json["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": int(classes[k]),
+                    "bbox": px[k].tolist(),
+                    "area": float(area[k]),
+                    "iscrowd": int(crowd[k]),
+                }
+            )
         to_norm = lambda b: [b[1] / height, b[0] / width, (b[1] + b[3]) / height, (b[0] + b[2]) / width]  # noqa: E731
-        acc.add(image_id=image_id, height=height, width=width,
-                gt_boxes=np.array([to_norm(b) for b in px]).reshape(-1, 4), gt_classes=classes, gt_area=area,
-                gt_is_crowd=crowd, boxes=np.array([to_norm(d["bbox"]) for d in dets]).reshape(-1, 4),
-                classes=[d["category_id"] for d in dets], scores=[d["score"] for d in dets])
+        acc.add(
+            image_id=image_id,
+            height=height,
+            width=width,
+            gt_boxes=np.array([to_norm(b) for b in px]).reshape(-1, 4),
+            gt_classes=classes,
+            gt_area=area,
+            gt_is_crowd=crowd,
+            boxes=np.array([to_norm(d["bbox"]) for d in dets]).reshape(-1, 4),
+            classes=[d["category_id"] for d in dets],
+            scores=[d["score"] for d in dets],
+        )
     ours = acc.evaluate()
 
     gt = COCO()
@@ -421,8 +490,18 @@ def test_evaluator_without_detections_scores_zero() -> None:
     from skelgen_runtime.metrics.detection import CocoAccumulator
 
     acc = CocoAccumulator(categories=[{"id": 1, "name": "circle"}])
-    acc.add(image_id=1, height=50, width=50, gt_boxes=np.array([[0.1, 0.1, 0.5, 0.5]]), gt_classes=[1],
-            gt_area=[400.0], gt_is_crowd=[False], boxes=np.zeros((0, 4)), classes=[], scores=[])
+    acc.add(
+        image_id=1,
+        height=50,
+        width=50,
+        gt_boxes=np.array([[0.1, 0.1, 0.5, 0.5]]),
+        gt_classes=[1],
+        gt_area=[400.0],
+        gt_is_crowd=[False],
+        boxes=np.zeros((0, 4)),
+        classes=[],
+        scores=[],
+    )
     result = acc.evaluate()
     assert result["ap"] == 0.0 and result["ap50"] == 0.0 and result["ap_large"] is None
     assert result["num_detections"] == 0
@@ -452,8 +531,10 @@ def test_predictions_json_loads_with_coco_loadres(det_project: Path, tmp_path: P
     tf.random.set_seed(0)
     info = load_info(det_project / "datasets/shapes/tfrecords")
     config = library_config("detection", "data.image_size=[64, 64]")
-    items = [(Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
-             for e in read_split(info, SCHEMA, "val", training=False)]
+    items = [
+        (Path(e["filename"].numpy().decode()).stem, e["image"].numpy())
+        for e in read_split(info, SCHEMA, "val", training=False)
+    ]
     summary = detection.predict(_tiny_detector(3, 64), items, config, info, tmp_path)
     assert "16 pictures" in summary
     assert len(list(tmp_path.glob("*_boxes.png"))) == 16
@@ -485,5 +566,6 @@ def test_model_builds_from_the_config_saves_and_reloads(det_project: Path, tmp_p
         "print('ok')\n"
     )
     assert script(det_project, "-c", code).stdout.strip().endswith("ok")
+
 
 # The detection project's own tests and its demo quality run with every task's in test_project_e2e.py.

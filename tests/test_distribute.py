@@ -38,8 +38,16 @@ MODEL = {
 }
 NO_AUGMENT = {
     "segmentation": ["--set", "data.augment.flip=false"],
-    "detection": ["--set", "data.augment.flip=false", "--set", "data.augment.crop=false",
-                  "--set", "data.augment.scale_min=1", "--set", "data.augment.scale_max=1"],
+    "detection": [
+        "--set",
+        "data.augment.flip=false",
+        "--set",
+        "data.augment.crop=false",
+        "--set",
+        "data.augment.scale_min=1",
+        "--set",
+        "data.augment.scale_max=1",
+    ],
 }
 
 
@@ -49,12 +57,21 @@ def _copy(built_projects, task: str, framework: str, tmp_path: Path) -> Path:
     return copy
 
 
-def _train(project: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
-           timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "train.py", *args], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+def _train(
+    project: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
     if check:
-        assert proc.returncode == 0, f"train.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"train.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -91,13 +108,15 @@ def _complete(project: Path, run_dir: Path, epochs: int) -> dict:
 @pytest.mark.parametrize("framework", ["keras", "tf"])
 @pytest.mark.parametrize("task", ["segmentation", "detection"])
 def test_mirrored_on_two_devices_trains_an_epoch_and_its_first_step_matches_one_device(
-        built_projects, tmp_path: Path, task: str, framework: str) -> None:
+    built_projects, tmp_path: Path, task: str, framework: str
+) -> None:
     project = _copy(built_projects, task, framework, tmp_path)
     # a global batch of the whole train split (48): every batch holds the same examples, so the first
     # step does not depend on which batch comes first (model.fit under a strategy builds on one first)
     args = [*SMALL, *MODEL[task], *NO_AUGMENT[task], "--set", "train.epochs=1"]
-    out = _train(project, *args, "--set", "train.distribute=mirrored", "--set", "data.batch_size=24",
-                 env=TWO_CPUS).stdout
+    out = _train(
+        project, *args, "--set", "train.distribute=mirrored", "--set", "data.batch_size=24", env=TWO_CPUS
+    ).stdout
     assert "distribute mirrored: 2 replicas, global batch 48 (data.batch_size 24 x 2)" in out
     (run_dir,) = _run_dirs(project)
     record = _complete(project, run_dir, epochs=1)
@@ -131,8 +150,16 @@ def _start_cluster(project: Path, args: list[str], tmp: Path) -> list[subprocess
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
         env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(tmp)}
-        procs.append(subprocess.Popen([sys.executable, "train.py", *args], cwd=project, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "train.py", *args],
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -163,13 +190,22 @@ def _until_epochs(project: Path, count: int, procs: list[subprocess.Popen]) -> P
 
 @pytest.mark.slow
 def test_multi_worker_writes_one_run_record_and_resumes_after_a_worker_is_killed_or_interrupted(
-        built_projects, tmp_path: Path) -> None:
+    built_projects, tmp_path: Path
+) -> None:
     project = _copy(built_projects, "classification", "tf", tmp_path)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     epochs = 10  # enough that the kill and the Ctrl-C land mid-run
-    args = [*SMALL, *MODEL["classification"], "--set", "train.distribute=multi_worker",
-            "--set", "data.batch_size=8", "--set", f"train.epochs={epochs}"]
+    args = [
+        *SMALL,
+        *MODEL["classification"],
+        "--set",
+        "train.distribute=multi_worker",
+        "--set",
+        "data.batch_size=8",
+        "--set",
+        f"train.epochs={epochs}",
+    ]
 
     # a worker dies: the chief notices on its own, records the failure and says how to go on
     chief, worker = _start_cluster(project, args, tmp)
@@ -180,7 +216,8 @@ def test_multi_worker_writes_one_run_record_and_resumes_after_a_worker_is_killed
     assert chief_done.returncode == 1, chief_done.stderr
     last = chief_done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: lost contact with another worker") and last.endswith(
-        "restart every worker with: python train.py --resume auto"), last
+        "restart every worker with: python train.py --resume auto"
+    ), last
     record = _record(run_dir)
     assert record["status"] == "failed" and record["pid"] == chief.pid
     killed_at = len(epochs_logged(run_dir))
@@ -226,17 +263,30 @@ _PROBE = textwrap.dedent("""
 
 @pytest.mark.parametrize("framework", ["keras", "tf"])
 def test_mixed_float16_trains_the_segmentation_demo_with_finite_losses_and_float32_logits(
-        built_projects, tmp_path: Path, framework: str) -> None:
+    built_projects, tmp_path: Path, framework: str
+) -> None:
     project = _copy(built_projects, "segmentation", framework, tmp_path)
-    proc = _train(project, *SMALL, *MODEL["segmentation"], "--set", "train.epochs=2",
-                  "--set", "train.mixed_precision=mixed_float16")
+    proc = _train(
+        project,
+        *SMALL,
+        *MODEL["segmentation"],
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.mixed_precision=mixed_float16",
+    )
     assert "scale_loss" not in proc.stderr, "the template's step scales the loss"
     (run_dir,) = _run_dirs(project)
     rows = _rows(run_dir)
     assert len(rows) == 2 and all(math.isfinite(float(r[k])) for r in rows for k in ("loss", "val_loss")), rows
     assert _record(run_dir)["status"] == "complete"
-    probe = subprocess.run([sys.executable, "-c", _PROBE, f"models/{run_dir.name}/final.keras"], cwd=project,
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, f"models/{run_dir.name}/final.keras"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(probe.stdout.strip().splitlines()[-1]) == {"output": "float32", "policy": "mixed_float16"}
 
 
@@ -327,8 +377,13 @@ _GLOBAL_BATCH_LOSSES = textwrap.dedent("""
 
 
 def test_batch_level_losses_are_those_of_the_global_batch_under_mirrored() -> None:
-    proc = subprocess.run([sys.executable, "-c", _GLOBAL_BATCH_LOSSES], capture_output=True, text=True,
-                          env={**os.environ, **TWO_CPUS}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_BATCH_LOSSES],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **TWO_CPUS},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     values = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(values) == {"ce", "dice", "centernet"}
@@ -344,15 +399,23 @@ def test_batch_level_losses_are_those_of_the_global_batch_under_mirrored() -> No
     [
         ("multi_worker", None, False, "train.distribute is multi_worker but TF_CONFIG is not set"),
         ("multi_worker", "{cluster: 1}", False, "TF_CONFIG is not valid JSON"),
-        ("multi_worker", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', False,
-         "is not one of its cluster's"),
-        ("multi_worker", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}', True,
-         "Keras 3's model.fit fails under MultiWorkerMirroredStrategy"),
+        (
+            "multi_worker",
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            False,
+            "is not one of its cluster's",
+        ),
+        (
+            "multi_worker",
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
+            True,
+            "Keras 3's model.fit fails under MultiWorkerMirroredStrategy",
+        ),
     ],
 )
-def test_multi_worker_without_a_usable_cluster_fails_saying_what_to_set(monkeypatch, distribute: str,
-                                                                        tf_config: str | None, model_fit: bool,
-                                                                        message: str) -> None:
+def test_multi_worker_without_a_usable_cluster_fails_saying_what_to_set(
+    monkeypatch, distribute: str, tf_config: str | None, model_fit: bool, message: str
+) -> None:
     from skelgen_runtime.errors import ConfigError
     from skelgen_runtime.training.distribute import make_strategy
 
@@ -369,13 +432,16 @@ def test_multi_worker_without_a_usable_cluster_fails_saying_what_to_set(monkeypa
     ("args", "env", "message"),
     [
         (["--set", "train.distribute=tpu"], {}, "error: train.distribute is tpu but no TPU is reachable"),
-        (["--set", "train.distribute=mirrored"], {"SKELGEN_LOGICAL_CPUS": "2", "TF_ENABLE_ONEDNN_OPTS": "1"},
-         "error: mirrored over several CPU devices needs TF_ENABLE_ONEDNN_OPTS=0"),
+        (
+            ["--set", "train.distribute=mirrored"],
+            {"SKELGEN_LOGICAL_CPUS": "2", "TF_ENABLE_ONEDNN_OPTS": "1"},
+            "error: mirrored over several CPU devices needs TF_ENABLE_ONEDNN_OPTS=0",
+        ),
     ],
 )
-def test_a_strategy_this_machine_cannot_run_fails_with_one_line_and_no_run(built_projects, tmp_path: Path,
-                                                                          args: list[str], env: dict[str, str],
-                                                                          message: str) -> None:
+def test_a_strategy_this_machine_cannot_run_fails_with_one_line_and_no_run(
+    built_projects, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
     project = _copy(built_projects, "segmentation", "tf", tmp_path)
     proc = _train(project, *SMALL, *args, env=env, check=False)
     assert proc.returncode == 2, proc.stderr

@@ -20,8 +20,18 @@ SIZES = [(50, 70), (96, 80), (33, 41), (128, 64)]
 TINY = {
     "segmentation": ["--set", "model.base_filters=4", "--set", "model.depth=2"],
     "classification": ["--set", "model.base_filters=4", "--set", "model.depth=2"],
-    "detection": ["--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "model.neck_filters=8",
-                  "--set", "model.head_filters=8", "--set", "data.augment.crop=false"],
+    "detection": [
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "model.neck_filters=8",
+        "--set",
+        "model.head_filters=8",
+        "--set",
+        "data.augment.crop=false",
+    ],
 }
 LITE_DEPRECATION = "ignore:.*tf.lite.Interpreter is deprecated:UserWarning"
 
@@ -58,8 +68,19 @@ def trained(built_projects, tmp_path_factory):
         if task not in cache:
             project = tmp_path_factory.mktemp(f"export-{task}") / "p"
             shutil.copytree(built_projects(task, "keras"), project, symlinks=True)
-            out = script(project, "train.py", "--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]",
-                         "--set", "data.batch_size=8", "--set", "train.epochs=1", *TINY[task]).stdout
+            out = script(
+                project,
+                "train.py",
+                "--config",
+                "configs/demo.yaml",
+                "--set",
+                "data.image_size=[32,32]",
+                "--set",
+                "data.batch_size=8",
+                "--set",
+                "train.epochs=1",
+                *TINY[task],
+            ).stdout
             cache[task] = project, _run_id(out)
         return cache[task]
 
@@ -123,14 +144,19 @@ def _agree(task: str, expected, got: dict[str, np.ndarray], names: list[str], im
     n = int(got["num_detections"][0])
     assert n == len(expected) and not got["scores"][0, n:].any()
     ymin, xmin, ymax, xmax = got["boxes_pixels"][0, :n].T
-    exported = [(int(c), [x0, y0, x1 - x0, y1 - y0], float(s))
-                for c, x0, y0, x1, y1, s in zip(got["classes"][0], xmin, ymin, xmax, ymax, got["scores"][0])]
-    np.testing.assert_allclose(got["boxes"][0, :n] * np.array([*image.shape[:2]] * 2), got["boxes_pixels"][0, :n],
-                               rtol=1e-5, atol=1e-3)
+    exported = [
+        (int(c), [x0, y0, x1 - x0, y1 - y0], float(s))
+        for c, x0, y0, x1, y1, s in zip(got["classes"][0], xmin, ymin, xmax, ymax, got["scores"][0])
+    ]
+    np.testing.assert_allclose(
+        got["boxes"][0, :n] * np.array([*image.shape[:2]] * 2), got["boxes_pixels"][0, :n], rtol=1e-5, atol=1e-3
+    )
     worst = 0.0
     for cls, box, score in expected:  # the same detections, in score order up to ties
-        gaps = [max(abs(a - b) for a, b in zip(box, e_box)) if e_cls == cls and abs(e_score - score) < 1e-3 else np.inf
-                for e_cls, e_box, e_score in exported]
+        gaps = [
+            max(abs(a - b) for a, b in zip(box, e_box)) if e_cls == cls and abs(e_score - score) < 1e-3 else np.inf
+            for e_cls, e_box, e_score in exported
+        ]
         best = int(np.argmin(gaps))
         assert gaps[best] <= 1.0, f"no exported box within 1 px of {cls} {box} {score}"
         worst = max(worst, gaps[best])
@@ -163,10 +189,17 @@ def test_saved_model_tflite_and_onnx_predict_what_predict_py_predicts(trained, t
         from_lite = _tflite(lite / "model.tflite", image)
         from_onnx = _onnx(onnx / "model.onnx", image)
         assert set(from_lite) == set(from_saved) == set(from_onnx)
-        box_gap = max(box_gap, *(_agree(task, expected[name], got, names, image)
-                                 for got in (from_saved, from_lite, from_onnx)))
-        lite_gap = max(lite_gap, *(float(np.abs(from_lite[k].astype(np.float64) - from_saved[k]).max())
-                                   for k in from_saved if from_saved[k].size))
+        box_gap = max(
+            box_gap, *(_agree(task, expected[name], got, names, image) for got in (from_saved, from_lite, from_onnx))
+        )
+        lite_gap = max(
+            lite_gap,
+            *(
+                float(np.abs(from_lite[k].astype(np.float64) - from_saved[k]).max())
+                for k in from_saved
+                if from_saved[k].size
+            ),
+        )
     # with -s: the measured gaps (SavedModel vs TFLite on any output; exported vs predict.py on boxes)
     print(f"{task}: largest TFLite - SavedModel difference {lite_gap:.2e}, largest box gap {box_gap:.3f} px")
     if task == "detection":
@@ -188,8 +221,10 @@ def test_onnx_equals_the_saved_model_on_eight_fixed_images(trained, task: str, t
     from skelgen_runtime.serving.export import paired_rows  # detections of near-tied score, matched
 
     for image in images:
-        from_onnx, from_saved = paired_rows(_onnx(onnx / "model.onnx", image[0]),
-                                            {k: v.numpy() for k, v in signature(images=tf.constant(image)).items()})
+        from_onnx, from_saved = paired_rows(
+            _onnx(onnx / "model.onnx", image[0]),
+            {k: v.numpy() for k, v in signature(images=tf.constant(image)).items()},
+        )
         for name, value in from_saved.items():
             assert from_onnx[name].shape == value.shape and from_onnx[name].dtype == value.dtype, name
             if value.dtype.kind == "f":
@@ -235,11 +270,15 @@ def test_weights_best_or_final_say_which_and_fall_back_with_a_notice(trained, tm
     shutil.copytree(source, project, symlinks=True)
     image = sorted(project.glob("datasets/shapes/data/val/*.jpg"))[0]
     # a best checkpoint unlike the final model: every weight 0 but the head's bias, which favours class 3
-    script(project, "-c", "import sys, core, keras, numpy as np\n"
-           f"m = keras.models.load_model('models/{run_id}/final.keras', compile=False)\n"
-           "w = [np.zeros_like(v) for v in m.get_weights()]\n"
-           "w[-1] = np.array([0, 0, 0, 5], dtype=w[-1].dtype)\n"
-           f"m.set_weights(w); m.save_weights('models/{run_id}/checkpoints/best.weights.h5')\n")
+    script(
+        project,
+        "-c",
+        "import sys, core, keras, numpy as np\n"
+        f"m = keras.models.load_model('models/{run_id}/final.keras', compile=False)\n"
+        "w = [np.zeros_like(v) for v in m.get_weights()]\n"
+        "w[-1] = np.array([0, 0, 0, 5], dtype=w[-1].dtype)\n"
+        f"m.set_weights(w); m.save_weights('models/{run_id}/checkpoints/best.weights.h5')\n",
+    )
 
     def labels(*args: str) -> tuple[np.ndarray, str, str]:
         out = tmp_path / "-".join(args or ("default",))
@@ -270,14 +309,19 @@ def test_weights_best_or_final_say_which_and_fall_back_with_a_notice(trained, tm
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["--format", "tflit"], 2, "unknown --format 'tflit'; choose saved_model, tflite or onnx; did you mean 'tflite'?"),
+        (
+            ["--format", "tflit"],
+            2,
+            "unknown --format 'tflit'; choose saved_model, tflite or onnx; did you mean 'tflite'?",
+        ),
         (["--format", "tflite", "--weights", "bset"], 2, "did you mean 'best'?"),
         (["--format", "tflite", "--run", "nosuchrun"], 1, "no run 'nosuchrun'"),
         (["--format", "tflite", "--out", "NOT_EMPTY"], 2, "already exists and is not empty"),
     ],
 )
-def test_export_errors_are_one_line_with_the_next_step(trained, tmp_path: Path, args: list[str], status: int,
-                                                       message: str) -> None:
+def test_export_errors_are_one_line_with_the_next_step(
+    trained, tmp_path: Path, args: list[str], status: int, message: str
+) -> None:
     project, run_id = trained("segmentation")
     full = tmp_path / "full"
     full.mkdir()
@@ -299,16 +343,21 @@ def test_detections_of_two_backends_are_paired_across_near_ties_and_the_cut() ->
     the other: those are paired; a detection that really differs still shows."""
     from skelgen_runtime.serving.export import paired_rows
 
-    theirs = {"scores": np.array([[0.9, 0.50001, 0.50000, 0.2, 0.1]], np.float32),
-              "classes": np.array([[1, 2, 3, 1, 2]]),
-              "boxes": np.array([[[0, 0, 1, 1], [0, 0, .5, .5], [.5, .5, 1, 1], [.1, .1, .2, .2], [.3, .3, .4, .4]]],
-                                np.float32),
-              "num_detections": np.array([5])}
+    theirs = {
+        "scores": np.array([[0.9, 0.50001, 0.50000, 0.2, 0.1]], np.float32),
+        "classes": np.array([[1, 2, 3, 1, 2]]),
+        "boxes": np.array(
+            [[[0, 0, 1, 1], [0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0.1, 0.1, 0.2, 0.2], [0.3, 0.3, 0.4, 0.4]]], np.float32
+        ),
+        "num_detections": np.array([5]),
+    }
     order = [0, 2, 1, 3]  # the near-tie swapped; the weakest (0.1, at the cut) replaced by a twin of its score
-    ours = {"scores": np.concatenate([theirs["scores"][:, order] + 2e-6, [[0.10001]]], axis=1),
-            "classes": np.concatenate([theirs["classes"][:, order], [[3]]], axis=1),
-            "boxes": np.concatenate([theirs["boxes"][:, order], [[[.6, .6, .7, .7]]]], axis=1),
-            "num_detections": np.array([5])}
+    ours = {
+        "scores": np.concatenate([theirs["scores"][:, order] + 2e-6, [[0.10001]]], axis=1),
+        "classes": np.concatenate([theirs["classes"][:, order], [[3]]], axis=1),
+        "boxes": np.concatenate([theirs["boxes"][:, order], [[[0.6, 0.6, 0.7, 0.7]]]], axis=1),
+        "num_detections": np.array([5]),
+    }
     o, t = paired_rows(ours, theirs)
     assert o["boxes"].shape == t["boxes"].shape == (4, 4)  # the row at the cut is left out
     assert np.abs(o["boxes"] - t["boxes"]).max() == 0 and (o["classes"] == t["classes"]).all()

@@ -19,8 +19,18 @@ import pytest
 from conftest import epochs_logged, make_project, script, train_and_kill
 from skelgen.api import TASKS
 
-TINY = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-        "--set", "model.base_filters=4", "--set", "model.depth=2"]
+TINY = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "data.image_size=[32,32]",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "model.base_filters=4",
+    "--set",
+    "model.depth=2",
+]
 
 
 def _copy(built_projects, task: str, framework: str, tmp_path: Path) -> Path:
@@ -81,8 +91,9 @@ def test_every_config_validates_against_the_projects_schema_and_builds(tmp_path:
     project = make_project(tmp_path, "p", task, "tf")
     if task == "segmentation":
         api.add_dataset(name="brats", project=project)  # adds configs/brats_2d.yaml and brats_3d.yaml
-    proc = subprocess.run([sys.executable, "-c", _CHECK_CONFIGS], cwd=project, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK_CONFIGS], cwd=project, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     built = json.loads(proc.stdout.strip().splitlines()[-1])
     expected = {"default.yaml", "demo.yaml"} | ({"brats_2d.yaml", "brats_3d.yaml"} if task == "segmentation" else set())
@@ -96,20 +107,34 @@ def test_every_config_validates_against_the_projects_schema_and_builds(tmp_path:
 def test_a_new_builder_keyword_is_a_config_key_that_reaches_the_builder(built_projects, tmp_path: Path) -> None:
     project = _copy(built_projects, "segmentation", "keras", tmp_path)
     unet = project / "core" / "unet.py"
-    _edit(unet, '    dropout: float = 0.0,\n', '    dropout: float = 0.0,\n    attention: bool = False,\n')
-    _edit(unet, '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)',
-          '    if attention:  # a spatial gate on the decoder output\n'
-          '        gate = layers.Conv2D(1, 1, activation="sigmoid", name="head.attention")(x)\n'
-          '        x = layers.Multiply(name="head.gated")([x, gate])\n'
-          '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)')
+    _edit(unet, "    dropout: float = 0.0,\n", "    dropout: float = 0.0,\n    attention: bool = False,\n")
+    _edit(
+        unet,
+        '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)',
+        "    if attention:  # a spatial gate on the decoder output\n"
+        '        gate = layers.Conv2D(1, 1, activation="sigmoid", name="head.attention")(x)\n'
+        '        x = layers.Multiply(name="head.gated")([x, gate])\n'
+        '    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="head.logits")(x)',
+    )
 
-    out = script(project, "train.py", *TINY, "--set", "model.attention=true", "--set", "train.epochs=1",
-                 "--set", "train.steps_per_epoch=1").stdout
+    out = script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        "model.attention=true",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=1",
+    ).stdout
     run_dir = _run_dir(project, out)
     assert "attention: true" in (run_dir / "config.yaml").read_text()
-    probe = ("import sys; sys.path.insert(0, '.'); import keras, core; "
-             f"m = keras.models.load_model('models/{run_dir.name}/final.keras', compile=False); "
-             "print([l.name for l in m.layers if l.name.startswith('head.')])")
+    probe = (
+        "import sys; sys.path.insert(0, '.'); import keras, core; "
+        f"m = keras.models.load_model('models/{run_dir.name}/final.keras', compile=False); "
+        "print([l.name for l in m.layers if l.name.startswith('head.')])"
+    )
     layers = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, check=True)
     assert "head.attention" in layers.stdout, layers.stdout
 
@@ -127,7 +152,9 @@ def test_a_new_builder_keyword_is_a_config_key_that_reaches_the_builder(built_pr
 def test_a_loss_added_in_the_project_is_the_one_optimised(built_projects, tmp_path: Path, framework: str) -> None:
     project = _copy(built_projects, "segmentation", framework, tmp_path)
     losses = project / "core" / "losses.py"
-    losses.write_text(losses.read_text() + textwrap.dedent('''
+    losses.write_text(
+        losses.read_text()
+        + textwrap.dedent('''
 
         @LOSSES.register("constant")
         def constant(config, info):
@@ -135,9 +162,19 @@ def test_a_loss_added_in_the_project_is_the_one_optimised(built_projects, tmp_pa
             import tensorflow as tf
 
             return lambda y_true, y_pred: tf.reduce_mean(y_pred, axis=[1, 2, 3]) * 0.0 + 7.0
-    '''))
-    out = script(project, "train.py", *TINY, "--set", "train.loss=constant", "--set", "train.epochs=2",
-                 "--set", "train.steps_per_epoch=2").stdout
+    ''')
+    )
+    out = script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        "train.loss=constant",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.steps_per_epoch=2",
+    ).stdout
     rows = _metrics(_run_dir(project, out))
     assert [float(r["loss"]) for r in rows] == [7.0, 7.0]
     assert [float(r["val_loss"]) for r in rows] == [7.0, 7.0]
@@ -149,26 +186,37 @@ def test_a_loss_added_in_the_project_is_the_one_optimised(built_projects, tmp_pa
 # ------------------------------------------------------------------ acceptance 3: the custom loop's step
 
 
-def test_an_edited_train_step_takes_effect_and_resume_still_logs_each_epoch_once(built_projects, tmp_path: Path) -> None:
+def test_an_edited_train_step_takes_effect_and_resume_still_logs_each_epoch_once(
+    built_projects, tmp_path: Path
+) -> None:
     project = _copy(built_projects, "segmentation", "tf", tmp_path)
-    _edit(project / "core" / "config.py", '    loss: registry_key(LOSSES) = "ce"\n',
-          '    loss: registry_key(LOSSES) = "ce"\n'
-          '    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global norm")\n')
-    _edit(project / "core" / "steps.py",
-          "        grads = tape.gradient(scaled, self.model.trainable_variables)\n",
-          "        grads = tape.gradient(scaled, self.model.trainable_variables)\n"
-          "        if self.config.train.clip_norm is not None:\n"
-          "            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)\n")
-    _edit(project / "core" / "steps.py", '        return {"loss": loss}\n',
-          '        return {"loss": loss, "grad_norm": tf.linalg.global_norm(grads)}\n')
+    _edit(
+        project / "core" / "config.py",
+        '    loss: registry_key(LOSSES) = "ce"\n',
+        '    loss: registry_key(LOSSES) = "ce"\n'
+        '    clip_norm: float | None = Field(None, gt=0, description="clip gradients to this global norm")\n',
+    )
+    _edit(
+        project / "core" / "steps.py",
+        "        grads = tape.gradient(scaled, self.model.trainable_variables)\n",
+        "        grads = tape.gradient(scaled, self.model.trainable_variables)\n"
+        "        if self.config.train.clip_norm is not None:\n"
+        "            grads, _ = tf.clip_by_global_norm(grads, self.config.train.clip_norm)\n",
+    )
+    _edit(
+        project / "core" / "steps.py",
+        '        return {"loss": loss}\n',
+        '        return {"loss": loss, "grad_norm": tf.linalg.global_norm(grads)}\n',
+    )
 
     out = script(project, "train.py", *TINY, "--set", "train.epochs=1").stdout
     free = float(_metrics(_run_dir(project, out))[0]["grad_norm"])
     assert free > 0.01, "without clipping the gradients are not tiny"
 
     epochs = 30  # enough that the kill lands mid-run on a fast machine
-    run_dir, _ = train_and_kill(project, [*TINY, "--set", "train.clip_norm=0.001", "--set", f"train.epochs={epochs}"],
-                                after_epochs=2)
+    run_dir, _ = train_and_kill(
+        project, [*TINY, "--set", "train.clip_norm=0.001", "--set", f"train.epochs={epochs}"], after_epochs=2
+    )
     assert 2 <= len(epochs_logged(run_dir)) < epochs
     out = script(project, "train.py", "--resume", "auto").stdout
     assert f"resuming run {run_dir.name}" in out
@@ -205,11 +253,15 @@ class ClippedModel(keras.Model):
 '''
 
 
-def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_record(built_projects, tmp_path: Path) -> None:
+def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_record(
+    built_projects, tmp_path: Path
+) -> None:
     project = _copy(built_projects, "segmentation", "keras", tmp_path)
     unet = project / "core" / "unet.py"
     unet.write_text(unet.read_text() + _CLIPPED_MODEL)
-    _edit(unet, "    return keras.Model(inputs, logits, name=name)", "    return ClippedModel(inputs, logits, name=name)")
+    _edit(
+        unet, "    return keras.Model(inputs, logits, name=name)", "    return ClippedModel(inputs, logits, name=name)"
+    )
 
     out = script(project, "train.py", *TINY, "--set", "train.epochs=2").stdout
     run_dir = _run_dir(project, out)
@@ -232,10 +284,13 @@ def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_reco
 
 
 def test_an_optimizer_added_in_the_project_is_the_one_used_and_keys_it_ignores_are_refused(
-        built_projects, tmp_path: Path) -> None:
+    built_projects, tmp_path: Path
+) -> None:
     project = _copy(built_projects, "segmentation", "tf", tmp_path)
     optimizers = project / "core" / "optimizers.py"
-    optimizers.write_text(optimizers.read_text() + textwrap.dedent('''
+    optimizers.write_text(
+        optimizers.read_text()
+        + textwrap.dedent("""
 
         import keras
 
@@ -245,10 +300,25 @@ def test_an_optimizer_added_in_the_project_is_the_one_used_and_keys_it_ignores_a
         def heavy_ball(train, learning_rate):
             print(f"heavy_ball: momentum {train.momentum}, learning rate {learning_rate}", flush=True)
             return keras.optimizers.SGD(learning_rate, momentum=train.momentum)
-    '''))
-    out = script(project, "train.py", *TINY, "--set", "train.optimizer=heavy_ball", "--set", "train.momentum=0.5",
-                 "--set", "train.lr_schedule=constant", "--set", "train.learning_rate=0.05",
-                 "--set", "train.epochs=2", "--set", "train.steps_per_epoch=2").stdout
+    """)
+    )
+    out = script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        "train.optimizer=heavy_ball",
+        "--set",
+        "train.momentum=0.5",
+        "--set",
+        "train.lr_schedule=constant",
+        "--set",
+        "train.learning_rate=0.05",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.steps_per_epoch=2",
+    ).stdout
     assert "heavy_ball: momentum 0.5, learning rate 0.05" in out
     assert [float(r["learning_rate"]) for r in _metrics(_run_dir(project, out))] == pytest.approx([0.05, 0.05])
 
@@ -259,11 +329,14 @@ def test_an_optimizer_added_in_the_project_is_the_one_used_and_keys_it_ignores_a
 
     assert refused("train.optimizer=heavy_ball", "train.weight_decay=0.01").endswith(
         "train.weight_decay: 0.01 has no effect with train.optimizer heavy_ball (only adamw read it); "
-        "remove it or choose adamw")
+        "remove it or choose adamw"
+    )
     assert "train.momentum: 0.5 has no effect with train.optimizer adam (only heavy_ball, sgd read it)" in refused(
-        "train.momentum=0.5")
+        "train.momentum=0.5"
+    )
     assert "train.warmup_epochs: 2 has no effect with train.lr_schedule constant" in refused(
-        "train.lr_schedule=constant", "train.warmup_epochs=2")
+        "train.lr_schedule=constant", "train.warmup_epochs=2"
+    )
     assert "did you mean 'heavy_ball'?" in refused("train.optimizer=heavy_bal")
     assert len(list((project / "logs").glob("*/run.json"))) == 1, "a refused config must not start a run"
 
@@ -337,7 +410,8 @@ if __name__ == "__main__":
 
 
 def test_a_hand_written_train_py_with_an_ema_teacher_keeps_the_run_record_resume_and_summaries(
-        built_projects, tmp_path: Path) -> None:
+    built_projects, tmp_path: Path
+) -> None:
     """The escape hatch (README "A loop of your own"): train.py replaced by a non-standard loop built from
     skelgen_runtime.jobs; its steps' state (the teacher, a counter) survives SIGKILL and resume, every
     epoch is logged once with the values the steps return, TensorBoard has them, the run completes."""
@@ -369,16 +443,29 @@ def test_a_hand_written_train_py_with_an_ema_teacher_keeps_the_run_record_resume
 
 @pytest.mark.parametrize("framework", ["keras", "tf"])
 def test_a_metric_added_in_the_project_is_logged_and_the_monitor_cannot_be_left_out(
-        built_projects, tmp_path: Path, framework: str) -> None:
+    built_projects, tmp_path: Path, framework: str
+) -> None:
     project = _copy(built_projects, "segmentation", framework, tmp_path)
-    _edit(project / "core" / "metrics.py", 'METRICS = default_metrics("segmentation")\n',
-          'METRICS = default_metrics("segmentation")\n\n\n'
-          '@METRICS.register("pixel_accuracy")\n'
-          'def pixel_accuracy(config, info):\n'
-          '    import keras\n\n'
-          '    return keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")\n')
-    out = script(project, "train.py", *TINY, "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
-                 "--set", "train.metrics=[miou, pixel_accuracy]").stdout
+    _edit(
+        project / "core" / "metrics.py",
+        'METRICS = default_metrics("segmentation")\n',
+        'METRICS = default_metrics("segmentation")\n\n\n'
+        '@METRICS.register("pixel_accuracy")\n'
+        "def pixel_accuracy(config, info):\n"
+        "    import keras\n\n"
+        '    return keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")\n',
+    )
+    out = script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--set",
+        "train.metrics=[miou, pixel_accuracy]",
+    ).stdout
     row = _metrics(_run_dir(project, out))[0]
     assert 0 <= float(row["pixel_accuracy"]) <= 1 and 0 <= float(row["val_pixel_accuracy"]) <= 1
     assert "val_miou" in row

@@ -14,8 +14,18 @@ import pytest
 
 from conftest import epochs_logged, script, train_and_kill
 
-TINY = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-        "--set", "train.steps_per_epoch=2", "--set", "model.backbone=mobilenetv2"]
+TINY = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "data.image_size=[32,32]",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "train.steps_per_epoch=2",
+    "--set",
+    "model.backbone=mobilenetv2",
+]
 
 _SAVE = """
     import sys, keras
@@ -51,8 +61,9 @@ _MOVED = """
 
 
 def _python(project: Path, code: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=project, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], cwd=project, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
 
@@ -63,8 +74,9 @@ def _new_runs(project: Path, before: set[Path]) -> list[Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["keras", "tf"])
-def test_frozen_backbone_does_not_move_then_trains_and_the_record_says_when(built_projects, tmp_path: Path,
-                                                                             framework: str) -> None:
+def test_frozen_backbone_does_not_move_then_trains_and_the_record_says_when(
+    built_projects, tmp_path: Path, framework: str
+) -> None:
     project = tmp_path / "p"
     shutil.copytree(built_projects("classification", framework), project, symlinks=True)
     weights = tmp_path / "mobilenetv2.weights.h5"
@@ -72,27 +84,61 @@ def test_frozen_backbone_does_not_move_then_trains_and_the_record_says_when(buil
     runs_before = {p for p in (project / "logs").iterdir() if p.is_dir()}
 
     # one epoch, all of it frozen: the backbone's weights and BatchNorm statistics are the file's
-    script(project, "train.py", *TINY, "--set", f"model.weights={weights}", "--set", "train.epochs=1",
-           "--set", "train.freeze_backbone_epochs=1")
+    script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        f"model.weights={weights}",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.freeze_backbone_epochs=1",
+    )
     [frozen_run] = _new_runs(project, runs_before)
-    moved = json.loads(_python(project, _MOVED, str(frozen_run / "config.yaml"),
-                               str(project / "models" / frozen_run.name / "checkpoints" / "last.weights.h5")))
+    moved = json.loads(
+        _python(
+            project,
+            _MOVED,
+            str(frozen_run / "config.yaml"),
+            str(project / "models" / frozen_run.name / "checkpoints" / "last.weights.h5"),
+        )
+    )
     assert moved["encoder.trainable"] == 0.0 and moved["encoder.statistics"] == 0.0, moved
     assert moved["rest.trainable"] > 0.0, moved
 
     # two epochs, the first frozen, the second at a tenth of the learning rate: now the backbone moves
     runs_before = {p for p in (project / "logs").iterdir() if p.is_dir()}
-    script(project, "train.py", *TINY, "--set", f"model.weights={weights}", "--set", "train.epochs=2",
-           "--set", "train.freeze_backbone_epochs=1", "--set", "train.backbone_lr_multiplier=0.1")
+    script(
+        project,
+        "train.py",
+        *TINY,
+        "--set",
+        f"model.weights={weights}",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.freeze_backbone_epochs=1",
+        "--set",
+        "train.backbone_lr_multiplier=0.1",
+    )
     [run] = _new_runs(project, runs_before)
-    moved = json.loads(_python(project, _MOVED, str(run / "config.yaml"),
-                               str(project / "models" / run.name / "checkpoints" / "last.weights.h5")))
+    moved = json.loads(
+        _python(
+            project,
+            _MOVED,
+            str(run / "config.yaml"),
+            str(project / "models" / run.name / "checkpoints" / "last.weights.h5"),
+        )
+    )
     assert moved["encoder.trainable"] > 0.0 and moved["encoder.statistics"] > 0.0, moved
     record = json.loads((run / "run.json").read_text())
     tuning = record["fine_tuning"]
     assert tuning["backbone_layers"] == ["encoder.preprocess", "encoder"]
-    assert tuning["phases"] == [{"epochs": [1, 1], "backbone": "frozen (BatchNorm in inference mode)"},
-                                {"epochs": [2, 2], "backbone": "trainable"}]
+    assert tuning["phases"] == [
+        {"epochs": [1, 1], "backbone": "frozen (BatchNorm in inference mode)"},
+        {"epochs": [2, 2], "backbone": "trainable"},
+    ]
     assert tuning["backbone_lr_multiplier"] == 0.1
     assert record["pretrained_weights"][0]["file"] == str(weights)
 
@@ -104,19 +150,43 @@ def test_fine_tuning_without_a_backbone_named_encoder_is_refused(built_projects,
     classifier.write_text(classifier.read_text().replace('name=f"encoder', 'name=f"trunk'))
     backbones = project / "core" / "backbones.py"
     backbones.write_text(backbones.read_text().replace('name=f"encoder', 'name=f"trunk'))
-    proc = script(project, "train.py", "--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]",
-                  "--set", "train.freeze_backbone_epochs=1", "--set", "train.epochs=1", check=False)
+    proc = script(
+        project,
+        "train.py",
+        "--config",
+        "configs/demo.yaml",
+        "--set",
+        "data.image_size=[32,32]",
+        "--set",
+        "train.freeze_backbone_epochs=1",
+        "--set",
+        "train.epochs=1",
+        check=False,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "need the backbone's layers named 'encoder' or 'encoder.*'" in proc.stderr
 
 
 @pytest.mark.slow
-def test_a_run_resumed_after_unfreezing_keeps_the_optimizer_state_of_every_variable(built_projects,
-                                                                                     tmp_path: Path) -> None:
+def test_a_run_resumed_after_unfreezing_keeps_the_optimizer_state_of_every_variable(
+    built_projects, tmp_path: Path
+) -> None:
     project = tmp_path / "p"
     shutil.copytree(built_projects("classification", "tf"), project, symlinks=True)
-    args = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-            "--set", "train.steps_per_epoch=2", "--set", "train.epochs=4", "--set", "train.freeze_backbone_epochs=1"]
+    args = [
+        "--config",
+        "configs/demo.yaml",
+        "--set",
+        "data.image_size=[32,32]",
+        "--set",
+        "data.batch_size=8",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "train.freeze_backbone_epochs=1",
+    ]
     # killed once epoch 3 is logged: the resume state of epoch 2 (the first unfrozen one) is on disk
     run_dir, killed = train_and_kill(project, args, after_epochs=3)
     assert killed.returncode != 0
@@ -156,13 +226,27 @@ _ENCODERS = """
 
 
 @pytest.mark.slow
-def test_another_runs_backbone_arrives_through_its_final_keras_and_a_mismatch_is_named(built_projects,
-                                                                                        tmp_path: Path) -> None:
+def test_another_runs_backbone_arrives_through_its_final_keras_and_a_mismatch_is_named(
+    built_projects, tmp_path: Path
+) -> None:
     """The transfer of benchmarks/run.py's models group on a tiny budget: pretrain by classification, then
     segment from its final.keras with the backbone frozen: the segmenter's backbone is the classifier's."""
-    small = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-             "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "model.base_filters=4",
-             "--set", "model.depth=2"]
+    small = [
+        "--config",
+        "configs/demo.yaml",
+        "--set",
+        "data.image_size=[32,32]",
+        "--set",
+        "data.batch_size=8",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=2",
+    ]
     classification = tmp_path / "cls"
     shutil.copytree(built_projects("classification", "keras"), classification, symlinks=True)
     before = {p for p in (classification / "logs").iterdir() if p.is_dir()}
@@ -173,18 +257,23 @@ def test_another_runs_backbone_arrives_through_its_final_keras_and_a_mismatch_is
     segmentation = tmp_path / "seg"
     shutil.copytree(built_projects("segmentation", "keras"), segmentation, symlinks=True)
     before = {p for p in (segmentation / "logs").iterdir() if p.is_dir()}
-    script(segmentation, "train.py", *small, "--set", f"model.weights={final}", "--set", "train.freeze_backbone_epochs=1")
+    script(
+        segmentation, "train.py", *small, "--set", f"model.weights={final}", "--set", "train.freeze_backbone_epochs=1"
+    )
     [run] = _new_runs(segmentation, before)
-    result = json.loads(_python(segmentation, _ENCODERS, str(final),
-                                str(segmentation / "models" / run.name / "final.keras")))
+    result = json.loads(
+        _python(segmentation, _ENCODERS, str(final), str(segmentation / "models" / run.name / "final.keras"))
+    )
     assert result == {"layers": 12, "equal": True}, result  # 3 stages x (2 convolutions + 2 batch norms)
     source = json.loads((run / "run.json").read_text())["pretrained_weights"][0]
     assert source["backbone"] == "simple" and source["file"] == str(final) and source["layers"] == 12
 
-    proc = script(segmentation, "train.py", *small, "--set", "model.depth=3", "--set", f"model.weights={final}",
-                  check=False)
-    assert proc.returncode == 1 and f"model.weights: {final} has no layer 'encoder.stage3.conv1'" in proc.stderr, \
+    proc = script(
+        segmentation, "train.py", *small, "--set", "model.depth=3", "--set", f"model.weights={final}", check=False
+    )
+    assert proc.returncode == 1 and f"model.weights: {final} has no layer 'encoder.stage3.conv1'" in proc.stderr, (
         proc.stderr
+    )
 
 
 @pytest.mark.slow
@@ -193,13 +282,23 @@ def test_a_run_resumed_in_the_frozen_phase_stays_frozen(built_projects, tmp_path
     shutil.copytree(built_projects("classification", "keras"), project, symlinks=True)
     weights = tmp_path / "mobilenetv2.weights.h5"
     _python(project, _SAVE, str(weights))
-    args = [*TINY, "--set", f"model.weights={weights}", "--set", "train.epochs=3", "--set",
-            "train.freeze_backbone_epochs=3", "--set", "train.steps_per_epoch=6"]
+    args = [
+        *TINY,
+        "--set",
+        f"model.weights={weights}",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.freeze_backbone_epochs=3",
+        "--set",
+        "train.steps_per_epoch=6",
+    ]
     run_dir, killed = train_and_kill(project, args, after_epochs=1)
     assert killed.returncode != 0
     script(project, "train.py", "--resume", "auto")
     assert epochs_logged(run_dir) == [0, 1, 2]  # metrics.csv counts from 0
-    moved = json.loads(_python(project, _MOVED, str(run_dir / "config.yaml"),
-                               str(project / "models" / run_dir.name / "final.keras")))
+    moved = json.loads(
+        _python(project, _MOVED, str(run_dir / "config.yaml"), str(project / "models" / run_dir.name / "final.keras"))
+    )
     assert moved["encoder.trainable"] == 0.0 and moved["encoder.statistics"] == 0.0, moved
     assert moved["rest.trainable"] > 0.0, moved

@@ -17,8 +17,18 @@ from conftest import script
 
 pytestmark = pytest.mark.slow
 
-TWO_STEPS = ["--config", "configs/demo.yaml", "--set", "data.image_size=[64,64]", "--set", "data.batch_size=4",
-             "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2"]
+TWO_STEPS = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "data.image_size=[64,64]",
+    "--set",
+    "data.batch_size=4",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.steps_per_epoch=2",
+]
 
 
 def _copy(built_projects, task: str, tmp_path: Path) -> Path:
@@ -32,15 +42,19 @@ def _new_run(project: Path, before: set[Path]) -> Path:
     return run
 
 
-@pytest.mark.parametrize(("task", "model", "backbone"), [
-    ("segmentation", "deeplabv3plus", "hub_resnet18"),
-    ("segmentation", "segformer", "hub_mit_b0"),
-    ("classification", "classifier", "hub_resnet18"),
-    ("classification", "classifier", "hub_mit_b0"),
-    ("detection", "centernet", "hub_resnet18"),
-])
-def test_a_keras_hub_model_trains_evaluates_exports_and_reloads(built_projects, tmp_path: Path, task: str,
-                                                                 model: str, backbone: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "model", "backbone"),
+    [
+        ("segmentation", "deeplabv3plus", "hub_resnet18"),
+        ("segmentation", "segformer", "hub_mit_b0"),
+        ("classification", "classifier", "hub_resnet18"),
+        ("classification", "classifier", "hub_mit_b0"),
+        ("detection", "centernet", "hub_resnet18"),
+    ],
+)
+def test_a_keras_hub_model_trains_evaluates_exports_and_reloads(
+    built_projects, tmp_path: Path, task: str, model: str, backbone: str
+) -> None:
     project = _copy(built_projects, task, tmp_path)
     before = {p for p in (project / "logs").iterdir() if p.is_dir()}
     # the whole model section replaced: the demo's keys are the from-scratch builder's
@@ -60,8 +74,9 @@ def test_a_keras_hub_model_trains_evaluates_exports_and_reloads(built_projects, 
         out = serve(images=tf.constant(image))
         print({k: list(v.shape) for k, v in out.items()})
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(check), str(saved)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(check), str(saved)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     shapes = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own script's dict
     if task == "segmentation":
@@ -84,8 +99,9 @@ _PRESET = """
 def test_a_keras_hub_preset_folder_loads_and_bad_presets_are_named(built_projects, tmp_path: Path) -> None:
     project = _copy(built_projects, "classification", tmp_path)
     preset = tmp_path / "preset"
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_PRESET), str(preset)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_PRESET), str(preset)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     before = {p for p in (project / "logs").iterdir() if p.is_dir()}
     script(project, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_resnet18", "--set", f"model.weights={preset}")
@@ -95,12 +111,30 @@ def test_a_keras_hub_preset_folder_loads_and_bad_presets_are_named(built_project
     broken = tmp_path / "broken"
     shutil.copytree(preset, broken)
     (broken / "model.weights.h5").unlink()
-    proc = script(project, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_resnet18",
-                  "--set", f"model.weights={broken}", check=False)
-    assert proc.returncode == 1 and f"{broken} is not a keras-hub preset folder: model.weights.h5 missing" in proc.stderr
+    proc = script(
+        project,
+        "train.py",
+        *TWO_STEPS,
+        "--set",
+        "model.backbone=hub_resnet18",
+        "--set",
+        f"model.weights={broken}",
+        check=False,
+    )
+    assert (
+        proc.returncode == 1 and f"{broken} is not a keras-hub preset folder: model.weights.h5 missing" in proc.stderr
+    )
 
-    proc = script(project, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_resnet18",
-                  "--set", "model.weights=resnet_18_imagenett", check=False)
+    proc = script(
+        project,
+        "train.py",
+        *TWO_STEPS,
+        "--set",
+        "model.backbone=hub_resnet18",
+        "--set",
+        "model.weights=resnet_18_imagenett",
+        check=False,
+    )
     assert proc.returncode == 1 and "did you mean 'resnet_18_imagenet'?" in proc.stderr, proc.stderr
     proc = script(project, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_resnet19", check=False)
     assert proc.returncode == 2 and "did you mean 'hub_resnet18'?" in proc.stderr
@@ -115,8 +149,14 @@ def test_without_keras_hub_a_project_that_names_it_is_told_the_pip_command(built
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])}
     before = {p for p in (project / "logs").iterdir() if p.is_dir()}
-    proc = subprocess.run([sys.executable, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_mit_b0"],
-                          cwd=project, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "train.py", *TWO_STEPS, "--set", "model.backbone=hub_mit_b0"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "pip install 'skelgen-tf[hub]'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert {p for p in (project / "logs").iterdir() if p.is_dir()} == before  # nothing started

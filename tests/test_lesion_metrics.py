@@ -54,8 +54,17 @@ def test_two_separate_lesions_both_found() -> None:
     #   56 sorted distances, index 52.25 falls among the ones -> 1; the same the other way -> HD95 1.
     # case: Dice (1 + 0.75) / 2 = 0.875, HD95 (0 + 1) / 2 = 0.5, 2 TP.
     # sensitivity 112/128; specificity: N = 2400, TN = N - (128 + 128 - 112) = 2256, FP 16 -> 2256/2272.
-    check(lesion_scores(pred, truth)["L"], lesion_dice=0.875, lesion_hd95=0.5, tp=2, fp=0, fn=0,
-          dice=2 * 112 / 256, sensitivity=112 / 128, specificity=2256 / 2272)
+    check(
+        lesion_scores(pred, truth)["L"],
+        lesion_dice=0.875,
+        lesion_hd95=0.5,
+        tp=2,
+        fp=0,
+        fn=0,
+        dice=2 * 112 / 256,
+        sensitivity=112 / 128,
+        specificity=2256 / 2272,
+    )
 
 
 def test_components_within_the_dilation_are_one_lesion() -> None:
@@ -115,13 +124,33 @@ def test_lesions_at_or_below_the_volume_threshold_are_left_out() -> None:
 def test_empty_truth() -> None:
     empty = volume()
     # nothing to score: Dice 1, HD95 0, lesion-wise and full; sensitivity 1 by convention
-    check(lesion_scores(empty, empty)["L"], lesion_dice=1.0, lesion_hd95=0.0, tp=0, fp=0, fn=0,
-          dice=1.0, hd95=0.0, sensitivity=1.0, specificity=1.0)
+    check(
+        lesion_scores(empty, empty)["L"],
+        lesion_dice=1.0,
+        lesion_hd95=0.0,
+        tp=0,
+        fp=0,
+        fn=0,
+        dice=1.0,
+        hd95=0.0,
+        sensitivity=1.0,
+        specificity=1.0,
+    )
     pred = cube(cube(volume(), 2), 16)
     # two predicted lesions, both false positives: Dice 0/2 = 0, HD95 (2*374)/2 = 374; full HD95 of
     # exactly one empty mask is the penalty too; sensitivity 0, specificity (2400-128)/2400
-    check(lesion_scores(pred, empty)["L"], lesion_dice=0.0, lesion_hd95=374.0, tp=0, fp=2, fn=0,
-          dice=0.0, hd95=374.0, sensitivity=0.0, specificity=2272 / 2400)
+    check(
+        lesion_scores(pred, empty)["L"],
+        lesion_dice=0.0,
+        lesion_hd95=374.0,
+        tp=0,
+        fp=2,
+        fn=0,
+        dice=0.0,
+        hd95=374.0,
+        sensitivity=0.0,
+        specificity=2272 / 2400,
+    )
 
 
 def test_two_predicted_fragments_of_one_lesion() -> None:
@@ -132,8 +161,7 @@ def test_two_predicted_fragments_of_one_lesion() -> None:
     # Dice 2*32/(32+64) = 2/3. HD95: every predicted voxel is on both surfaces (0); of the truth's 56
     # surface voxels, the 32 of x=2 and x=5 are at 0 and the 24 of the rings x=3, 4 at 1: index 52.25
     # lies among the ones -> HD95 1.
-    check(lesion_scores(pred, truth)["L"], lesion_dice=2 / 3, lesion_hd95=1.0, tp=1, fp=0, fn=0,
-          dice=2 / 3, hd95=1.0)
+    check(lesion_scores(pred, truth)["L"], lesion_dice=2 / 3, lesion_hd95=1.0, tp=1, fp=0, fn=0, dice=2 / 3, hd95=1.0)
 
 
 def test_2024_removes_small_predicted_groups_per_region_threshold() -> None:

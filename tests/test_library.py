@@ -127,9 +127,11 @@ def test_the_reference_page_is_what_the_docstrings_say() -> None:
     import sys
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    page = subprocess.run([sys.executable, "-m", "skelgen_runtime._reference"], capture_output=True, text=True,
-                          env=env, check=True).stdout
+    page = subprocess.run(
+        [sys.executable, "-m", "skelgen_runtime._reference"], capture_output=True, text=True, env=env, check=True
+    ).stdout
     committed = (REPO / "shared" / "REFERENCE.md").read_text()
-    assert page == committed, ("shared/REFERENCE.md is out of date: python -m skelgen_runtime._reference > "
-                               "shared/REFERENCE.md")
+    assert page == committed, (
+        "shared/REFERENCE.md is out of date: python -m skelgen_runtime._reference > shared/REFERENCE.md"
+    )
     assert "## `skelgen_runtime.jobs`" in page and "class `Training" in page

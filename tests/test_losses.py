@@ -61,7 +61,9 @@ def test_ignored_pixels_count_for_nothing(name: str) -> None:
         "ce": losses.sparse_cross_entropy(IGNORE),
         "focal": losses.focal_loss(IGNORE, gamma=2.0),
         "dice": losses.soft_dice_loss(4, IGNORE),
-        "dice_ce": losses.weighted_sum((1.0, losses.sparse_cross_entropy(IGNORE)), (1.0, losses.soft_dice_loss(4, IGNORE))),
+        "dice_ce": losses.weighted_sum(
+            (1.0, losses.sparse_cross_entropy(IGNORE)), (1.0, losses.soft_dice_loss(4, IGNORE))
+        ),
     }[name]
     changed = logits.copy()
     changed[labels[..., 0] == IGNORE] = np.random.default_rng(9).normal(0, 50, changed[labels[..., 0] == IGNORE].shape)
@@ -84,7 +86,9 @@ def test_dice_ce_equals_its_terms_computed_independently() -> None:
 
 def test_dice_of_a_perfect_prediction_is_zero_and_an_all_ignored_batch_is_finite() -> None:
     labels = np.array([[[0, 1], [2, IGNORE]]], np.int32)[..., None]
-    logits = np.where(np.eye(3)[np.where(labels[..., 0] == IGNORE, 0, labels[..., 0])] > 0, 30.0, -30.0).astype(np.float32)
+    logits = np.where(np.eye(3)[np.where(labels[..., 0] == IGNORE, 0, labels[..., 0])] > 0, 30.0, -30.0).astype(
+        np.float32
+    )
     assert float(losses.soft_dice_loss(3, IGNORE)(labels, logits)[0]) == pytest.approx(0.0, abs=1e-6)
     ignored = np.full((1, 2, 2, 1), IGNORE, np.int32)
     for fn in (losses.sparse_cross_entropy(IGNORE), losses.focal_loss(IGNORE), losses.soft_dice_loss(3, IGNORE)):

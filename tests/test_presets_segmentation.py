@@ -25,15 +25,71 @@ tf = pytest.importorskip("tensorflow")
 H, W = 16, 24  # tiny images: the flow, not the pixels, is under test
 
 VOC_CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 ]
 # labelId -> trainId of cityscapesscripts/helpers/labels.py; every other labelId is void (255)
-CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
-                        25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
-CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-                      "motorcycle", "bicycle"]
+CITYSCAPES_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
+CITYSCAPES_CLASSES = [
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+]
 
 LABEL_SPEC = {
     "image/encoded": tf.io.FixedLenFeature((), tf.string),
@@ -253,8 +309,11 @@ def test_presets_are_listed_in_copier_and_not_builtin() -> None:
     from skelgen_runtime.presets import get_preset
 
     choices = yaml.safe_load((Path(__file__).resolve().parents[1] / "copier.yml").read_text())["preset"]["choices"]
-    for name, reader, count in (("voc2012", "Voc2012Source", 21), ("cityscapes", "CityscapesSource", 19),
-                                ("ade20k", "Ade20kSource", 150)):
+    for name, reader, count in (
+        ("voc2012", "Voc2012Source", 21),
+        ("cityscapes", "CityscapesSource", 19),
+        ("ade20k", "Ade20kSource", 150),
+    ):
         preset = get_preset(name)
         assert name in choices.values()
         assert preset.readers == {"segmentation": reader} and not preset.builtin

@@ -29,8 +29,14 @@ def _run(project: Path, code: str, *args: str, env: dict | None = None) -> subpr
     path = project / "_check.py"
     path.write_text(textwrap.dedent(code))
     try:
-        return subprocess.run([sys.executable, str(path), *args], cwd=project, capture_output=True, text=True,
-                              timeout=600, env={**os.environ, **(env or {})})
+        return subprocess.run(
+            [sys.executable, str(path), *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **(env or {})},
+        )
     finally:
         path.unlink()
 
@@ -38,8 +44,12 @@ def _run(project: Path, code: str, *args: str, env: dict | None = None) -> subpr
 def test_the_network_is_blocked_here_and_in_every_script_the_tests_start(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="network access is blocked"):
         socket.create_connection(("storage.googleapis.com", 443), timeout=5)
-    child = subprocess.run([sys.executable, "-c", "import urllib.request as u; u.urlopen('https://pypi.org', timeout=5)"],
-                           capture_output=True, text=True, timeout=60)
+    child = subprocess.run(
+        [sys.executable, "-c", "import urllib.request as u; u.urlopen('https://pypi.org', timeout=5)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert child.returncode != 0 and "network access is blocked" in child.stderr
 
 
@@ -80,8 +90,9 @@ _FEATURES = """
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
-def test_a_pretrained_backbone_sees_its_own_preprocessing_of_a_photo(seg_project: Path, tmp_path: Path,
-                                                                     name: str) -> None:
+def test_a_pretrained_backbone_sees_its_own_preprocessing_of_a_photo(
+    seg_project: Path, tmp_path: Path, name: str
+) -> None:
     proc = _run(seg_project, _FEATURES, name, str(tmp_path / f"{name}.weights.h5"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own script's dict
@@ -121,7 +132,8 @@ _CONFIGS = """
 
 
 def test_mean_and_std_with_a_backbone_that_preprocesses_itself_and_sizes_it_cannot_take_are_refused(
-        seg_project: Path) -> None:
+    seg_project: Path,
+) -> None:
     proc = _run(seg_project, _CONFIGS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     mean, size, unknown, missing, depth, half, resolved = proc.stdout.strip().splitlines()[-7:]
@@ -129,7 +141,10 @@ def test_mean_and_std_with_a_backbone_that_preprocesses_itself_and_sizes_it_cann
     assert "keras.applications.resnet50.preprocess_input (caffe" in mean and "applied twice" in mean
     assert "data.image_size [48, 48]: backbone 'mobilenetv2'" in size and "divisible by 32 (e.g. [64, 64])" in size
     assert "unknown backbone 'resnet5'" in unknown and "did you mean 'resnet50'?" in unknown
-    assert "model.weights" in missing and "'nowhere.weights.h5' is neither null, imagenet, an existing weights file" in missing
+    assert (
+        "model.weights" in missing
+        and "'nowhere.weights.h5' is neither null, imagenet, an existing weights file" in missing
+    )
     assert "divisible by 16" in depth
     assert "data.mean and data.std are set together" in half
     assert resolved == "None"
@@ -151,8 +166,9 @@ _MISMATCH = """
 """
 
 
-def test_weights_of_another_architecture_are_refused_naming_the_file_and_the_layer(seg_project: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_weights_of_another_architecture_are_refused_naming_the_file_and_the_layer(
+    seg_project: Path, tmp_path: Path
+) -> None:
     other = tmp_path / "mobilenet.weights.h5"
     proc = _run(seg_project, _MISMATCH, str(other))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -176,12 +192,23 @@ def _imagenet_file_for(name: str, path: Path, input_shape=(224, 224, 3)) -> None
     assert proc.returncode == 0, proc.stderr
 
 
-TINY = ["--config", "configs/demo.yaml", "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
-        "--set", "data.image_size=[64,64]", "--set", "data.batch_size=4"]
+TINY = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.steps_per_epoch=2",
+    "--set",
+    "data.image_size=[64,64]",
+    "--set",
+    "data.batch_size=4",
+]
 
 
-def test_imagenet_weights_offline_fail_before_training_then_train_once_imported(built_projects, tmp_path: Path,
-                                                                                monkeypatch) -> None:
+def test_imagenet_weights_offline_fail_before_training_then_train_once_imported(
+    built_projects, tmp_path: Path, monkeypatch
+) -> None:
     import shutil
 
     project = tmp_path / "p"

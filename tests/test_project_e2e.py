@@ -40,8 +40,13 @@ def shapes_projects(tmp_path_factory):
 @pytest.mark.parametrize("task", TASKS)
 def test_generated_project_own_tests_pass(shapes_projects, task: str, framework: str) -> None:
     project = shapes_projects(task, framework)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=project, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout and "skipped" not in proc.stdout
 

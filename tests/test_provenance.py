@@ -18,8 +18,11 @@ from conftest import copy_workspace, git
 def project_files(project: Path) -> dict[str, bytes]:
     """The files git would see in ``project`` (tracked and untracked, not ignored; no run outputs) and their contents."""
     names = git(project, "ls-files", "--cached", "--others", "--exclude-standard", "--deduplicate").splitlines()
-    return {name: (project / name).read_bytes() for name in names
-            if (project / name).is_file() and not (name.startswith(("logs/", "models/")) and name.count("/") > 1)}
+    return {
+        name: (project / name).read_bytes()
+        for name in names
+        if (project / name).is_file() and not (name.startswith(("logs/", "models/")) and name.count("/") > 1)
+    }
 
 
 def patched_files(patch: Path) -> set[str]:
@@ -51,8 +54,9 @@ def test_run_json_has_the_commit_and_a_patch_that_reproduces_the_project(built_p
     assert (ws / ".git/index").read_bytes() == index and git(ws, "status", "--porcelain") == status
     assert record["git_commit"] == head and record["git_dirty"] is True
     patch = project / "logs" / record["run_id"] / record["git_patch"]
-    assert patched_files(patch) == {f"{project.name}/{name}" for name in ("core/config.py", "README.md", "core/extra.py",
-                                                             "configs/demo.yaml")}
+    assert patched_files(patch) == {
+        f"{project.name}/{name}" for name in ("core/config.py", "README.md", "core/extra.py", "configs/demo.yaml")
+    }
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(ws), str(clone))
@@ -71,13 +75,21 @@ def test_run_json_provenance_fields(built_projects, tmp_path: Path) -> None:
     from skelgen_runtime.runs import new_run
 
     project = copy_workspace(built_projects, tmp_path / "ws")
-    record = new_run(project, "demo", config={"experiment": "demo", "train": {"seed": 3}, "data": {"dataset": "shapes"}},
-                     monitor="val_miou", monitor_mode="max").record()
+    record = new_run(
+        project,
+        "demo",
+        config={"experiment": "demo", "train": {"seed": 3}, "data": {"dataset": "shapes"}},
+        monitor="val_miou",
+        monitor_mode="max",
+    ).record()
     assert yaml.safe_load((project / "logs" / record["run_id"] / "config.yaml").read_text())["train"] == {"seed": 3}
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert record["template_version"] == answers["_commit"]
     assert (record["tensorflow_version"], record["keras_version"], record["numpy_version"]) == (
-        tf.__version__, keras.__version__, numpy.__version__)
+        tf.__version__,
+        keras.__version__,
+        numpy.__version__,
+    )
     assert record["cuda_version"] == (tf.sysconfig.get_build_info().get("cuda_version") or None)
     assert record["seed"] == 3 and record["monitor"] == "val_miou" and record["monitor_mode"] == "max"
     assert record["host"] and record["pid"] == os.getpid() and record["argv"] == sys.argv
@@ -164,8 +176,15 @@ print(" ".join(runs.new_run(root, "demo", "experiment: demo\\n").run_id for _ in
 
 def test_run_ids_are_unique_across_racing_processes(tmp_path: Path) -> None:
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / "root"), str(go)], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path / "root"), str(go)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     go.touch()
@@ -187,7 +206,10 @@ def test_set_status_keeps_a_history(tmp_path: Path) -> None:
     run.update_record(status="complete", finished="now")  # the old way still records the change
     record = run.record()
     assert [(h["status"], h["reason"]) for h in record["history"]] == [
-        ("running", "started"), ("interrupted", "SIGINT at epoch 2"), ("complete", None)]
+        ("running", "started"),
+        ("interrupted", "SIGINT at epoch 2"),
+        ("complete", None),
+    ]
     assert all(h["at"] for h in record["history"])
     assert (record["status"], record["epochs_done"], record["pid"], record["finished"]) == ("complete", 2, 1, "now")
     with pytest.raises(ValueError, match="unknown run status 'done'"):

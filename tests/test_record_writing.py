@@ -34,24 +34,37 @@ def test_example_parses_as_tensorflows_own() -> None:
     from skelgen_runtime.records.example import Example, bytes_feature, float_feature, int64_feature
 
     volume = np.arange(-6, 6, dtype=np.int16).reshape(2, 3, 2)
-    ours = Example({
-        "b": bytes_feature(b"\x00jpeg\xff"), "bl": bytes_feature([b"", b"x" * 300, "é".encode()]),
-        "i": int64_feature([0, 1, -1, 127, 128, 2**40, -(2**63), 2**63 - 1]), "f": float_feature([0.1, -2.5, 1e30]),
-        "empty_i": int64_feature([]), "empty_f": float_feature([]), "empty_b": bytes_feature([]),
-        "view": bytes_feature(memoryview(volume.reshape(-1).view(np.uint8))),
-    }).SerializeToString()
+    ours = Example(
+        {
+            "b": bytes_feature(b"\x00jpeg\xff"),
+            "bl": bytes_feature([b"", b"x" * 300, "é".encode()]),
+            "i": int64_feature([0, 1, -1, 127, 128, 2**40, -(2**63), 2**63 - 1]),
+            "f": float_feature([0.1, -2.5, 1e30]),
+            "empty_i": int64_feature([]),
+            "empty_f": float_feature([]),
+            "empty_b": bytes_feature([]),
+            "view": bytes_feature(memoryview(volume.reshape(-1).view(np.uint8))),
+        }
+    ).SerializeToString()
     f = tf.train.Feature
-    theirs = tf.train.Example(features=tf.train.Features(feature={
-        "b": f(bytes_list=tf.train.BytesList(value=[b"\x00jpeg\xff"])),
-        "bl": f(bytes_list=tf.train.BytesList(value=[b"", b"x" * 300, "é".encode()])),
-        "i": f(int64_list=tf.train.Int64List(value=[0, 1, -1, 127, 128, 2**40, -(2**63), 2**63 - 1])),
-        "f": f(float_list=tf.train.FloatList(value=[0.1, -2.5, 1e30])),
-        "empty_i": f(int64_list=tf.train.Int64List()), "empty_f": f(float_list=tf.train.FloatList()),
-        "empty_b": f(bytes_list=tf.train.BytesList()),
-        "view": f(bytes_list=tf.train.BytesList(value=[volume.tobytes()])),
-    }))
+    theirs = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "b": f(bytes_list=tf.train.BytesList(value=[b"\x00jpeg\xff"])),
+                "bl": f(bytes_list=tf.train.BytesList(value=[b"", b"x" * 300, "é".encode()])),
+                "i": f(int64_list=tf.train.Int64List(value=[0, 1, -1, 127, 128, 2**40, -(2**63), 2**63 - 1])),
+                "f": f(float_list=tf.train.FloatList(value=[0.1, -2.5, 1e30])),
+                "empty_i": f(int64_list=tf.train.Int64List()),
+                "empty_f": f(float_list=tf.train.FloatList()),
+                "empty_b": f(bytes_list=tf.train.BytesList()),
+                "view": f(bytes_list=tf.train.BytesList(value=[volume.tobytes()])),
+            }
+        )
+    )
     assert tf.train.Example.FromString(ours) == theirs  # the same message, field by field
-    parsed = tf.io.parse_single_example(ours, {"i": tf.io.VarLenFeature(tf.int64), "view": tf.io.FixedLenFeature((), tf.string)})
+    parsed = tf.io.parse_single_example(
+        ours, {"i": tf.io.VarLenFeature(tf.int64), "view": tf.io.FixedLenFeature((), tf.string)}
+    )
     assert tf.sparse.to_dense(parsed["i"]).numpy().tolist() == [0, 1, -1, 127, 128, 2**40, -(2**63), 2**63 - 1]
     np.testing.assert_array_equal(np.frombuffer(parsed["view"].numpy(), np.int16).reshape(2, 3, 2), volume)
 
@@ -104,8 +117,10 @@ def test_example_encoder_equals_tensorflows_on_random_examples() -> None:
         tf_example = tf.train.Example(features=tf.train.Features(feature=theirs))
         assert tf.train.Example.FromString(ours) == tf_example
         # and read back (what a build records about its images), from ours and from TensorFlow's bytes
-        want = {key: [bytes(v) for v in lists_of(tf_example, key)] if dtype == "string" else lists_of(tf_example, key)
-                for key, dtype in dtypes.items()}
+        want = {
+            key: [bytes(v) for v in lists_of(tf_example, key)] if dtype == "string" else lists_of(tf_example, key)
+            for key, dtype in dtypes.items()
+        }
         for serialised in (ours, tf_example.SerializeToString()):
             got = read_features(serialised, [*dtypes, "absent"])
             assert {k: [bytes(v) if isinstance(v, memoryview) else v for v in vs] for k, vs in got.items()} == want
@@ -124,17 +139,20 @@ def test_read_features_refuses_what_is_not_an_example() -> None:
             read_features(broken, ["k"])
 
 
-@pytest.mark.parametrize("dtype, value, needles", [
-    ("string", "text", ["image/x: str 'text' is not bytes", ".encode()"]),
-    ("string", ["ok".encode(), "text"], ["image/x: str 'text'"]),
-    ("int64", 2**63, ["image/x: 9223372036854775808 is out of the int64 range"]),
-    ("int64", [np.uint64(2**64 - 1)], ["image/x: 18446744073709551615 is out of the int64 range"]),
-    ("int64", 1.5, ["image/x: float 1.5 is not an integer"]),
-    ("int64", np.asarray([1.0, 2.0]), ["image/x: float 1.0 is not an integer"]),
-    ("int64", "3", ["image/x: str '3' is not an integer"]),
-    ("float32", "0.5", ["image/x: str '0.5' is not a number"]),
-    ("float32", [None], ["image/x: NoneType None is not a number"]),
-])
+@pytest.mark.parametrize(
+    "dtype, value, needles",
+    [
+        ("string", "text", ["image/x: str 'text' is not bytes", ".encode()"]),
+        ("string", ["ok".encode(), "text"], ["image/x: str 'text'"]),
+        ("int64", 2**63, ["image/x: 9223372036854775808 is out of the int64 range"]),
+        ("int64", [np.uint64(2**64 - 1)], ["image/x: 18446744073709551615 is out of the int64 range"]),
+        ("int64", 1.5, ["image/x: float 1.5 is not an integer"]),
+        ("int64", np.asarray([1.0, 2.0]), ["image/x: float 1.0 is not an integer"]),
+        ("int64", "3", ["image/x: str '3' is not an integer"]),
+        ("float32", "0.5", ["image/x: str '0.5' is not a number"]),
+        ("float32", [None], ["image/x: NoneType None is not a number"]),
+    ],
+)
 def test_example_encoder_refuses_what_the_format_cannot_hold(dtype: str, value, needles: list[str]) -> None:
     from skelgen_runtime.errors import ExampleEncodingError
     from skelgen_runtime.records.example import encode_features
@@ -152,8 +170,12 @@ def test_tfrecord_file_reads_back_with_tensorflow(tmp_path: Path, compression: s
     from skelgen_runtime.records.tfrecord import TFRecordFileWriter
 
     rng = np.random.default_rng(0)
-    records = [b"", b"one", rng.integers(0, 256, 3 << 20, dtype=np.uint8).tobytes(),
-               *(rng.integers(0, 4, int(n), dtype=np.uint8).tobytes() for n in rng.integers(1, 5000, 40))]
+    records = [
+        b"",
+        b"one",
+        rng.integers(0, 256, 3 << 20, dtype=np.uint8).tobytes(),
+        *(rng.integers(0, 4, int(n), dtype=np.uint8).tobytes() for n in rng.integers(1, 5000, 40)),
+    ]
     path = tmp_path / "a.tfrecord"
     with TFRecordFileWriter(path, compression) as writer:
         for record in records:
@@ -210,8 +232,17 @@ def test_records_decode_as_pillow_reads_the_sources(tmp_path: Path) -> None:
 
     _mixed_dataset(tmp_path / "raw")
     source = ImagesMasksSource(tmp_path / "raw", LabelMap(CLASSES))
-    report = build_dataset(source, tmp_path / "out", schema="segmentation", schema_version=1, feature_spec={},
-                           prefix="mixed", workers=1, shard_size=4, progress=False)
+    report = build_dataset(
+        source,
+        tmp_path / "out",
+        schema="segmentation",
+        schema_version=1,
+        feature_spec={},
+        prefix="mixed",
+        workers=1,
+        shard_size=4,
+        progress=False,
+    )
     assert report.counts == {"train": 6}
     seen = set()
     for record in tf.data.TFRecordDataset(sorted(str(p) for p in (tmp_path / "out").glob("*.tfrecord"))):
@@ -260,20 +291,23 @@ def _jpeg() -> bytes:
 
 def _bad_huffman_table(data: bytes) -> bytes:
     at = data.index(b"\xff\xc4") + 5  # the code counts of the first DHT segment
-    return data[:at] + b"\xff" * 16 + data[at + 16:]
+    return data[:at] + b"\xff" * 16 + data[at + 16 :]
 
 
-@pytest.mark.parametrize("name,image,label,file,needles", [
-    ("truncated at half", _jpeg()[: len(_jpeg()) // 2], None, "a.jpg", ["cannot read image", "truncated"]),
-    ("truncated by 10 bytes", _jpeg()[:-10], None, "a.jpg", ["cannot read image", "truncated"]),
-    ("corrupt Huffman table", _bad_huffman_table(_jpeg()), None, "a.jpg", ["cannot read image"]),
-    ("not an image", b"\xff\xd8\xff\xe0 this is not a jpeg", None, "a.jpg", ["cannot read image"]),
-    ("mask of another size", None, _png(np.zeros((20, 30), np.uint8)), "a.png", ["label is 30x20", "is 48x32"]),
-    ("label out of range", None, _png(np.full((32, 48), 7, np.uint8)), "a.png", ["label ids [7]", "outside 0..3"]),
-    ("RGB label", None, _png(np.zeros((32, 48, 3), np.uint8)), "a.png", ["mode RGB", "one channel"]),
-    ("16-bit label", None, _png(np.zeros((32, 48), np.uint16)), "a.png", ["mode I;16"]),
-    ("truncated label", None, _png(np.ones((32, 48), np.uint8))[:-30], "a.png", ["cannot read label"]),
-])
+@pytest.mark.parametrize(
+    "name,image,label,file,needles",
+    [
+        ("truncated at half", _jpeg()[: len(_jpeg()) // 2], None, "a.jpg", ["cannot read image", "truncated"]),
+        ("truncated by 10 bytes", _jpeg()[:-10], None, "a.jpg", ["cannot read image", "truncated"]),
+        ("corrupt Huffman table", _bad_huffman_table(_jpeg()), None, "a.jpg", ["cannot read image"]),
+        ("not an image", b"\xff\xd8\xff\xe0 this is not a jpeg", None, "a.jpg", ["cannot read image"]),
+        ("mask of another size", None, _png(np.zeros((20, 30), np.uint8)), "a.png", ["label is 30x20", "is 48x32"]),
+        ("label out of range", None, _png(np.full((32, 48), 7, np.uint8)), "a.png", ["label ids [7]", "outside 0..3"]),
+        ("RGB label", None, _png(np.zeros((32, 48, 3), np.uint8)), "a.png", ["mode RGB", "one channel"]),
+        ("16-bit label", None, _png(np.zeros((32, 48), np.uint16)), "a.png", ["mode I;16"]),
+        ("truncated label", None, _png(np.ones((32, 48), np.uint8))[:-30], "a.png", ["cannot read label"]),
+    ],
+)
 def test_bad_examples_are_refused_naming_the_file(tmp_path: Path, name, image, label, file, needles) -> None:
     from skelgen_runtime.errors import BadExampleError
 
@@ -326,8 +360,14 @@ def test_shards_are_balanced_and_workers_follow_the_work(tmp_path: Path) -> None
     big.write_bytes(b"\0")
     with open(big, "r+b") as f:  # sparse: large on paper, nothing on disk
         f.truncate(MIN_BYTES_PER_WORKER * 3)
-    heavy = plan_shards([SourceItem(key=str(i), files={"image": big}) for i in range(8)], out_dir=tmp_path,
-                        prefix="p", split="train", shard_size=2, salt="")
+    heavy = plan_shards(
+        [SourceItem(key=str(i), files={"image": big}) for i in range(8)],
+        out_dir=tmp_path,
+        prefix="p",
+        split="train",
+        shard_size=2,
+        salt="",
+    )
     assert choose_workers(plans, requested=8) == 1  # a few small files: starting processes cannot pay
     assert choose_workers(heavy, requested=2) == 2 and choose_workers(heavy, requested=16) == 4  # one per shard
     assert choose_workers(heavy[:1], requested=8) == 1
@@ -339,12 +379,22 @@ def test_content_key_follows_reader_options(tmp_path: Path) -> None:
 
     def key(**changes) -> str:
         options = {"label_map": LabelMap(CLASSES), **changes}
-        return content_key(ImagesMasksSource(tmp_path, **options), schema="segmentation", schema_version=1,
-                           compression=None)
+        return content_key(
+            ImagesMasksSource(tmp_path, **options), schema="segmentation", schema_version=1, compression=None
+        )
 
     assert key() == key()
-    assert len({key(), key(label_dir="masks"), key(label_map=LabelMap(CLASSES, ignore_label=0)),
-                key(label_map=LabelMap(CLASSES[::-1]))}) == 4
+    assert (
+        len(
+            {
+                key(),
+                key(label_dir="masks"),
+                key(label_map=LabelMap(CLASSES, ignore_label=0)),
+                key(label_map=LabelMap(CLASSES[::-1])),
+            }
+        )
+        == 4
+    )
 
 
 # ------------------------------------------------------------------------------ reuse stays correct
@@ -363,8 +413,9 @@ def test_skip_bad_shards_are_not_reused_by_a_plain_build(tmp_path_factory) -> No
     out = project / "datasets/shapes/tfrecords"
 
     def build(*extra: str):
-        proc = script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "2", "--shard-size", "4",
-                      *extra, check=False)
+        proc = script(
+            project, "datasets/build_shapes_to_tfrecord.py", "--workers", "2", "--shard-size", "4", *extra, check=False
+        )
         info = out / "dataset_info.json"
         if proc.returncode == 0:
             data = json.loads(info.read_text())

@@ -124,11 +124,16 @@ def test_rebuild_with_other_options_replaces_stale_shards(built_project: Path, t
     project = tmp_path / "copy"
     shutil.copytree(built_project, project, symlinks=True)
     out = project / "datasets/shapes/tfrecords"
-    script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--shard-size", "16", "--max-examples", "5")
+    script(
+        project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--shard-size", "16", "--max-examples", "5"
+    )
     info = json.loads((out / "dataset_info.json").read_text())
     assert info["splits"]["train"]["count"] == 5
     assert sorted(p.name for p in out.glob("*.tfrecord")) == [
-        "shapes_pred-00000-of-00001.tfrecord", "shapes_train-00000-of-00001.tfrecord", "shapes_val-00000-of-00001.tfrecord"]
+        "shapes_pred-00000-of-00001.tfrecord",
+        "shapes_train-00000-of-00001.tfrecord",
+        "shapes_val-00000-of-00001.tfrecord",
+    ]
     assert len(_records([out / "shapes_train-00000-of-00001.tfrecord"])) == 5
 
 
@@ -238,8 +243,10 @@ def test_an_edited_source_file_rewrites_its_shard(small_project: Path) -> None:
     Image.fromarray(ids).save(mask)
     proc = _build(small_project, "--shard-size", "3")
     assert "1 shards written" in proc.stdout, proc.stdout  # only the shard holding the edited mask
-    spec = {"image/filename": tf.io.FixedLenFeature((), tf.string),
-            "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string)}
+    spec = {
+        "image/filename": tf.io.FixedLenFeature((), tf.string),
+        "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string),
+    }
     for record in _records(sorted(out.glob("shapes_train-*.tfrecord"))):
         ex = tf.io.parse_single_example(record, spec)
         if ex["image/filename"].numpy().endswith(b"train_00004.jpg"):

@@ -14,9 +14,22 @@ import pytest
 
 from conftest import copy_workspace, git, script, skelgen
 
-TINY = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-        "--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "train.epochs=2",
-        "--set", "train.steps_per_epoch=3"]
+TINY = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "data.image_size=[32,32]",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "model.base_filters=4",
+    "--set",
+    "model.depth=2",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.steps_per_epoch=3",
+]
 #: the second run differs from the first in exactly these two config values
 CHANGED = {"model.base_filters": 8, "train.learning_rate": 0.01}
 
@@ -118,6 +131,7 @@ def test_plot_draws_one_curve_per_run(two_runs, tmp_path: Path) -> None:
 
 # --- messages -----------------------------------------------------------------------------------
 
+
 def _one_error_line(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr, proc.stderr
@@ -140,8 +154,9 @@ def test_run_spec_messages(two_runs, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "is ambiguous" in line and first in line and second in line
     assert "give more of the id" in line
 
-    proc = skelgen("runs", "plot", "latest", "--metric", "val_mio", "--out", str(tmp_path / "x.png"), *where,
-                   check=False)
+    proc = skelgen(
+        "runs", "plot", "latest", "--metric", "val_mio", "--out", str(tmp_path / "x.png"), *where, check=False
+    )
     assert proc.returncode == 2 and "did you mean 'val_miou'?" in _one_error_line(proc)
     proc = skelgen("runs", "plot", "latest", "--out", str(tmp_path / "x.gif"), *where, check=False)
     assert proc.returncode == 2 and ".png" in _one_error_line(proc)
@@ -170,10 +185,12 @@ def test_no_runs_yet(built_projects, tmp_path: Path) -> None:
 
 def test_listing_is_fast_and_imports_no_tensorflow(two_runs) -> None:
     project, _, _ = two_runs
-    probe = ("import sys, time; t0 = time.perf_counter(); from skelgen.cli import cli;"
-             "from click.testing import CliRunner; r = CliRunner().invoke(cli, ['runs', '--project', sys.argv[1]]);"
-             "heavy = [m for m in ('tensorflow', 'keras', 'numpy', 'matplotlib') if m in sys.modules];"
-             "print(r.exit_code, heavy, round(time.perf_counter() - t0, 3))")
+    probe = (
+        "import sys, time; t0 = time.perf_counter(); from skelgen.cli import cli;"
+        "from click.testing import CliRunner; r = CliRunner().invoke(cli, ['runs', '--project', sys.argv[1]]);"
+        "heavy = [m for m in ('tensorflow', 'keras', 'numpy', 'matplotlib') if m in sys.modules];"
+        "print(r.exit_code, heavy, round(time.perf_counter() - t0, 3))"
+    )
     out = subprocess.run([sys.executable, "-c", probe, str(project)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("0 [] "), out
     assert float(out.split()[-1]) < 2.0, out
@@ -204,8 +221,12 @@ def test_listing_reads_old_crashed_and_unreadable_runs(tmp_path: Path) -> None:
     _fake_run(project, "20250101-120002-c", "{not json", None, None)
 
     listing = list_runs(project=project)
-    assert [s.run_id for s in listing.runs] == ["20250101-120002-c", "20250101-120001-b",
-                                               "20250101-120000-a-10", "20250101-120000-a-9"]
+    assert [s.run_id for s in listing.runs] == [
+        "20250101-120002-c",
+        "20250101-120001-b",
+        "20250101-120000-a-10",
+        "20250101-120000-a-9",
+    ]
     assert listing.varying == ["train.lr", "train.extra"]
     crashed, running, ten, _ = listing.runs
     assert (ten.monitor, ten.monitor_mode, ten.best, ten.best_epoch, ten.duration_s) == ("val_loss", "min", 0.9, 2, 33)

@@ -32,8 +32,9 @@ def test_renders_and_compiles(tmp_path: Path, task: str, framework: str) -> None
     assert f'TASK = "{task}"' in (project / "datasets/build_data.py").read_text()
     _scripts_are_recipes(project)
     _default_config_says_the_builder_defaults(project)
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project, capture_output=True, text=True
+    )
     assert lint.returncode == 0, f"the rendered project fails its own lint settings:\n{lint.stdout}{lint.stderr}"
 
 
@@ -45,7 +46,11 @@ def _default_config_says_the_builder_defaults(project: Path) -> None:
     model = yaml.safe_load((project / "configs/default.yaml").read_text())["model"]
     registered = {}
     for call in ast.walk(ast.parse((project / "core/__init__.py").read_text())):
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Call) and getattr(call.func.func, "attr", "") == "register":
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Call)
+            and getattr(call.func.func, "attr", "") == "register"
+        ):
             registered[call.func.args[0].value] = call.args[0].id
     builder = registered[model["name"]]
     defaults = {}
@@ -76,8 +81,11 @@ def _scripts_are_recipes(project: Path) -> None:
         main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
         statements = [n for n in ast.walk(main) if isinstance(n, ast.stmt) and n is not main]
         assert len(statements) <= 15, f"{name}: main() has {len(statements)} statements"
-        library = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-                   and n.module.startswith("skelgen_runtime")}
+        library = {
+            n.module
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("skelgen_runtime")
+        }
         assert library == {"skelgen_runtime.errors", "skelgen_runtime.jobs"}, f"{name}: {library}"
 
 
@@ -105,8 +113,10 @@ def test_copier_preset_choices_match_the_presets() -> None:
 
 # ------------------------------------------------------------------ who owns which file, said three times alike
 
-_OWNER_LINE = {"you": "Owner: you. skelgen update never changes this file once it exists.",
-               "template": "Owner: template. skelgen update brings new versions of this file and keeps your edits"}
+_OWNER_LINE = {
+    "you": "Owner: you. skelgen update never changes this file once it exists.",
+    "template": "Owner: template. skelgen update brings new versions of this file and keeps your edits",
+}
 
 
 def _readme_owners(readme: str) -> list[tuple[str, str]]:
@@ -136,7 +146,9 @@ def _readme_owner(rel: str, rows: list[tuple[str, str]]) -> str | None:
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("task", TASKS)
-def test_ownership_is_the_same_in_copier_yml_the_readme_and_every_file(tmp_path: Path, task: str, framework: str) -> None:
+def test_ownership_is_the_same_in_copier_yml_the_readme_and_every_file(
+    tmp_path: Path, task: str, framework: str
+) -> None:
     from pathspec import PathSpec
 
     from conftest import REPO
@@ -155,7 +167,9 @@ def test_ownership_is_the_same_in_copier_yml_the_readme_and_every_file(tmp_path:
         if rel.startswith(("datasets/shapes/", "datasets/brats/", "logs/", "models/")) or "copier-answers" in rel:
             continue  # data, runs and copier's own records
         owner = "you" if yours.match_file(rel) else "template"
-        assert _readme_owner(rel, rows) == owner, f"README says {_readme_owner(rel, rows)} for {rel}, copier.yml {owner}"
+        assert _readme_owner(rel, rows) == owner, (
+            f"README says {_readme_owner(rel, rows)} for {rel}, copier.yml {owner}"
+        )
         if path.suffix in (".py", ".yaml", ".toml") or path.name == ".gitignore":
             assert _OWNER_LINE[owner] in path.read_text(), f"{rel} does not say 'Owner: {owner}.'"
         checked += 1

@@ -13,8 +13,16 @@ from PIL import Image
 
 from conftest import epochs_logged, script, train_and_kill
 
-TINY = ["--set", "data.image_size=[32,32]", "--set", "data.batch_size=8", "--set", "model.base_filters=4",
-        "--set", "model.depth=2"]
+TINY = [
+    "--set",
+    "data.image_size=[32,32]",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "model.base_filters=4",
+    "--set",
+    "model.depth=2",
+]
 
 
 @pytest.fixture(params=["keras", "tf"])
@@ -36,8 +44,9 @@ def _run_id(stdout: str) -> str:
 
 def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> None:
     epochs = 30  # enough that the kill lands mid-run on a fast machine
-    run_dir, _ = train_and_kill(project, ["--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"],
-                                after_epochs=2)
+    run_dir, _ = train_and_kill(
+        project, ["--config", "configs/demo.yaml", *TINY, "--set", f"train.epochs={epochs}"], after_epochs=2
+    )
     done_before = epochs_logged(run_dir)
     assert 2 <= len(done_before) < epochs
 
@@ -53,8 +62,9 @@ def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> Non
     assert list(run_dir.glob("events.out.tfevents.*")), "TensorBoard events in the run's log folder"
 
     # nothing left to resume: auto starts a new run instead
-    out = script(project, "train.py", "--resume", "auto", "--config", "configs/demo.yaml", *TINY,
-                 "--set", "train.epochs=1").stdout
+    out = script(
+        project, "train.py", "--resume", "auto", "--config", "configs/demo.yaml", *TINY, "--set", "train.epochs=1"
+    ).stdout
     assert "no unfinished run to resume" in out and _run_id(out) != run_dir.name
 
 

@@ -18,8 +18,18 @@ import yaml
 
 from conftest import epochs_logged, make_project, script, train_and_kill
 
-TINY = ["--config", "configs/demo.yaml", "--set", "data.image_size=[32,32]", "--set", "data.batch_size=8",
-        "--set", "model.base_filters=4", "--set", "model.depth=2"]
+TINY = [
+    "--config",
+    "configs/demo.yaml",
+    "--set",
+    "data.image_size=[32,32]",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "model.base_filters=4",
+    "--set",
+    "model.depth=2",
+]
 
 
 @pytest.fixture(params=["keras", "tf"])
@@ -31,16 +41,19 @@ def project(request, built_projects, tmp_path: Path) -> Path:
 
 def test_ctrl_c_stops_after_the_step_keeps_the_run_resumable_and_exits_130(project: Path) -> None:
     epochs = 30  # enough that Ctrl-C lands mid-run on a fast machine
-    run_dir, proc = train_and_kill(project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=1,
-                                   sig=signal.SIGINT)
+    run_dir, proc = train_and_kill(
+        project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=1, sig=signal.SIGINT
+    )
     assert proc.returncode == 130, proc.stderr
     assert proc.seconds_after_signal < 15, "Ctrl-C stops after the current step, not the epoch"
     assert "Ctrl-C: stopping after this step" in proc.stderr
     # the signal came early in an epoch (right after the previous one was logged): it is not finished
     assert len(epochs_logged(run_dir)) == proc.epochs_at_signal
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == (f"stopped: training stopped in epoch {len(epochs_logged(run_dir)) + 1} of {epochs} "
-                    f"({len(epochs_logged(run_dir))} finished, kept); resume with: python train.py --resume {run_dir.name}")
+    assert last == (
+        f"stopped: training stopped in epoch {len(epochs_logged(run_dir)) + 1} of {epochs} "
+        f"({len(epochs_logged(run_dir))} finished, kept); resume with: python train.py --resume {run_dir.name}"
+    )
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted" and record["epochs_done"] == len(epochs_logged(run_dir))
     assert "Traceback" not in proc.stderr
@@ -59,8 +72,13 @@ def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path
     project = tmp_path / "p"
     shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
     epochs = 4
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--set", f"train.epochs={epochs}"], cwd=project,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *TINY, "--set", f"train.epochs={epochs}"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while not [p for p in (project / "logs").glob("*/metrics.csv") if epochs_logged(p.parent)]:
         assert proc.poll() is None and time.time() < deadline
@@ -83,14 +101,17 @@ def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path
 
 def test_a_nan_loss_fails_the_run_with_the_reason(project: Path) -> None:
     losses = project / "core" / "losses.py"
-    losses.write_text(losses.read_text() + textwrap.dedent('''
+    losses.write_text(
+        losses.read_text()
+        + textwrap.dedent("""
 
         @LOSSES.register("broken")
         def broken(config, info):
             import tensorflow as tf
 
             return lambda y_true, y_pred: tf.reduce_mean(y_pred, axis=[1, 2, 3]) * float("nan")
-    '''))
+    """)
+    )
     proc = script(project, "train.py", *TINY, "--set", "train.loss=broken", check=False)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
@@ -186,9 +207,14 @@ def test_classification_evaluation_puts_its_confusion_matrix_in_tensorboard(buil
 def test_start_up_noise_is_hidden_and_phases_are_announced(project: Path) -> None:
     """TensorFlow's absl notice and oneDNN lines are dropped even where nothing lowered its log level."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
-    proc = subprocess.run([sys.executable, "train.py", *TINY, "--set", "train.epochs=2", "--set",
-                           "train.steps_per_epoch=1"], cwd=project, capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "train.py", *TINY, "--set", "train.epochs=2", "--set", "train.steps_per_epoch=1"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "port.cc"):
         assert noise not in proc.stdout + proc.stderr, proc.stderr
@@ -199,7 +225,9 @@ def test_start_up_noise_is_hidden_and_phases_are_announced(project: Path) -> Non
 
 def test_an_exception_in_training_fails_the_run_with_its_reason(project: Path) -> None:
     losses = project / "core" / "losses.py"
-    losses.write_text(losses.read_text() + textwrap.dedent('''
+    losses.write_text(
+        losses.read_text()
+        + textwrap.dedent("""
 
         @LOSSES.register("raising")
         def raising(config, info):
@@ -207,7 +235,8 @@ def test_an_exception_in_training_fails_the_run_with_its_reason(project: Path) -
                 raise ValueError("boom from the project's loss")
 
             return loss
-    '''))
+    """)
+    )
     proc = script(project, "train.py", *TINY, "--set", "train.loss=raising", check=False)
     assert proc.returncode != 0
     (record,) = [json.loads(p.read_text()) for p in (project / "logs").glob("*/run.json")]

@@ -24,8 +24,9 @@ GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **GIT_ID, **(env or {})})
+    proc = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, **GIT_ID, **(env or {})}
+    )
     if check:
         assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -37,8 +38,12 @@ def git(repo: Path, *args: str) -> str:
 
 def template_files() -> list[str]:
     """copier.yml and template/ as the working tree has them (committed or not)."""
-    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z", "--", "copier.yml",
-                          "template"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z", "--", "copier.yml", "template"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(f for f in out.split("\0") if f and (REPO / f).is_file())
 
 
@@ -78,8 +83,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` but git's own, with its content."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and ".git" not in p.relative_to(folder).parts}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(folder).parts
+    }
 
 
 def changed_in(repo: Path, commit: str) -> set[str]:
@@ -91,7 +99,11 @@ BUILD = "template/dataset/datasets/build_{{dataset_name}}_to_tfrecord.py.jinja"
 NEXT = "0.9.1"
 N1_EDITS = (
     (TRAIN, "def main(argv=None) -> None:\n", "def main(argv=None) -> None:\n    # template N+1: main\n"),
-    (BUILD, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:\n    # template N+1: build\n"),
+    (
+        BUILD,
+        "def make_source(root: Path) -> Reader:\n",
+        "def make_source(root: Path) -> Reader:\n    # template N+1: build\n",
+    ),
 )
 
 
@@ -110,7 +122,7 @@ def make_workspace(tmp_path: Path, task: str) -> tuple[Path, Path]:
     project = api.new_project(name="proj", task=task, framework="keras", workspace=ws).path
     api.add_dataset(name="shapes", project=project, sample_counts={"train": 2, "val": 2, "pred": 1})
     assert not git(ws, "status", "--porcelain"), "skelgen new and add-dataset leave everything committed"
-    edit(project / "train.py", "if __name__ == \"__main__\":", "# user: my option\nif __name__ == \"__main__\":")
+    edit(project / "train.py", 'if __name__ == "__main__":', '# user: my option\nif __name__ == "__main__":')
     first_core = sorted((project / "core").glob("*.py"))[1]
     first_core.write_text(first_core.read_text() + "\n# user: my helper\n")
     edit(project / "configs" / "default.yaml", "seed: 42", "seed: 7")
@@ -139,13 +151,18 @@ def assert_scaffolds_kept_apart(ws: Path, project_commit: str, dataset_commit: s
     project_files, dataset_files = changed_in(ws, project_commit), changed_in(ws, dataset_commit)
     assert "proj/train.py" in project_files and not any(f.startswith("proj/datasets/build_") for f in project_files)
     assert "proj/datasets/build_shapes_to_tfrecord.py" in dataset_files
-    assert dataset_files <= {"proj/datasets/build_shapes_to_tfrecord.py", "proj/datasets/tfrecord2image_shapes_format.py",
-                             "proj/datasets/.copier-answers.shapes.yml", "proj/datasets/shapes/README.md"}
+    assert dataset_files <= {
+        "proj/datasets/build_shapes_to_tfrecord.py",
+        "proj/datasets/tfrecord2image_shapes_format.py",
+        "proj/datasets/.copier-answers.shapes.yml",
+        "proj/datasets/shapes/README.md",
+    }
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_plain_copier_update_and_skelgen_update_bring_both_changes_and_keep_edits(
-        tmp_path: Path, template: TemplateRepo, task: str) -> None:
+    tmp_path: Path, template: TemplateRepo, task: str
+) -> None:
     ws, project = make_workspace(tmp_path, task)
     template.release(NEXT, *N1_EDITS)
     copy = tmp_path / "copy"
@@ -163,7 +180,9 @@ def test_plain_copier_update_and_skelgen_update_bring_both_changes_and_keep_edit
 
     # skelgen update on the second copy: one commit per scaffold
     out = run([SKELGEN, "update"], copy / "proj").stdout
-    assert f"project: updated {__version__} -> {NEXT}" in out and f"dataset shapes: updated {__version__} -> {NEXT}" in out
+    assert (
+        f"project: updated {__version__} -> {NEXT}" in out and f"dataset shapes: updated {__version__} -> {NEXT}" in out
+    )
     assert_updated(copy, copy / "proj", before)
     dataset_commit, project_commit = git(copy, "log", "-2", "--format=%H").split()
     assert_scaffolds_kept_apart(copy, project_commit, dataset_commit)
@@ -172,11 +191,16 @@ def test_plain_copier_update_and_skelgen_update_bring_both_changes_and_keep_edit
 
 @pytest.mark.parametrize("mode", ["inline", "rej"])
 def test_a_conflicting_update_fails_naming_the_file_and_keeps_both_versions(
-        tmp_path: Path, template: TemplateRepo, mode: str) -> None:
+    tmp_path: Path, template: TemplateRepo, mode: str
+) -> None:
     ws, project = make_workspace(tmp_path, "segmentation")
-    edit(project / "train.py", "    python train.py --resume auto", "    python train.py --resume auto   # user: my line")
+    edit(
+        project / "train.py", "    python train.py --resume auto", "    python train.py --resume auto   # user: my line"
+    )
     git(ws, "commit", "-qam", "user edits the line the template changes")
-    template.release(NEXT, (TRAIN, "    python train.py --resume auto", "    python train.py --resume auto   # template's line"))
+    template.release(
+        NEXT, (TRAIN, "    python train.py --resume auto", "    python train.py --resume auto   # template's line")
+    )
     head = git(ws, "rev-parse", "HEAD")
 
     proc = run([SKELGEN, "update", "--conflict", mode], project, check=False)
@@ -196,25 +220,46 @@ def test_a_conflicting_update_fails_naming_the_file_and_keeps_both_versions(
 def test_dry_run_changes_nothing(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "classification")
     template.release(NEXT, *N1_EDITS)
-    before = (tree(ws), git(ws, "rev-parse", "HEAD"), git(ws, "status", "--porcelain", "--ignored"),
-              git(ws, "for-each-ref"), git(ws, "stash", "list"))
+    before = (
+        tree(ws),
+        git(ws, "rev-parse", "HEAD"),
+        git(ws, "status", "--porcelain", "--ignored"),
+        git(ws, "for-each-ref"),
+        git(ws, "stash", "list"),
+    )
     out = run([SKELGEN, "update", "--dry-run"], project).stdout
     assert f"project: would update {__version__} -> {NEXT}" in out and "M train.py" in out and "dry run" in out
-    after = (tree(ws), git(ws, "rev-parse", "HEAD"), git(ws, "status", "--porcelain", "--ignored"),
-             git(ws, "for-each-ref"), git(ws, "stash", "list"))
+    after = (
+        tree(ws),
+        git(ws, "rev-parse", "HEAD"),
+        git(ws, "status", "--porcelain", "--ignored"),
+        git(ws, "for-each-ref"),
+        git(ws, "stash", "list"),
+    )
     assert after == before
 
 
 def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "detection")
     edit(project / "README.md", "## Setup", "## Setup\n\nuser: our team's notes.")
-    edit(project / "evaluate.py", "    args = evaluate_arguments(__doc__).parse_args(argv)",
-         "    args = evaluate_arguments(__doc__).parse_args(argv)  # user")
+    edit(
+        project / "evaluate.py",
+        "    args = evaluate_arguments(__doc__).parse_args(argv)",
+        "    args = evaluate_arguments(__doc__).parse_args(argv)  # user",
+    )
     git(ws, "commit", "-qam", "more user edits")
-    files = [TRAIN, "template/project/evaluate.py", "template/project/predict.py", "template/project/README.md.jinja",
-             "template/project/pyproject.toml.jinja", "template/project/datasets/build_data.py.jinja",
-             "template/project/export.py", "template/project/tests/test_pipeline.py.jinja",
-             "template/project/.gitignore", BUILD]
+    files = [
+        TRAIN,
+        "template/project/evaluate.py",
+        "template/project/predict.py",
+        "template/project/README.md.jinja",
+        "template/project/pyproject.toml.jinja",
+        "template/project/datasets/build_data.py.jinja",
+        "template/project/export.py",
+        "template/project/tests/test_pipeline.py.jinja",
+        "template/project/.gitignore",
+        BUILD,
+    ]
     for k, rel in enumerate(files, start=1):
         marker = f"template version {k} was here"
         line = "# " + marker + "\n" if not rel.endswith(".md.jinja") else marker + "\n"
@@ -223,12 +268,18 @@ def test_ten_successive_versions_arrive_one_by_one_with_every_edit_kept(tmp_path
         template.release(f"0.9.{k}")
         proc = run([SKELGEN, "update"], project)
         assert "conflict" not in proc.stdout + proc.stderr
-    rendered = {TRAIN: "train.py", "template/project/evaluate.py": "evaluate.py", "template/project/predict.py": "predict.py",
-                "template/project/README.md.jinja": "README.md", "template/project/pyproject.toml.jinja": "pyproject.toml",
-                "template/project/datasets/build_data.py.jinja": "datasets/build_data.py",
-                "template/project/export.py": "export.py",
-                "template/project/tests/test_pipeline.py.jinja": "tests/test_pipeline.py",
-                "template/project/.gitignore": ".gitignore", BUILD: "datasets/build_shapes_to_tfrecord.py"}
+    rendered = {
+        TRAIN: "train.py",
+        "template/project/evaluate.py": "evaluate.py",
+        "template/project/predict.py": "predict.py",
+        "template/project/README.md.jinja": "README.md",
+        "template/project/pyproject.toml.jinja": "pyproject.toml",
+        "template/project/datasets/build_data.py.jinja": "datasets/build_data.py",
+        "template/project/export.py": "export.py",
+        "template/project/tests/test_pipeline.py.jinja": "tests/test_pipeline.py",
+        "template/project/.gitignore": ".gitignore",
+        BUILD: "datasets/build_shapes_to_tfrecord.py",
+    }
     for k, rel in enumerate(files, start=1):
         assert f"template version {k} was here" in (project / rendered[rel]).read_text(), rendered[rel]
     assert "user: our team's notes." in (project / "README.md").read_text()
@@ -243,7 +294,11 @@ def test_a_file_the_template_drops_goes_unless_the_user_edited_it(tmp_path: Path
     """copier deletes a file the new template no longer has, whatever it holds; skelgen keeps the ones the
     user edited (and says so), so an update never drops the user's work."""
     ws, project = make_workspace(tmp_path, "segmentation")
-    edit(project / "export.py", "    args = export_arguments(", "    # user: my export tweak\n    args = export_arguments(")
+    edit(
+        project / "export.py",
+        "    args = export_arguments(",
+        "    # user: my export tweak\n    args = export_arguments(",
+    )
     git(ws, "commit", "-qam", "user edits export.py")
     for rel in ("template/project/export.py", "template/project/predict.py"):  # N+1 drops both scripts
         (template.path / rel).unlink()
@@ -269,8 +324,10 @@ def test_update_refuses_a_dirty_tree_with_the_commands_to_run(tmp_path: Path, te
 def _snapshot(folder: Path) -> dict[str, bytes] | None:
     if not folder.exists():
         return None
-    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else b"<dir>")
-            for p in sorted(folder.rglob("*"))}
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else b"<dir>")
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize("breakage", ["missing template", "broken template"])
@@ -278,7 +335,11 @@ def test_a_failed_new_leaves_the_workspace_exactly_as_it_was(tmp_path: Path, mon
     broken = tmp_path / "broken"
     if breakage == "broken template":
         repo = TemplateRepo(broken)
-        edit(broken / TRAIN, "def main(argv=None) -> None:", "def main(argv=None) -> None:  {{ undefined_filter | nope }}")
+        edit(
+            broken / TRAIN,
+            "def main(argv=None) -> None:",
+            "def main(argv=None) -> None:  {{ undefined_filter | nope }}",
+        )
         repo.commit("v9.9.9")
     fresh, existing = tmp_path / "fresh", tmp_path / "existing"
     run([SKELGEN, "new", "first", "--workspace", str(existing), "--defaults"], tmp_path)
@@ -314,7 +375,9 @@ def test_the_store_tags_every_version_and_never_records_a_commit_past_a_tag(tmp_
 
 def test_a_failing_update_leaves_the_project_as_it_was_committed(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "segmentation")
-    template.release(NEXT, (TRAIN, "def main(argv=None) -> None:", "def main(argv=None) -> None:  {{ nope | nofilter }}"))
+    template.release(
+        NEXT, (TRAIN, "def main(argv=None) -> None:", "def main(argv=None) -> None:  {{ nope | nofilter }}")
+    )
     before = (tree(ws), git(ws, "rev-parse", "HEAD"))
     proc = run([SKELGEN, "update"], project, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -30,14 +30,20 @@ GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True, timeout: int = 900):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
-        assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 def _source_copy(dest: Path) -> Path:
     """The checkout's files (committed or not, never ignored ones), symlinks kept."""
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for rel in filter(None, files):
         src = REPO / rel
         if not src.exists() and not src.is_symlink():
@@ -51,8 +57,23 @@ def _source_copy(dest: Path) -> Path:
 
 
 def _wheel(source: Path, out: Path, env: dict[str, str]) -> Path:
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-          "-w", str(out), str(source)], source, env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        source,
+        env,
+    )
     (wheel,) = out.glob("skelgen_tf-*.whl")
     return wheel
 
@@ -61,8 +82,9 @@ def _venv(path: Path, env: dict[str, str], wheel: Path) -> Path:
     """A fresh venv with skelgen-tf from ``wheel`` only; third-party packages borrowed, not downloaded."""
     _run([sys.executable, "-m", "venv", str(path)], path.parent, env)
     python = path / "bin" / "python"
-    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], path.parent,
-                   env).stdout.strip()
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], path.parent, env
+    ).stdout.strip()
     (Path(purelib) / "_borrowed_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], path.parent, env)
     return path / "bin"
@@ -86,13 +108,20 @@ def test_wheels_generate_and_update_a_project_offline_with_no_checkout(tmp_path:
     shutil.copytree(src_n, src_n1, symlinks=True)
     _edit(src_n1 / "shared/skelgen_runtime/_version.py", f'"{__version__}"', f'"{NEXT}"')
     _edit(src_n1 / "copier.yml", f'default: "{__version__}"', f'default: "{NEXT}"')
-    _edit(src_n1 / "template/project/train.py.jinja", "def main(argv=None) -> None:\n",
-          "def main(argv=None) -> None:\n    # from the N+1 wheel\n")
+    _edit(
+        src_n1 / "template/project/train.py.jinja",
+        "def main(argv=None) -> None:\n",
+        "def main(argv=None) -> None:\n    # from the N+1 wheel\n",
+    )
     wheel_n1 = _wheel(src_n1, tmp_path / "wheels-n1", env)
     with __import__("zipfile").ZipFile(wheel_n) as z:
         packaged = {n.removeprefix("skelgen/_template/") for n in z.namelist() if n.startswith("skelgen/_template/")}
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z", "--", "copier.yml",
-                              "template"], capture_output=True, text=True, check=True).stdout.split("\0")
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z", "--", "copier.yml", "template"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     assert {t for t in tracked if t and (REPO / t).exists()} == packaged, "the wheel carries the whole template"
 
     # version N: a fresh venv generates a project; nothing points at a checkout
@@ -109,8 +138,21 @@ def test_wheels_generate_and_update_a_project_offline_with_no_checkout(tmp_path:
     _run(["git", "commit", "-qam", "user edit"], ws, env)
 
     # version N+1 installed over it: skelgen update brings its change and moves the requirement
-    _run([str(bin_n / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall",
-          str(wheel_n1)], tmp_path, env)
+    _run(
+        [
+            str(bin_n / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--force-reinstall",
+            str(wheel_n1),
+        ],
+        tmp_path,
+        env,
+    )
     out = _run([str(bin_n / "skelgen"), "update"], project, env).stdout
     assert f"project: updated {__version__} -> {NEXT}" in out
     train = (project / "train.py").read_text()

@@ -48,8 +48,9 @@ def _copy(data: dict, dest: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # copier warns about dirty local templates; not the user's business
         try:
-            copier.run_copy(src.src, str(dest), data=data, defaults=True, quiet=True, unsafe=False,
-                            overwrite=False, vcs_ref=src.ref)
+            copier.run_copy(
+                src.src, str(dest), data=data, defaults=True, quiet=True, unsafe=False, overwrite=False, vcs_ref=src.ref
+            )
         except (CopierError, JinjaError, ValueError, OSError) as err:  # copier reports invalid answers as ValueError
             raise TemplateError(f"rendering the template into {dest} failed: {err}") from err
 
@@ -58,7 +59,9 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value in REMOVED_FRAMEWORKS and what == "framework":
         raise UserInputError(REMOVED_FRAMEWORKS[value])
     if value not in choices:
-        raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}{did_you_mean(value, choices)}")
+        raise UserInputError(
+            f"unknown {what} {value!r}; choose one of: {', '.join(choices)}{did_you_mean(value, choices)}"
+        )
     return value
 
 
@@ -71,8 +74,9 @@ def _commit(paths: list[Path], message: str, journal: Journal) -> str | None:
     return commit_paths(top, paths, message)
 
 
-def new_project(*, name: str, task: str, framework: str = "keras", workspace: Path = Path("."),
-                commit: bool = True) -> NewProject:
+def new_project(
+    *, name: str, task: str, framework: str = "keras", workspace: Path = Path("."), commit: bool = True
+) -> NewProject:
     """Generate project ``workspace/name``; make ``workspace`` a workspace first if needed.
 
     Args:
@@ -95,6 +99,7 @@ def new_project(*, name: str, task: str, framework: str = "keras", workspace: Pa
     with Journal() as journal:
         journal.mkdir(workspace)
         if dest.exists():  # an empty folder: put back as empty
+
             def empty_again() -> None:
                 for p in dest.iterdir():
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -104,8 +109,10 @@ def new_project(*, name: str, task: str, framework: str = "keras", workspace: Pa
             journal.created(dest)
         _copy({"scaffold": "project", "project_name": name, "task": task, "framework": framework}, dest)
         created = ensure_workspace(workspace, journal)
-        changed = [log_change(workspace, f"created project {name} ({task}, {framework})", journal),
-                   write_index(workspace, journal)]
+        changed = [
+            log_change(workspace, f"created project {name} ({task}, {framework})", journal),
+            write_index(workspace, journal),
+        ]
         made = None
         if commit:
             paths = [dest, *changed, *(workspace / f for f in created if f != "git repository")]
@@ -124,8 +131,10 @@ def find_project(start: Path) -> Path:
         if recorded.get("scaffold") == "project":
             return folder
         if not recorded and (folder / "datasets").is_dir() and (folder / "train.py").is_file():
-            raise ProjectError(f"{answers} cannot be read (not a YAML mapping); it records how the project was "
-                               f"generated: restore it, e.g. git -C {folder} checkout -- {PROJECT_ANSWERS}")
+            raise ProjectError(
+                f"{answers} cannot be read (not a YAML mapping); it records how the project was "
+                f"generated: restore it, e.g. git -C {folder} checkout -- {PROJECT_ANSWERS}"
+            )
     raise ProjectError(
         f"{start} is not inside a skelgen project (no {PROJECT_ANSWERS} from skelgen new found there or above); "
         "run the command inside a project or pass --project DIR"
@@ -191,11 +200,17 @@ def add_dataset(
         "reader": spec.readers[task],
         "source": str(source) if source else "",
     }
-    written = [answers_file, root / "datasets" / f"build_{name}_to_tfrecord.py",
-               root / "datasets" / f"tfrecord2image_{name}_format.py"]
+    written = [
+        answers_file,
+        root / "datasets" / f"build_{name}_to_tfrecord.py",
+        root / "datasets" / f"tfrecord2image_{name}_format.py",
+    ]
     # configs the dataset scaffold adds for some presets (BraTS: its 2D and 3D modes); never one the user has
-    written += [p for p in (root / "configs" / f"{name}_{mode}.yaml" for mode in ("2d", "3d"))
-                if spec.name == "brats" and not p.exists()]
+    written += [
+        p
+        for p in (root / "configs" / f"{name}_{mode}.yaml" for mode in ("2d", "3d"))
+        if spec.name == "brats" and not p.exists()
+    ]
     with Journal() as journal:
         for path in (dataset_dir, *written):
             if not path.exists():
@@ -210,9 +225,12 @@ def add_dataset(
         workspace = root.parent
         changed = []
         if (workspace / "README.md").is_file() and (workspace / "CHANGELOG.md").is_file():
-            changed = [log_change(workspace, f"added dataset {name} ({spec.name}) to {root.name}", journal),
-                       write_index(workspace, journal)]
+            changed = [
+                log_change(workspace, f"added dataset {name} ({spec.name}) to {root.name}", journal),
+                write_index(workspace, journal),
+            ]
         if commit:
-            _commit([dataset_dir, *written, *changed], f"skelgen add-dataset {name} ({spec.name}) to {root.name}",
-                    journal)
+            _commit(
+                [dataset_dir, *written, *changed], f"skelgen add-dataset {name} ({spec.name}) to {root.name}", journal
+            )
     return dataset_dir

@@ -56,8 +56,12 @@ class _Choice(click.Choice):
             return value
         if value in self.reasons:
             self.fail(self.reasons[value], param, ctx)
-        self.fail(f"unknown {self.what} {value!r}; choose one of: {', '.join(self.choices)}"
-                  f"{did_you_mean(str(value), self.choices)}", param, ctx)
+        self.fail(
+            f"unknown {self.what} {value!r}; choose one of: {', '.join(self.choices)}"
+            f"{did_you_mean(str(value), self.choices)}",
+            param,
+            ctx,
+        )
 
 
 class _Group(click.Group):
@@ -102,13 +106,24 @@ def cli() -> None:
 @cli.command("new")
 @click.argument("name", required=False)
 @click.option("--task", type=_Choice(_tasks, "task"), help="What the project learns.")
-@click.option("--framework", type=_Choice(lambda: FRAMEWORKS, "framework", REMOVED_FRAMEWORKS),
-              help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).")
-@click.option("--workspace", type=click.Path(file_okay=False), default=".",
-              show_default=True, help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.")
+@click.option(
+    "--framework",
+    type=_Choice(lambda: FRAMEWORKS, "framework", REMOVED_FRAMEWORKS),
+    help="Training loop: keras (model.fit) or tf (custom tf.GradientTape loop).",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder of projects; made a workspace (README index, CHANGELOG, git) if it is not one.",
+)
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
-@click.option("--no-commit", is_flag=True,
-              help="Do not commit the new project in the workspace's git repository (updates need it committed).")
+@click.option(
+    "--no-commit",
+    is_flag=True,
+    help="Do not commit the new project in the workspace's git repository (updates need it committed).",
+)
 def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     """Generate project NAME inside the workspace.
 
@@ -125,22 +140,36 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     name = _ask(name, prompt="Project name", default=None, defaults=defaults)
     task = _ask(task, prompt="Task", default="segmentation", defaults=defaults, choices=_tasks())
     framework = _ask(framework, prompt="Framework", default="keras", defaults=defaults, choices=FRAMEWORKS)
-    made = api.new_project(name=name, task=task, framework=framework, workspace=_as_path(workspace),
-                           commit=not no_commit)
+    made = api.new_project(
+        name=name, task=task, framework=framework, workspace=_as_path(workspace), commit=not no_commit
+    )
     if made.workspace_created:
         click.echo(f"workspace {made.path.parent}: created {', '.join(made.workspace_created)}")
-    click.echo(f"created {task} project ({framework}) at {made.path}" + (f" (commit {made.commit[:8]})" if made.commit else ""))
+    click.echo(
+        f"created {task} project ({framework}) at {made.path}" + (f" (commit {made.commit[:8]})" if made.commit else "")
+    )
     click.echo(f"next: cd {made.path} && skelgen add-dataset shapes")
 
 
 @cli.command("add-dataset")
 @click.argument("name", required=False)
-@click.option("--preset", type=_Choice(_presets, "dataset preset"),
-              help="Layout of the raw data (default: NAME when NAME is a known dataset).")
-@click.option("--project", type=click.Path(file_okay=False), default=".",
-              show_default=True, help="The project, or any folder inside it.")
-@click.option("--source", type=click.Path(file_okay=False),
-              help="Folder where the raw data already lives (another disk); nothing is copied.")
+@click.option(
+    "--preset",
+    type=_Choice(_presets, "dataset preset"),
+    help="Layout of the raw data (default: NAME when NAME is a known dataset).",
+)
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="The project, or any folder inside it.",
+)
+@click.option(
+    "--source",
+    type=click.Path(file_okay=False),
+    help="Folder where the raw data already lives (another disk); nothing is copied.",
+)
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
 @click.option("--no-commit", is_flag=True, help="Do not commit the files the dataset adds.")
 def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
@@ -154,8 +183,13 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
     if name is None and not _interactive(defaults):
         raise click.UsageError("missing NAME: skelgen add-dataset NAME [--preset PRESET]")
     name = _ask(name, prompt="Dataset name", default="shapes", defaults=defaults)
-    path = api.add_dataset(name=name, preset=preset, project=_as_path(project),
-                           source=_as_path(source) if source else None, commit=not no_commit)
+    path = api.add_dataset(
+        name=name,
+        preset=preset,
+        project=_as_path(project),
+        source=_as_path(source) if source else None,
+        commit=not no_commit,
+    )
     rel = path.parent.parent
     from skelgen_runtime.presets import get_preset
 
@@ -165,12 +199,22 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
 
 
 @cli.command("update")
-@click.option("--project", type=click.Path(file_okay=False), default=".",
-              show_default=True, help="The project, or any folder inside it.")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="The project, or any folder inside it.",
+)
 @click.option("--to", "to", metavar="VERSION", help="Template version to update to (default: this skelgen's).")
 @click.option("--dry-run", is_flag=True, help="Show what would change, on a temporary clone; change nothing.")
-@click.option("--conflict", type=click.Choice(["inline", "rej"]), default="inline", show_default=True,
-              help="Where a change that overlaps your edits goes: markers in the file, or a .rej file beside it.")
+@click.option(
+    "--conflict",
+    type=click.Choice(["inline", "rej"]),
+    default="inline",
+    show_default=True,
+    help="Where a change that overlaps your edits goes: markers in the file, or a .rej file beside it.",
+)
 @click.option("--check", is_flag=True, help="Only say whether the project is behind, and by how much (exit 1 if so).")
 @click.option("--json", "as_json", is_flag=True, help="With --check: print JSON.")
 def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
@@ -192,11 +236,22 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
     if check:
         statuses = update.check_project(project=_as_path(project), to=to)
         if as_json:
-            click.echo(json.dumps([{k: getattr(s, k) for k in ("label", "answers_file", "recorded", "target", "behind",
-                                                                "versions_behind")} for s in statuses], indent=2))
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            k: getattr(s, k)
+                            for k in ("label", "answers_file", "recorded", "target", "behind", "versions_behind")
+                        }
+                        for s in statuses
+                    ],
+                    indent=2,
+                )
+            )
         for s in statuses if not as_json else ():
             ahead = f"behind: {s.recorded} -> {s.target}" + (
-                f" ({s.versions_behind} version{'s' * (s.versions_behind != 1)})" if s.versions_behind else "")
+                f" ({s.versions_behind} version{'s' * (s.versions_behind != 1)})" if s.versions_behind else ""
+            )
             click.echo(f"{s.label}: {ahead if s.behind else f'{s.recorded} (up to date)'}")
         if any(s.behind for s in statuses):
             if not as_json:
@@ -212,16 +267,22 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
             files = ", ".join(line.strip() for line in s.changed) or "no file changed"
             click.echo(f"{s.label}: {prefix} {s.recorded} -> {s.target}: {files}")
         for rel in s.kept:
-            click.echo(f"  kept {rel}: the new template no longer has it, but you had edited it, so it stays; carry "
-                       "your change over (the project README's 'Who owns what' says where) and delete it")
+            click.echo(
+                f"  kept {rel}: the new template no longer has it, but you had edited it, so it stays; carry "
+                "your change over (the project README's 'Who owns what' says where) and delete it"
+            )
 
     update.update_project(project=_as_path(project), to=to, dry_run=dry_run, conflict=conflict, on_scaffold=show)
     if dry_run:
         click.echo("dry run: nothing was changed")
 
 
-_PROJECT = click.option("--project", type=click.Path(file_okay=False), default=None,
-                        help="The project, or any folder inside it (default: the current folder).")
+_PROJECT = click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The project, or any folder inside it (default: the current folder).",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (fields: see skelgen runs --help).")
 
 
@@ -277,8 +338,9 @@ def runs_compare_cmd(ctx: click.Context, specs, project, as_json) -> None:
 @runs_cmd.command("plot")
 @click.argument("specs", nargs=-1, required=True, metavar="RUN [RUN ...]")
 @click.option("--metric", help="A metrics.csv column, e.g. val_loss (default: the first run's monitor).")
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="The picture to write: .png, .pdf, .svg or .jpg.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), required=True, help="The picture to write: .png, .pdf, .svg or .jpg."
+)
 @_PROJECT
 @click.pass_context
 def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
@@ -286,8 +348,9 @@ def runs_plot_cmd(ctx: click.Context, specs, metric, out, project) -> None:
     from skelgen import runs
 
     group = ctx.parent.params if ctx.parent else {}
-    plot = runs.plot_runs(project=_as_path(project or group.get("project") or "."), specs=specs, metric=metric,
-                          out=_as_path(out))
+    plot = runs.plot_runs(
+        project=_as_path(project or group.get("project") or "."), specs=specs, metric=metric, out=_as_path(out)
+    )
     for run_id in plot.missing:
         click.echo(f"note: run {run_id} has no {plot.metric} values; left out", err=True)
     click.echo(f"wrote {plot.path} ({plot.metric} of {', '.join(plot.plotted)})")
@@ -301,8 +364,11 @@ def weights_cmd() -> None:
 @weights_cmd.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--backbone", help="The backbone the file is for (default: found from the file name), e.g. resnet50.")
-@click.option("--sha256", metavar="HEX",
-              help="The SHA-256 you trust for the file; required where Keras checks no hash (MobileNetV2).")
+@click.option(
+    "--sha256",
+    metavar="HEX",
+    help="The SHA-256 you trust for the file; required where Keras checks no hash (MobileNetV2).",
+)
 def weights_import_cmd(file, backbone, sha256) -> None:
     """Check FILE and put it where Keras looks for model.weights: imagenet.
 

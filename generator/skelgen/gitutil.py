@@ -17,15 +17,20 @@ from skelgen_runtime.errors import ProjectError
 
 __all__ = ["git", "toplevel", "dirty_paths", "commit_paths", "head", "FALLBACK_IDENTITY"]
 
-FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "skelgen", "GIT_AUTHOR_EMAIL": "skelgen@localhost",
-                     "GIT_COMMITTER_NAME": "skelgen", "GIT_COMMITTER_EMAIL": "skelgen@localhost"}
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "skelgen",
+    "GIT_AUTHOR_EMAIL": "skelgen@localhost",
+    "GIT_COMMITTER_NAME": "skelgen",
+    "GIT_COMMITTER_EMAIL": "skelgen@localhost",
+}
 
 
 def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
     """Run ``git -C cwd ARGS``; return stdout. Raise :class:`ProjectError` with git's message on failure."""
     try:
-        proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True,
-                              env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            ["git", "-C", str(cwd), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
     except OSError as err:
         raise ProjectError(f"git is needed but could not be run ({err}); install git") from None
     if check and proc.returncode != 0:
@@ -44,21 +49,28 @@ def toplevel(path: Path) -> Path | None:
 
 def head(repo: Path) -> str | None:
     """The commit checked out in ``repo`` (None in a repository without commits)."""
-    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True
+    )
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def dirty_paths(repo: Path, pathspec: Path) -> list[str]:
     """``git status --porcelain`` lines of changes (tracked or not, not ignored) under ``pathspec``."""
-    return [line for line in git(repo, "status", "--porcelain", "--untracked-files=all", "--", str(pathspec))
-            .splitlines() if line.strip()]
+    return [
+        line
+        for line in git(repo, "status", "--porcelain", "--untracked-files=all", "--", str(pathspec)).splitlines()
+        if line.strip()
+    ]
 
 
 def _identity(repo: Path) -> dict[str, str]:
     """The fallback identity, for the variables git has no configured value for."""
     missing = {}
     for key, var in (("user.name", "NAME"), ("user.email", "EMAIL")):
-        configured = subprocess.run(["git", "-C", str(repo), "config", key], capture_output=True, text=True).stdout.strip()
+        configured = subprocess.run(
+            ["git", "-C", str(repo), "config", key], capture_output=True, text=True
+        ).stdout.strip()
         if not configured:
             for role in ("AUTHOR", "COMMITTER"):
                 name = f"GIT_{role}_{var}"

@@ -94,8 +94,9 @@ def _resolve(root: Path, specs: Sequence[str]) -> list[RunSummary]:
     seen: dict[str, str] = {}
     for spec, run in zip(specs, runs):
         if run.run_id in seen:
-            raise UserInputError(f"run {run.run_id} is given twice ({seen[run.run_id]!r} and {spec!r}); "
-                                 "name each run once")
+            raise UserInputError(
+                f"run {run.run_id} is given twice ({seen[run.run_id]!r} and {spec!r}); name each run once"
+            )
         seen[run.run_id] = spec
     return [summarize(run) for run in runs]
 
@@ -108,8 +109,9 @@ def compare_runs(*, project: Path = Path("."), specs: Sequence[str]) -> Comparis
         RunError: a spec matches no run (the closest id is suggested) or several.
     """
     if len(specs) < 2:
-        raise UserInputError("compare needs two runs or more: skelgen runs compare RUN RUN [RUN ...] "
-                             "(see skelgen runs for their ids)")
+        raise UserInputError(
+            "compare needs two runs or more: skelgen runs compare RUN RUN [RUN ...] (see skelgen runs for their ids)"
+        )
     root = find_project(project)
     summaries = _resolve(root, specs)
     return Comparison(root, varying_keys(summaries), summaries)
@@ -140,8 +142,10 @@ def plot_runs(*, project: Path = Path("."), specs: Sequence[str], out: Path, met
         raise UserInputError("plot needs at least one run: skelgen runs plot RUN [RUN ...] --out curves.png")
     out = Path(out).expanduser()
     if out.suffix.lower().lstrip(".") not in PLOT_FORMATS:
-        raise UserInputError(f"--out {out}: unknown picture format {out.suffix or '(no suffix)'!r}; "
-                             f"end the name with one of: {', '.join('.' + f for f in PLOT_FORMATS)}")
+        raise UserInputError(
+            f"--out {out}: unknown picture format {out.suffix or '(no suffix)'!r}; "
+            f"end the name with one of: {', '.join('.' + f for f in PLOT_FORMATS)}"
+        )
     root = find_project(project)
     summaries = _resolve(root, specs)
     metric = metric or next((s.monitor for s in summaries if s.monitor), "loss")
@@ -156,8 +160,12 @@ def plot_runs(*, project: Path = Path("."), specs: Sequence[str], out: Path, met
         path = save_curves(curves, out, metric=metric, title=title)
     except OSError as err:
         raise UserInputError(f"--out {out}: cannot write it ({err.strerror or err}); choose another path") from None
-    return CurvesPlot(path, metric, [s.run_id for s in summaries if s.curve(metric)],
-                      [s.run_id for s in summaries if not s.curve(metric)])
+    return CurvesPlot(
+        path,
+        metric,
+        [s.run_id for s in summaries if s.curve(metric)],
+        [s.run_id for s in summaries if not s.curve(metric)],
+    )
 
 
 def _value(value: Any) -> str:
@@ -204,10 +212,22 @@ def listing_json(listing: RunListing) -> dict[str, Any]:
     return {
         "project": str(listing.project),
         "varying": listing.varying,
-        "runs": [{"id": s.run_id, "status": s.status, "started": s.started, "dataset": s.dataset,
-                  "params": {key: s.config.get(key) for key in listing.varying},
-                  "monitor": s.monitor, "monitor_mode": s.monitor_mode, "best": s.best, "best_epoch": s.best_epoch,
-                  "epochs": len(s.epochs), "duration_s": s.duration_s} for s in listing.runs],
+        "runs": [
+            {
+                "id": s.run_id,
+                "status": s.status,
+                "started": s.started,
+                "dataset": s.dataset,
+                "params": {key: s.config.get(key) for key in listing.varying},
+                "monitor": s.monitor,
+                "monitor_mode": s.monitor_mode,
+                "best": s.best,
+                "best_epoch": s.best_epoch,
+                "epochs": len(s.epochs),
+                "duration_s": s.duration_s,
+            }
+            for s in listing.runs
+        ],
     }
 
 
@@ -217,9 +237,17 @@ def listing_text(listing: RunListing) -> str:
         return f"no runs in {listing.project / 'logs'} yet; train one with python train.py"
     monitor = _common_monitor(listing.runs)
     rows = [["run", "status", "dataset", *listing.varying, f"best {monitor}" if monitor else "best", "duration"]]
-    rows += [[s.run_id, s.status, s.dataset or "-", *(_value(s.config.get(key)) if key in s.config else "-"
-                                                      for key in listing.varying),
-              _best(s, with_name=monitor is None), _duration(s.duration_s)] for s in listing.runs]
+    rows += [
+        [
+            s.run_id,
+            s.status,
+            s.dataset or "-",
+            *(_value(s.config.get(key)) if key in s.config else "-" for key in listing.varying),
+            _best(s, with_name=monitor is None),
+            _duration(s.duration_s),
+        ]
+        for s in listing.runs
+    ]
     return _table(rows)
 
 
@@ -228,9 +256,21 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
     return {
         "project": str(comparison.project),
         "differing": comparison.differing,
-        "runs": [{"id": s.run_id, "status": s.status, "config": {key: s.config.get(key) for key in comparison.differing},
-                  "monitor": s.monitor, "monitor_mode": s.monitor_mode, "best": s.best, "best_epoch": s.best_epoch,
-                  "epochs": len(s.epochs), "final": s.final, "eval": s.evaluations} for s in comparison.runs],
+        "runs": [
+            {
+                "id": s.run_id,
+                "status": s.status,
+                "config": {key: s.config.get(key) for key in comparison.differing},
+                "monitor": s.monitor,
+                "monitor_mode": s.monitor_mode,
+                "best": s.best,
+                "best_epoch": s.best_epoch,
+                "epochs": len(s.epochs),
+                "final": s.final,
+                "eval": s.evaluations,
+            }
+            for s in comparison.runs
+        ],
     }
 
 
@@ -241,8 +281,9 @@ def comparison_text(comparison: Comparison) -> str:
     monitor = _common_monitor(runs)
     rows = [["", *(s.run_id for s in runs)], ["status", *(s.status for s in runs)]]
     rows.append(["config (differing)", *blank] if comparison.differing else ["config", *["same"] * len(runs)])
-    rows += [[f"  {key}", *(_value(s.config[key]) if key in s.config else "-" for s in runs)]
-             for key in comparison.differing]
+    rows += [
+        [f"  {key}", *(_value(s.config[key]) if key in s.config else "-" for s in runs)] for key in comparison.differing
+    ]
     rows.append([f"best {monitor}" if monitor else "best", *(_best(s, with_name=monitor is None) for s in runs)])
     columns = list(dict.fromkeys(key for s in runs for key in s.final if key != "epoch"))
     rows.append(["final epoch", *(_number(s.final.get("epoch")) for s in runs)])

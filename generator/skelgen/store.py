@@ -34,13 +34,27 @@ from typing import Iterator
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import TemplateError
 
-__all__ = ["Source", "ENV_TEMPLATE", "ENV_HOME", "packaged_template", "store_path", "recorded", "source",
-           "release_tags", "version_of", "adopt"]
+__all__ = [
+    "Source",
+    "ENV_TEMPLATE",
+    "ENV_HOME",
+    "packaged_template",
+    "store_path",
+    "recorded",
+    "source",
+    "release_tags",
+    "version_of",
+    "adopt",
+]
 
 ENV_TEMPLATE = "SKELGEN_TEMPLATE"
 ENV_HOME = "SKELGEN_HOME"
-_IDENTITY = {"GIT_AUTHOR_NAME": "skelgen", "GIT_AUTHOR_EMAIL": "skelgen@localhost",
-             "GIT_COMMITTER_NAME": "skelgen", "GIT_COMMITTER_EMAIL": "skelgen@localhost"}
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "skelgen",
+    "GIT_AUTHOR_EMAIL": "skelgen@localhost",
+    "GIT_COMMITTER_NAME": "skelgen",
+    "GIT_COMMITTER_EMAIL": "skelgen@localhost",
+}
 _SKIP = {"__pycache__", ".DS_Store"}
 
 
@@ -89,11 +103,17 @@ def recorded(path: Path) -> str:
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, input=input,
-                          env={**os.environ, **_IDENTITY, **(env or {})})
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **_IDENTITY, **(env or {})},
+    )
     if proc.returncode != 0:
-        raise TemplateError(f"preparing skelgen's template repository {repo} failed: git {' '.join(args)}: "
-                            f"{proc.stderr.strip()}")
+        raise TemplateError(
+            f"preparing skelgen's template repository {repo} failed: git {' '.join(args)}: {proc.stderr.strip()}"
+        )
     return proc.stdout
 
 
@@ -167,7 +187,9 @@ def version_of(tag: str) -> str:
 
 
 def _head(repo: Path) -> str | None:
-    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True
+    )
     return proc.stdout.strip() or None
 
 
@@ -190,8 +212,9 @@ def _materialise(version: str) -> str:
                 return tag
         tag = f"v{version}" if not same else f"v{base}.post{len(same)}"
         parent = _head(repo)
-        commit = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []),
-                      input=f"skelgen {version_of(tag)}\n").strip()
+        commit = _git(
+            repo, "commit-tree", tree, *(["-p", parent] if parent else []), input=f"skelgen {version_of(tag)}\n"
+        ).strip()
         _git(repo, "tag", tag, commit)
         _git(repo, "reset", "-q", "--hard", commit)  # the work tree shows the newest version, clean
         return tag
@@ -214,8 +237,10 @@ def source(version: str | None = None) -> Source:
         wanted = next((t for t in release_tags(store_path()) if version_of(t) == version.lstrip("vV")), None)
         if wanted is None:
             known = ", ".join(sorted(version_of(t) for t in release_tags(store_path())))
-            raise TemplateError(f"template version {version} is not in {store_path()} (it holds: {known}); "
-                                f"install that skelgen version once (pip install skelgen-tf=={version}) and run it")
+            raise TemplateError(
+                f"template version {version} is not in {store_path()} (it holds: {known}); "
+                f"install that skelgen version once (pip install skelgen-tf=={version}) and run it"
+            )
         tag = wanted
     return Source(recorded(store_path()), tag, version_of(tag))
 
@@ -233,13 +258,15 @@ def adopt(checkout: str, commit: str) -> str | None:
     path = Path(checkout).expanduser()
     if not re.fullmatch(r"[0-9a-f]{7,40}", commit) or not (path / ".git").exists():
         return None
-    resolved = subprocess.run(["git", "-C", str(path), "rev-parse", "--verify", "-q", f"{commit}^{{commit}}"],
-                              capture_output=True, text=True).stdout.strip()
+    resolved = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--verify", "-q", f"{commit}^{{commit}}"], capture_output=True, text=True
+    ).stdout.strip()
     if not resolved:
         return None
     commit = resolved
-    shown = subprocess.run(["git", "-C", str(path), "show", f"{commit}:shared/skelgen_runtime/_version.py"],
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "-C", str(path), "show", f"{commit}:shared/skelgen_runtime/_version.py"], capture_output=True, text=True
+    )
     match = re.search(r'__version__ = "([^"]+)"', shown.stdout)
     if shown.returncode != 0 or not match:
         return None

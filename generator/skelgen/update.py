@@ -106,8 +106,14 @@ def _status(scaffold: Scaffold, root: Path, src: store.Source) -> ScaffoldStatus
         behind = Version(recorded) < Version(src.version)
     except InvalidVersion:
         behind = True  # a bare commit hash: not a release skelgen knows
-    return ScaffoldStatus(scaffold.label, scaffold.answers.relative_to(root).as_posix(), recorded, src.version, behind,
-                          _versions_between(src.src, recorded, src.version) if behind else 0)
+    return ScaffoldStatus(
+        scaffold.label,
+        scaffold.answers.relative_to(root).as_posix(),
+        recorded,
+        src.version,
+        behind,
+        _versions_between(src.src, recorded, src.version) if behind else 0,
+    )
 
 
 def check_project(*, project: Path, to: str | None = None) -> list[ScaffoldStatus]:
@@ -136,14 +142,16 @@ def _conflicts(top: Path, root: Path, changed: list[str]) -> list[str]:
     for line in changed:
         rel = line[3:].strip().strip('"')
         path = top / rel
-        if path.suffix == ".rej" or (path.is_file() and any(
-                marker in path.read_bytes().splitlines() for marker in CONFLICT_MARKERS)):
+        if path.suffix == ".rej" or (
+            path.is_file() and any(marker in path.read_bytes().splitlines() for marker in CONFLICT_MARKERS)
+        ):
             found.append(path.relative_to(root).as_posix())
     return found
 
 
-def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
-                conflict: Literal["inline", "rej"]) -> ScaffoldStatus:
+def _update_one(
+    scaffold: Scaffold, top: Path, root: Path, src: store.Source, conflict: Literal["inline", "rej"]
+) -> ScaffoldStatus:
     import copier
     from copier.errors import CopierError
     from jinja2 import TemplateError as JinjaError
@@ -153,12 +161,19 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
         return status
     known = store.release_tags(src.src)
     answers = scaffold.recorded()
-    adopted = None if f"v{status.recorded}" in known or os.environ.get(store.ENV_TEMPLATE) else store.adopt(
-        str(answers.get("_src_path", "")), str(answers.get("_commit", "")))
+    adopted = (
+        None
+        if f"v{status.recorded}" in known or os.environ.get(store.ENV_TEMPLATE)
+        else store.adopt(str(answers.get("_src_path", "")), str(answers.get("_commit", "")))
+    )
     if adopted:  # a project of a development install: its checkout's commit is now a version of the store
         _set_answers(scaffold.answers, _commit=adopted, _src_path=src.src)
-        commit_paths(top, [scaffold.answers], f"skelgen update: {status.label} template {status.recorded[:8]} "
-                     f"is {store.version_of(adopted)} in {src.src}")
+        commit_paths(
+            top,
+            [scaffold.answers],
+            f"skelgen update: {status.label} template {status.recorded[:8]} "
+            f"is {store.version_of(adopted)} in {src.src}",
+        )
         status.recorded, known = store.version_of(adopted), store.release_tags(src.src)
     if f"v{status.recorded}" not in known and status.recorded not in known:
         raise TemplateError(
@@ -173,13 +188,23 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            copier.run_update(str(root), answers_file=status.answers_file, vcs_ref=src.ref, defaults=True,
-                              overwrite=True, conflict=conflict, quiet=True, unsafe=False, skip_answered=True)
+            copier.run_update(
+                str(root),
+                answers_file=status.answers_file,
+                vcs_ref=src.ref,
+                defaults=True,
+                overwrite=True,
+                conflict=conflict,
+                quiet=True,
+                unsafe=False,
+                skip_answered=True,
+            )
         except BaseException as err:  # a failed or interrupted update leaves the project as it was committed
             _restore(top, root)
             if isinstance(err, (CopierError, JinjaError, ValueError, OSError)):
-                raise TemplateError(f"copier could not update {status.label} of {root}: {err} "
-                                    "(the project is back as it was)") from err
+                raise TemplateError(
+                    f"copier could not update {status.label} of {root}: {err} (the project is back as it was)"
+                ) from err
             raise
     old_ref = f"v{status.recorded}" if f"v{status.recorded}" in known else status.recorded
     status.kept = _keep_edited(top, root, src.src, old_ref, scaffold.recorded(), dirty_paths(top, root))
@@ -188,8 +213,9 @@ def _update_one(scaffold: Scaffold, top: Path, root: Path, src: store.Source,
     prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
     status.changed = [f"{line[:2].strip()} {line[3:].strip().strip(chr(34)).removeprefix(prefix)}" for line in changes]
     if not status.conflicts:
-        status.commit = commit_paths(top, [root],
-                                     f"skelgen update: {status.label} {status.recorded} -> {status.target}")
+        status.commit = commit_paths(
+            top, [root], f"skelgen update: {status.label} {status.recorded} -> {status.target}"
+        )
     return status
 
 
@@ -212,8 +238,7 @@ def _keep_edited(top: Path, root: Path, src: str, old_ref: str, answers: dict, c
     kept = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        copier.run_copy(src, tmp, vcs_ref=old_ref, data=data, defaults=True, overwrite=True, quiet=True,
-                        unsafe=False)
+        copier.run_copy(src, tmp, vcs_ref=old_ref, data=data, defaults=True, overwrite=True, quiet=True, unsafe=False)
         for rel in deleted:
             inside = rel.removeprefix(prefix)
             rendered = Path(tmp) / inside
@@ -242,9 +267,14 @@ def _set_answers(answers: Path, **fields: str) -> None:
     answers.write_text("".join(out))
 
 
-def update_project(*, project: Path, to: str | None = None, dry_run: bool = False,
-                   conflict: Literal["inline", "rej"] = "inline",
-                   on_scaffold: Callable[[ScaffoldStatus], None] | None = None) -> list[ScaffoldStatus]:
+def update_project(
+    *,
+    project: Path,
+    to: str | None = None,
+    dry_run: bool = False,
+    conflict: Literal["inline", "rej"] = "inline",
+    on_scaffold: Callable[[ScaffoldStatus], None] | None = None,
+) -> list[ScaffoldStatus]:
     """Update the project scaffold, then each dataset's, to ``to`` (default: the installed skelgen's version).
 
     Args:
@@ -269,8 +299,10 @@ def update_project(*, project: Path, to: str | None = None, dry_run: bool = Fals
     root = find_project(project)
     top = toplevel(root)
     if top is None:
-        raise ProjectError(f"{root} is not in a git repository, which copier needs to merge updates: "
-                           f"git -C {root} init && git -C {root} add -A && git -C {root} commit -m 'skelgen project'")
+        raise ProjectError(
+            f"{root} is not in a git repository, which copier needs to merge updates: "
+            f"git -C {root} init && git -C {root} add -A && git -C {root} commit -m 'skelgen project'"
+        )
     _refuse_dirty(top, root)
     src = _target(to)
     if dry_run:
@@ -281,8 +313,15 @@ def update_project(*, project: Path, to: str | None = None, dry_run: bool = Fals
     return _update_all(top, root, src, conflict, dry_run=False, report=on_scaffold)
 
 
-def _update_all(top: Path, root: Path, src: store.Source, conflict: Literal["inline", "rej"], *, dry_run: bool,
-                report: Callable[[ScaffoldStatus], None] | None) -> list[ScaffoldStatus]:
+def _update_all(
+    top: Path,
+    root: Path,
+    src: store.Source,
+    conflict: Literal["inline", "rej"],
+    *,
+    dry_run: bool,
+    report: Callable[[ScaffoldStatus], None] | None,
+) -> list[ScaffoldStatus]:
     done = []
     for scaffold in scaffolds(root):
         status = _update_one(scaffold, top, root, src, conflict)
@@ -292,8 +331,10 @@ def _update_all(top: Path, root: Path, src: store.Source, conflict: Literal["inl
         if status.conflicts:
             files = ", ".join(status.conflicts)
             if dry_run:
-                raise UpdateConflictError(f"updating {status.label} {status.recorded} -> {status.target} would "
-                                          f"conflict with your edits in: {files} (dry run: nothing changed)")
+                raise UpdateConflictError(
+                    f"updating {status.label} {status.recorded} -> {status.target} would "
+                    f"conflict with your edits in: {files} (dry run: nothing changed)"
+                )
             kind = "conflict markers" if conflict == "inline" else ".rej files"
             raise UpdateConflictError(
                 f"updating {status.label} {status.recorded} -> {status.target} conflicts with your edits in: {files} "

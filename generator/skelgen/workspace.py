@@ -60,8 +60,9 @@ class Journal:
 
     def created(self, path: Path) -> Path:
         """Record that ``path`` (a file or a folder) did not exist before; rollback removes it."""
-        self._undo.append(lambda: shutil.rmtree(path) if path.is_dir() and not path.is_symlink()
-                          else path.unlink(missing_ok=True))
+        self._undo.append(
+            lambda: shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+        )
         return path
 
     def changing(self, path: Path) -> Path:
@@ -147,7 +148,9 @@ def write_index(path: Path, journal: Journal) -> Path:
         if answers.get("scaffold") != "project":
             continue
         project = answers_file.parent
-        datasets = sorted(read_answers(f).get("dataset_name", "?") for f in ProjectLayout(project).all_dataset_answers())
+        datasets = sorted(
+            read_answers(f).get("dataset_name", "?") for f in ProjectLayout(project).all_dataset_answers()
+        )
         rows.append(
             f"| [{project.name}]({project.name}/) | {answers.get('task', '?')} | "
             f"{answers.get('framework', '?')} | {', '.join(datasets) or '-'} |"

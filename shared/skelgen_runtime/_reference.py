@@ -51,11 +51,15 @@ def reference_page() -> str:
     """The Markdown page of every public module and name (imports them, TensorFlow included)."""
     from skelgen_runtime import PUBLIC_MODULES
 
-    lines = ["# skelgen_runtime: the public API", "",
-             "Generated from the docstrings (`python -m skelgen_runtime._reference > shared/REFERENCE.md`); "
-             "a test keeps it current. Template files and projects import these modules and, from each, the "
-             "names listed; within a minor series they keep their meaning. Anything else may change in any "
-             "release.", ""]
+    lines = [
+        "# skelgen_runtime: the public API",
+        "",
+        "Generated from the docstrings (`python -m skelgen_runtime._reference > shared/REFERENCE.md`); "
+        "a test keeps it current. Template files and projects import these modules and, from each, the "
+        "names listed; within a minor series they keep their meaning. Anything else may change in any "
+        "release.",
+        "",
+    ]
     for module_name in PUBLIC_MODULES:
         module = importlib.import_module(module_name)
         lines += [f"## `{module_name}`", "", _first_paragraph(module.__doc__), ""]

@@ -14,8 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["curves_figure", "save_curves", "save_run_curves"]
 
 
-def curves_figure(curves: Mapping[str, Sequence[tuple[int, float]]], *, metric: str,
-                  title: str | None = None) -> Figure:
+def curves_figure(
+    curves: Mapping[str, Sequence[tuple[int, float]]], *, metric: str, title: str | None = None
+) -> Figure:
     """One line per entry of ``curves``, in a figure of its own.
 
     Args:
@@ -47,8 +48,9 @@ def curves_figure(curves: Mapping[str, Sequence[tuple[int, float]]], *, metric: 
     return fig
 
 
-def save_curves(curves: Mapping[str, Sequence[tuple[int, float]]], out: Path, *, metric: str,
-                title: str | None = None) -> Path:
+def save_curves(
+    curves: Mapping[str, Sequence[tuple[int, float]]], out: Path, *, metric: str, title: str | None = None
+) -> Path:
     """Draw :func:`curves_figure` and write it to ``out`` (format from the suffix, e.g. ``.png``); return ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +58,9 @@ def save_curves(curves: Mapping[str, Sequence[tuple[int, float]]], out: Path, *,
     return out
 
 
-def save_run_curves(rows: Sequence[Mapping[str, float]], out: Path, *, metrics: Sequence[str],
-                    title: str | None = None) -> Path:
+def save_run_curves(
+    rows: Sequence[Mapping[str, float]], out: Path, *, metrics: Sequence[str], title: str | None = None
+) -> Path:
     """One run's ``curves.png``: a panel per metric with its train and validation lines.
 
     Args:

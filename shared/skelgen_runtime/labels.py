@@ -19,10 +19,27 @@ __all__ = ["DEFAULT_PALETTE", "LabelLookup", "LabelMap"]
 
 #: colours for class ids without a colour of their own (id 0 is black)
 DEFAULT_PALETTE = (
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
-    (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0),
-    (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (0, 0, 0),
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (255, 225, 25),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (220, 190, 255),
+    (170, 110, 40),
+    (255, 250, 200),
+    (128, 0, 0),
+    (170, 255, 195),
+    (128, 128, 0),
+    (255, 215, 180),
+    (0, 0, 128),
+    (128, 128, 128),
 )
 
 
@@ -106,7 +123,9 @@ class LabelLookup:
     def __post_init__(self) -> None:
         unknown = sorted(v for v in set(self.source_ids) if v not in self.known or not 0 <= v < 256)
         if unknown:
-            raise DatasetError(f"source ids {unknown} of the label map are not {self.dataset} values {list(self.known)}")
+            raise DatasetError(
+                f"source ids {unknown} of the label map are not {self.dataset} values {list(self.known)}"
+            )
         if len(set(self.source_ids)) != len(self.source_ids):
             raise DatasetError(f"the label map repeats a source id: {list(self.source_ids)}")
 

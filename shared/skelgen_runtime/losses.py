@@ -117,8 +117,9 @@ def soft_dice_loss(
         onehot = tf.one_hot(labels, num_classes) * valid[..., None]
         probs = tf.nn.softmax(logits, axis=-1) * valid[..., None]
         axes = list(range(logits.shape.rank - 1))
-        intersection, total = sum_over_replicas(tf.reduce_sum(probs * onehot, axis=axes),
-                                                tf.reduce_sum(probs + onehot, axis=axes))
+        intersection, total = sum_over_replicas(
+            tf.reduce_sum(probs * onehot, axis=axes), tf.reduce_sum(probs + onehot, axis=axes)
+        )
         dice = (2.0 * intersection + smooth) / (total + smooth)
         loss = 1.0 - tf.reduce_mean(dice[first:])
         return tf.fill(tf.shape(logits)[:1], loss)

@@ -35,8 +35,9 @@ class Pipeline(Protocol):
     def model_input_shape(self, data_cfg: Any, info: DatasetInfo) -> tuple[int, ...]:
         """The model's input shape without the batch axis."""
 
-    def train_dataset(self, data_cfg: Any, info: DatasetInfo, *, split: str = "train", seed: int | None = None,
-                      repeat: bool = False) -> Any:
+    def train_dataset(
+        self, data_cfg: Any, info: DatasetInfo, *, split: str = "train", seed: int | None = None, repeat: bool = False
+    ) -> Any:
         """Shuffled, augmented batches of ``(inputs, targets)``."""
 
     def eval_dataset(self, data_cfg: Any, info: DatasetInfo, *, split: str = "val", for_keras: bool = True) -> Any:
@@ -56,9 +57,11 @@ def open_pipeline(pipelines: Mapping[str, Pipeline], folder: Path) -> tuple[Pipe
     info = load_info(folder)
     pipeline = pipelines.get(info.schema)
     if pipeline is None:
-        raise DatasetError(f"{folder / 'dataset_info.json'} describes {info.schema!r} records; this project reads "
-                           f"{', '.join(repr(k) for k in pipelines)}: rebuild the dataset with this project's build "
-                           "script or point data.dataset at another dataset")
+        raise DatasetError(
+            f"{folder / 'dataset_info.json'} describes {info.schema!r} records; this project reads "
+            f"{', '.join(repr(k) for k in pipelines)}: rebuild the dataset with this project's build "
+            "script or point data.dataset at another dataset"
+        )
     info.check_schema(pipeline.SCHEMA.name, pipeline.SCHEMA.version)
     return pipeline, info
 
@@ -75,8 +78,15 @@ def _decoded_then(decoded: Callable, deterministic: bool) -> Callable:
     return read
 
 
-def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize: Callable, data_cfg,
-                  seed: int | None = None, repeat: bool = False) -> Any:
+def train_batches(
+    decoded: Callable[[int], Any],
+    *,
+    prepare: Callable,
+    randomize: Callable,
+    data_cfg,
+    seed: int | None = None,
+    repeat: bool = False,
+) -> Any:
     """Shuffled, augmented batches of ``(inputs float32 normalised, targets)``
     (:func:`skelgen_runtime.data.batches.train_batches`).
 
@@ -88,8 +98,9 @@ def train_batches(decoded: Callable[[int], Any], *, prepare: Callable, randomize
     """
     from skelgen_runtime.data import batches
 
-    return batches.train_batches(_decoded_then(decoded, False), prepare=prepare, randomize=randomize, data_cfg=data_cfg,
-                                 seed=seed, repeat=repeat)
+    return batches.train_batches(
+        _decoded_then(decoded, False), prepare=prepare, randomize=randomize, data_cfg=data_cfg, seed=seed, repeat=repeat
+    )
 
 
 def eval_batches(decoded: Any, *, example: Callable, data_cfg, count: int) -> Any:
@@ -102,5 +113,6 @@ def eval_batches(decoded: Any, *, example: Callable, data_cfg, count: int) -> An
     """
     from skelgen_runtime.data import batches
 
-    return batches.eval_batches(_decoded_then(lambda shuffle: decoded, True), example=example, data_cfg=data_cfg,
-                                count=count)
+    return batches.eval_batches(
+        _decoded_then(lambda shuffle: decoded, True), example=example, data_cfg=data_cfg, count=count
+    )

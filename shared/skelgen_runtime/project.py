@@ -86,6 +86,7 @@ def load_project(root: Path) -> Project:
     module = importlib.import_module("core.project")
     project = getattr(module, "PROJECT", None)
     if not isinstance(project, Project):
-        raise ProjectError(f"{module.__file__}: PROJECT must be a skelgen_runtime.project.Project, "
-                           f"not {type(project).__name__}")
+        raise ProjectError(
+            f"{module.__file__}: PROJECT must be a skelgen_runtime.project.Project, not {type(project).__name__}"
+        )
     return project

@@ -48,8 +48,9 @@ class _GitFailed(Exception):
 def _git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
     """stdout of ``git ARGS`` in ``cwd``; raise :class:`_GitFailed` on a non-zero exit status."""
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT,
-                              env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT, env={**os.environ, **(env or {})}
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise _GitFailed(f"git {args[0]}: {err}") from None
     if proc.returncode != 0:
@@ -76,8 +77,23 @@ def _uncommitted_diff(root: Path, base: str) -> bytes:
         if real_index.is_file():
             shutil.copyfile(real_index, env["GIT_INDEX_FILE"])  # keeps git's stat cache: no rehashing
         _git(root, "add", "--all", "--", ".", *_EXCLUDED, env=env)
-        return _git(root, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
-                    "--no-renames", "--src-prefix=a/", "--dst-prefix=b/", base, "--", ".", *_EXCLUDED, env=env)
+        return _git(
+            root,
+            "diff",
+            "--cached",
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--no-renames",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+            base,
+            "--",
+            ".",
+            *_EXCLUDED,
+            env=env,
+        )
 
 
 def git_state(root: Path, log_dir: Path) -> dict[str, Any]:
@@ -106,8 +122,10 @@ def git_state(root: Path, log_dir: Path) -> dict[str, Any]:
         return state
     state["git_dirty"] = bool(patch) or untracked > PATCH_LIMIT
     if max(untracked, len(patch)) > PATCH_LIMIT:
-        state["git_error"] = (f"the uncommitted changes are over {PATCH_LIMIT // 2**20} MiB: not saved; "
-                              "commit them or git-ignore large files")
+        state["git_error"] = (
+            f"the uncommitted changes are over {PATCH_LIMIT // 2**20} MiB: not saved; "
+            "commit them or git-ignore large files"
+        )
     elif patch:
         (log_dir / PATCH_FILE).write_bytes(patch)
         state["git_patch"] = PATCH_FILE
@@ -125,12 +143,23 @@ def library_versions() -> dict[str, str | None]:
         import numpy
         import tensorflow as tf
     except ImportError:  # pragma: no cover - the runtime always has TensorFlow
-        return {**versions, "tensorflow_version": None, "keras_version": None, "numpy_version": None,
-                "cuda_version": None, "cudnn_version": None}
+        return {
+            **versions,
+            "tensorflow_version": None,
+            "keras_version": None,
+            "numpy_version": None,
+            "cuda_version": None,
+            "cudnn_version": None,
+        }
     build = tf.sysconfig.get_build_info() if hasattr(tf.sysconfig, "get_build_info") else {}
-    return {**versions, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
-            "numpy_version": numpy.__version__, "cuda_version": build.get("cuda_version") or None,
-            "cudnn_version": build.get("cudnn_version") or None}
+    return {
+        **versions,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "numpy_version": numpy.__version__,
+        "cuda_version": build.get("cuda_version") or None,
+        "cudnn_version": build.get("cudnn_version") or None,
+    }
 
 
 def template_version(root: Path) -> str | None:
@@ -166,14 +195,21 @@ def dataset_fingerprint(info_file: Path, *, root: Path | None = None) -> dict[st
         "schema": data.get("schema"),
         "schema_version": data.get("schema_version"),
         "label_map": data.get("label_map"),
-        "shards": {split: [[s.get("file"), s.get("count"), s.get("sha256")] for s in info.get("shards", [])]
-                   for split, info in sorted(splits.items())},
+        "shards": {
+            split: [[s.get("file"), s.get("count"), s.get("sha256")] for s in info.get("shards", [])]
+            for split, info in sorted(splits.items())
+        },
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     try:
         shown = info_file.resolve().relative_to(Path(root).resolve()) if root is not None else info_file
     except ValueError:
         shown = info_file
-    return {"name": name, "schema": data.get("schema"), "schema_version": data.get("schema_version"),
-            "splits": {split: info.get("count") for split, info in sorted(splits.items())},
-            "fingerprint": f"sha256:{digest}", "info": str(shown)}
+    return {
+        "name": name,
+        "schema": data.get("schema"),
+        "schema_version": data.get("schema_version"),
+        "splits": {split: info.get("count") for split, info in sorted(splits.items())},
+        "fingerprint": f"sha256:{digest}",
+        "info": str(shown),
+    }

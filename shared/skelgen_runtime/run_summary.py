@@ -55,8 +55,7 @@ class RunSummary:
 
     def curve(self, metric: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` of ``metric`` for every epoch that logged a finite one."""
-        return [(int(row["epoch"]), row[metric]) for row in self.epochs
-                if metric in row and math.isfinite(row[metric])]
+        return [(int(row["epoch"]), row[metric]) for row in self.epochs if metric in row and math.isfinite(row[metric])]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -118,8 +117,9 @@ def _evaluations(run: Run) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            found[path.stem[len("eval_"):]] = {k: v for k, v in data.items()
-                                               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            found[path.stem[len("eval_") :]] = {
+                k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
     return found
 
 
@@ -164,6 +164,8 @@ def varying_keys(summaries: Sequence[RunSummary]) -> list[str]:
     keys: dict[str, None] = {}
     for summary in summaries:
         keys.update(dict.fromkeys(summary.config))
-    return [key for key in keys
-            if len({json.dumps([key in s.config, s.config.get(key)], sort_keys=True, default=str)
-                    for s in summaries}) > 1]
+    return [
+        key
+        for key in keys
+        if len({json.dumps([key in s.config, s.config.get(key)], sort_keys=True, default=str) for s in summaries}) > 1
+    ]

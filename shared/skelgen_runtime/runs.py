@@ -281,7 +281,9 @@ def _match(root: Path, runs: list[Run], spec: str) -> Run:
         raise RunError(f"no runs in {ProjectLayout(root).logs} yet; train one with python train.py")
     ids = [r.run_id for r in reversed(runs)]
     known = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-    raise RunError(f"no run {spec!r} in {ProjectLayout(root).logs}{did_you_mean(spec, ids)} (known runs, newest first: {known})")
+    raise RunError(
+        f"no run {spec!r} in {ProjectLayout(root).logs}{did_you_mean(spec, ids)} (known runs, newest first: {known})"
+    )
 
 
 def resolve_run(root: Path, spec: str) -> Run:
@@ -308,8 +310,10 @@ def find_run(root: Path, spec: str) -> Run:
         return done[-1]
     run = _match(root, runs, spec)
     if not run.final_model.is_file():
-        raise RunError(f"run {run.run_id} has no trained model ({run.final_model}); "
-                       f"finish it with python train.py --resume {run.run_id}")
+        raise RunError(
+            f"run {run.run_id} has no trained model ({run.final_model}); "
+            f"finish it with python train.py --resume {run.run_id}"
+        )
     return run
 
 
@@ -322,7 +326,9 @@ def find_resumable(root: Path, spec: str) -> Run | None:
         return unfinished[-1] if unfinished else None
     if spec == "latest":
         if not unfinished:
-            raise RunError(f"no unfinished run in {ProjectLayout(root).logs} to resume; start a new run with python train.py")
+            raise RunError(
+                f"no unfinished run in {ProjectLayout(root).logs} to resume; start a new run with python train.py"
+            )
         return unfinished[-1]
     run = _match(root, runs, spec)
     if run.status == "complete":

@@ -59,8 +59,9 @@ def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> li
 
             first, ids = info.label_map.first_id, example["classes"].numpy()
             pixels = boxes_to_pixels(example["boxes"].numpy(), *image.shape[:2])
-            drawn = draw_boxes(image, pixels, [info.label_map.names[c - first] for c in ids],
-                               [colors[c - first] for c in ids])
+            drawn = draw_boxes(
+                image, pixels, [info.label_map.names[c - first] for c in ids], [colors[c - first] for c in ids]
+            )
             picture = np.concatenate([image, drawn], axis=1)
         else:
             picture = image
@@ -76,12 +77,18 @@ def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> li
 
 
 def main(*, dataset: str, folder: Path, schema, argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=f"tfrecord2image_{dataset}_format.py",
-                                     description=f"Draw records of {dataset} as PNGs (image | image with labels).")
+    parser = argparse.ArgumentParser(
+        prog=f"tfrecord2image_{dataset}_format.py",
+        description=f"Draw records of {dataset} as PNGs (image | image with labels).",
+    )
     parser.add_argument("--split", default="val", help="split to draw (default: val)")
     parser.add_argument("--num", type=int, default=8, help="number of records (default: 8)")
-    parser.add_argument("--out", type=Path, default=folder.parent / "preview",
-                        help=f"output folder (default: {folder.parent / 'preview'})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=folder.parent / "preview",
+        help=f"output folder (default: {folder.parent / 'preview'})",
+    )
     args = parser.parse_args(argv)
     with exit_on_error():
         if args.num < 1:

@@ -70,7 +70,9 @@ def montage(
         tiles = []
         for d in picks:
             rgb = np.repeat(grey[d][..., None], 3, axis=-1)
-            tiles.append(overlay(rgb, label[d], colors, alpha=0.4, ignore_label=ignore_label) if label is not None else rgb)
+            tiles.append(
+                overlay(rgb, label[d], colors, alpha=0.4, ignore_label=ignore_label) if label is not None else rgb
+            )
         rows.append(np.concatenate(tiles, axis=1))
         names.append(name)
     if label is not None:
@@ -96,8 +98,13 @@ def render_volumes(info, split: str, num: int, out: Path) -> list[Path]:
     written, tiles = [], []
     for example in read_split(info, SCHEMA, split, training=False).take(num):
         label = example["label"].numpy()[..., 0] if "label" in example else None
-        picture = montage(example["image"].numpy(), label, example["modalities"].numpy().decode().split(","),
-                          info.label_map.colors, ignore_label=info.label_map.ignore_label)
+        picture = montage(
+            example["image"].numpy(),
+            label,
+            example["modalities"].numpy().decode().split(","),
+            info.label_map.colors,
+            ignore_label=info.label_map.ignore_label,
+        )
         path = out / f"{example['case_id'].numpy().decode()}.png"
         Image.fromarray(picture).save(path)
         written.append(path)

@@ -44,6 +44,7 @@ def install() -> None:
             if self.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
                 _blocked(f"connect to {address[0]}:{address[1]}")
             return method(self, address, *args)
+
         return call
 
     def guarded_getaddrinfo(host, *args, **kwargs):

@@ -103,12 +103,14 @@ def builder_section(registry: Registry, *, default: str) -> type[BaseModel]:
             if data is None:
                 data = {}
             if not isinstance(data, Mapping):
-                raise PydanticCustomError("builder_keywords", "must be a mapping of keyword: value",
-                                          {"problems": []})
+                raise PydanticCustomError("builder_keywords", "must be a mapping of keyword: value", {"problems": []})
             name = data.get("name", default)
             if name not in registry:
-                raise PydanticCustomError("builder_keywords", "{detail}",
-                                          {"detail": registry.unknown(str(name)), "problems": [("name", registry.unknown(str(name)))]})
+                raise PydanticCustomError(
+                    "builder_keywords",
+                    "{detail}",
+                    {"detail": registry.unknown(str(name)), "problems": [("name", registry.unknown(str(name)))]},
+                )
             builder = registry.get(name)
             params, hints = builder_keywords(builder), _hints(builder)
             out: dict[str, Any] = {k: data[k] for k in _SECTION_KEYS if k in data}
@@ -118,7 +120,9 @@ def builder_section(registry: Registry, *, default: str) -> type[BaseModel]:
                     continue
                 if key not in params:
                     allowed = [*params, *_SECTION_KEYS]
-                    problems.append((key, f"unknown key: not a keyword of {_where(builder)}{did_you_mean(key, allowed)}"))
+                    problems.append(
+                        (key, f"unknown key: not a keyword of {_where(builder)}{did_you_mean(key, allowed)}")
+                    )
                     continue
                 try:
                     out[key] = TypeAdapter(hints.get(key, Any)).validate_python(value)
@@ -132,12 +136,17 @@ def builder_section(registry: Registry, *, default: str) -> type[BaseModel]:
                 else:
                     out[key] = param.default
             if problems:
-                raise PydanticCustomError("builder_keywords", "{detail}",
-                                          {"detail": "; ".join(f"{k}: {m}" for k, m in problems), "problems": problems})
+                raise PydanticCustomError(
+                    "builder_keywords",
+                    "{detail}",
+                    {"detail": "; ".join(f"{k}: {m}" for k, m in problems), "problems": problems},
+                )
             return out
 
     BuilderSection.__name__ = BuilderSection.__qualname__ = f"{registry.kind.title()}Section"
-    BuilderSection.__doc__ = f"The ``{registry.kind}`` section: ``name`` picks the builder, the other keys are its keywords."
+    BuilderSection.__doc__ = (
+        f"The ``{registry.kind}`` section: ``name`` picks the builder, the other keys are its keywords."
+    )
     return BuilderSection
 
 
@@ -199,8 +208,11 @@ def _problems(err: ValidationError, schema: type[BaseModel]) -> list[str]:
         else:
             message = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
             # a whole-config check names its keys itself
-            problems.append(message if not loc and message.startswith(("data.", "model.", "train.", "eval."))
-                            else f"{where}: {message}")
+            problems.append(
+                message
+                if not loc and message.startswith(("data.", "model.", "train.", "eval."))
+                else f"{where}: {message}"
+            )
     return problems
 
 

@@ -43,14 +43,20 @@ class DataConfig(Section):
 
     dataset: str = "shapes"
     image_size: tuple[int, int] = (128, 128)
-    batch_size: int = Field(8, ge=1, description="training examples per replica: a step's global batch is "
-                            "batch_size x the replicas of train.distribute (1 on one device)")
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="training examples per replica: a step's global batch is "
+        "batch_size x the replicas of train.distribute (1 on one device)",
+    )
     eval_batch_size: int = Field(16, ge=1, description="validation examples per replica (x replicas, as batch_size)")
     shuffle_buffer: int = Field(1024, ge=1)
     cache: bool = Field(True, description="keep decoded, resized examples in memory after the first epoch")
     mean: tuple[float, float, float] | None = Field(
-        (0.485, 0.456, 0.406), description="per-channel mean of (x / 255 - mean) / std, applied by the pipeline; "
-        "null for a backbone that preprocesses its own input (keras.applications, keras-hub): it gets RGB 0-255")
+        (0.485, 0.456, 0.406),
+        description="per-channel mean of (x / 255 - mean) / std, applied by the pipeline; "
+        "null for a backbone that preprocesses its own input (keras.applications, keras-hub): it gets RGB 0-255",
+    )
     std: tuple[float, float, float] | None = Field((0.229, 0.224, 0.225), description="per-channel std (see mean)")
     augment: AugmentConfig = AugmentConfig()
 
@@ -83,24 +89,29 @@ class TrainConfig(Section):
     warmup_epochs: int = Field(0, ge=0, description="cosine: epochs of linear warm-up from 10 % of learning_rate")
     seed: int = 42
     distribute: Literal["default", "mirrored", "multi_worker", "tpu"] = Field(
-        "default", description="tf.distribute strategy: default (one device), mirrored (every GPU of this host; "
+        "default",
+        description="tf.distribute strategy: default (one device), mirrored (every GPU of this host; "
         "CPU without GPUs), multi_worker (hosts listed in TF_CONFIG), tpu; the global batch is "
-        "data.batch_size x replicas (learning_rate is not rescaled)"
+        "data.batch_size x replicas (learning_rate is not rescaled)",
     )
     mixed_precision: Literal[False, "mixed_float16", "mixed_bfloat16"] = Field(
-        False, description="Keras dtype policy while the model is built: false (float32), mixed_float16 (GPUs; "
-        "with loss scaling), mixed_bfloat16 (TPUs, recent CPUs); model outputs stay float32"
+        False,
+        description="Keras dtype policy while the model is built: false (float32), mixed_float16 (GPUs; "
+        "with loss scaling), mixed_bfloat16 (TPUs, recent CPUs); model outputs stay float32",
     )
     freeze_backbone_epochs: int = Field(
-        0, ge=0, description="fine-tuning: epochs at the start with the backbone (layers named encoder, encoder.*) "
-        "frozen, BatchNorm in inference mode; then it trains too"
+        0,
+        ge=0,
+        description="fine-tuning: epochs at the start with the backbone (layers named encoder, encoder.*) "
+        "frozen, BatchNorm in inference mode; then it trains too",
     )
     backbone_lr_multiplier: float = Field(
         1.0, gt=0, description="fine-tuning: the backbone's learning rate as a multiple of the rest's (e.g. 0.1)"
     )
     jit_compile: bool | Literal["auto"] = Field(
-        "auto", description="XLA-compile the training step: true, false, or auto (Keras's choice for model.fit: "
-        "on a GPU without a strategy; off in the custom loop)"
+        "auto",
+        description="XLA-compile the training step: true, false, or auto (Keras's choice for model.fit: "
+        "on a GPU without a strategy; off in the custom loop)",
     )
 
 
@@ -129,8 +140,9 @@ class EvalConfig(Section):
     """How ``evaluate.py`` scores; ``brats_challenge`` only matters for BraTS volume datasets."""
 
     brats_challenge: str | None = Field(
-        None, description="volumes: the BraTS challenge whose lesion-wise parameters score the cases "
-        "(GLI, SSA, MEN, MET, PED, GLI2024); null: the one of the dataset's release"
+        None,
+        description="volumes: the BraTS challenge whose lesion-wise parameters score the cases "
+        "(GLI, SSA, MEN, MET, PED, GLI2024); null: the one of the dataset's release",
     )
 
     @field_validator("brats_challenge")

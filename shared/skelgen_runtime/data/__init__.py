@@ -47,8 +47,9 @@ def pipeline_class(schema: str, extra: Mapping[str, type[DataPipeline]] | None =
     return getattr(importlib.import_module(module), name)
 
 
-def open_pipeline(task: str, data_cfg: Any, folder: Path, hooks: Any, *,
-                  extra: Mapping[str, type[DataPipeline]] | None = None) -> DataPipeline:
+def open_pipeline(
+    task: str, data_cfg: Any, folder: Path, hooks: Any, *, extra: Mapping[str, type[DataPipeline]] | None = None
+) -> DataPipeline:
     """The pipeline of the records in ``folder``, bound to ``data_cfg``, their info and ``hooks``.
 
     Args:
@@ -67,9 +68,11 @@ def open_pipeline(task: str, data_cfg: Any, folder: Path, hooks: Any, *,
     info: DatasetInfo = load_info(folder)
     readable = [kind.schema for kind in get_spec(task).records] + [s for s in (extra or {}) if s not in PIPELINES]
     if info.schema not in readable:
-        raise DatasetError(f"{folder / 'dataset_info.json'} describes {info.schema!r} records; this {task} project "
-                           f"reads {', '.join(repr(k) for k in readable)}: rebuild the dataset with this project's "
-                           "build script or point data.dataset at another dataset")
+        raise DatasetError(
+            f"{folder / 'dataset_info.json'} describes {info.schema!r} records; this {task} project "
+            f"reads {', '.join(repr(k) for k in readable)}: rebuild the dataset with this project's "
+            "build script or point data.dataset at another dataset"
+        )
     cls = pipeline_class(info.schema, extra)
     info.check_schema(cls.schema().name, cls.schema().version)
     return cls(data_cfg, info, hooks)

@@ -48,8 +48,9 @@ def options():
     return opts
 
 
-def train_batches(read: Read, *, prepare: Callable, randomize: Callable, data_cfg, seed: int | None = None,
-                  repeat: bool = False) -> Any:
+def train_batches(
+    read: Read, *, prepare: Callable, randomize: Callable, data_cfg, seed: int | None = None, repeat: bool = False
+) -> Any:
     """Shuffled, augmented batches of ``(inputs float32 normalised, targets)`` (module docstring).
 
     Args:

@@ -42,10 +42,19 @@ class ImagePipeline(DataPipeline):
             raise ConfigError(f"data.mode 3d needs a volume dataset (e.g. BraTS); {self.data.dataset!r} holds images")
         return (*self.data.image_size, 3)
 
-    def _read(self, split: str, *, training: bool, seed: int | None = None, shuffle: int = 0,
-              then: Any = None) -> tf.data.Dataset:
-        return read_split(self.info, self.schema(), split, training=training, seed=seed, shuffle_records=shuffle,
-                          decode_size=self.data.image_size, then=then)
+    def _read(
+        self, split: str, *, training: bool, seed: int | None = None, shuffle: int = 0, then: Any = None
+    ) -> tf.data.Dataset:
+        return read_split(
+            self.info,
+            self.schema(),
+            split,
+            training=training,
+            seed=seed,
+            shuffle_records=shuffle,
+            decode_size=self.data.image_size,
+            then=then,
+        )
 
     # the per-task steps, one decoded example at a time
     def _labelled(self, example: dict) -> dict:
@@ -66,16 +75,23 @@ class ImagePipeline(DataPipeline):
 
     def train_batches(self, *, seed: int | None = None, repeat: bool = False, split: str = "train") -> tf.data.Dataset:
         """Shuffled, augmented batches of ``(image (B, H, W, 3) float32 normalised, targets)``."""
-        return train_batches(lambda shuffle, then: self._read(split, training=True, seed=seed, shuffle=shuffle,
-                                                              then=then),
-                             prepare=self._prepare, randomize=self._randomize, data_cfg=self.data, seed=seed,
-                             repeat=repeat)
+        return train_batches(
+            lambda shuffle, then: self._read(split, training=True, seed=seed, shuffle=shuffle, then=then),
+            prepare=self._prepare,
+            randomize=self._randomize,
+            data_cfg=self.data,
+            seed=seed,
+            repeat=repeat,
+        )
 
     def val_batches(self, split: str = "val", *, cache: bool | None = None) -> tf.data.Dataset:
         """Deterministic batches of ``(image, targets)`` at model size, as training sees them without augmentation."""
-        return eval_batches(lambda shuffle, then: self._read(split, training=False, then=then),
-                            example=lambda e: self._finalize(self.hooks.resize_example(self._labelled(e), self.data)),
-                            data_cfg=self._data(cache), count=self.info.count(split))
+        return eval_batches(
+            lambda shuffle, then: self._read(split, training=False, then=then),
+            example=lambda e: self._finalize(self.hooks.resize_example(self._labelled(e), self.data)),
+            data_cfg=self._data(cache),
+            count=self.info.count(split),
+        )
 
     def raw_examples(self, split: str) -> tf.data.Dataset:
         """Decoded examples of ``split`` in file order (``image`` uint8, ``filename``, the labels if labelled)."""
@@ -106,8 +122,12 @@ class SegmentationPipeline(ImagePipeline):
 
         def to_eval(e: dict) -> dict:
             shape = tf.shape(e["label"])
-            return {"image": self._model_image(e["image"]), "label": tf.cast(e["label"], tf.int32),
-                    "height": shape[0], "width": shape[1]}
+            return {
+                "image": self._model_image(e["image"]),
+                "label": tf.cast(e["label"], tf.int32),
+                "height": shape[0],
+                "width": shape[1],
+            }
 
         ds = self._read(split, training=False, then=to_eval)
         padding = {"image": 0.0, "label": self.info.label_map.ignore_label, "height": 0, "width": 0}
@@ -135,8 +155,9 @@ class ClassificationPipeline(ImagePipeline):
 
     def eval_examples(self, split: str = "val") -> tf.data.Dataset:
         """Batches of dicts: the normalised ``image`` at model size and the integer ``label`` ``(B,)``."""
-        ds = self._read(split, training=False,
-                        then=lambda e: {"image": self._model_image(e["image"]), "label": e["label"]})
+        ds = self._read(
+            split, training=False, then=lambda e: {"image": self._model_image(e["image"]), "label": e["label"]}
+        )
         return ds.batch(self.data.eval_batch_size).prefetch(AUTOTUNE)
 
 
@@ -158,6 +179,7 @@ class DetectionPipeline(ImagePipeline):
         ``boxes`` ``(B, N, 4)`` normalised, ``classes`` ``(B, N)`` (padded with 0), ``area`` and
         ``is_crowd`` ``(B, N)``, and the stored image's ``height``/``width`` ``(B,)``."""
         keys = ("boxes", "classes", "area", "is_crowd", "height", "width")
-        ds = self._read(split, training=False,
-                        then=lambda e: {"image": self._model_image(e["image"]), **{k: e[k] for k in keys}})
+        ds = self._read(
+            split, training=False, then=lambda e: {"image": self._model_image(e["image"]), **{k: e[k] for k in keys}}
+        )
         return ds.padded_batch(self.data.eval_batch_size).prefetch(AUTOTUNE)

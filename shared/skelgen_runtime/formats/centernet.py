@@ -188,8 +188,9 @@ def decode(
     cy, cx = y + regression[..., 2], x + regression[..., 3]
     hof, wof = tf.cast(ho, tf.float32), tf.cast(wo, tf.float32)
     boxes = tf.stack([(cy - h / 2) / hof, (cx - w / 2) / wof, (cy + h / 2) / hof, (cx + w / 2) / wof], axis=-1)
-    found = per_class_nms(boxes, scores, cls, max_detections=max_detections, iou_threshold=iou_threshold,
-                          score_threshold=score_threshold)
+    found = per_class_nms(
+        boxes, scores, cls, max_detections=max_detections, iou_threshold=iou_threshold, score_threshold=score_threshold
+    )
     return {
         "boxes": tf.clip_by_value(found["boxes"], 0.0, 1.0),
         "scores": found["scores"],

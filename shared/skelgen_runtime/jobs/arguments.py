@@ -24,13 +24,26 @@ def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
     from skelgen_runtime.layout import ProjectLayout
 
     parser = _parser(doc)
-    parser.add_argument("--config", type=Path, default=ProjectLayout(root).default_config,
-                        help="experiment config (default: configs/default.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    parser.add_argument("--resume", metavar="auto|latest|RUN",
-                        help="continue an interrupted run: its id (or a unique prefix), 'latest' (the newest "
-                             "unfinished run), or 'auto' (the same, else start a new run)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ProjectLayout(root).default_config,
+        help="experiment config (default: configs/default.yaml)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="auto|latest|RUN",
+        help="continue an interrupted run: its id (or a unique prefix), 'latest' (the newest "
+        "unfinished run), or 'auto' (the same, else start a new run)",
+    )
     return parser
 
 
@@ -58,6 +71,9 @@ def export_arguments(doc: str | None) -> argparse.ArgumentParser:
     parser = _parser(doc)
     _run_options(parser)
     parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
-    parser.add_argument("--out", type=Path, help="folder to write; must not exist or be empty "
-                                                 "(default: models/RUN/export/FORMAT-WEIGHTS)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder to write; must not exist or be empty (default: models/RUN/export/FORMAT-WEIGHTS)",
+    )
     return parser

@@ -17,8 +17,9 @@ class TrainedRun:
     """A run's config, dataset and task binding, and its weights (``--run``, ``--weights``), loaded
     when first needed so that a wrong split or format is reported before the model loads."""
 
-    def __init__(self, root: Path, project: Project, run: Run, config: Any, pipeline: Any, info: Any, task: Any,
-                 weights: str) -> None:
+    def __init__(
+        self, root: Path, project: Project, run: Run, config: Any, pipeline: Any, info: Any, task: Any, weights: str
+    ) -> None:
         self.root, self.project, self.run, self.config = root, project, run, config
         self.pipeline, self.info, self.task, self.weights = pipeline, info, task, weights
         self._trained: Any = None
@@ -66,8 +67,13 @@ class TrainedRun:
             raise DatasetError(f"split {split!r} has no labels to evaluate against")
         batches = self.pipeline.eval_examples(split)
         scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
-        result = {"run": self.run.run_id, "split": split, "weights": self.trained.weights,
-                  "examples": self.info.count(split), **scores}
+        result = {
+            "run": self.run.run_id,
+            "split": split,
+            "weights": self.trained.weights,
+            "examples": self.info.count(split),
+            **scores,
+        }
         out = self.run.log_dir / f"eval_{split}.json"
         atomic_write_text(out, json.dumps(result, indent=2))
         extra = self.task.write_artifacts(result, self.info, self.run.log_dir, split)
@@ -101,7 +107,11 @@ class TrainedRun:
         out = check_export_dir(out or default_export_dir(self.run, fmt, self.weights))
         trained = self.trained.in_float32()
         serve = self.task.serving_function(trained.model, self.config, self.info)
-        about = {"run": self.run.run_id, "task": self.project.task, "schema": self.info.schema,
-                 "image_size": list(self.config.data.image_size)}
+        about = {
+            "run": self.run.run_id,
+            "task": self.project.task,
+            "schema": self.info.schema,
+            "image_size": list(self.config.data.image_size),
+        }
         export_model(serve, trained, fmt, out, labels=self.info.label_map.to_json(), about=about)
         return out

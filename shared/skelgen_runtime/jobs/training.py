@@ -107,14 +107,20 @@ class Training:
         data_cfg = global_batches(config.data, strategy, val_examples=info.count("val"))
         batches = examples // data_cfg.batch_size
         if batches == 0:
-            raise DatasetError(f"the train split has {examples} examples, fewer than one batch of "
-                               f"{data_cfg.batch_size} (data.batch_size x {replicas} replicas); lower data.batch_size")
+            raise DatasetError(
+                f"the train split has {examples} examples, fewer than one batch of "
+                f"{data_cfg.batch_size} (data.batch_size x {replicas} replicas); lower data.batch_size"
+            )
         steps = config.train.steps_per_epoch or batches
-        _say(f"dataset {config.data.dataset}: {examples} training samples, {info.count('val')} validation "
-             f"records ({info.schema}), {steps} steps per epoch")
+        _say(
+            f"dataset {config.data.dataset}: {examples} training samples, {info.count('val')} validation "
+            f"records ({info.schema}), {steps} steps per epoch"
+        )
         if config.train.distribute != "default":
-            _say(f"distribute {config.train.distribute}: {replicas} replicas, global batch {data_cfg.batch_size} "
-                 f"(data.batch_size {config.data.batch_size} x {replicas})")
+            _say(
+                f"distribute {config.train.distribute}: {replicas} replicas, global batch {data_cfg.batch_size} "
+                f"(data.batch_size {config.data.batch_size} x {replicas})"
+            )
         global_pipeline = type(pipeline)(data_cfg, info, pipeline.hooks)  # batches the strategy splits
         self.data_ = TrainingData(
             pipeline=pipeline,
@@ -145,8 +151,9 @@ class Training:
         from skelgen_runtime.training.precision import float32_outputs
 
         data = self._data()
-        model = self.project.build_model(self.config.model, num_classes=data.info.num_classes,
-                                         input_shape=data.input_shape)
+        model = self.project.build_model(
+            self.config.model, num_classes=data.info.num_classes, input_shape=data.input_shape
+        )
         model = float32_outputs(model)
         _say(f"model {self.config.model.name}: {model.count_params():,} parameters, input {data.input_shape}")
         return model
@@ -155,8 +162,7 @@ class Training:
         """``train.optimizer`` with the learning rate of ``train.lr_schedule`` (``core/optimizers.py``)."""
         from skelgen_runtime.training.optim import build_optimizer
 
-        return build_optimizer(self.config.train, self._data().steps, self.project.optimizers,
-                               self.project.schedules)
+        return build_optimizer(self.config.train, self._data().steps, self.project.optimizers, self.project.schedules)
 
     def metrics(self) -> list:
         """The metrics logged per epoch: ``train.metrics`` from the project's registry (``core/metrics.py``),
@@ -184,9 +190,16 @@ class Training:
         if not is_chief(self.strategy):
             run = worker_run(self.strategy, run)
         elif run is None:
-            run = new_run(self.root, config.experiment, dump_config(config), config=config, seed=config.train.seed,
-                          dataset_info=data.info.folder / "dataset_info.json", monitor=self.task.MONITOR,
-                          monitor_mode=self.task.MONITOR_MODE)
+            run = new_run(
+                self.root,
+                config.experiment,
+                dump_config(config),
+                config=config,
+                seed=config.train.seed,
+                dataset_info=data.info.folder / "dataset_info.json",
+                monitor=self.task.MONITOR,
+                monitor_mode=self.task.MONITOR_MODE,
+            )
         run.update_record(distribute=describe(self.strategy), global_batch_size=data.batch_size)
         _say(f"run {run.run_id}")
         _say(f"  logs:   {run.log_dir}\n  models: {run.model_dir}")
@@ -216,12 +229,20 @@ class Training:
                 steps = self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics, config=config)
             extra = {"steps": steps}
         trainer.fit(
-            model, data.train, data.val, run,
-            optimizer=optimizer, loss=loss, metrics=metrics,
-            epochs=config.train.epochs, steps_per_epoch=data.steps,
-            monitor=task.MONITOR, monitor_mode=task.MONITOR_MODE,
+            model,
+            data.train,
+            data.val,
+            run,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            epochs=config.train.epochs,
+            steps_per_epoch=data.steps,
+            monitor=task.MONITOR,
+            monitor_mode=task.MONITOR_MODE,
             hparams=flatten(config.model_dump(mode="json")),
-            strategy=self.strategy, jit_compile=config.train.jit_compile,
+            strategy=self.strategy,
+            jit_compile=config.train.jit_compile,
             freeze_backbone_epochs=config.train.freeze_backbone_epochs,
             backbone_lr_multiplier=config.train.backbone_lr_multiplier,
             preview=Preview(task.preview, data.preview, config, data.info),

@@ -85,7 +85,10 @@ class Challenge:
     def describe(self, regions: tuple[str, ...] | list[str]) -> dict:
         """The parameters as used for ``regions``, for ``eval_SPLIT.json``."""
         return {
-            "key": self.key, "title": self.title, "penalty": self.penalty, "source": self.source,
+            "key": self.key,
+            "title": self.title,
+            "penalty": self.penalty,
+            "source": self.source,
             "dilation": {r: self.dilation_of(r) for r in regions},
             "threshold": {r: self.threshold_of(r) for r in regions},
             "predicted_groups": self.predicted_groups,
@@ -106,12 +109,21 @@ CHALLENGES: dict[str, Challenge] = {
         _brats2023("MET", "brain metastases", 1, 2),
         _brats2023("PED", "paediatric tumours", 3, 50),
         Challenge(
-            "GLI2024", "BraTS 2024 post-treatment adult glioma (GLI2024)", 3, 20, 337.0, _SOURCE_2024_GLI,
+            "GLI2024",
+            "BraTS 2024 post-treatment adult glioma (GLI2024)",
+            3,
+            20,
+            337.0,
+            _SOURCE_2024_GLI,
             dilation_by_region={"NETC": 5, "RC": 5},
             threshold_by_region={"ET": 10},
             predicted_groups=True,
-            merge_partners={"NETC": ("ET", "RC"), "ET": ("NETC", "RC"), "RC": ("ET", "NETC"),
-                            "SNFH": ("ET", "RC", "NETC")},
+            merge_partners={
+                "NETC": ("ET", "RC"),
+                "ET": ("NETC", "RC"),
+                "RC": ("ET", "NETC"),
+                "SNFH": ("ET", "RC", "NETC"),
+            },
         ),
     )
 }
@@ -132,6 +144,7 @@ def get_challenge(key: str) -> Challenge:
     if found is None:
         near = difflib.get_close_matches(str(key).upper(), CHALLENGES, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
-        raise ConfigError(f"eval.brats_challenge: unknown BraTS challenge {key!r}{hint}; "
-                          f"choose one of: {', '.join(CHALLENGES)}")
+        raise ConfigError(
+            f"eval.brats_challenge: unknown BraTS challenge {key!r}{hint}; choose one of: {', '.join(CHALLENGES)}"
+        )
     return found

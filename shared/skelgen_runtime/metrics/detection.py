@@ -21,8 +21,20 @@ import numpy as np
 __all__ = ["CocoAccumulator", "coco_evaluate", "to_coco_gt", "STAT_NAMES"]
 
 #: names of ``COCOeval.stats`` entries, in order
-STAT_NAMES = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
-              "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
+STAT_NAMES = (
+    "ap",
+    "ap50",
+    "ap75",
+    "ap_small",
+    "ap_medium",
+    "ap_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)
 
 
 def _quiet():
@@ -143,11 +155,19 @@ class CocoAccumulator:
         """Add one image: its ground truth and its detections (class ids as in ``categories``)."""
         self.images.append({"id": int(image_id), "height": int(height), "width": int(width)})
         for box, cls, area, crowd in zip(self.to_pixels(gt_boxes, height, width), gt_classes, gt_area, gt_is_crowd):
-            self.annotations.append({"image_id": int(image_id), "category_id": int(cls), "bbox": box.tolist(),
-                                     "area": float(area), "iscrowd": int(bool(crowd))})
+            self.annotations.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(cls),
+                    "bbox": box.tolist(),
+                    "area": float(area),
+                    "iscrowd": int(bool(crowd)),
+                }
+            )
         for box, cls, score in zip(self.to_pixels(boxes, height, width), classes, scores):
-            self.detections.append({"image_id": int(image_id), "category_id": int(cls), "bbox": box.tolist(),
-                                    "score": float(score)})
+            self.detections.append(
+                {"image_id": int(image_id), "category_id": int(cls), "bbox": box.tolist(), "score": float(score)}
+            )
 
     def gt(self):
         return to_coco_gt(self.images, self.annotations, self.categories)

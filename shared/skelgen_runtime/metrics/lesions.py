@@ -37,8 +37,18 @@ import numpy as np
 
 from skelgen_runtime.metrics.overlap import bounding_box, dice, hd95
 
-__all__ = ["Lesion", "LesionScores", "STRUCTURE_18", "STRUCTURE_26", "components", "lesion_groups",
-           "predicted_lesions", "touching_pairs", "merge_touching", "lesion_wise"]
+__all__ = [
+    "Lesion",
+    "LesionScores",
+    "STRUCTURE_18",
+    "STRUCTURE_26",
+    "components",
+    "lesion_groups",
+    "predicted_lesions",
+    "touching_pairs",
+    "merge_touching",
+    "lesion_wise",
+]
 
 #: the dilation structure of the organisers' code: the 18 face and edge neighbours (and the centre)
 STRUCTURE_18 = np.array([[[abs(i) + abs(j) + abs(k) <= 2 for k in (-1, 0, 1)] for j in (-1, 0, 1)] for i in (-1, 0, 1)])
@@ -207,7 +217,6 @@ def lesion_wise(
         penalty: HD95 (mm) of a missed or a false-positive lesion.
     """
     from scipy import ndimage
-
 
     voxel = float(np.prod(spacing))
     shape = truth_lesions.shape

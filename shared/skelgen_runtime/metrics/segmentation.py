@@ -45,9 +45,7 @@ class SegmentationScores:
             "miou": self.miou,
             "mean_dice": self.mean_dice,
             "pixel_accuracy": self.pixel_accuracy,
-            "per_class": {
-                name: {"iou": self.iou[i], "dice": self.dice[i]} for i, name in enumerate(class_names)
-            },
+            "per_class": {name: {"iou": self.iou[i], "dice": self.dice[i]} for i, name in enumerate(class_names)},
         }
 
 

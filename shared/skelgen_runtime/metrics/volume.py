@@ -27,8 +27,18 @@ from skelgen_runtime.metrics.overlap import bounding_box, dice, hd95, surface, v
 if TYPE_CHECKING:
     from skelgen_runtime.metrics.brats_challenges import Challenge
 
-__all__ = ["dice", "hd95", "surface", "volume_diagonal", "bounding_box", "sensitivity_specificity", "score_case",
-           "mean_scores", "LESION_METRICS", "VOXEL_METRICS"]
+__all__ = [
+    "dice",
+    "hd95",
+    "surface",
+    "volume_diagonal",
+    "bounding_box",
+    "sensitivity_specificity",
+    "score_case",
+    "mean_scores",
+    "LESION_METRICS",
+    "VOXEL_METRICS",
+]
 
 #: what :func:`score_case` gives for every region
 VOXEL_METRICS = ("dice", "hd95", "sensitivity", "specificity")
@@ -92,13 +102,19 @@ def score_case(
     for name, (p, t) in masks.items():
         p = used.get(name, p)
         sensitivity, specificity = sensitivity_specificity(p, t, outside=outside)
-        out[name] = {"dice": dice(p, t), "hd95": hd95(p, t, spacing, one_empty=one_empty),
-                     "sensitivity": sensitivity, "specificity": specificity, **lesions.get(name, {})}
+        out[name] = {
+            "dice": dice(p, t),
+            "hd95": hd95(p, t, spacing, one_empty=one_empty),
+            "sensitivity": sensitivity,
+            "specificity": specificity,
+            **lesions.get(name, {}),
+        }
     return out
 
 
-def _lesion_scores(masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: Sequence[float],
-                   challenge: Challenge) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+def _lesion_scores(
+    masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: Sequence[float], challenge: Challenge
+) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """Lesion-wise scores of every region, and the prediction masks the full metrics score (2024: without
     the removed groups)."""
 
@@ -106,8 +122,9 @@ def _lesion_scores(masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: 
     for name, (p, t) in masks.items():
         dilation, threshold = challenge.dilation_of(name), challenge.threshold_of(name)
         truth_lesions[name] = lesion_groups(t, dilation)
-        pred_lesions[name] = predicted_lesions(p, grouped=challenge.predicted_groups, dilation=dilation,
-                                               threshold=threshold)
+        pred_lesions[name] = predicted_lesions(
+            p, grouped=challenge.predicted_groups, dilation=dilation, threshold=threshold
+        )
     merged_truth, merged_pred = dict(truth_lesions), dict(pred_lesions)
     for name, partners in challenge.merge_partners.items():
         present = [r for r in partners if r in masks]
@@ -116,10 +133,21 @@ def _lesion_scores(masks: Mapping[str, tuple[np.ndarray, np.ndarray]], spacing: 
             merged_pred[name] = merge_touching(pred_lesions[name], [pred_lesions[r] for r in present])
     out = {}
     for name in masks:
-        scores = lesion_wise(merged_pred[name], merged_truth[name], spacing, dilation=challenge.dilation_of(name),
-                             threshold=challenge.threshold_of(name), penalty=challenge.penalty)
-        out[name] = {"lesion_dice": scores.dice, "lesion_hd95": scores.hd95, "tp": scores.tp, "fp": scores.fp,
-                     "fn": scores.fn}
+        scores = lesion_wise(
+            merged_pred[name],
+            merged_truth[name],
+            spacing,
+            dilation=challenge.dilation_of(name),
+            threshold=challenge.threshold_of(name),
+            penalty=challenge.penalty,
+        )
+        out[name] = {
+            "lesion_dice": scores.dice,
+            "lesion_hd95": scores.hd95,
+            "tp": scores.tp,
+            "fp": scores.fp,
+            "fn": scores.fn,
+        }
     return out, {name: labels > 0 for name, labels in pred_lesions.items()}
 
 

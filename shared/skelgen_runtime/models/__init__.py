@@ -52,6 +52,7 @@ __all__ = [
     "Weights",
 ]
 
+
 def check_backbone_input(data, model, backbones) -> None:
     """Decide, once, who normalises the images: the pipeline (``data.mean``/``data.std``) or the model;
     and check that ``data.image_size`` is divisible by the backbone's largest stride.
@@ -89,8 +90,10 @@ def check_backbone_input(data, model, backbones) -> None:
     size = getattr(data, "image_size", None)
     if stride and size is not None and getattr(data, "mode", "2d") == "2d" and any(int(s) % stride for s in size):
         fit = [max(stride, round(int(s) / stride) * stride) for s in size]
-        raise ValueError(f"data.image_size {list(size)}: backbone {name!r} halves the image down to stride {stride}, "
-                         f"so both sides must be divisible by {stride} (e.g. {fit})")
+        raise ValueError(
+            f"data.image_size {list(size)}: backbone {name!r} halves the image down to stride {stride}, "
+            f"so both sides must be divisible by {stride} (e.g. {fit})"
+        )
     own = input_preprocessing(backbone)
     if own is None:
         return
@@ -99,7 +102,8 @@ def check_backbone_input(data, model, backbones) -> None:
         raise ValueError(
             f"data.{' and data.'.join(given)}: backbone {name!r} normalises its input itself, inside the model "
             f"({own}); the pipeline hands it RGB in [0, 255], so data.mean/data.std would be applied twice. "
-            "Remove them (or set them to null)")
+            "Remove them (or set them to null)"
+        )
     object.__setattr__(data, "mean", None)
     object.__setattr__(data, "std", None)
 
@@ -112,8 +116,13 @@ def pretrained_sources(model) -> list[dict]:
 
 #: name -> the submodule that defines it: keras-hub's models and the preprocessing layer import Keras,
 #: so they are imported on first use (PEP 562) and importing this package stays cheap
-_LAZY = {"ApplicationPreprocessing": "preprocessing", "HUB_BACKBONES": "hub", "build_deeplabv3plus": "hub",
-         "build_segformer": "hub", "hub_backbone": "hub"}
+_LAZY = {
+    "ApplicationPreprocessing": "preprocessing",
+    "HUB_BACKBONES": "hub",
+    "build_deeplabv3plus": "hub",
+    "build_segformer": "hub",
+    "hub_backbone": "hub",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -64,7 +64,9 @@ class Application:
         """The ImageNet file Keras loads for an input of ``input_shape`` ``(H, W, 3)`` (MobileNetV2 has
         one per input size, 224 for sizes it has none for, as Keras chooses)."""
         if self.name == "mobilenetv2":
-            rows = int(input_shape[0]) if input_shape[0] == input_shape[1] and input_shape[0] in _MOBILENET_ROWS else 224
+            rows = (
+                int(input_shape[0]) if input_shape[0] == input_shape[1] and input_shape[0] in _MOBILENET_ROWS else 224
+            )
             return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
         return self.imagenet_files()[0]
 
@@ -73,20 +75,34 @@ APPLICATIONS: dict[str, Application] = {
     a.name: a
     for a in (
         Application(
-            "mobilenetv2", "MobileNetV2", "mobilenet_v2", "[-1, 1] (x / 127.5 - 1)",
+            "mobilenetv2",
+            "MobileNetV2",
+            "mobilenet_v2",
+            "[-1, 1] (x / 127.5 - 1)",
             ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu", "out_relu"),
             "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
         ),
         Application(
-            "resnet50", "ResNet50", "resnet50", "caffe: BGR, ImageNet mean subtracted, 0-255",
+            "resnet50",
+            "ResNet50",
+            "resnet50",
+            "caffe: BGR, ImageNet mean subtracted, 0-255",
             ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
             "https://storage.googleapis.com/tensorflow/keras-applications/resnet/",
             {"resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5": "4d473c1dd8becc155b73f8504c6f6626"},
         ),
         Application(
-            "efficientnetb0", "EfficientNetB0", "efficientnet", "0-255 (rescaled and normalised inside the model)",
-            ("block2a_expand_activation", "block3a_expand_activation", "block4a_expand_activation",
-             "block6a_expand_activation", "top_activation"),
+            "efficientnetb0",
+            "EfficientNetB0",
+            "efficientnet",
+            "0-255 (rescaled and normalised inside the model)",
+            (
+                "block2a_expand_activation",
+                "block3a_expand_activation",
+                "block4a_expand_activation",
+                "block6a_expand_activation",
+                "top_activation",
+            ),
             "https://storage.googleapis.com/keras-applications/",
             {"efficientnetb0_notop.h5": "50bc09e76180e00e4465e1a485ddc09d"},
         ),

@@ -32,8 +32,7 @@ def application_backbone(name: str, *, feature_layers: Sequence[str] | None = No
         from skelgen_runtime.models.preprocessing import ApplicationPreprocessing  # imports Keras
 
         input_shape = tuple(int(d) for d in inputs.shape[1:])
-        network = getattr(keras.applications, app.constructor)(include_top=False, weights=None,
-                                                               input_shape=input_shape)
+        network = getattr(keras.applications, app.constructor)(include_top=False, weights=None, input_shape=input_shape)
         source = None
         if weights is not None and not is_saved_model(weights):
             source = load_backbone_weights(network, app, weights, input_shape)
@@ -45,8 +44,10 @@ def application_backbone(name: str, *, feature_layers: Sequence[str] | None = No
         return list(encoder(x))
 
     backbone.__name__ = backbone.__qualname__ = name
-    backbone.__doc__ = (f"keras.applications.{app.constructor} without its top, features at strides 2-32; input RGB "
-                        f"0-255, preprocessed inside the model ({app.convention}).")
+    backbone.__doc__ = (
+        f"keras.applications.{app.constructor} without its top, features at strides 2-32; input RGB "
+        f"0-255, preprocessed inside the model ({app.convention})."
+    )
     described: Any = backbone  # what config validation reads off a backbone (skelgen_runtime.models)
     described.input_preprocessing = f"keras.applications.{app.family}.preprocess_input ({app.convention})"
     described.max_stride = 32

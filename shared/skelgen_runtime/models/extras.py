@@ -11,8 +11,10 @@ from skelgen_runtime.errors import MissingDependencyError
 __all__ = ["INSTALL_HUB", "import_for", "require_keras_hub"]
 
 #: how to install keras-hub beside this library
-INSTALL_HUB = ("pip install 'skelgen-tf[hub]' (or, beside tensorflow-cpu: pip install 'skelgen-tf[hub-cpu]' && "
-               "pip install --no-deps 'keras-hub>=0.32,<0.33')")
+INSTALL_HUB = (
+    "pip install 'skelgen-tf[hub]' (or, beside tensorflow-cpu: pip install 'skelgen-tf[hub-cpu]' && "
+    "pip install --no-deps 'keras-hub>=0.32,<0.33')"
+)
 
 
 def require_keras_hub(what: str):

@@ -34,8 +34,17 @@ from skelgen_runtime.models.applications import ENCODER
 from skelgen_runtime.models.extras import import_for, require_keras_hub
 from skelgen_runtime.models.pretrained import Weights
 
-__all__ = ["HUB_BACKBONES", "HubBackbone", "HubEncoder", "require_keras_hub", "hub_backbone",
-           "build_deeplabv3plus", "build_segformer", "PRESET_FILES", "import_for"]
+__all__ = [
+    "HUB_BACKBONES",
+    "HubBackbone",
+    "HubEncoder",
+    "require_keras_hub",
+    "hub_backbone",
+    "build_deeplabv3plus",
+    "build_segformer",
+    "PRESET_FILES",
+    "import_for",
+]
 
 #: files a keras-hub backbone preset folder must hold (``save_to_preset`` writes them)
 PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json")
@@ -56,16 +65,35 @@ class HubBackbone:
 HUB_BACKBONES: dict[str, HubBackbone] = {
     b.name: b
     for b in (
-        HubBackbone("hub_resnet18", "ResNetBackbone", {
-            "input_conv_filters": [64], "input_conv_kernel_sizes": [7],
-            "stackwise_num_filters": [64, 128, 256, 512], "stackwise_num_blocks": [2, 2, 2, 2],
-            "stackwise_num_strides": [1, 2, 2, 2], "block_type": "basic_block", "use_pre_activation": False,
-        }, "keras-hub ResNet-18 (v1, basic blocks)"),
-        HubBackbone("hub_mit_b0", "MiTBackbone", {
-            "layerwise_depths": [2, 2, 2, 2], "num_layers": 4, "layerwise_num_heads": [1, 2, 5, 8],
-            "layerwise_sr_ratios": [8, 4, 2, 1], "max_drop_path_rate": 0.1, "layerwise_patch_sizes": [7, 3, 3, 3],
-            "layerwise_strides": [4, 2, 2, 2], "hidden_dims": [32, 64, 160, 256],
-        }, "keras-hub MiT-B0 (the SegFormer encoder)"),
+        HubBackbone(
+            "hub_resnet18",
+            "ResNetBackbone",
+            {
+                "input_conv_filters": [64],
+                "input_conv_kernel_sizes": [7],
+                "stackwise_num_filters": [64, 128, 256, 512],
+                "stackwise_num_blocks": [2, 2, 2, 2],
+                "stackwise_num_strides": [1, 2, 2, 2],
+                "block_type": "basic_block",
+                "use_pre_activation": False,
+            },
+            "keras-hub ResNet-18 (v1, basic blocks)",
+        ),
+        HubBackbone(
+            "hub_mit_b0",
+            "MiTBackbone",
+            {
+                "layerwise_depths": [2, 2, 2, 2],
+                "num_layers": 4,
+                "layerwise_num_heads": [1, 2, 5, 8],
+                "layerwise_sr_ratios": [8, 4, 2, 1],
+                "max_drop_path_rate": 0.1,
+                "layerwise_patch_sizes": [7, 3, 3, 3],
+                "layerwise_strides": [4, 2, 2, 2],
+                "hidden_dims": [32, 64, 160, 256],
+            },
+            "keras-hub MiT-B0 (the SegFormer encoder)",
+        ),
     )
 }
 
@@ -92,25 +120,37 @@ def _load_network(spec: HubBackbone, weights: str | None, input_shape: Sequence[
         return cls(**spec.config, image_shape=tuple(input_shape)), None
     if _is_preset_name(weights):
         if weights not in cls.presets:
-            raise WeightsError(f"model.weights: {weights!r} is not a keras-hub preset of {spec.cls}; known: "
-                               f"{', '.join(sorted(cls.presets))}{did_you_mean(weights, cls.presets)}")
+            raise WeightsError(
+                f"model.weights: {weights!r} is not a keras-hub preset of {spec.cls}; known: "
+                f"{', '.join(sorted(cls.presets))}{did_you_mean(weights, cls.presets)}"
+            )
         source = weights
     else:
         folder = Path(weights).expanduser()
         missing = [f for f in PRESET_FILES if not (folder / f).is_file()]
         if not folder.is_dir() or missing:
-            raise WeightsError(f"model.weights: {folder} is not a keras-hub preset folder: "
-                               + (f"{', '.join(missing)} missing" if folder.is_dir() else "no such folder")
-                               + " (Backbone.save_to_preset(DIR) writes one)")
+            raise WeightsError(
+                f"model.weights: {folder} is not a keras-hub preset folder: "
+                + (f"{', '.join(missing)} missing" if folder.is_dir() else "no such folder")
+                + " (Backbone.save_to_preset(DIR) writes one)"
+            )
         source = str(folder)
     try:
         network = cls.from_preset(source, image_shape=tuple(input_shape))
     except Exception as err:  # noqa: BLE001 - a download refused offline, a preset of another class, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = (" keras-hub downloads named presets from Kaggle: on a machine with internet run "
+        hint = (
+            (
+                " keras-hub downloads named presets from Kaggle: on a machine with internet run "
                 f"keras_hub.models.{spec.cls}.from_preset({weights!r}).save_to_preset(DIR), copy DIR here and "
-                "set model.weights: DIR") if source == weights and _is_preset_name(weights) else ""
-        raise WeightsError(f"model.weights: keras-hub could not load {source!r} as {spec.cls} ({first}).{hint}") from None
+                "set model.weights: DIR"
+            )
+            if source == weights and _is_preset_name(weights)
+            else ""
+        )
+        raise WeightsError(
+            f"model.weights: keras-hub could not load {source!r} as {spec.cls} ({first}).{hint}"
+        ) from None
     converter = None
     if not _is_preset_name(weights) and (Path(source) / "image_converter.json").is_file():
         converter = keras_hub.layers.ImageConverter.from_preset(source)
@@ -124,8 +164,11 @@ def _converter(converter, name: str):
         config = {**converter.get_config(), "image_size": None, "name": f"{ENCODER}.preprocess"}
         return keras_hub.layers.ImageConverter(**{k: v for k, v in config.items() if k not in ("dtype",)})
     return keras_hub.layers.ImageConverter(
-        image_size=None, scale=[1.0 / (255.0 * s) for s in _IMAGENET_STD],
-        offset=[-m / s for m, s in zip(_IMAGENET_MEAN, _IMAGENET_STD)], name=f"{ENCODER}.preprocess")
+        image_size=None,
+        scale=[1.0 / (255.0 * s) for s in _IMAGENET_STD],
+        offset=[-m / s for m, s in zip(_IMAGENET_MEAN, _IMAGENET_STD)],
+        name=f"{ENCODER}.preprocess",
+    )
 
 
 @keras.saving.register_keras_serializable(package="skelgen")
@@ -169,8 +212,9 @@ def hub_backbone(name: str) -> Callable:
     backbone.__name__ = backbone.__qualname__ = name
     backbone.__doc__ = f"{spec.description}: features at strides 4-32; input RGB 0-255, converted inside the model."
     described: Any = backbone  # what config validation reads off a backbone (skelgen_runtime.models)
-    described.input_preprocessing = ("keras-hub's ImageConverter (scale and offset: ImageNet's mean and std, or "
-                                     "the preset's)")
+    described.input_preprocessing = (
+        "keras-hub's ImageConverter (scale and offset: ImageNet's mean and std, or the preset's)"
+    )
     described.max_stride = 32
     described.requires = "keras_hub"
     return backbone
@@ -185,20 +229,35 @@ def _head(features, num_classes: int, input_shape: Sequence[int], factor: int):
     return layers.Activation("linear", dtype="float32", name="head.float32")(logits)  # float32 under mixed precision
 
 
-def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, *, backbone: ResNetName = "hub_resnet18",
-                        weights: Weights = None, dilation_rates: tuple[int, ...] = (6, 12, 18),
-                        projection_filters: int = 48, name: str = "deeplabv3plus"):
+def build_deeplabv3plus(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    backbone: ResNetName = "hub_resnet18",
+    weights: Weights = None,
+    dilation_rates: tuple[int, ...] = (6, 12, 18),
+    projection_filters: int = 48,
+    name: str = "deeplabv3plus",
+):
     """DeepLabV3+ (Chen et al. 2018) from keras-hub on a keras-hub backbone: ASPP on the stride-32
     features, fused with the stride-4 ones, logits upsampled to the input. ``(B, H, W, 3)`` RGB 0-255 ->
     logits ``(B, H, W, num_classes)``."""
     keras_hub = require_keras_hub(f"model.name {name!r}")
     if backbone not in HUB_BACKBONES or HUB_BACKBONES[backbone].cls != "ResNetBackbone":
-        raise ConfigError(f"model.backbone: DeepLabV3+ takes a keras-hub ResNet ({', '.join(k for k, v in HUB_BACKBONES.items() if v.cls == 'ResNetBackbone')}), not {backbone!r}")
+        raise ConfigError(
+            f"model.backbone: DeepLabV3+ takes a keras-hub ResNet ({', '.join(k for k, v in HUB_BACKBONES.items() if v.cls == 'ResNetBackbone')}), not {backbone!r}"
+        )
     network, converter = _load_network(HUB_BACKBONES[backbone], weights, input_shape)
     deeplab = keras_hub.models.DeepLabV3Backbone(
-        image_encoder=network, spatial_pyramid_pooling_key="P5", upsampling_size=8,
-        dilation_rates=list(dilation_rates), low_level_feature_key="P2", projection_filters=projection_filters,
-        image_shape=tuple(input_shape), name="decoder")
+        image_encoder=network,
+        spatial_pyramid_pooling_key="P5",
+        upsampling_size=8,
+        dilation_rates=list(dilation_rates),
+        low_level_feature_key="P2",
+        projection_filters=projection_filters,
+        image_shape=tuple(input_shape),
+        name="decoder",
+    )
     inputs = keras.Input(input_shape, name="image")
     features = deeplab(_converter(converter, backbone)(inputs))
     if weights is not None:
@@ -207,16 +266,26 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, *, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_segformer(input_shape: tuple[int, int, int], num_classes: int, *, backbone: MiTName = "hub_mit_b0",
-                    weights: Weights = None, projection_filters: int = 256, name: str = "segformer"):
+def build_segformer(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    backbone: MiTName = "hub_mit_b0",
+    weights: Weights = None,
+    projection_filters: int = 256,
+    name: str = "segformer",
+):
     """SegFormer (Xie et al. 2021) from keras-hub on a MiT encoder: the all-MLP decoder fuses the four
     stages at stride 4, logits upsampled to the input. ``(B, H, W, 3)`` RGB 0-255 -> ``(B, H, W, num_classes)``."""
     keras_hub = require_keras_hub(f"model.name {name!r}")
     if backbone not in HUB_BACKBONES or HUB_BACKBONES[backbone].cls != "MiTBackbone":
-        raise ConfigError(f"model.backbone: SegFormer takes a MiT encoder ({', '.join(k for k, v in HUB_BACKBONES.items() if v.cls == 'MiTBackbone')}), not {backbone!r}")
+        raise ConfigError(
+            f"model.backbone: SegFormer takes a MiT encoder ({', '.join(k for k, v in HUB_BACKBONES.items() if v.cls == 'MiTBackbone')}), not {backbone!r}"
+        )
     network, converter = _load_network(HUB_BACKBONES[backbone], weights, input_shape)
-    segformer = keras_hub.models.SegFormerBackbone(image_encoder=network, projection_filters=projection_filters,
-                                                   name="decoder")
+    segformer = keras_hub.models.SegFormerBackbone(
+        image_encoder=network, projection_filters=projection_filters, name="decoder"
+    )
     inputs = keras.Input(input_shape, name="image")
     features = segformer(_converter(converter, backbone)(inputs))
     if weights is not None:

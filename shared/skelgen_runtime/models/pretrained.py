@@ -40,8 +40,18 @@ from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, Applicati
 from skelgen_runtime.models.extras import import_for
 from skelgen_runtime.records.folder import atomic_write_text, temporary_name
 
-__all__ = ["IMAGENET", "Weights", "MANIFEST", "keras_models_dir", "check_weights_spec", "file_digest", "import_weights",
-           "load_backbone_weights", "load_encoder_from_model", "is_saved_model"]
+__all__ = [
+    "IMAGENET",
+    "Weights",
+    "MANIFEST",
+    "keras_models_dir",
+    "check_weights_spec",
+    "file_digest",
+    "import_weights",
+    "load_backbone_weights",
+    "load_encoder_from_model",
+    "is_saved_model",
+]
 
 IMAGENET = "imagenet"
 #: imported files' SHA-256, in the folder Keras keeps weights in
@@ -75,8 +85,9 @@ def check_weights_spec(value: str | None) -> str | None:
         return str(path)
     if re.fullmatch(r"[a-z0-9_]+", value):
         return value
-    raise ValueError(f"{value!r} is neither null, imagenet, an existing weights file or preset folder, "
-                     "nor a keras-hub preset name")
+    raise ValueError(
+        f"{value!r} is neither null, imagenet, an existing weights file or preset folder, nor a keras-hub preset name"
+    )
 
 
 #: the type of a builder's ``weights`` keyword: null, ``imagenet`` or an existing weights file (validated
@@ -104,8 +115,10 @@ def _which(file_name: str, backbone: str | None) -> tuple[Application, str]:
     """The application whose ImageNet file is named ``file_name``."""
     if backbone is not None:
         if backbone not in APPLICATIONS:
-            raise UserInputError(f"--backbone {backbone!r} has no Keras ImageNet file; known: "
-                                 f"{', '.join(APPLICATIONS)}{did_you_mean(backbone, APPLICATIONS)}")
+            raise UserInputError(
+                f"--backbone {backbone!r} has no Keras ImageNet file; known: "
+                f"{', '.join(APPLICATIONS)}{did_you_mean(backbone, APPLICATIONS)}"
+            )
         candidates = [APPLICATIONS[backbone]]
     else:
         candidates = list(APPLICATIONS.values())
@@ -113,9 +126,11 @@ def _which(file_name: str, backbone: str | None) -> tuple[Application, str]:
         if file_name in app.imagenet_files():
             return app, file_name
     expected = [f for app in candidates for f in app.imagenet_files()]
-    raise UserInputError(f"{file_name} is not a Keras ImageNet file of {backbone or 'any known backbone'}; "
-                         f"Keras looks for {', '.join(expected)}{did_you_mean(file_name, expected)} "
-                         "(download the file of that name, or keep its name when you copy it)")
+    raise UserInputError(
+        f"{file_name} is not a Keras ImageNet file of {backbone or 'any known backbone'}; "
+        f"Keras looks for {', '.join(expected)}{did_you_mean(file_name, expected)} "
+        "(download the file of that name, or keep its name when you copy it)"
+    )
 
 
 def import_weights(file: Path, *, backbone: str | None = None, sha256: str | None = None) -> Path:
@@ -140,15 +155,20 @@ def import_weights(file: Path, *, backbone: str | None = None, sha256: str | Non
     if expected_md5 is not None:
         actual = file_digest(file, "md5")
         if actual != expected_md5:
-            raise WeightsError(f"{file}: MD5 {actual} differs from {expected_md5}, the hash Keras checks for {name}; "
-                               "the file is damaged or another file: download it again")
+            raise WeightsError(
+                f"{file}: MD5 {actual} differs from {expected_md5}, the hash Keras checks for {name}; "
+                "the file is damaged or another file: download it again"
+            )
     elif sha256 is None:
-        raise UserInputError(f"Keras checks no hash for {name}: give the SHA-256 you trust for it with --sha256 "
-                             f"(e.g. from the machine that downloaded it: sha256sum {name})")
+        raise UserInputError(
+            f"Keras checks no hash for {name}: give the SHA-256 you trust for it with --sha256 "
+            f"(e.g. from the machine that downloaded it: sha256sum {name})"
+        )
     actual_sha = file_digest(file)
     if sha256 is not None and actual_sha != sha256.lower():
-        raise WeightsError(f"{file}: SHA-256 {actual_sha} differs from the given {sha256.lower()}; "
-                           "the file is damaged or another file")
+        raise WeightsError(
+            f"{file}: SHA-256 {actual_sha} differs from the given {sha256.lower()}; the file is damaged or another file"
+        )
     folder = keras_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -159,8 +179,13 @@ def import_weights(file: Path, *, backbone: str | None = None, sha256: str | Non
     finally:
         staging.unlink(missing_ok=True)
     manifest = _manifest(folder)
-    manifest[name] = {"backbone": app.name, "sha256": actual_sha, "md5": expected_md5,
-                      "checked_against": "keras md5" if expected_md5 else "given sha256", "source": str(file)}
+    manifest[name] = {
+        "backbone": app.name,
+        "sha256": actual_sha,
+        "md5": expected_md5,
+        "checked_against": "keras md5" if expected_md5 else "given sha256",
+        "source": str(file),
+    }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     return target
 
@@ -176,12 +201,17 @@ def _imagenet_file(app: Application, input_shape: Sequence[int]) -> Path:
     md5 = app.md5.get(name)
     if cached.is_file():
         if md5 is not None and file_digest(cached, "md5") != md5:
-            raise WeightsError(f"{cached} does not have the MD5 Keras checks ({md5}); remove it and import the file "
-                               f"again: skelgen weights import {name} --backbone {app.name}")
+            raise WeightsError(
+                f"{cached} does not have the MD5 Keras checks ({md5}); remove it and import the file "
+                f"again: skelgen weights import {name} --backbone {app.name}"
+            )
         return cached
     try:
-        return Path(keras.utils.get_file(name, app.weights_url + name, cache_subdir="models", file_hash=md5,
-                                         cache_dir=str(folder.parent)))
+        return Path(
+            keras.utils.get_file(
+                name, app.weights_url + name, cache_subdir="models", file_hash=md5, cache_dir=str(folder.parent)
+            )
+        )
     except Exception as err:  # noqa: BLE001 - any failed download (no network, refused, truncated)
         raise WeightsError(
             f"model.weights: imagenet needs {cached}, which is not there, and Keras could not download it "
@@ -227,8 +257,9 @@ def load_encoder_from_model(layers: Sequence[Any], weights: str) -> dict[str, An
     import keras
 
     path = Path(weights).expanduser()
-    targets = [layer for layer in layers if (layer.name == ENCODER or layer.name.startswith(ENCODER + "."))
-               and layer.weights]
+    targets = [
+        layer for layer in layers if (layer.name == ENCODER or layer.name.startswith(ENCODER + ".")) and layer.weights
+    ]
     import_for(path)
     try:
         source = keras.saving.load_model(str(path), compile=False)
@@ -239,16 +270,20 @@ def load_encoder_from_model(layers: Sequence[Any], weights: str) -> dict[str, An
     missing = [layer.name for layer in targets if layer.name not in by_name]
     if missing:
         have = [n for n in by_name if n == ENCODER or n.startswith(ENCODER + ".")]
-        raise WeightsError(f"model.weights: {path} has no layer {missing[0]!r} (of {len(missing)} backbone layers "
-                           f"missing; it has {len(have)} named {ENCODER}/{ENCODER}.*): was it trained with this "
-                           "backbone (model.backbone, model.base_filters, model.depth)?")
+        raise WeightsError(
+            f"model.weights: {path} has no layer {missing[0]!r} (of {len(missing)} backbone layers "
+            f"missing; it has {len(have)} named {ENCODER}/{ENCODER}.*): was it trained with this "
+            "backbone (model.backbone, model.base_filters, model.depth)?"
+        )
     for layer in targets:
         theirs = by_name[layer.name].get_weights()
         ours = layer.get_weights()
         shapes = [tuple(w.shape) for w in ours], [tuple(w.shape) for w in theirs]
         if shapes[0] != shapes[1]:
-            raise WeightsError(f"model.weights: layer {layer.name!r} of {path} has weights of shapes {shapes[1]}, "
-                               f"this model's {shapes[0]}: another architecture (model.base_filters, model.depth?)")
+            raise WeightsError(
+                f"model.weights: layer {layer.name!r} of {path} has weights of shapes {shapes[1]}, "
+                f"this model's {shapes[0]}: another architecture (model.base_filters, model.depth?)"
+            )
         layer.set_weights(theirs)
     return _record(path, weights=str(weights), layers=len(targets))
 
@@ -271,11 +306,17 @@ def load_backbone_weights(network, app: Application, weights: str, input_shape: 
         try:
             network.load_weights(str(path))
         except Exception as err:  # noqa: BLE001 - Keras raises ValueError, OSError, KeyError... for a bad file
-            raise WeightsError(f"model.weights: {path} does not fit backbone {app.name!r} "
-                               f"(keras.applications.{app.constructor}): {_mismatch(err)}") from None
-    skipped = [str(w.message) for w in caught if "skipping" in str(w.message).lower()
-               or "could not be loaded" in str(w.message).lower()]
+            raise WeightsError(
+                f"model.weights: {path} does not fit backbone {app.name!r} "
+                f"(keras.applications.{app.constructor}): {_mismatch(err)}"
+            ) from None
+    skipped = [
+        str(w.message)
+        for w in caught
+        if "skipping" in str(w.message).lower() or "could not be loaded" in str(w.message).lower()
+    ]
     if skipped:
-        raise WeightsError(f"model.weights: {path} loaded only in part into backbone {app.name!r}: "
-                           f"{skipped[0].splitlines()[0]}")
+        raise WeightsError(
+            f"model.weights: {path} loaded only in part into backbone {app.name!r}: {skipped[0].splitlines()[0]}"
+        )
     return _record(path, backbone=app.name, weights=weights)

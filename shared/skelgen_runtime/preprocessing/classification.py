@@ -42,15 +42,20 @@ def random_flip(image: tf.Tensor, seed=None) -> tf.Tensor:
     return tf.image.random_flip_left_right(image, seed=seed)
 
 
-def random_transform(image: tf.Tensor, size: Sequence[int], *, crop: bool = True, min_area: float = 0.6,
-                     flip: bool = True, seed=None) -> tf.Tensor:
+def random_transform(
+    image: tf.Tensor, size: Sequence[int], *, crop: bool = True, min_area: float = 0.6, flip: bool = True, seed=None
+) -> tf.Tensor:
     """Random resized crop (a window covering ``[min_area, 1]`` of the image, aspect 3/4..4/3) and
     left-right flip, as one resampling to ``size``; without ``crop`` the whole image. uint8 out."""
     if crop:
         shape = tf.shape(image)
         begin, extent, _ = tf.image.sample_distorted_bounding_box(
-            shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), min_object_covered=min_area,
-            aspect_ratio_range=(3 / 4, 4 / 3), area_range=(min_area, 1.0), use_image_if_no_bounding_boxes=True,
+            shape,
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            min_object_covered=min_area,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(min_area, 1.0),
+            use_image_if_no_bounding_boxes=True,
             seed=seed or 0,
         )
         h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)

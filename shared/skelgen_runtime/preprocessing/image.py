@@ -37,8 +37,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize(image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
-              std: Sequence[float] | None = IMAGENET_STD):
+def normalize(
+    image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN, std: Sequence[float] | None = IMAGENET_STD
+):
     """Map pixel values ``[0, 255]`` to ``(x / 255 - mean) / std`` per channel, float32.
 
     ``mean`` and ``std`` None: float32 ``[0, 255]`` as it is, for a model that preprocesses its own input.
@@ -49,8 +50,9 @@ def normalize(image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def normalize_batch(images: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
-                    std: Sequence[float] | None = IMAGENET_STD) -> tf.Tensor:
+def normalize_batch(
+    images: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN, std: Sequence[float] | None = IMAGENET_STD
+) -> tf.Tensor:
     """:func:`normalize` of uint8 ``(..., 3)`` as one fused ``x * a + b``; float input is returned as it is
     (a pipeline whose per-example step normalised already). ``mean``/``std`` None: a cast to float32."""
     if images.dtype.is_floating:
@@ -62,8 +64,9 @@ def normalize_batch(images: tf.Tensor, mean: Sequence[float] | None = IMAGENET_M
     return tf.cast(images, tf.float32) * scale + offset
 
 
-def denormalize(image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
-                std: Sequence[float] | None = IMAGENET_STD):
+def denormalize(
+    image: tf.Tensor, mean: Sequence[float] | None = IMAGENET_MEAN, std: Sequence[float] | None = IMAGENET_STD
+):
     """Inverse of :func:`normalize`, back to uint8 ``[0, 255]``."""
     if mean is not None and std is not None:
         image = (image * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)) * 255.0
@@ -99,8 +102,11 @@ def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     def enlarge():
         return to_uint8(tf.image.resize(image, size, method="bilinear"))
 
-    out = tf.cond(tf.reduce_all(tf.equal(shape, size)), lambda: to_uint8(image),
-                  lambda: tf.cond(tf.reduce_any(shape > size), shrink, enlarge))
+    out = tf.cond(
+        tf.reduce_all(tf.equal(shape, size)),
+        lambda: to_uint8(image),
+        lambda: tf.cond(tf.reduce_any(shape > size), shrink, enlarge),
+    )
     return ensure_shape(out, [height, width, image.shape[-1]])
 
 
@@ -137,8 +143,9 @@ def random_flip_window(window: tf.Tensor, seed=None) -> tuple[tf.Tensor, tf.Tens
     return tf.where(flip, flip_window(window), window), flip
 
 
-def crop_to_window(image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, method: str = "bilinear",
-                   extrapolation: float = 0.0) -> tf.Tensor:
+def crop_to_window(
+    image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, method: str = "bilinear", extrapolation: float = 0.0
+) -> tf.Tensor:
     """Resample ``window`` of ``image`` ``(H, W, C)`` to ``size``: one ``tf.image.crop_and_resize``.
 
     ``method="nearest"`` for labels (class ids are never mixed); pixels outside the image get
@@ -147,8 +154,9 @@ def crop_to_window(image: tf.Tensor, window: tf.Tensor, size: Sequence[int], *, 
     dtype = image.dtype
     if dtype not in (tf.uint8, tf.float32):
         image = tf.cast(image, tf.float32)  # crop_and_resize reads uint8 and float32 as they are
-    out = tf.image.crop_and_resize(image[None], window[None], [0],
-                                   [int(size[0]), int(size[1])], method=method, extrapolation_value=extrapolation)[0]
+    out = tf.image.crop_and_resize(
+        image[None], window[None], [0], [int(size[0]), int(size[1])], method=method, extrapolation_value=extrapolation
+    )[0]
     if dtype == tf.uint8 and method != "nearest":
         return to_uint8(out)
     return tf.cast(out, dtype)  # nearest picks stored values (or the extrapolation value): nothing to round

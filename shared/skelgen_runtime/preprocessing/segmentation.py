@@ -42,6 +42,7 @@ __all__ = [
     "denormalize",
 ]
 
+
 def resize_pair(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
     """Resize to ``size = (height, width)``: the image bilinear (antialiased only when shrinking), the label
     nearest; nothing done at the size already (decided in Python for inputs of static shape).
@@ -53,8 +54,11 @@ def resize_pair(image: tf.Tensor, label: tf.Tensor | None, size: Sequence[int]):
         label = ensure_shape(tf.cast(_nearest(label, size), tf.uint8), [int(size[0]), int(size[1]), 1])
     elif label is not None:
         target = tf.constant([int(size[0]), int(size[1])], tf.int32)
-        label = tf.cond(tf.reduce_all(tf.equal(tf.shape(label)[:2], target)), lambda: tf.cast(label, tf.uint8),
-                        lambda: tf.cast(tf.image.resize(label, target, method="nearest"), tf.uint8))
+        label = tf.cond(
+            tf.reduce_all(tf.equal(tf.shape(label)[:2], target)),
+            lambda: tf.cast(label, tf.uint8),
+            lambda: tf.cast(tf.image.resize(label, target, method="nearest"), tf.uint8),
+        )
         label = ensure_shape(label, [int(size[0]), int(size[1]), 1])
     return image, label
 
@@ -73,9 +77,18 @@ def _nearest(label: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return tf.image.resize(label, target, method="nearest")
 
 
-def random_transform(image: tf.Tensor, label: tf.Tensor, size: Sequence[int], *, scale_min: float = 1.0,
-                     scale_max: float = 1.0, crop: bool = True, flip: bool = True, ignore_label: int = 255,
-                     seed=None) -> tuple[tf.Tensor, tf.Tensor]:
+def random_transform(
+    image: tf.Tensor,
+    label: tf.Tensor,
+    size: Sequence[int],
+    *,
+    scale_min: float = 1.0,
+    scale_max: float = 1.0,
+    crop: bool = True,
+    flip: bool = True,
+    ignore_label: int = 255,
+    seed=None,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Random zoom, crop (or pad) to ``size`` and left-right flip, as one resampling of image and label.
 
     The geometry of :func:`random_scale` then :func:`random_crop` (or a resize back to ``size`` without

@@ -36,9 +36,23 @@ from skelgen_runtime.records.info import DatasetInfo
 from skelgen_runtime.records.reader import read_split
 from skelgen_runtime.schemas.volume import NAME, SCHEMA
 
-__all__ = ["SCHEMA", "SHUFFLE_SAMPLES", "is_volume", "dataset_modalities", "channels", "model_input_shape",
-           "train_examples", "eval_examples", "prepare", "zscore", "sample_dataset", "random_flip", "augment",
-           "case_dataset", "raw_dataset"]
+__all__ = [
+    "SCHEMA",
+    "SHUFFLE_SAMPLES",
+    "is_volume",
+    "dataset_modalities",
+    "channels",
+    "model_input_shape",
+    "train_examples",
+    "eval_examples",
+    "prepare",
+    "zscore",
+    "sample_dataset",
+    "random_flip",
+    "augment",
+    "case_dataset",
+    "raw_dataset",
+]
 
 AUTOTUNE = tf.data.AUTOTUNE
 #: at most this many samples in a shuffle buffer (a 3D patch of 128^3 x 4 is 32 MB)
@@ -150,8 +164,7 @@ def _slices(example: dict, data_cfg, training: bool) -> tuple[tf.Tensor, tf.Tens
         tumour = tf.cast(tf.where(tf.reduce_any(label[..., 0] > 0, axis=[1, 2]))[:, 0], tf.int32)
         picks = []
         for _ in range(n):
-            use_tumour = tf.logical_and(tf.size(tumour) > 0,
-                                        tf.random.uniform([]) < data_cfg.foreground_fraction)
+            use_tumour = tf.logical_and(tf.size(tumour) > 0, tf.random.uniform([]) < data_cfg.foreground_fraction)
             picks.append(tf.cond(use_tumour, lambda: _random_choice(tumour), lambda: _random_choice(brain)))
         index = tf.stack(picks)
     else:
@@ -189,8 +202,7 @@ def _patches(example: dict, data_cfg, training: bool, ignore: int) -> tuple[tf.T
         centers = []
         for _ in range(data_cfg.samples_per_case):
             anywhere = lambda: tf.cast(tf.random.uniform([3]) * tf.cast(shape, tf.float32), tf.int32)  # noqa: E731
-            use_tumour = tf.logical_and(tf.shape(tumour)[0] > 0,
-                                        tf.random.uniform([]) < data_cfg.foreground_fraction)
+            use_tumour = tf.logical_and(tf.shape(tumour)[0] > 0, tf.random.uniform([]) < data_cfg.foreground_fraction)
             centers.append(tf.cond(use_tumour, lambda: _random_choice(tumour), anywhere))
     else:
         middle = tf.cond(
@@ -211,8 +223,10 @@ def random_flip(image: tf.Tensor, label: tf.Tensor, seed=None) -> tuple[tf.Tenso
     """Left-right flip (the W axis, second to last) of one sample ``(..., H, W, C)`` and its label, p = 1/2."""
     axis = image.shape.rank - 2
     flip = tf.random.uniform([], seed=seed) < 0.5
-    return (tf.cond(flip, lambda: tf.reverse(image, [axis]), lambda: image),
-            tf.cond(flip, lambda: tf.reverse(label, [axis]), lambda: label))
+    return (
+        tf.cond(flip, lambda: tf.reverse(image, [axis]), lambda: image),
+        tf.cond(flip, lambda: tf.reverse(label, [axis]), lambda: label),
+    )
 
 
 def augment(image: tf.Tensor, label: tf.Tensor, data_cfg) -> tuple[tf.Tensor, tf.Tensor]:
@@ -222,8 +236,9 @@ def augment(image: tf.Tensor, label: tf.Tensor, data_cfg) -> tuple[tf.Tensor, tf
     return image, label
 
 
-def sample_dataset(data_cfg, info: DatasetInfo, split: str, *, training: bool, seed=None,
-                   repeat: bool = False) -> tf.data.Dataset:
+def sample_dataset(
+    data_cfg, info: DatasetInfo, split: str, *, training: bool, seed=None, repeat: bool = False
+) -> tf.data.Dataset:
     """Unbatched samples of ``split``: ``(image float32 (H, W, C) | (D, H, W, C), label int32 (..., 1))``.
 
     Slices or patches (``data.mode``), drawn as the module docstring says: random with tumour bias

@@ -198,17 +198,21 @@ def write_with_beam(
     pipeline = make_pipeline(options)
     runner = type(pipeline.runner).__name__
     if todo:
-        print(f"writing {len(todo)} shards with Apache Beam's {runner} ({len(plans) - len(todo)} reused)",
-              file=sys.stderr)
-        _ = (pipeline
-             | "shard plans" >> beam.Create(todo)
-             | "spread" >> beam.Reshuffle()
-             | "write shards" >> beam.Map(ShardWriter(encode, folder, skip_bad, compression)))
+        print(
+            f"writing {len(todo)} shards with Apache Beam's {runner} ({len(plans) - len(todo)} reused)", file=sys.stderr
+        )
+        _ = (
+            pipeline
+            | "shard plans" >> beam.Create(todo)
+            | "spread" >> beam.Reshuffle()
+            | "write shards" >> beam.Map(ShardWriter(encode, folder, skip_bad, compression))
+        )
         _run(pipeline)
     else:
         _discard(pipeline)
-    results = [result or completed(plan, skip_bad, folder) or _missing(plan, folder)
-               for plan, result in zip(plans, done)]
+    results = [
+        result or completed(plan, skip_bad, folder) or _missing(plan, folder) for plan, result in zip(plans, done)
+    ]
     return results, len(plans) - len(todo), runner
 
 

@@ -48,26 +48,52 @@ def main(
         "Interrupted builds resume: finished shards are kept. --runner beam runs the same build as an "
         "Apache Beam pipeline, on Beam's local runner or, with --beam-options, on Dataflow, Flink or Spark.",
     )
-    parser.add_argument("--source", type=Path, default=default_source,
-                        help=f"folder holding the raw dataset (default: {default_source}); nothing is copied")
-    parser.add_argument("--out", default=out_dir,
-                        help=f"output folder (default: {out_dir}); with --runner beam also a URL such as "
-                        "gs://BUCKET/PATH")
-    parser.add_argument("--runner", choices=["local", "beam"], default="local",
-                        help="local: this host's worker processes (default); beam: an Apache Beam pipeline "
-                        f"(pip install '{BEAM_EXTRA}')")
-    parser.add_argument("--beam-options", default=None, metavar="OPTIONS",
-                        help="with --runner beam: Beam pipeline options as one string (default: Beam's local runner), "
-                        "e.g. \"--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp\"")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local builds: at most N worker processes (default: all cores; fewer for a small dataset)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=default_source,
+        help=f"folder holding the raw dataset (default: {default_source}); nothing is copied",
+    )
+    parser.add_argument(
+        "--out",
+        default=out_dir,
+        help=f"output folder (default: {out_dir}); with --runner beam also a URL such as gs://BUCKET/PATH",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=["local", "beam"],
+        default="local",
+        help="local: this host's worker processes (default); beam: an Apache Beam pipeline "
+        f"(pip install '{BEAM_EXTRA}')",
+    )
+    parser.add_argument(
+        "--beam-options",
+        default=None,
+        metavar="OPTIONS",
+        help="with --runner beam: Beam pipeline options as one string (default: Beam's local runner), "
+        'e.g. "--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp"',
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local builds: at most N worker processes (default: all cores; fewer for a small dataset)",
+    )
     parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
-    parser.add_argument("--shard-size", type=int, default=None,
-                        help="examples per shard (default: the reader's default_shard_size, else 256)")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="examples per shard (default: the reader's default_shard_size, else 256)",
+    )
     parser.add_argument("--splits", nargs="+", default=None, help="splits to build (default: all found)")
-    parser.add_argument("--compression", choices=["GZIP", "ZLIB"], default=None,
-                        help="compress the shards (default: the reader's default_compression, else none)")
+    parser.add_argument(
+        "--compression",
+        choices=["GZIP", "ZLIB"],
+        default=None,
+        help="compress the shards (default: the reader's default_compression, else none)",
+    )
     for flag, spec in (extra_options or {}).items():
         parser.add_argument(flag, **spec)
     args = parser.parse_args(_attach_beam_options(sys.argv[1:] if argv is None else argv))
@@ -81,12 +107,17 @@ def main(
             raise DatasetError(f"{err} (rerun with --skip-bad to leave such examples out)") from None
 
 
-def _run(args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path], Source], schema_task: str) -> BuildReport:
+def _run(
+    args: argparse.Namespace, *, dataset: str, make_source: Callable[[Path], Source], schema_task: str
+) -> BuildReport:
     from skelgen_runtime.schemas import get_schema
     from skelgen_runtime.schemas.base import spec_to_json
 
-    for name, value in (("--workers", args.workers), ("--max-examples", args.max_examples),
-                        ("--shard-size", args.shard_size)):
+    for name, value in (
+        ("--workers", args.workers),
+        ("--max-examples", args.max_examples),
+        ("--shard-size", args.shard_size),
+    ):
         if value is not None and value < 1:
             raise DatasetError(f"{name} must be at least 1, got {value}")
     beam_options = _beam_options(args)
@@ -139,9 +170,11 @@ def _beam_options(args: argparse.Namespace) -> list[str] | None:
             raise UserInputError("--beam-options applies to Beam builds: add --runner beam")
         return None
     if args.workers is not None:
-        raise UserInputError("--workers applies to local builds; a Beam runner sets its own parallelism, e.g. "
-                             "--beam-options \"--direct_num_workers=2 --direct_running_mode=multi_processing\" on "
-                             "Beam's local runner")
+        raise UserInputError(
+            "--workers applies to local builds; a Beam runner sets its own parallelism, e.g. "
+            '--beam-options "--direct_num_workers=2 --direct_running_mode=multi_processing" on '
+            "Beam's local runner"
+        )
     require_beam()  # before reading the source: say at once what to install
     try:
         return shlex.split(args.beam_options or "")

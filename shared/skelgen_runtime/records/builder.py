@@ -102,8 +102,9 @@ def build_dataset(
     """
     beam_build = require_beam() if beam_options is not None else None
     if beam_build is None and is_url(out_dir):
-        raise UserInputError(f"--out {out_dir}: a local build writes a local folder; build with --runner beam "
-                             "to write to a URL")
+        raise UserInputError(
+            f"--out {out_dir}: a local build writes a local folder; build with --runner beam to write to a URL"
+        )
     folder = open_folder(out_dir)
     folder.makedirs()
     folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
@@ -113,24 +114,45 @@ def build_dataset(
     salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
     # a URL's shards are written to local temporary files first (records.beam_build): plan them by name
     plan_dir = folder.local_path or Path()
-    plans = {split: plan_shards(items, out_dir=plan_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
-             for split, items in listed.items()}
+    plans = {
+        split: plan_shards(items, out_dir=plan_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+        for split, items in listed.items()
+    }
     all_plans = [p for plan in plans.values() for p in plan]
     if beam_build is None:
-        flat, reused, processes = _write_locally(all_plans, source.encode, workers=workers, skip_bad=skip_bad,
-                                                 compression=compression, progress=progress, desc=f"building {prefix}")
+        flat, reused, processes = _write_locally(
+            all_plans,
+            source.encode,
+            workers=workers,
+            skip_bad=skip_bad,
+            compression=compression,
+            progress=progress,
+            desc=f"building {prefix}",
+        )
         runner = "local"
     else:
-        flat, reused, runner = beam_build.write_with_beam(all_plans, source.encode, folder=folder, skip_bad=skip_bad,
-                                                          compression=compression, options=beam_options)
+        flat, reused, runner = beam_build.write_with_beam(
+            all_plans, source.encode, folder=folder, skip_bad=skip_bad, compression=compression, options=beam_options
+        )
         processes = 0
     results = _results_by_split(source, plans, flat)
     _remove_stale(folder, keep={p.path.name for p in all_plans})
-    options = {"max_examples": max_examples, "skip_bad": skip_bad, "shard_size": shard_size,
-               "runner": "local" if beam_build is None else "beam",
-               "beam_runner": None if beam_build is None else runner}
-    info = _dataset_info(source, results, schema=schema, schema_version=schema_version, feature_spec=feature_spec,
-                         compression=compression, build_options=options)
+    options = {
+        "max_examples": max_examples,
+        "skip_bad": skip_bad,
+        "shard_size": shard_size,
+        "runner": "local" if beam_build is None else "beam",
+        "beam_runner": None if beam_build is None else runner,
+    }
+    info = _dataset_info(
+        source,
+        results,
+        schema=schema,
+        schema_version=schema_version,
+        feature_spec=feature_spec,
+        compression=compression,
+        build_options=options,
+    )
     folder.write_text(INFO_FILE, json.dumps(info, indent=2))
     counts = {split: info["splits"][split]["count"] for split in results}
     info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
@@ -138,8 +160,16 @@ def build_dataset(
     return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner)
 
 
-def _dataset_info(source: Source, results: dict[str, list[ShardResult]], *, schema: str, schema_version: int,
-                  feature_spec: dict, compression: str | None, build_options: dict) -> dict:
+def _dataset_info(
+    source: Source,
+    results: dict[str, list[ShardResult]],
+    *,
+    schema: str,
+    schema_version: int,
+    feature_spec: dict,
+    compression: str | None,
+    build_options: dict,
+) -> dict:
     """The content of ``dataset_info.json`` (:mod:`skelgen_runtime.records.info` lists its fields)."""
     skipped = [s for rs in results.values() for r in rs for s in r.skipped]
     return {
@@ -213,8 +243,14 @@ def _list_splits(source: Source, splits: Sequence[str] | None, max_examples: int
 
 
 def _write_locally(
-    plans: list[ShardPlan], encode: EncodeFn, *, workers: int | None, skip_bad: bool, compression: str | None,
-    progress: bool, desc: str,
+    plans: list[ShardPlan],
+    encode: EncodeFn,
+    *,
+    workers: int | None,
+    skip_bad: bool,
+    compression: str | None,
+    progress: bool,
+    desc: str,
 ) -> tuple[list[ShardResult], int, int]:
     """:func:`write_shards` with a progress bar.
 
@@ -235,8 +271,15 @@ def _write_locally(
 
     processes: list[int] = []
     try:
-        flat = write_shards(plans, encode, workers=workers, skip_bad=skip_bad,
-                            compression=compression, on_shard=on_shard, on_start=processes.append)
+        flat = write_shards(
+            plans,
+            encode,
+            workers=workers,
+            skip_bad=skip_bad,
+            compression=compression,
+            on_shard=on_shard,
+            on_start=processes.append,
+        )
     finally:
         bar.close()
     return flat, reused, processes[0]
@@ -267,18 +310,25 @@ def content_key(source: Source, *, schema: str, schema_version: int, compression
     """
     options: dict[str, Any] = {}
     if dataclasses.is_dataclass(source):
-        options = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)
-                   if f.init and not f.name.startswith("_") and f.name not in ("root", "label_map")}
-    return json.dumps({
-        "schema": schema,
-        "schema_version": schema_version,
-        "compression": compression,
-        "label_map": source.label_map.to_json(),
-        "ignore_label": source.label_map.ignore_label,
-        "reader": f"{type(source).__module__}.{type(source).__qualname__}",
-        "options": options,
-        "detected": source.describe() if hasattr(source, "describe") else None,
-    }, sort_keys=True, default=str)
+        options = {
+            f.name: getattr(source, f.name)
+            for f in dataclasses.fields(source)
+            if f.init and not f.name.startswith("_") and f.name not in ("root", "label_map")
+        }
+    return json.dumps(
+        {
+            "schema": schema,
+            "schema_version": schema_version,
+            "compression": compression,
+            "label_map": source.label_map.to_json(),
+            "ignore_label": source.label_map.ignore_label,
+            "reader": f"{type(source).__module__}.{type(source).__qualname__}",
+            "options": options,
+            "detected": source.describe() if hasattr(source, "describe") else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _remove_stale(folder: Folder, keep: set[str]) -> None:
@@ -287,5 +337,3 @@ def _remove_stale(folder: Folder, keep: set[str]) -> None:
         shard = name[1 : -len(SIDECAR_SUFFIX)] if name.startswith(".") and name.endswith(SIDECAR_SUFFIX) else name
         if shard.endswith(".tfrecord") and shard not in keep:
             folder.remove(name)
-
-

@@ -25,8 +25,17 @@ import numpy as np
 
 from skelgen_runtime.errors import ExampleEncodingError
 
-__all__ = ["Buffer", "Example", "FEATURE_OF_DTYPE", "Feature", "bytes_feature", "encode_features", "float_feature",
-           "int64_feature", "read_features"]
+__all__ = [
+    "Buffer",
+    "Example",
+    "FEATURE_OF_DTYPE",
+    "Feature",
+    "bytes_feature",
+    "encode_features",
+    "float_feature",
+    "int64_feature",
+    "read_features",
+]
 
 #: anything ``bytes.join`` accepts: bytes, bytearray, a C-contiguous ``memoryview``
 Buffer = Union[bytes, bytearray, memoryview]
@@ -151,7 +160,9 @@ def float_feature(values: float | Iterable[float]) -> Feature:
 
 #: the feature builder of each ``dtype`` a schema declares (``tf.io`` names)
 FEATURE_OF_DTYPE: dict[str, Callable[[Any], Feature]] = {
-    "string": bytes_feature, "int64": int64_feature, "float32": float_feature,
+    "string": bytes_feature,
+    "int64": int64_feature,
+    "float32": float_feature,
 }
 
 
@@ -188,8 +199,10 @@ class Example:
             if not isinstance(key, str):
                 raise ExampleEncodingError(f"{key!r}: feature keys are str")
             if not isinstance(feature, Feature):
-                raise ExampleEncodingError(f"{key}: {type(feature).__name__} is not a Feature (build it with "
-                                           "bytes_feature, int64_feature or float_feature)")
+                raise ExampleEncodingError(
+                    f"{key}: {type(feature).__name__} is not a Feature (build it with "
+                    "bytes_feature, int64_feature or float_feature)"
+                )
 
     def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
         """The protobuf encoding: one join of every part, so large values are copied exactly once."""

@@ -13,8 +13,16 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Folder", "LocalFolder", "GfileFolder", "open_folder", "is_url", "temporary_name", "atomic_write_text",
-           "TMP_MARK"]
+__all__ = [
+    "Folder",
+    "LocalFolder",
+    "GfileFolder",
+    "open_folder",
+    "is_url",
+    "temporary_name",
+    "atomic_write_text",
+    "TMP_MARK",
+]
 
 #: what marks a temporary name; a build removes every ``.*TMP_MARK*`` file it finds when it starts
 TMP_MARK = ".tmp-"

@@ -58,17 +58,23 @@ class ImageStats:
             return
         if not all(values.get(key) for key in _KEYS):
             return
-        self._count((int(values["image/height"][0]), int(values["image/width"][0])),
-                    {image_format(values["image/encoded"][0]): 1}, 1)
+        self._count(
+            (int(values["image/height"][0]), int(values["image/width"][0])),
+            {image_format(values["image/encoded"][0]): 1},
+            1,
+        )
 
-    def _count(self, size: tuple[int, int], formats: dict[str, int], count: int,
-               largest: tuple[int, int] | None = None) -> None:
+    def _count(
+        self, size: tuple[int, int], formats: dict[str, int], count: int, largest: tuple[int, int] | None = None
+    ) -> None:
         largest = largest or size
         self.count += count
-        self.min_size = size if self.min_size is None else (min(self.min_size[0], size[0]),
-                                                            min(self.min_size[1], size[1]))
-        self.max_size = largest if self.max_size is None else (max(self.max_size[0], largest[0]),
-                                                               max(self.max_size[1], largest[1]))
+        self.min_size = (
+            size if self.min_size is None else (min(self.min_size[0], size[0]), min(self.min_size[1], size[1]))
+        )
+        self.max_size = (
+            largest if self.max_size is None else (max(self.max_size[0], largest[0]), max(self.max_size[1], largest[1]))
+        )
         for name, n in formats.items():
             self.formats[name] = self.formats.get(name, 0) + n
 
@@ -85,8 +91,12 @@ class ImageStats:
     def to_json(self) -> dict[str, Any] | None:
         if not self.count:
             return None
-        return {"count": self.count, "min_size": list(self.min_size or ()), "max_size": list(self.max_size or ()),
-                "formats": dict(sorted(self.formats.items()))}
+        return {
+            "count": self.count,
+            "min_size": list(self.min_size or ()),
+            "max_size": list(self.max_size or ()),
+            "formats": dict(sorted(self.formats.items())),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> ImageStats:
@@ -96,8 +106,9 @@ class ImageStats:
             if data and int(data["count"]) > 0:
                 low, high = (int(v) for v in data["min_size"]), (int(v) for v in data["max_size"])
                 smallest, largest = (next(low), next(low)), (next(high), next(high))
-                stats._count(smallest, {str(k): int(v) for k, v in data["formats"].items()}, int(data["count"]),
-                             largest)
+                stats._count(
+                    smallest, {str(k): int(v) for k, v in data["formats"].items()}, int(data["count"]), largest
+                )
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
             return cls()
         return stats

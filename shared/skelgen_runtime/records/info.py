@@ -66,7 +66,9 @@ class DatasetInfo:
         files = [self.folder / s["file"] for s in self._split(split)["shards"] if s["count"] > 0]
         missing = [f for f in files if not f.is_file()]
         if missing:
-            raise DatasetError(f"shard {missing[0]} listed in {self.folder / INFO_FILE} is missing; rebuild the dataset")
+            raise DatasetError(
+                f"shard {missing[0]} listed in {self.folder / INFO_FILE} is missing; rebuild the dataset"
+            )
         return files
 
     def image_stats(self, split: str) -> ImageStats | None:
@@ -99,8 +101,10 @@ def load_info(folder: Path) -> DatasetInfo:
         in_project = ProjectLayout.is_project_records(folder)
         if not in_project or (datasets / f"build_{name}_to_tfrecord.py").is_file():
             hint = f"run python datasets/build_{name}_to_tfrecord.py" if in_project else "build the dataset first"
-            raise DatasetError(f"{path} not found: the dataset has not been built (or its build did not finish); {hint}")
-        added = sorted(p.name[len("build_"):-len("_to_tfrecord.py")] for p in datasets.glob("build_*_to_tfrecord.py"))
+            raise DatasetError(
+                f"{path} not found: the dataset has not been built (or its build did not finish); {hint}"
+            )
+        added = sorted(p.name[len("build_") : -len("_to_tfrecord.py")] for p in datasets.glob("build_*_to_tfrecord.py"))
         raise DatasetError(
             f"dataset {name!r} is not in this project ({', '.join(added) or 'no dataset added yet'})"
             f"{did_you_mean(name, added)}; add it with skelgen add-dataset {name}, or set data.dataset"

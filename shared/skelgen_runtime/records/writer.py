@@ -36,9 +36,21 @@ from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.tfrecord import TFRecordFileWriter
 from skelgen_runtime.sources.base import SourceItem
 
-__all__ = ["EncodeFn", "ShardPlan", "ShardResult", "plan_shards", "choose_workers", "completed", "write_shard",
-           "write_shards", "atomic_write_text", "temporary_name", "sidecar_name", "remove_temporaries",
-           "MIN_BYTES_PER_WORKER"]
+__all__ = [
+    "EncodeFn",
+    "ShardPlan",
+    "ShardResult",
+    "plan_shards",
+    "choose_workers",
+    "completed",
+    "write_shard",
+    "write_shards",
+    "atomic_write_text",
+    "temporary_name",
+    "sidecar_name",
+    "remove_temporaries",
+    "MIN_BYTES_PER_WORKER",
+]
 
 SIDECAR_SUFFIX = ".meta.json"
 #: source bytes a worker process must have to encode before starting it pays: a worker costs about

@@ -172,16 +172,22 @@ def _write_detection(root: Path, split: str, n: int, rng: np.random.Generator, s
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
         for obj in objects:
             x0, y0, x1, y1 = obj.box
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": i + 1, "category_id": obj.label,
-                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": obj.label,
+                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    "area": float((x1 - x0) * (y1 - y0)),
+                    "iscrowd": 0,
+                }
+            )
     if split != "pred":
         categories = [{"id": k, "name": CLASSES[k], "supercategory": "shape"} for k in range(1, len(CLASSES))]
         (root / "annotations").mkdir(parents=True, exist_ok=True)
         (root / "annotations" / f"instances_{split}.json").write_text(
-            json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+            json.dumps({"images": images, "annotations": annotations, "categories": categories})
+        )
 
 
 #: task -> writer of one split

@@ -15,9 +15,20 @@ from typing import Any, Callable, Mapping, Sequence
 from skelgen_runtime._shapes import ensure_shape
 from skelgen_runtime.records.example import Example, bytes_feature, encode_features, float_feature, int64_feature
 
-__all__ = ["FeatureField", "RecordSchema", "DECODE_SIZE", "DECODE_PLAN", "DecodePlan", "decode_rgb", "fixed", "varlen", "bytes_feature",
-           "int64_feature", "float_feature",
-           "spec_to_json"]
+__all__ = [
+    "FeatureField",
+    "RecordSchema",
+    "DECODE_SIZE",
+    "DECODE_PLAN",
+    "DecodePlan",
+    "decode_rgb",
+    "fixed",
+    "varlen",
+    "bytes_feature",
+    "int64_feature",
+    "float_feature",
+    "spec_to_json",
+]
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,14 @@ _LABEL_SPEC = {
 
 
 def encode_example(
-    *, image_bytes: bytes, image_format: str, filename: str, height: int, width: int,
-    label: int | None, text: str | None,
+    *,
+    image_bytes: bytes,
+    image_format: str,
+    filename: str,
+    height: int,
+    width: int,
+    label: int | None,
+    text: str | None,
 ) -> Example:
     """Build one record; ``label``/``text`` are ``None`` for unlabelled images."""
     feature = {

@@ -123,8 +123,7 @@ def _decode_volume(encoded: Any, dtype: Any) -> Any:
 
     names = tf.constant(DTYPES)
     index = tf.argmax(tf.cast(tf.equal(names, dtype), tf.int32), output_type=tf.int32)
-    tf.debugging.assert_equal(tf.reduce_any(tf.equal(names, dtype)), True,
-                              message="volume/dtype is not a known dtype")
+    tf.debugging.assert_equal(tf.reduce_any(tf.equal(names, dtype)), True, message="volume/dtype is not a known dtype")
     branches = [
         (lambda dt=dt: tf.cast(tf.io.decode_raw(encoded, tf.as_dtype(dt), little_endian=True), tf.float32))
         for dt in DTYPES

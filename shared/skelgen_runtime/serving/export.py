@@ -42,8 +42,21 @@ from skelgen_runtime.runs import Run
 from skelgen_runtime.serving.signature import IMAGES, SIGNATURE_KEY, ServingFunction, as_signature
 from skelgen_runtime.serving.weights import Trained
 
-__all__ = ["FORMATS", "TFLITE_FILE", "ONNX_FILE", "ONNX_OPSET", "METADATA_FILE", "PARITY_IMAGES", "PARITY_TOLERANCE",
-           "check_format", "default_export_dir", "check_export_dir", "export_model", "paired_rows", "parity_images"]
+__all__ = [
+    "FORMATS",
+    "TFLITE_FILE",
+    "ONNX_FILE",
+    "ONNX_OPSET",
+    "METADATA_FILE",
+    "PARITY_IMAGES",
+    "PARITY_TOLERANCE",
+    "check_format",
+    "default_export_dir",
+    "check_export_dir",
+    "export_model",
+    "paired_rows",
+    "parity_images",
+]
 
 FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_FILE = "model.tflite"
@@ -59,8 +72,9 @@ METADATA_FILE = "export.json"
 def check_format(fmt: str) -> str:
     """``fmt`` if it is one of :data:`FORMATS`; else :class:`UserInputError` naming the choices."""
     if fmt not in FORMATS:
-        raise UserInputError(f"unknown --format {fmt!r}; choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
-                             f"{did_you_mean(fmt, FORMATS)}")
+        raise UserInputError(
+            f"unknown --format {fmt!r}; choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}{did_you_mean(fmt, FORMATS)}"
+        )
     return fmt
 
 
@@ -72,8 +86,9 @@ def default_export_dir(run: Run, fmt: str, weights: str) -> Path:
 def check_export_dir(path: Path) -> Path:
     """``path`` if nothing would be overwritten there; else :class:`UserInputError` saying what to do."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserInputError(f"{path} already exists and is not empty; remove it (rm -r {path}) "
-                             "or choose another folder with --out")
+        raise UserInputError(
+            f"{path} already exists and is not empty; remove it (rm -r {path}) or choose another folder with --out"
+        )
     return path
 
 
@@ -81,8 +96,7 @@ def _spec(tensor: tf.TensorSpec | tf.Tensor) -> dict[str, Any]:
     return {"dtype": tensor.dtype.name, "shape": [-1 if d is None else int(d) for d in tensor.shape]}
 
 
-def _write_saved_model(signature: tf.types.experimental.PolymorphicFunction, model: keras.Model,
-                       path: Path) -> None:
+def _write_saved_model(signature: tf.types.experimental.PolymorphicFunction, model: keras.Model, path: Path) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SIGNATURE_KEY, signature)
@@ -98,8 +112,10 @@ def _to_tflite(saved_model: Path) -> bytes:
         return converter.convert()
     except ConverterError as err:
         ops = [line.strip() for line in str(err).splitlines() if line.strip().startswith(("Custom ops:", "Flex ops:"))]
-        raise ExportError(f"TensorFlow Lite has no builtin for an op of this model ({'; '.join(ops) or err}); "
-                          "export --format saved_model, or replace that op in core/") from None
+        raise ExportError(
+            f"TensorFlow Lite has no builtin for an op of this model ({'; '.join(ops) or err}); "
+            "export --format saved_model, or replace that op in core/"
+        ) from None
 
 
 def parity_images(count: int = PARITY_IMAGES, seed: int = 0) -> list:
@@ -125,8 +141,9 @@ def _onnx_runtime():
         import onnxruntime
         import tf2onnx
     except ImportError as err:
-        raise MissingDependencyError(f"--format onnx needs tf2onnx and onnxruntime ({err.name} is not installed): "
-                                     "pip install 'skelgen-tf[onnx]'") from None
+        raise MissingDependencyError(
+            f"--format onnx needs tf2onnx and onnxruntime ({err.name} is not installed): pip install 'skelgen-tf[onnx]'"
+        ) from None
     return tf2onnx, onnxruntime
 
 
@@ -139,8 +156,9 @@ def _rename(graph, names: Mapping[str, str]) -> None:
         node.output[:] = [names.get(n, n) for n in node.output]
 
 
-def paired_rows(ours: dict[str, Any], theirs: dict[str, Any], tolerance: float = PARITY_TOLERANCE
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+def paired_rows(
+    ours: dict[str, Any], theirs: dict[str, Any], tolerance: float = PARITY_TOLERANCE
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The detections of two runs of one model, row by row: each of ``theirs`` with its match in ``ours``.
 
     Outputs with a ``scores`` of shape ``(B, M)`` hold ``M`` rows per image (detections) in decreasing
@@ -167,13 +185,21 @@ def paired_rows(ours: dict[str, Any], theirs: dict[str, Any], tolerance: float =
         cut = min(float(s_o.min(initial=np.inf)), float(s_t.min(initial=np.inf)))
         free = list(range(rows))
         for i in np.argsort(-s_t, kind="stable"):
-            near = [j for j in free if abs(s_o[j] - s_t[i]) <= tolerance
-                    and ("classes" not in theirs or ours["classes"][b][j] == theirs["classes"][b][i])]
+            near = [
+                j
+                for j in free
+                if abs(s_o[j] - s_t[i]) <= tolerance
+                and ("classes" not in theirs or ours["classes"][b][j] == theirs["classes"][b][i])
+            ]
             if not near and s_t[i] - cut <= tolerance:
                 continue  # at the top-M cut: the other backend kept a near-tie instead
             if near:
-                j = min(near, key=lambda j: max(float(np.max(np.abs(ours[k][b][j] - theirs[k][b][i]), initial=0))
-                                                for k in floats))
+                j = min(
+                    near,
+                    key=lambda j: max(
+                        float(np.max(np.abs(ours[k][b][j] - theirs[k][b][i]), initial=0)) for k in floats
+                    ),
+                )
             else:
                 j = min(free, key=lambda j: abs(s_o[j] - s_t[i]))
             free.remove(j)
@@ -185,8 +211,9 @@ def paired_rows(ours: dict[str, Any], theirs: dict[str, Any], tolerance: float =
     return paired_o, paired_t
 
 
-def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
-             check: bool = True) -> tuple[bytes, dict[str, Any] | None]:
+def _to_onnx(
+    signature: tf.types.experimental.PolymorphicFunction, check: bool = True
+) -> tuple[bytes, dict[str, Any] | None]:
     """The ONNX model of ``signature`` and its parity with TensorFlow on :func:`parity_images` (``check``)."""
     import numpy as np
 
@@ -203,12 +230,17 @@ def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
         frozen = convert_variables_to_constants_v2(concrete)
         # the frozen graph's outputs in tf.nest's order of the signature's dict: its sorted keys
         outputs = {name: t.name for name, t in zip(sorted(concrete.structured_outputs), frozen.outputs)}
-        proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=[frozen.inputs[0].name],
-                                                  output_names=list(outputs.values()), opset=ONNX_OPSET)
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(),
+            input_names=[frozen.inputs[0].name],
+            output_names=list(outputs.values()),
+            opset=ONNX_OPSET,
+        )
     except Exception as err:  # noqa: BLE001 - tf2onnx raises many kinds for an op it cannot convert
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ExportError(f"tf2onnx could not convert this model ({first}); export --format saved_model, "
-                          "or replace that op in core/") from None
+        raise ExportError(
+            f"tf2onnx could not convert this model ({first}); export --format saved_model, or replace that op in core/"
+        ) from None
     finally:
         logger.setLevel(level)
     _rename(proto.graph, {frozen.inputs[0].name: IMAGES.name, **{t: name for name, t in outputs.items()}})
@@ -220,8 +252,10 @@ def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
     differences: dict[str, float] = {}
     equal: dict[str, float] = {}
     for image in parity_images():
-        ours, theirs = paired_rows(dict(zip(names, session.run(None, {IMAGES.name: image}))),
-                                   {k: v.numpy() for k, v in signature(tf.constant(image)).items()})
+        ours, theirs = paired_rows(
+            dict(zip(names, session.run(None, {IMAGES.name: image}))),
+            {k: v.numpy() for k, v in signature(tf.constant(image)).items()},
+        )
         for name, value in theirs.items():
             if np.issubdtype(value.dtype, np.floating):
                 diff = float(np.max(np.abs(ours[name].astype(np.float64) - value), initial=0.0))
@@ -231,14 +265,24 @@ def _to_onnx(signature: tf.types.experimental.PolymorphicFunction,
                 equal[name] = min(equal.get(name, 1.0), share)
     worst = {k: v for k, v in differences.items() if v > PARITY_TOLERANCE}
     if worst:
-        raise ExportError(f"the ONNX model differs from TensorFlow by more than {PARITY_TOLERANCE} on fixed images "
-                          f"(largest differences: {worst}); export --format saved_model instead")
+        raise ExportError(
+            f"the ONNX model differs from TensorFlow by more than {PARITY_TOLERANCE} on fixed images "
+            f"(largest differences: {worst}); export --format saved_model instead"
+        )
     parity = {"images": PARITY_IMAGES, "max_abs_difference": differences, "equal_share": equal}
     return data, parity
 
 
-def export_model(serve: ServingFunction, trained: Trained, fmt: str, out_dir: Path, *,
-                 labels: list[dict], about: Mapping[str, Any] | None = None, check_parity: bool = True) -> Path:
+def export_model(
+    serve: ServingFunction,
+    trained: Trained,
+    fmt: str,
+    out_dir: Path,
+    *,
+    labels: list[dict],
+    about: Mapping[str, Any] | None = None,
+    check_parity: bool = True,
+) -> Path:
     """Export ``serve`` (a task binding's ``serving_function``) with ``trained``'s model to ``out_dir``.
 
     Args:

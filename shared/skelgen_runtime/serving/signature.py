@@ -18,8 +18,7 @@ import tensorflow as tf
 
 from skelgen_runtime.preprocessing.image import normalize
 
-__all__ = ["SIGNATURE_KEY", "INPUT_NAME", "IMAGES", "ServingFunction", "as_signature", "resize_images",
-           "model_input"]
+__all__ = ["SIGNATURE_KEY", "INPUT_NAME", "IMAGES", "ServingFunction", "as_signature", "resize_images", "model_input"]
 
 #: the SavedModel signature (and TFLite signature runner) name
 SIGNATURE_KEY = "serving_default"
@@ -76,8 +75,9 @@ def resize_images(images: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return tf.transpose(x, [0, 2, 1, 3])
 
 
-def model_input(images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float] | None,
-                std: Sequence[float] | None) -> tf.Tensor:
+def model_input(
+    images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tf.Tensor:
     """Raw images ``(B, H, W, 3)`` -> the model's input: float32 ``(B, *image_size, 3)``, resized and normalised
     (``mean``/``std`` None: left in ``[0, 255]`` for a model that preprocesses its own input)."""
     return normalize(resize_images(images, image_size), mean, std)

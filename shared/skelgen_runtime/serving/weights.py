@@ -66,8 +66,9 @@ class Trained:
 def check_weights(weights: str) -> str:
     """``weights`` if it is one of :data:`WEIGHTS`; else :class:`UserInputError` naming the choices."""
     if weights not in WEIGHTS:
-        raise UserInputError(f"unknown --weights {weights!r}; choose {' or '.join(WEIGHTS)}"
-                             f"{did_you_mean(weights, WEIGHTS)}")
+        raise UserInputError(
+            f"unknown --weights {weights!r}; choose {' or '.join(WEIGHTS)}{did_you_mean(weights, WEIGHTS)}"
+        )
     return weights
 
 
@@ -87,13 +88,15 @@ def _float32_policies(node):
 def float32_copy(model: keras.Model) -> keras.Model:
     """``model`` itself when every layer computes in float32; else the same architecture built with
     float32 policies, holding the same weights."""
+
     def layers(layer):
         yield layer
         for inner in getattr(layer, "layers", ()):
             yield from layers(inner)
 
-    if all(keras.backend.standardize_dtype(layer.compute_dtype) not in ("float16", "bfloat16")
-           for layer in layers(model)):
+    if all(
+        keras.backend.standardize_dtype(layer.compute_dtype) not in ("float16", "bfloat16") for layer in layers(model)
+    ):
         return model
     copy = keras.saving.deserialize_keras_object(_float32_policies(keras.saving.serialize_keras_object(model)))
     copy.set_weights(model.get_weights())
@@ -131,12 +134,17 @@ def load_trained(run: Run, weights: str = "best", *, monitor: str | None = None)
         return final
     best = run.checkpoint_dir / BEST_CHECKPOINT
     if not best.is_file():
-        return Trained(model, "final", final.path, notice=f"run {run.run_id} has no {_shown(run, best)}; "
-                                                         "using final.keras (pass --weights final to say so)")
+        return Trained(
+            model,
+            "final",
+            final.path,
+            notice=f"run {run.run_id} has no {_shown(run, best)}; using final.keras (pass --weights final to say so)",
+        )
     try:
         model.load_weights(best)
     except ValueError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RunError(f"{_shown(run, best)} does not fit the model in {final.path} ({reason}); "
-                       "use --weights final") from None
+        raise RunError(
+            f"{_shown(run, best)} does not fit the model in {final.path} ({reason}); use --weights final"
+        ) from None
     return Trained(model, "best", _shown(run, best), monitor=monitor)

@@ -15,5 +15,17 @@ from skelgen_runtime.sources.images_masks import ImagesMasksSource
 from skelgen_runtime.sources.pascal_voc import PascalVocSource
 from skelgen_runtime.sources.voc2012 import Voc2012Source
 
-__all__ = ["LabelMap", "Source", "SourceItem", "ImagesMasksSource", "ImageFolderSource",
-           "CocoSource", "Coco2017Source", "Voc2012Source", "CityscapesSource", "Ade20kSource", "BratsSource", "PascalVocSource"]
+__all__ = [
+    "LabelMap",
+    "Source",
+    "SourceItem",
+    "ImagesMasksSource",
+    "ImageFolderSource",
+    "CocoSource",
+    "Coco2017Source",
+    "Voc2012Source",
+    "CityscapesSource",
+    "Ade20kSource",
+    "BratsSource",
+    "PascalVocSource",
+]

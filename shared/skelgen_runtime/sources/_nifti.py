@@ -16,8 +16,15 @@ import numpy as np
 
 from skelgen_runtime.errors import BadExampleError
 
-__all__ = ["NIFTI_SUFFIXES", "is_nifti", "nifti_stem", "read_nifti", "header_bytes", "header_from_bytes",
-           "write_label_nifti"]
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "is_nifti",
+    "nifti_stem",
+    "read_nifti",
+    "header_bytes",
+    "header_from_bytes",
+    "write_label_nifti",
+]
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

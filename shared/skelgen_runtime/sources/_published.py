@@ -18,6 +18,7 @@ from skelgen_runtime.sources.images_masks import IMAGE_SUFFIXES, label_png, read
 
 __all__ = ["LabelLookup", "colormap", "complete_label_map", "encode_pair", "folder_items"]
 
+
 def colormap(n: int) -> tuple[tuple[int, int, int], ...]:
     """The PASCAL VOC colour map: colour ``i`` interleaves the bits of ``i`` into R, G and B.
 
@@ -111,7 +112,9 @@ def encode_pair(
     if label_path is not None:
         if not label_path.is_file():
             raise BadExampleError(str(label_path), f"label file of image {image_path.name} is missing{where}")
-        png = label_png(label_path, image_name=image_path.name, size=(width, height), label_map=label_map, lookup=lookup)
+        png = label_png(
+            label_path, image_name=image_path.name, size=(width, height), label_map=label_map, lookup=lookup
+        )
     example = encode_example(
         image_bytes=image_bytes,
         image_format=fmt,

@@ -10,6 +10,7 @@ from skelgen_runtime.labels import DEFAULT_PALETTE, LabelMap
 
 __all__ = ["LabelMap", "Source", "SourceItem", "DEFAULT_PALETTE"]
 
+
 @dataclass(frozen=True)
 class SourceItem:
     """One example on disk: a stable ``key`` (sorts the split) and the files it is made of."""

@@ -74,6 +74,7 @@ _POST_TREATMENT = get_release("brats2024-gli")
 
 __all__ = ["BratsSource", "Release", "RELEASES", "MODALITIES", "LABEL_SETS", "regions_for", "holdout"]
 
+
 @dataclass(init=False)
 class BratsSource:
     """Reader of the BraTS / MSD layouts described in the module docstring.
@@ -93,8 +94,11 @@ class BratsSource:
     default_shard_size: ClassVar[int] = 8
     #: the build script's own options (``records.build.main(extra_options=...)``), passed to the constructor
     build_options: ClassVar[dict[str, dict]] = {
-        "--release": {"choices": release_keys(), "default": None,
-                      "help": "read the folder as this BraTS release (default: detected from the case names)"},
+        "--release": {
+            "choices": release_keys(),
+            "default": None,
+            "help": "read the folder as this BraTS release (default: detected from the case names)",
+        },
     }
 
     root: Path
@@ -104,8 +108,13 @@ class BratsSource:
     detected: bool
     _cases: list[Case] | None = field(repr=False)
 
-    def __init__(self, root: Path, label_map: LabelMap | None = None, val_fraction: float = 0.2,
-                 release: Release | str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        label_map: LabelMap | None = None,
+        val_fraction: float = 0.2,
+        release: Release | str | None = None,
+    ) -> None:
         self.root = Path(root)
         self.val_fraction = val_fraction
         if not 0 <= val_fraction < 1:
@@ -115,8 +124,10 @@ class BratsSource:
         self.release, self._cases = list_cases(self.root, wanted)
         labels = self.release.label_set
         self.label_map = complete_label_map(
-            label_map or LabelMap(labels.classes), dataset=f"BraTS ({self.release.title})",
-            source_ids=labels.source_ids, colors=labels.colors,
+            label_map or LabelMap(labels.classes),
+            dataset=f"BraTS ({self.release.title})",
+            source_ids=labels.source_ids,
+            colors=labels.colors,
         )
         self._lookup()  # fail now on a label map whose source ids are not the release's
 
@@ -141,19 +152,27 @@ class BratsSource:
 
     def items(self, split: str) -> list[SourceItem]:
         if split not in ("train", "val", "pred"):
-            raise DatasetError(f"BraTS has no split {split!r}; it has: train, val (a holdout of the labelled "
-                               "cases), pred (cases without labels)")
+            raise DatasetError(
+                f"BraTS has no split {split!r}; it has: train, val (a holdout of the labelled "
+                "cases), pred (cases without labels)"
+            )
         where = self._split_of()
         return [SourceItem(key=c.case_id, files=dict(c.files)) for c in self._cases or () if where[c.case_id] == split]
 
     def describe(self) -> dict:
         """What was detected, for ``dataset_info.json``: release, labels, regions, default challenge."""
         labels = self.release.label_set
-        return {"reader": "BratsSource", "release": self.release.key, "release_title": self.release.title,
-                "release_detected": self.detected, "label_set": labels.key, "modalities": list(MODALITIES),
-                "val_fraction": self.val_fraction,
-                "regions": {k: list(v) for k, v in labels.regions.items()},
-                "challenge": challenge_for(self._recorded_release(self._cases[0].case_id)) if self._cases else None}
+        return {
+            "reader": "BratsSource",
+            "release": self.release.key,
+            "release_title": self.release.title,
+            "release_detected": self.detected,
+            "label_set": labels.key,
+            "modalities": list(MODALITIES),
+            "val_fraction": self.val_fraction,
+            "regions": {k: list(v) for k, v in labels.regions.items()},
+            "challenge": challenge_for(self._recorded_release(self._cases[0].case_id)) if self._cases else None,
+        }
 
     def summary(self) -> str:
         """One paragraph for the build script to print: the release read, its labels and regions."""
@@ -161,16 +180,22 @@ class BratsSource:
         how = "detected from the case names" if self.detected else "--release"
         names = ", ".join(f"{s} {n}" for s, n in zip(self.label_map.source_ids, self.label_map.names))
         regions = "; ".join(f"{r} = {'+'.join(str(i) for i in ids)}" for r, ids in info["regions"].items())
-        return (f"release: {self.release.title} ({self.release.key}, {how})\n"
-                f"labels (file ids): {names}\nregions (file ids): {regions}\n"
-                f"evaluate.py scores them lesion-wise as BraTS challenge {info['challenge']} "
-                "(config key eval.brats_challenge overrides it)")
+        return (
+            f"release: {self.release.title} ({self.release.key}, {how})\n"
+            f"labels (file ids): {names}\nregions (file ids): {regions}\n"
+            f"evaluate.py scores them lesion-wise as BraTS challenge {info['challenge']} "
+            "(config key eval.brats_challenge overrides it)"
+        )
 
     # ------------------------------------------------------------------------------ encoding
 
     def _lookup(self) -> LabelLookup:
-        return LabelLookup(dataset=f"{self.release.title} labels", source_ids=self.label_map.source_ids,
-                           known=self.release.source_ids, ignore_label=self.label_map.ignore_label)
+        return LabelLookup(
+            dataset=f"{self.release.title} labels",
+            source_ids=self.label_map.source_ids,
+            known=self.release.source_ids,
+            ignore_label=self.label_map.ignore_label,
+        )
 
     def _recorded_release(self, case_id: str) -> str:
         """``volume/release`` of a case: the release key, 2023+ with the case's cohort (``brats2023-men``)."""
@@ -190,8 +215,14 @@ class BratsSource:
             label = self._read_label(item, volume.shape[:3], ref_path)
         spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])[::-1]  # (i, j, k) -> (D, H, W)
         example = encode_example(
-            volume=volume, spacing=spacing, affine=reference.affine, nifti_header=header_bytes(reference),
-            case_id=item.key, modalities=MODALITIES, release=self._recorded_release(item.key), label=label,
+            volume=volume,
+            spacing=spacing,
+            affine=reference.affine,
+            nifti_header=header_bytes(reference),
+            case_id=item.key,
+            modalities=MODALITIES,
+            release=self._recorded_release(item.key),
+            label=label,
         )
         del volume, label  # the example holds its own copy: free ours before serialising makes another
         return example.SerializeToString()
@@ -210,16 +241,21 @@ class BratsSource:
         for c, modality in enumerate(MODALITIES):
             data, image = read_nifti(item.files[modality])
             if data.ndim != 3:
-                raise BadExampleError(str(item.files[modality]), f"case {item.key}: {modality} has shape "
-                                      f"{data.shape}; expected a 3D volume")
+                raise BadExampleError(
+                    str(item.files[modality]),
+                    f"case {item.key}: {modality} has shape {data.shape}; expected a 3D volume",
+                )
             if volume is None:
                 dtype = data.dtype if data.dtype.name in DTYPES else np.dtype(np.float64)
                 volume = np.empty((*data.shape[::-1], len(MODALITIES)), dtype=dtype)
                 reference = image
             if data.shape[::-1] != volume.shape[:3]:
                 first = MODALITIES[0]
-                raise BadExampleError(str(item.files[modality]), f"case {item.key}: modalities differ in shape: "
-                                      f"{modality} is {_fmt(data.shape)} but {first} is {_fmt(shape_of[first])}")
+                raise BadExampleError(
+                    str(item.files[modality]),
+                    f"case {item.key}: modalities differ in shape: "
+                    f"{modality} is {_fmt(data.shape)} but {first} is {_fmt(shape_of[first])}",
+                )
             shape_of[modality] = data.shape
             if np.result_type(volume.dtype, data.dtype) != volume.dtype:  # keep every value exactly
                 volume = volume.astype(np.result_type(volume.dtype, data.dtype))
@@ -236,8 +272,11 @@ class BratsSource:
         channels = msd_channels(path.parent.parent / "dataset.json")
         data, image = read_nifti(path)
         if data.ndim != 4 or data.shape[3] != len(channels):
-            raise BadExampleError(str(path), f"case {item.key}: image has shape {data.shape}; expected 4D with "
-                                  f"{len(channels)} channels ({', '.join(channels)})")
+            raise BadExampleError(
+                str(path),
+                f"case {item.key}: image has shape {data.shape}; expected 4D with "
+                f"{len(channels)} channels ({', '.join(channels)})",
+            )
         order = [channels.index(m) for m in MODALITIES]
         if data.dtype.name not in DTYPES:
             data = data.astype(np.float64)
@@ -250,26 +289,34 @@ class BratsSource:
         path = item.files.get("seg")
         if path is None or not path.is_file():
             where = f" (expected {path})" if path is not None else ""
-            raise BadExampleError(str(path.parent if path else ref_path.parent),
-                                  f"training case {item.key} has no seg label file{where}")
+            raise BadExampleError(
+                str(path.parent if path else ref_path.parent), f"training case {item.key} has no seg label file{where}"
+            )
         data, _ = read_nifti(path)
         if data.shape[::-1] != shape:
-            raise BadExampleError(str(path), f"case {item.key}: label is {_fmt(data.shape)} but the images are "
-                                  f"{_fmt(shape[::-1])}")
+            raise BadExampleError(
+                str(path), f"case {item.key}: label is {_fmt(data.shape)} but the images are {_fmt(shape[::-1])}"
+            )
         if data.dtype.kind == "f":
             if not np.array_equal(data, np.round(data)):
                 raise BadExampleError(str(path), f"case {item.key}: label holds non-integer values")
         low, high = data.min(), data.max()
         if low < 0 or high > 255:
-            raise BadExampleError(str(path), f"case {item.key}: label values {low}..{high} are not "
-                                  f"{self.release.title} labels (expected {_ids(self.release.source_ids)})")
+            raise BadExampleError(
+                str(path),
+                f"case {item.key}: label values {low}..{high} are not "
+                f"{self.release.title} labels (expected {_ids(self.release.source_ids)})",
+            )
         label = np.ascontiguousarray(from_nifti_axes(data.astype(np.uint8)))
         try:
             return self._lookup().apply(label, path)
         except BadExampleError as err:
             if self.release.key == "brats2023" and (label == 4).any():
-                raise BadExampleError(str(path), f"{err.reason}; 4 is the resection cavity of {_POST_TREATMENT.title}: "
-                                      f"build with --release {_POST_TREATMENT.key}") from None
+                raise BadExampleError(
+                    str(path),
+                    f"{err.reason}; 4 is the resection cavity of {_POST_TREATMENT.title}: "
+                    f"build with --release {_POST_TREATMENT.key}",
+                ) from None
             raise
 
 

@@ -77,7 +77,6 @@ def msd_channels(dataset_json: Path) -> tuple[str, ...]:
 class Case:
     """One case folder (or MSD image): its id, folder, files by modality (and ``seg``), labelled or not."""
 
-
     case_id: str
     folder: Path
     files: dict[str, Path]
@@ -105,11 +104,15 @@ class CaseListing:
         msd = self._msd_dir()
         if msd is not None:
             if found:
-                raise DatasetError(f"{self.root} holds both MSD Task01 ({msd}) and BraTS case folders "
-                                   f"(e.g. {found[0][0]}); point --source at one of them")
+                raise DatasetError(
+                    f"{self.root} holds both MSD Task01 ({msd}) and BraTS case folders "
+                    f"(e.g. {found[0][0]}); point --source at one of them"
+                )
             if wanted not in (None, MSD):
-                raise DatasetError(f"{self.root} is MSD's Task01_BrainTumour ({msd}), not {wanted.title}: "
-                                   "drop --release or pass --release msd-task01")
+                raise DatasetError(
+                    f"{self.root} is MSD's Task01_BrainTumour ({msd}), not {wanted.title}: "
+                    "drop --release or pass --release msd-task01"
+                )
             self.release = MSD
             return self._msd_cases(msd)
         if not found:
@@ -133,24 +136,35 @@ class CaseListing:
             other = [(r, f) for r, f in releases.values() if not r.same_naming(wanted)]
             if other:
                 release, folder = other[0]
-                raise DatasetError(f"--release {wanted.key}: {folder} is named as {release.title} cases, whose "
-                                   f"files {wanted.title} does not name alike; drop --release or point --source "
-                                   "at the right folder")
+                raise DatasetError(
+                    f"--release {wanted.key}: {folder} is named as {release.title} cases, whose "
+                    f"files {wanted.title} does not name alike; drop --release or point --source "
+                    "at the right folder"
+                )
             return wanted
         pre_and_post = {"brats2023", _POST_TREATMENT.key} == set(releases) and all(
-            folder.name.lower().startswith("brats-gli-") for folder, r in found if r.key == "brats2023")
+            folder.name.lower().startswith("brats-gli-") for folder, r in found if r.key == "brats2023"
+        )
         if pre_and_post:
             return _POST_TREATMENT
         if len(releases) > 1:
             listed = "; ".join(f"{r.title} (e.g. {f})" for r, f in releases.values())
-            raise DatasetError(f"{self.root} mixes cases of several releases, whose label ids differ: {listed}; "
-                               "build each release as its own dataset")
+            raise DatasetError(
+                f"{self.root} mixes cases of several releases, whose label ids differ: {listed}; "
+                "build each release as its own dataset"
+            )
         return found[0][1]
 
     def _first_label_has_cavity(self, cases: list[Case]) -> bool:
         """Whether the first glioma case's label file holds 4, BraTS 2024's resection cavity."""
-        first = next((c for c in cases if c.labelled and c.case_id.lower().startswith("brats-gli-")
-                      and c.files["seg"].is_file()), None)
+        first = next(
+            (
+                c
+                for c in cases
+                if c.labelled and c.case_id.lower().startswith("brats-gli-") and c.files["seg"].is_file()
+            ),
+            None,
+        )
         if first is None:
             return False
         try:
@@ -213,15 +227,19 @@ class CaseListing:
                 continue
             stems = sorted(nifti_stem(n) for n in os.listdir(folder) if is_nifti(n))
             if labelled and not stems:
-                raise DatasetError(f"{folder} holds no cases (BRATS_NNN.nii.gz; ._* files are skipped): "
-                                   "the training split would be empty")
+                raise DatasetError(
+                    f"{folder} holds no cases (BRATS_NNN.nii.gz; ._* files are skipped): "
+                    "the training split would be empty"
+                )
             for stem in stems:
                 image = next(folder / f"{stem}{s}" for s in (".nii.gz", ".nii") if (folder / f"{stem}{s}").is_file())
                 files = {"image": image}
                 if labelled:
                     labels = task_dir / "labelsTr"
-                    files["seg"] = next((labels / f"{stem}{s}" for s in (".nii.gz", ".nii")
-                                         if (labels / f"{stem}{s}").is_file()), labels / image.name)
+                    files["seg"] = next(
+                        (labels / f"{stem}{s}" for s in (".nii.gz", ".nii") if (labels / f"{stem}{s}").is_file()),
+                        labels / image.name,
+                    )
                 cases.append(Case(stem, folder, files, labelled))
         return cases
 

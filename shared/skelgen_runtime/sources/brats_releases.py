@@ -33,8 +33,20 @@ from dataclasses import dataclass
 from skelgen_runtime.errors import DatasetError
 from skelgen_runtime.published_classes import BRATS_CLASSES, BRATS_POST_TREATMENT_CLASSES
 
-__all__ = ["LabelSet", "LABEL_SETS", "Release", "RELEASES", "MSD", "ALL_RELEASES", "release_keys", "get_release",
-           "release_of", "label_set_for", "regions_for", "challenge_for"]
+__all__ = [
+    "LabelSet",
+    "LABEL_SETS",
+    "Release",
+    "RELEASES",
+    "MSD",
+    "ALL_RELEASES",
+    "release_keys",
+    "get_release",
+    "release_of",
+    "label_set_for",
+    "regions_for",
+    "challenge_for",
+]
 
 
 @dataclass(frozen=True)
@@ -63,12 +75,18 @@ _COLORS = ((0, 0, 0), (255, 0, 0), (0, 255, 0), (255, 255, 0))
 LABEL_SETS: dict[str, LabelSet] = {
     s.key: s
     for s in (
-        LabelSet("brats2018-2021", BRATS_CLASSES, (0, 1, 2, 4), _COLORS,
-                 {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}, "GLI"),
-        LabelSet("brats2023", BRATS_CLASSES, (0, 1, 2, 3), _COLORS,
-                 {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}, "GLI"),
-        LabelSet("brats2024-gli-post", BRATS_POST_TREATMENT_CLASSES, (0, 1, 2, 3, 4), (*_COLORS, (0, 128, 255)),
-                 {"WT": (1, 2, 3), "TC": (1, 3), "NETC": (1,), "SNFH": (2,), "ET": (3,), "RC": (4,)}, "GLI2024"),
+        LabelSet(
+            "brats2018-2021", BRATS_CLASSES, (0, 1, 2, 4), _COLORS, {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}, "GLI"
+        ),
+        LabelSet("brats2023", BRATS_CLASSES, (0, 1, 2, 3), _COLORS, {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}, "GLI"),
+        LabelSet(
+            "brats2024-gli-post",
+            BRATS_POST_TREATMENT_CLASSES,
+            (0, 1, 2, 3, 4),
+            (*_COLORS, (0, 128, 255)),
+            {"WT": (1, 2, 3), "TC": (1, 3), "NETC": (1,), "SNFH": (2,), "ET": (3,), "RC": (4,)},
+            "GLI2024",
+        ),
         LabelSet("msd", BRATS_CLASSES, (0, 2, 1, 3), _COLORS, {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}, "GLI"),
     )
 }
@@ -119,8 +137,14 @@ RELEASES = (
     Release("brats2020", "BraTS 2020", r"brats20_(training|validation|testing)_\d+", "_", _OLD_TAGS, "brats2018-2021"),
     Release("brats2021", "BraTS 2021", r"brats2021_\d+", "_", _OLD_TAGS, "brats2018-2021"),
     # post-treatment glioma: time points 1YY (BraTS-GLI-02073-100); pre-treatment cases are -000
-    Release("brats2024-gli", "BraTS 2024 post-treatment glioma", r"brats-gli-\d+-1\d\d", "-", _NEW_TAGS,
-            "brats2024-gli-post"),
+    Release(
+        "brats2024-gli",
+        "BraTS 2024 post-treatment glioma",
+        r"brats-gli-\d+-1\d\d",
+        "-",
+        _NEW_TAGS,
+        "brats2024-gli-post",
+    ),
     Release("brats2023", "BraTS 2023+", r"brats-[a-z]+-\d+-\d+", "-", _NEW_TAGS, "brats2023"),
 )
 MSD = Release("msd-task01", "MSD Task01_BrainTumour", r"brats_\d+", "", {}, "msd")

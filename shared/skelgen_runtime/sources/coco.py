@@ -120,8 +120,9 @@ class CocoSource:
         if not folder.is_dir():
             raise DatasetError(f"split {split!r} has no folder {folder}")
         if not self.is_labelled(split):
-            files = sorted(p for p in folder.iterdir()
-                           if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            files = sorted(
+                p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
             return [CocoItem(key=p.name, files={"image": p}, image_id=i + 1) for i, p in enumerate(files)]
         return self._labelled_items(split, folder)
 
@@ -150,17 +151,20 @@ class CocoSource:
             by_image: dict[int, list[CocoAnnotation]] = {i: [] for i in images}
             for a in data["annotations"]:
                 ann = CocoAnnotation(
-                    id=int(a["id"]), category_id=int(a["category_id"]),
+                    id=int(a["id"]),
+                    category_id=int(a["category_id"]),
                     bbox=tuple(float(v) for v in a["bbox"]),  # type: ignore[arg-type]
                     area=float(a["area"]) if a.get("area") is not None else None,
                     iscrowd=int(a.get("iscrowd", 0)),
                 )
                 if len(ann.bbox) != 4 or not all(math.isfinite(v) for v in ann.bbox):
-                    raise DatasetError(f"{path}: annotation {ann.id} has bbox {a['bbox']}; "
-                                       "expected 4 numbers [x, y, w, h]")
+                    raise DatasetError(
+                        f"{path}: annotation {ann.id} has bbox {a['bbox']}; expected 4 numbers [x, y, w, h]"
+                    )
                 if int(a["image_id"]) not in by_image:
-                    raise DatasetError(f"{path}: annotation {ann.id} refers to image {a['image_id']}, "
-                                       "which is not listed")
+                    raise DatasetError(
+                        f"{path}: annotation {ann.id} refers to image {a['image_id']}, which is not listed"
+                    )
                 by_image[int(a["image_id"])].append(ann)
         except (KeyError, TypeError, ValueError) as err:
             raise DatasetError(f"{path} has a malformed entry ({type(err).__name__}: {err})") from None
@@ -171,12 +175,21 @@ class CocoSource:
             file = folder / str(im["file_name"])
             listed.add(file.name)
             size = (int(im["width"]), int(im["height"])) if "width" in im and "height" in im else None
-            items.append(CocoItem(key=str(im["file_name"]), files={"image": file, "annotations": path},
-                                  image_id=image_id, size=size, annotations=tuple(by_image[image_id])))
+            items.append(
+                CocoItem(
+                    key=str(im["file_name"]),
+                    files={"image": file, "annotations": path},
+                    image_id=image_id,
+                    size=size,
+                    annotations=tuple(by_image[image_id]),
+                )
+            )
         unlisted = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in listed]
         if unlisted:
-            _warn(f"{len(unlisted)} images in {folder} are not listed in {path} and are left out "
-                  f"(e.g. {unlisted[0].name})")
+            _warn(
+                f"{len(unlisted)} images in {folder} are not listed in {path} and are left out "
+                f"(e.g. {unlisted[0].name})"
+            )
         return sorted(items, key=lambda it: it.key)
 
     def _map_categories(self, names: dict[int, str], path: Path) -> None:
@@ -205,12 +218,18 @@ class CocoSource:
             if not isinstance(item, CocoItem):
                 raise TypeError("CocoSource.encode needs the CocoItem that CocoSource.items listed")
             if item.size is not None and item.size != (width, height):
-                raise BadExampleError(str(image_path), f"image is {width}x{height} but {item.files['annotations']} "
-                                                       f"says {item.size[0]}x{item.size[1]}")
+                raise BadExampleError(
+                    str(image_path),
+                    f"image is {width}x{height} but {item.files['annotations']} says {item.size[0]}x{item.size[1]}",
+                )
             fields = self._objects(item, image_path, width, height)
         example = encode_example(
-            image_bytes=image_bytes, image_format=fmt, filename=f"{split}/{image_path.name}",
-            source_id=str(getattr(item, "image_id", 0) or item.key), height=height, width=width,
+            image_bytes=image_bytes,
+            image_format=fmt,
+            filename=f"{split}/{image_path.name}",
+            source_id=str(getattr(item, "image_id", 0) or item.key),
+            height=height,
+            width=width,
             **(fields or {"boxes": None}),
         )
         return example.SerializeToString()
@@ -232,8 +251,10 @@ class CocoSource:
                 )
             clipped = clip_box(ann.bbox, width, height)
             if clipped is None:
-                _warn(f"{image_path}: annotation {ann.id} box {list(ann.bbox)} has no area inside the "
-                      f"{width}x{height} image; dropped")
+                _warn(
+                    f"{image_path}: annotation {ann.id} box {list(ann.bbox)} has no area inside the "
+                    f"{width}x{height} image; dropped"
+                )
                 continue
             x, y, w, h = clipped
             boxes.append([y / height, x / width, (y + h) / height, (x + w) / width])

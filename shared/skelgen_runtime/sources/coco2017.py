@@ -40,14 +40,20 @@ class Coco2017Source(CocoSource):
         for year in ("2017", "2014"):
             if (self.root / f"{split}{year}").is_dir():
                 return self.root / f"{split}{year}"
-        raise DatasetError(f"no {split}2017/ (or {split}2014/) folder in {self.root}; is --source the COCO root "
-                           "holding train2017/, val2017/ and annotations/?")
+        raise DatasetError(
+            f"no {split}2017/ (or {split}2014/) folder in {self.root}; is --source the COCO root "
+            "holding train2017/, val2017/ and annotations/?"
+        )
 
     @staticmethod
     def discover_classes(root: Path) -> list[str]:
         """The category names of ``instances_val2017.json`` (or train) in category-id order."""
-        for name in ("instances_val2017.json", "instances_train2017.json", "instances_val2014.json",
-                     "instances_train2014.json"):
+        for name in (
+            "instances_val2017.json",
+            "instances_train2017.json",
+            "instances_val2014.json",
+            "instances_train2014.json",
+        ):
             path = root / "annotations" / name
             if path.is_file():
                 try:

@@ -22,8 +22,9 @@ __all__ = ["ImageFolderSource"]
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 @dataclass
@@ -84,6 +85,11 @@ class ImageFolderSource:
             text = item.key.split("/", 1)[0]
             label = self.label_map.names.index(text) + self.label_map.first_id
         return encode_example(
-            image_bytes=image_bytes, image_format=fmt, filename=f"{split}/{item.key}",
-            height=height, width=width, label=label, text=text,
+            image_bytes=image_bytes,
+            image_format=fmt,
+            filename=f"{split}/{item.key}",
+            height=height,
+            width=width,
+            label=label,
+            text=text,
         ).SerializeToString()

@@ -25,8 +25,17 @@ from skelgen_runtime.sources.base import LabelMap, SourceItem
 if TYPE_CHECKING:
     from skelgen_runtime.labels import LabelLookup
 
-__all__ = ["ImagesMasksSource", "IMAGE_SUFFIXES", "read_image", "read_label", "read_label_file", "validate_label",
-           "encode_label_png", "label_png", "iter_images"]
+__all__ = [
+    "ImagesMasksSource",
+    "IMAGE_SUFFIXES",
+    "read_image",
+    "read_label",
+    "read_label_file",
+    "validate_label",
+    "encode_label_png",
+    "label_png",
+    "iter_images",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FORMATS = {"JPEG": "jpeg", "PNG": "png"}

@@ -105,8 +105,13 @@ class PascalVocSource:
         if "annotation" in item.files:
             fields = self._objects(item.files["annotation"], width, height)
         return encode_example(
-            image_bytes=image_bytes, image_format=fmt, filename=f"{split}/{image_path.name}", source_id=item.key,
-            height=height, width=width, **fields,
+            image_bytes=image_bytes,
+            image_format=fmt,
+            filename=f"{split}/{image_path.name}",
+            source_id=item.key,
+            height=height,
+            width=width,
+            **fields,
         ).SerializeToString()
 
     def _objects(self, xml: Path, width: int, height: int) -> dict:
@@ -124,8 +129,10 @@ class PascalVocSource:
             x1, y1 = _number(obj, "bndbox/xmax", xml), _number(obj, "bndbox/ymax", xml)
             clipped = clip_box((x0, y0, x1 - x0, y1 - y0), width, height)
             if clipped is None:
-                _warn(f"{xml}: object {k} ({name}) box {[x0, y0, x1, y1]} has no area inside the "
-                      f"{width}x{height} image; dropped")
+                _warn(
+                    f"{xml}: object {k} ({name}) box {[x0, y0, x1, y1]} has no area inside the "
+                    f"{width}x{height} image; dropped"
+                )
                 continue
             x, y, w, h = clipped
             out["boxes"].append([y / height, x / width, (y + h) / height, (x + w) / width])

@@ -86,9 +86,12 @@ TASKS: Mapping[str, TaskSpec] = {
             name="segmentation",
             description="a class id per pixel (or voxel, for volumes such as BraTS)",
             records=(
-                RecordKind("segmentation", "skelgen_runtime.schemas.segmentation", "skelgen_runtime.tasks.segmentation"),
-                RecordKind("volume_segmentation", "skelgen_runtime.schemas.volume",
-                           "skelgen_runtime.tasks.volume_segmentation"),
+                RecordKind(
+                    "segmentation", "skelgen_runtime.schemas.segmentation", "skelgen_runtime.tasks.segmentation"
+                ),
+                RecordKind(
+                    "volume_segmentation", "skelgen_runtime.schemas.volume", "skelgen_runtime.tasks.volume_segmentation"
+                ),
             ),
             headline="miou",
             predictions=("*_label.png", "*_overlay.png"),
@@ -97,8 +100,9 @@ TASKS: Mapping[str, TaskSpec] = {
             name="classification",
             description="one class per image",
             records=(
-                RecordKind("classification", "skelgen_runtime.schemas.classification",
-                           "skelgen_runtime.tasks.classification"),
+                RecordKind(
+                    "classification", "skelgen_runtime.schemas.classification", "skelgen_runtime.tasks.classification"
+                ),
             ),
             headline="accuracy",
             predictions=("*_pred.png",),
@@ -106,9 +110,7 @@ TASKS: Mapping[str, TaskSpec] = {
         TaskSpec(
             name="detection",
             description="boxes and classes of the objects in an image",
-            records=(
-                RecordKind("detection", "skelgen_runtime.schemas.detection", "skelgen_runtime.tasks.detection"),
-            ),
+            records=(RecordKind("detection", "skelgen_runtime.schemas.detection", "skelgen_runtime.tasks.detection"),),
             headline="ap",
             predictions=("*_boxes.png",),
         ),
@@ -137,8 +139,10 @@ def binding_for_schema(task: str, schema: str) -> RecordKind:
         if kind.schema == schema:
             return kind
     readable = ", ".join(kind.schema for kind in spec.records)
-    raise DatasetError(f"a {task} project cannot read {schema!r} records (it reads: {readable}); "
-                       "point data.dataset at a dataset built by this project's build scripts")
+    raise DatasetError(
+        f"a {task} project cannot read {schema!r} records (it reads: {readable}); "
+        "point data.dataset at a dataset built by this project's build scripts"
+    )
 
 
 def get_binding(task: str, schema: str | None = None) -> ModuleType:

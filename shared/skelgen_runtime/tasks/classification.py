@@ -20,9 +20,20 @@ from skelgen_runtime.serving.signature import ServingFunction, as_signature, mod
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import classification_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "train_metrics",
-           "class_weights",
-           "evaluate", "report", "serving_function", "predict"]
+__all__ = [
+    "preview",
+    "read_inputs",
+    "predict_item",
+    "write_artifacts",
+    "MONITOR",
+    "MONITOR_MODE",
+    "train_metrics",
+    "class_weights",
+    "evaluate",
+    "report",
+    "serving_function",
+    "predict",
+]
 
 MONITOR = "val_accuracy"
 MONITOR_MODE = "max"
@@ -51,16 +62,19 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
     for batch in batches:
         logits.append(model(batch["image"], training=False).numpy())
         labels.append(batch["label"].numpy())
-    return classification_scores(np.concatenate(labels), np.concatenate(logits), info.label_map.names,
-                                 top_k=_top_k(config, info))
+    return classification_scores(
+        np.concatenate(labels), np.concatenate(logits), info.label_map.names, top_k=_top_k(config, info)
+    )
 
 
 def report(result: dict, info) -> str:
     width = max(5, *(len(n) for n in result["per_class"]))
     fmt = lambda v: f"{v:9.3f}" if v is not None else "      n/a"  # noqa: E731
     lines = [f"{'class':<{width}}  {'precision':>9}  {'recall':>9}  {'support':>7}"]
-    lines += [f"{name:<{width}}  {fmt(s['precision'])}  {fmt(s['recall'])}  {s['support']:>7}"
-              for name, s in result["per_class"].items()]
+    lines += [
+        f"{name:<{width}}  {fmt(s['precision'])}  {fmt(s['recall'])}  {s['support']:>7}"
+        for name, s in result["per_class"].items()
+    ]
     top = next(k for k in result if k.startswith("top") and k.endswith("_accuracy"))
     lines.append(f"accuracy={result['accuracy']:.4f} {top}={result[top]:.4f}")
     return "\n".join(lines)
@@ -84,8 +98,10 @@ def serving_function(model: keras.Model, config, info) -> ServingFunction:
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         logits = model(model_input(images, data.image_size, data.mean, data.std), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        return {"probabilities": probabilities,
-                "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32) + first}
+        return {
+            "probabilities": probabilities,
+            "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32) + first,
+        }
 
     return serve
 
@@ -110,8 +126,13 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
         draw = ImageDraw.Draw(picture)
         for line, i in enumerate(order):
-            draw.text((4, 4 + 12 * line), f"{names[i]} {probs[i]:.2f}", fill=(255, 255, 255), stroke_width=2,
-                      stroke_fill=(0, 0, 0))
+            draw.text(
+                (4, 4 + 12 * line),
+                f"{names[i]} {probs[i]:.2f}",
+                fill=(255, 255, 255),
+                stroke_width=2,
+                stroke_fill=(0, 0, 0),
+            )
         picture.save(out_dir / f"{name}_pred.png")
     with open(out_dir / "predictions.csv", "w", newline="") as f:
         writer = csv.writer(f)

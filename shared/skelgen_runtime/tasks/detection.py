@@ -29,7 +29,10 @@ from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import detection_preview as preview
 
 __all__ = [
-    "preview", "read_inputs", "predict_item", "write_artifacts",
+    "preview",
+    "read_inputs",
+    "predict_item",
+    "write_artifacts",
     "MONITOR",
     "MONITOR_MODE",
     "EVAL_SCORE_THRESHOLD",
@@ -66,8 +69,9 @@ def detect(model: keras.Model, images: tf.Tensor, info, score_threshold: float =
         ``(B, M)``, ``classes`` ``(B, M)`` (ids from ``first_id``) and ``num_detections`` ``(B,)``.
     """
     outputs = model(images, training=False)
-    decoded = centernet.decode(outputs, info.num_classes, first_id=info.label_map.first_id,
-                               score_threshold=score_threshold)
+    decoded = centernet.decode(
+        outputs, info.num_classes, first_id=info.label_map.first_id, score_threshold=score_threshold
+    )
     return {k: v.numpy() for k, v in decoded.items()}
 
 
@@ -97,10 +101,15 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
             n = int(found["num_detections"][i])
             acc.add(
                 image_id=len(acc.images) + 1,
-                height=int(gt["height"][i]), width=int(gt["width"][i]),
-                gt_boxes=gt["boxes"][i][real], gt_classes=gt["classes"][i][real],
-                gt_area=gt["area"][i][real], gt_is_crowd=gt["is_crowd"][i][real],
-                boxes=found["boxes"][i, :n], classes=found["classes"][i, :n], scores=found["scores"][i, :n],
+                height=int(gt["height"][i]),
+                width=int(gt["width"][i]),
+                gt_boxes=gt["boxes"][i][real],
+                gt_classes=gt["classes"][i][real],
+                gt_area=gt["area"][i][real],
+                gt_is_crowd=gt["is_crowd"][i][real],
+                boxes=found["boxes"][i, :n],
+                classes=found["classes"][i, :n],
+                scores=found["scores"][i, :n],
             )
     return acc.evaluate()
 
@@ -123,8 +132,10 @@ def _record_image_ids(info, names: set[str], max_records: int = MAX_ID_SCAN) -> 
     Reads only two keys, smallest split first, and stops once every name is found or
     ``max_records`` records were read (so predicting files from outside a large dataset stays cheap).
     """
-    spec = {"image/filename": tf.io.FixedLenFeature([], tf.string),
-            "image/source_id": tf.io.FixedLenFeature([], tf.string)}
+    spec = {
+        "image/filename": tf.io.FixedLenFeature([], tf.string),
+        "image/source_id": tf.io.FixedLenFeature([], tf.string),
+    }
     ids: dict[str, int] = {}
     read = 0
     for split in sorted(info.data["splits"], key=info.count):
@@ -165,8 +176,9 @@ def serving_function(model: keras.Model, config, info) -> ServingFunction:
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = model(model_input(images, data.image_size, data.mean, data.std), training=False)
-        found = centernet.decode(outputs, label_map.num_classes, first_id=first,
-                                 score_threshold=PREDICT_SCORE_THRESHOLD)
+        found = centernet.decode(
+            outputs, label_map.num_classes, first_id=first, score_threshold=PREDICT_SCORE_THRESHOLD
+        )
         rows = tf.shape(found["scores"])[1]
         valid = tf.range(rows)[None, :] < found["num_detections"][:, None]
         height_width = tf.cast(tf.shape(images)[1:3], tf.float32)
@@ -205,9 +217,15 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         scores, classes = found["scores"][:k], found["classes"][:k]
         pixels = found["boxes_pixels"][:k][:, [1, 0, 3, 2]].astype(np.float64)  # [xmin, ymin, xmax, ymax]
         for (x0, y0, x1, y1), score, cls in zip(pixels, scores, classes):
-            results.append({"image_id": position, "file_name": name, "category_id": int(cls),
-                            "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
-                            "score": round(float(score), 4)})
+            results.append(
+                {
+                    "image_id": position,
+                    "file_name": name,
+                    "category_id": int(cls),
+                    "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+                    "score": round(float(score), 4),
+                }
+            )
         shown = scores >= DRAW_SCORE_THRESHOLD
         index = [position_of[int(c)] for c in classes[shown]]
         captions = [f"{label_map.names[i]} {s:.2f}" for i, s in zip(index, scores[shown])]

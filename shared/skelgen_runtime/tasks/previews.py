@@ -56,7 +56,9 @@ def classification_preview(model, inputs, targets, config, info) -> np.ndarray:
     for image, p, t in zip(_images(inputs, config), probs, truth):
         guess = int(np.argmax(p))
         colour = (80, 255, 80) if guess == t else (255, 80, 80)
-        out.append(_caption(image, [(f"true {names[t]}", (255, 255, 255)), (f"pred {names[guess]} {p[guess]:.2f}", colour)]))
+        out.append(
+            _caption(image, [(f"true {names[t]}", (255, 255, 255)), (f"pred {names[guess]} {p[guess]:.2f}", colour)])
+        )
     return np.stack(out)
 
 
@@ -66,8 +68,9 @@ def detection_preview(model, inputs, targets, config, info) -> np.ndarray:
     from skelgen_runtime.viz_boxes import boxes_to_pixels, draw_boxes
 
     label_map = info.label_map
-    found = centernet.decode(model(inputs, training=False), info.num_classes, first_id=label_map.first_id,
-                             score_threshold=0.3)
+    found = centernet.decode(
+        model(inputs, training=False), info.num_classes, first_id=label_map.first_id, score_threshold=0.3
+    )
     out = []
     for k, image in enumerate(_images(inputs, config)):
         n = int(found["num_detections"][k])

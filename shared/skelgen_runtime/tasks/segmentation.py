@@ -18,8 +18,21 @@ from skelgen_runtime.tasks._images import no_artifacts as write_artifacts
 from skelgen_runtime.tasks._images import predict_item, read_inputs
 from skelgen_runtime.tasks.previews import segmentation_preview as preview
 
-__all__ = ["preview", "read_inputs", "predict_item", "write_artifacts", "MONITOR", "MONITOR_MODE", "train_metrics",
-           "evaluate", "report", "label_images", "serving_function", "predict", "predict_label"]
+__all__ = [
+    "preview",
+    "read_inputs",
+    "predict_item",
+    "write_artifacts",
+    "MONITOR",
+    "MONITOR_MODE",
+    "train_metrics",
+    "evaluate",
+    "report",
+    "label_images",
+    "serving_function",
+    "predict",
+    "predict_label",
+]
 
 #: the validation metric that picks the best checkpoint
 MONITOR = "val_miou"
@@ -67,15 +80,26 @@ def report(result: dict, info) -> str:
     return "\n".join(lines)
 
 
-def _pixel_logits(model: keras.Model, images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float] | None,
-                  std: Sequence[float] | None) -> tf.Tensor:
+def _pixel_logits(
+    model: keras.Model,
+    images: tf.Tensor,
+    image_size: Sequence[int],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> tf.Tensor:
     """float32 logits ``(B, H, W, C)`` at the images' own size: resized and normalised in, bilinear back out."""
     logits = tf.cast(model(model_input(images, image_size, mean, std), training=False), tf.float32)
     return tf.image.resize(logits, tf.shape(images)[1:3], method="bilinear")
 
 
-def label_images(model: keras.Model, images: tf.Tensor, image_size: Sequence[int], mean: Sequence[float],
-                 std: Sequence[float], first_id: int = 0) -> tf.Tensor:
+def label_images(
+    model: keras.Model,
+    images: tf.Tensor,
+    image_size: Sequence[int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    first_id: int = 0,
+) -> tf.Tensor:
     """Class ids int32 ``(B, H, W)`` of raw RGB images ``(B, H, W, 3)``, at the images' own size.
 
     The images are resized to ``image_size`` and normalised (as the pipelines do), the logits are
@@ -95,8 +119,10 @@ def serving_function(model: keras.Model, config, info) -> ServingFunction:
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         logits = _pixel_logits(model, images, data.image_size, data.mean, data.std)
-        return {"labels": tf.argmax(logits, axis=-1, output_type=tf.int32) + first,
-                "scores": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1)}
+        return {
+            "labels": tf.argmax(logits, axis=-1, output_type=tf.int32) + first,
+            "scores": tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1),
+        }
 
     return serve
 

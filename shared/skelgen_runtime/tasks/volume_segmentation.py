@@ -38,9 +38,26 @@ from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_co
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 from skelgen_runtime.tasks.previews import volume_preview as preview
 
-__all__ = ["preview", "MONITOR", "MONITOR_MODE", "HD95_DEFINITION", "RANKED_BY", "train_metrics", "regions",
-           "challenge", "predict_volume", "evaluate", "score_predictions", "report", "write_artifacts", "predict_item",
-           "read_inputs", "predict", "write_prediction", "serving_function"]
+__all__ = [
+    "preview",
+    "MONITOR",
+    "MONITOR_MODE",
+    "HD95_DEFINITION",
+    "RANKED_BY",
+    "train_metrics",
+    "regions",
+    "challenge",
+    "predict_volume",
+    "evaluate",
+    "score_predictions",
+    "report",
+    "write_artifacts",
+    "predict_item",
+    "read_inputs",
+    "predict",
+    "write_prediction",
+    "serving_function",
+]
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
@@ -181,7 +198,11 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
     means = mean_scores([{r: c[r] for r in used or {}} for c in per_case]) if per_case else {}
 
     def over_regions(metric: str) -> float | None:
-        return float(np.mean([m[metric] for m in means.values()])) if means and metric in next(iter(means.values())) else None
+        return (
+            float(np.mean([m[metric] for m in means.values()]))
+            if means and metric in next(iter(means.values()))
+            else None
+        )
 
     return {
         "per_case": per_case,
@@ -199,8 +220,17 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
 
 #: cases listed one by one in the printed report (all of them are in the CSV)
 _SHOWN_CASES = 20
-_HEADINGS = {"lesion_dice": "lesion Dice", "lesion_hd95": "lesion HD95", "dice": "Dice", "hd95": "HD95",
-             "sensitivity": "sens", "specificity": "spec", "tp": "TP", "fp": "FP", "fn": "FN"}
+_HEADINGS = {
+    "lesion_dice": "lesion Dice",
+    "lesion_hd95": "lesion HD95",
+    "dice": "Dice",
+    "hd95": "HD95",
+    "sensitivity": "sens",
+    "specificity": "spec",
+    "tp": "TP",
+    "fp": "FP",
+    "fn": "FN",
+}
 #: the per-case table's narrower headings
 _SHORT = {"lesion_dice": "L-Dice", "lesion_hd95": "L-HD95", "dice": "Dice", "hd95": "HD95"}
 
@@ -214,7 +244,11 @@ def _per_region(values: dict) -> str:
 
 def _metrics(result: dict) -> list[str]:
     """The metrics each region has, in report order."""
-    return list(LESION_METRICS[:2] + VOXEL_METRICS + LESION_METRICS[2:]) if result.get("challenge") else list(VOXEL_METRICS)
+    return (
+        list(LESION_METRICS[:2] + VOXEL_METRICS + LESION_METRICS[2:])
+        if result.get("challenge")
+        else list(VOXEL_METRICS)
+    )
 
 
 def report(result: dict, info) -> str:
@@ -237,14 +271,22 @@ def report(result: dict, info) -> str:
         lines += [f"{r:<6}  " + "  ".join(f"{result['mean'][r][m]:>11.4f}" for m in metrics) for r in names]
     scoring = result.get("challenge")
     if scoring:
-        lines.append(f"L- = lesion-wise, as {scoring['title']}: dilation {_per_region(scoring['dilation'])}, lesions "
-                     f"of at most {_per_region(scoring['threshold'])} mm^3 left out, penalty {scoring['penalty']:g} mm "
-                     f"({scoring['source']})")
+        lines.append(
+            f"L- = lesion-wise, as {scoring['title']}: dilation {_per_region(scoring['dilation'])}, lesions "
+            f"of at most {_per_region(scoring['threshold'])} mm^3 left out, penalty {scoring['penalty']:g} mm "
+            f"({scoring['source']})"
+        )
     lines.append(f"ranked by {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
-    headline = f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}" if result["mean_dice"] is not None \
+    headline = (
+        f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}"
+        if result["mean_dice"] is not None
         else f"miou={result['miou']:.4f}"
+    )
     if result.get("mean_lesion_dice") is not None:
-        headline = f"mean_lesion_dice={result['mean_lesion_dice']:.4f} mean_lesion_hd95={result['mean_lesion_hd95']:.2f} " + headline
+        headline = (
+            f"mean_lesion_dice={result['mean_lesion_dice']:.4f} mean_lesion_hd95={result['mean_lesion_hd95']:.2f} "
+            + headline
+        )
     lines.append(headline)
     return "\n".join(lines)
 
@@ -302,8 +344,9 @@ def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
             yield {**predict_item(example, info), "source_ids": source.label_map.source_ids}
 
 
-def write_prediction(path: Path, label: np.ndarray, *, nifti_header: bytes, affine: np.ndarray,
-                     source_ids: Sequence[int]) -> Path:
+def write_prediction(
+    path: Path, label: np.ndarray, *, nifti_header: bytes, affine: np.ndarray, source_ids: Sequence[int]
+) -> Path:
     """Write training ids ``(D, H, W)`` as a NIfTI volume of source ids with the case's header and affine."""
     from skelgen_runtime.schemas.volume import to_nifti_axes
     from skelgen_runtime.sources._nifti import write_label_nifti
@@ -324,8 +367,13 @@ def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Pa
         index = [item["modalities"].index(m) for m in wanted]
         image = zscore(tf.constant(item["image"][..., index])).numpy()
         label = predict_volume(model, image, config)
-        write_prediction(out_dir / f"{item['case_id']}.nii.gz", label, nifti_header=item["nifti_header"],
-                         affine=item["affine"], source_ids=item["source_ids"])
+        write_prediction(
+            out_dir / f"{item['case_id']}.nii.gz",
+            label,
+            nifti_header=item["nifti_header"],
+            affine=item["affine"],
+            source_ids=item["source_ids"],
+        )
         n += 1
     return f"wrote {n} NIfTI label volumes (release label ids)"
 
@@ -341,6 +389,8 @@ def serving_function(model: keras.Model, config, info):
     """
     from skelgen_runtime.errors import UserInputError
 
-    raise UserInputError("this run was trained on volumes (volume_segmentation records, e.g. BraTS) and "
-                         "export.py exports models of 2-D images only; predict volumes with "
-                         "python predict.py --run RUN --input CASE_FOLDER --output DIR")
+    raise UserInputError(
+        "this run was trained on volumes (volume_segmentation records, e.g. BraTS) and "
+        "export.py exports models of 2-D images only; predict volumes with "
+        "python predict.py --run RUN --input CASE_FOLDER --output DIR"
+    )

@@ -13,8 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["FRAMEWORKS", "REMOVED_FRAMEWORKS", "check_train_keys", "default_metrics", "default_optimizers",
-           "default_schedules", "reads"]
+__all__ = [
+    "FRAMEWORKS",
+    "REMOVED_FRAMEWORKS",
+    "check_train_keys",
+    "default_metrics",
+    "default_optimizers",
+    "default_schedules",
+    "reads",
+]
 
 #: the --framework choices, each the name of a training loop
 FRAMEWORKS = ("keras", "tf")
@@ -24,8 +31,13 @@ REMOVED_FRAMEWORKS = {
 }
 
 #: name -> the submodule that defines it (imported on first use, PEP 562)
-_LAZY = {"check_train_keys": "optim", "default_optimizers": "optim", "default_schedules": "optim", "reads": "optim",
-         "default_metrics": "metrics"}
+_LAZY = {
+    "check_train_keys": "optim",
+    "default_optimizers": "optim",
+    "default_schedules": "optim",
+    "reads": "optim",
+    "default_metrics": "metrics",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -25,8 +25,7 @@ from typing import Iterator
 
 from skelgen_runtime.errors import SkelgenError
 
-__all__ = ["StopRequested", "TrainingInterrupted", "TrainingFailed", "StopSignal", "supervised", "check_loss",
-           "finish"]
+__all__ = ["StopRequested", "TrainingInterrupted", "TrainingFailed", "StopSignal", "supervised", "check_loss", "finish"]
 
 
 class StopRequested(Exception):
@@ -65,8 +64,10 @@ class StopSignal:
 def check_loss(value: float, epoch: int, step: int) -> None:
     """Raise :class:`TrainingFailed` when a step's loss is NaN or infinite."""
     if not math.isfinite(value):
-        raise TrainingFailed(f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; lower "
-                             "train.learning_rate, check the data (dataset_info.json, the viewer) or the loss")
+        raise TrainingFailed(
+            f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; lower "
+            "train.learning_rate, check the data (dataset_info.json, the viewer) or the loss"
+        )
 
 
 @contextlib.contextmanager
@@ -109,7 +110,6 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
-
 
 
 def finish(run, *, monitor: str | None = None) -> None:

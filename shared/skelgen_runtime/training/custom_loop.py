@@ -71,8 +71,10 @@ def _distributed(step: Callable, strategy: tf.distribute.Strategy, jit_compile: 
     def run(inputs, targets) -> dict[str, tf.Tensor]:
         sums, sizes = strategy.run(replica_step, args=(inputs, targets))
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, sizes, axis=None)
-        return {k: tf.math.divide_no_nan(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), total)
-                for k, v in sums.items()}
+        return {
+            k: tf.math.divide_no_nan(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), total)
+            for k, v in sums.items()
+        }
 
     return run
 
@@ -82,8 +84,16 @@ def _retraced(step: Callable) -> Callable:
     return tf.function(getattr(step, "python_function", step), reduce_retracing=True)
 
 
-def _run_epoch(step: Callable, batches: Iterable, metrics: list, *, stop: StopSignal, epoch: int,
-               train: bool, strategy: tf.distribute.Strategy) -> dict[str, float]:
+def _run_epoch(
+    step: Callable,
+    batches: Iterable,
+    metrics: list,
+    *,
+    stop: StopSignal,
+    epoch: int,
+    train: bool,
+    strategy: tf.distribute.Strategy,
+) -> dict[str, float]:
     """Run ``step`` over ``batches``; the mean of every value it returns, then each metric's result.
 
     After every step: stop on Ctrl-C (pressed on any worker of a multi-worker cluster: all stop
@@ -166,8 +176,12 @@ def fit(
     if pretrained_sources(model):  # where the pretrained weights came from (file, SHA-256)
         run.update_record(pretrained_weights=pretrained_sources(model))
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    schedule = BackboneSchedule(model, freeze_backbone_epochs=freeze_backbone_epochs,
-                                backbone_lr_multiplier=backbone_lr_multiplier, epochs=epochs)
+    schedule = BackboneSchedule(
+        model,
+        freeze_backbone_epochs=freeze_backbone_epochs,
+        backbone_lr_multiplier=backbone_lr_multiplier,
+        epochs=epochs,
+    )
     with strategy.scope():  # the optimizer's slots are replicated like the weights
         optimizer.build(model.trainable_variables)  # every variable, before the backbone is frozen (resume-safe)
     schedule.attach(optimizer)
@@ -176,8 +190,13 @@ def fit(
     next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_epoch")
     best = tf.Variable(float("nan"), dtype=tf.float64, trainable=False, name="best_monitor")
     kept = dict(getattr(steps, "state", None) or {})  # what the steps keep besides model and optimizer
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer, next_epoch=next_epoch, best=best,
-                                **({"steps": tf.train.Checkpoint(**kept)} if kept else {}))
+    state = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        next_epoch=next_epoch,
+        best=best,
+        **({"steps": tf.train.Checkpoint(**kept)} if kept else {}),
+    )
     manager = tf.train.CheckpointManager(state, str(run.backup_dir), max_to_keep=2)
     if manager.latest_checkpoint:
         state.restore(manager.latest_checkpoint).expect_partial()
@@ -187,8 +206,9 @@ def fit(
     for callback in (csv_logger, status):
         callback.set_model(model)
     summaries = RunSummaries(run.log_dir, run.run_id)
-    board = SummaryCallback(summaries, epochs=epochs, hparams=hparams if int(next_epoch) == 0 else None,
-                            preview=preview)  # the same record as model.fit's; hyperparameters once per run
+    board = SummaryCallback(
+        summaries, epochs=epochs, hparams=hparams if int(next_epoch) == 0 else None, preview=preview
+    )  # the same record as model.fit's; hyperparameters once per run
     board.set_model(model)
     train_step = _distributed(steps.train_step, strategy, jit_compile is True)
     val_step = _distributed(steps.val_step, strategy, jit_compile is True)
@@ -202,8 +222,7 @@ def fit(
             csv_logger.on_epoch_begin(epoch)
             t0 = time.time()
             train_batches = _progress((next(batches) for _ in range(steps_per_epoch)), steps_per_epoch, epoch, epochs)
-            logs = _run_epoch(train_step, train_batches, metrics, stop=stop, epoch=epoch, train=True,
-                              strategy=strategy)
+            logs = _run_epoch(train_step, train_batches, metrics, stop=stop, epoch=epoch, train=True, strategy=strategy)
             val = _run_epoch(val_step, val_ds, metrics, stop=stop, epoch=epoch, train=False, strategy=strategy)
             logs.update({f"val_{k}": v for k, v in val.items()})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))

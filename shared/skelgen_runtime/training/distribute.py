@@ -41,14 +41,24 @@ from skelgen_runtime.errors import ConfigError, DatasetError
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.control import TrainingFailed
 
-__all__ = ["LOGICAL_CPUS_ENV", "make_strategy", "global_batches", "is_chief", "describe", "worker_run", "agree",
-           "distribute_validation", "peer_loss_fails_the_run"]
+__all__ = [
+    "LOGICAL_CPUS_ENV",
+    "make_strategy",
+    "global_batches",
+    "is_chief",
+    "describe",
+    "worker_run",
+    "agree",
+    "distribute_validation",
+    "peer_loss_fails_the_run",
+]
 
 #: split this host's CPU into that many logical devices before the strategy is made (no GPUs needed)
 LOGICAL_CPUS_ENV = "SKELGEN_LOGICAL_CPUS"
 
-_TF_CONFIG_EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                      '"task": {"type": "worker", "index": 0}}\'')
+_TF_CONFIG_EXAMPLE = (
+    'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
+)
 
 
 def make_strategy(train_cfg: Any, *, model_fit: bool = False) -> tf.distribute.Strategy:
@@ -78,9 +88,11 @@ def make_strategy(train_cfg: Any, *, model_fit: bool = False) -> tf.distribute.S
         return tf.distribute.MirroredStrategy(devices)
     if kind == "multi_worker":
         if model_fit:
-            raise ConfigError("train.distribute multi_worker needs the custom training loop: Keras 3's model.fit "
-                              "fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); train on several "
-                              "hosts from a project generated with --framework tf, or use mirrored on one host")
+            raise ConfigError(
+                "train.distribute multi_worker needs the custom training loop: Keras 3's model.fit "
+                "fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); train on several "
+                "hosts from a project generated with --framework tf, or use mirrored on one host"
+            )
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
     return _tpu_strategy()
@@ -100,30 +112,38 @@ def _split_cpu() -> None:
     try:
         tf.config.set_logical_device_configuration(cpu, wanted)
     except RuntimeError:
-        raise ConfigError(f"{LOGICAL_CPUS_ENV}={text}: TensorFlow's devices are already in use; "
-                          "make the strategy before anything else runs") from None
+        raise ConfigError(
+            f"{LOGICAL_CPUS_ENV}={text}: TensorFlow's devices are already in use; "
+            "make the strategy before anything else runs"
+        ) from None
 
 
 def _check_cpu_replicas(train_cfg: Any) -> None:
     """Refuse settings that break replicas on CPU devices (checked with TensorFlow 2.21)."""
     if train_cfg.jit_compile is True:
-        raise ConfigError("train.jit_compile: true cannot run on several CPU devices (XLA compiles for "
-                          "one); set train.jit_compile: auto, or run mirrored on GPUs")
+        raise ConfigError(
+            "train.jit_compile: true cannot run on several CPU devices (XLA compiles for "
+            "one); set train.jit_compile: auto, or run mirrored on GPUs"
+        )
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false"):
         # a last partial batch leaves some replicas an empty batch, and oneDNN's convolution returns
         # the wrong shape for one (a (0, H, W, 3) input stays (0, H, W, 3) whatever the filters)
-        raise ConfigError("mirrored over several CPU devices needs TF_ENABLE_ONEDNN_OPTS=0 in the environment "
-                          "(TensorFlow's oneDNN convolutions fail on the empty per-replica batches of a "
-                          "last partial batch); set it before starting train.py")
+        raise ConfigError(
+            "mirrored over several CPU devices needs TF_ENABLE_ONEDNN_OPTS=0 in the environment "
+            "(TensorFlow's oneDNN convolutions fail on the empty per-replica batches of a "
+            "last partial batch); set it before starting train.py"
+        )
 
 
 def _check_tf_config() -> dict[str, Any]:
     """``TF_CONFIG``, parsed; a :class:`ConfigError` saying what to set when it cannot work."""
     text = os.environ.get("TF_CONFIG", "").strip()
     if not text:
-        raise ConfigError("train.distribute is multi_worker but TF_CONFIG is not set: on every host set the "
-                          f"cluster and that host's task, e.g. {_TF_CONFIG_EXAMPLE} "
-                          "(index 1 on host2), or use train.distribute: mirrored on one host")
+        raise ConfigError(
+            "train.distribute is multi_worker but TF_CONFIG is not set: on every host set the "
+            f"cluster and that host's task, e.g. {_TF_CONFIG_EXAMPLE} "
+            "(index 1 on host2), or use train.distribute: mirrored on one host"
+        )
     try:
         spec = json.loads(text)
     except ValueError as err:
@@ -133,8 +153,10 @@ def _check_tf_config() -> dict[str, Any]:
         raise ConfigError(f"TF_CONFIG needs a 'cluster' and a 'task', e.g. {_TF_CONFIG_EXAMPLE}")
     hosts = cluster.get(task.get("type"))
     if not isinstance(hosts, list) or not isinstance(task.get("index"), int) or not 0 <= task["index"] < len(hosts):
-        raise ConfigError(f"TF_CONFIG's task {task} is not one of its cluster's {cluster}; "
-                          "'type' must be a job of the cluster and 'index' a position in its list")
+        raise ConfigError(
+            f"TF_CONFIG's task {task} is not one of its cluster's {cluster}; "
+            "'type' must be a job of the cluster and 'index' a position in its list"
+        )
     return spec
 
 
@@ -148,8 +170,10 @@ def _tpu_strategy() -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"train.distribute is tpu but no TPU is reachable ({first}); run on a TPU VM, set "
-                          "TPU_NAME to a Cloud TPU, or choose train.distribute: default or mirrored") from None
+        raise ConfigError(
+            f"train.distribute is tpu but no TPU is reachable ({first}); run on a TPU VM, set "
+            "TPU_NAME to a Cloud TPU, or choose train.distribute: default or mirrored"
+        ) from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -169,8 +193,10 @@ def global_batches(data_cfg: Any, strategy: tf.distribute.Strategy, *, val_examp
         return data_cfg
     eval_batch = min(data_cfg.eval_batch_size * replicas, val_examples // replicas * replicas)
     if eval_batch == 0:
-        raise DatasetError(f"the validation split has {val_examples} examples, fewer than the {replicas} "
-                           "replicas of train.distribute; add validation examples or use fewer devices")
+        raise DatasetError(
+            f"the validation split has {val_examples} examples, fewer than the {replicas} "
+            "replicas of train.distribute; add validation examples or use fewer devices"
+        )
     return data_cfg.model_copy(update={"batch_size": data_cfg.batch_size * replicas, "eval_batch_size": eval_batch})
 
 
@@ -194,8 +220,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def describe(strategy: tf.distribute.Strategy) -> dict[str, Any]:
     """What the run record notes about the distribution: the ``train.distribute`` kind, replicas, workers."""
-    kinds = {tf.distribute.MirroredStrategy: "mirrored", tf.distribute.MultiWorkerMirroredStrategy: "multi_worker",
-             tf.distribute.TPUStrategy: "tpu"}
+    kinds = {
+        tf.distribute.MirroredStrategy: "mirrored",
+        tf.distribute.MultiWorkerMirroredStrategy: "multi_worker",
+        tf.distribute.TPUStrategy: "tpu",
+    }
     kind = next((name for cls, name in kinds.items() if type(strategy) is cls), "default")
     workers = 1
     if kind == "multi_worker":
@@ -272,5 +301,6 @@ def peer_loss_fails_the_run() -> Iterator[None]:
         yield
     except tf.errors.UnavailableError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrainingFailed(f"lost contact with another worker ({first}); restart every worker "
-                             "with: python train.py --resume auto") from None
+        raise TrainingFailed(
+            f"lost contact with another worker ({first}); restart every worker with: python train.py --resume auto"
+        ) from None

@@ -45,15 +45,21 @@ class BackboneSchedule:
         ConfigError: fine-tuning asked for, and the model has no layer named ``encoder``/``encoder.*``.
     """
 
-    def __init__(self, model, *, freeze_backbone_epochs: int = 0, backbone_lr_multiplier: float = 1.0,
-                 epochs: int | None = None) -> None:
+    def __init__(
+        self, model, *, freeze_backbone_epochs: int = 0, backbone_lr_multiplier: float = 1.0, epochs: int | None = None
+    ) -> None:
         self.model, self.freeze_epochs, self.multiplier, self.epochs = (
-            model, int(freeze_backbone_epochs), float(backbone_lr_multiplier), epochs)
+            model,
+            int(freeze_backbone_epochs),
+            float(backbone_lr_multiplier),
+            epochs,
+        )
         self.layers = backbone_layers(model) if self.active else []
         if self.active and not any(layer.weights for layer in self.layers):
             raise ConfigError(
                 "train.freeze_backbone_epochs / train.backbone_lr_multiplier need the backbone's layers named "
-                f"'{ENCODER}' or '{ENCODER}.*'; model {model.name!r} has none with weights (core/backbones.py)")
+                f"'{ENCODER}' or '{ENCODER}.*'; model {model.name!r} has none with weights (core/backbones.py)"
+            )
         self.frozen: bool | None = None
 
     @property
@@ -95,8 +101,12 @@ class BackboneSchedule:
         last = self.epochs
         phases = []
         if self.freeze_epochs:
-            phases.append({"epochs": [1, min(self.freeze_epochs, last or self.freeze_epochs)],
-                           "backbone": "frozen (BatchNorm in inference mode)"})
+            phases.append(
+                {
+                    "epochs": [1, min(self.freeze_epochs, last or self.freeze_epochs)],
+                    "backbone": "frozen (BatchNorm in inference mode)",
+                }
+            )
         if last is None or self.freeze_epochs < last:
             phases.append({"epochs": [self.freeze_epochs + 1, last], "backbone": "trainable"})
         return {

@@ -116,8 +116,12 @@ def fit(
         run.update_record(pretrained_weights=pretrained_sources(model))
     if isinstance(optimizer, StepLossScaleOptimizer):  # model.fit scales the loss: Keras's own wrapper will do
         optimizer = optimizer.inner_optimizer
-    schedule = BackboneSchedule(model, freeze_backbone_epochs=freeze_backbone_epochs,
-                                backbone_lr_multiplier=backbone_lr_multiplier, epochs=epochs)
+    schedule = BackboneSchedule(
+        model,
+        freeze_backbone_epochs=freeze_backbone_epochs,
+        backbone_lr_multiplier=backbone_lr_multiplier,
+        epochs=epochs,
+    )
     with strategy.scope():
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
         if schedule.active:  # the optimizer's state covers every variable, frozen or not (resume-safe)

@@ -65,6 +65,8 @@ def build_metrics(names: Sequence[str], registry: Registry, config: Any, info: A
     metrics = [m for m in built if m is not None]
     wanted = monitor.removeprefix("val_")
     if monitor != "val_loss" and wanted not in {m.name for m in metrics}:
-        raise ConfigError(f"train.metrics {list(names)}: the best checkpoint is the one with the best {monitor}, so "
-                          f"the metrics must include {wanted!r} (core/metrics.py)")
+        raise ConfigError(
+            f"train.metrics {list(names)}: the best checkpoint is the one with the best {monitor}, so "
+            f"the metrics must include {wanted!r} (core/metrics.py)"
+        )
     return metrics

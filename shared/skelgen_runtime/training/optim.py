@@ -125,8 +125,9 @@ def check_train_keys(train_cfg: Any, optimizers: Registry, schedules: Registry) 
                 )
 
 
-def build_optimizer(train_cfg: Any, steps_per_epoch: int, optimizers: Registry,
-                    schedules: Registry, *, check: bool = True) -> keras.optimizers.Optimizer:
+def build_optimizer(
+    train_cfg: Any, steps_per_epoch: int, optimizers: Registry, schedules: Registry, *, check: bool = True
+) -> keras.optimizers.Optimizer:
     """The optimizer ``train.optimizer`` with the learning rate of ``train.lr_schedule``.
 
     The keys are checked first (:func:`check_train_keys`) unless ``check`` is false. Under

@@ -52,11 +52,15 @@ def float32_outputs(model: keras.Model) -> keras.Model:
     if all(keras.backend.standardize_dtype(o.dtype) == "float32" for o in outputs):
         return model
     if type(model).__name__ != "Functional":
-        raise ConfigError(f"model {model.name!r} ({type(model).__name__}) outputs "
-                          f"{keras.backend.standardize_dtype(outputs[0].dtype)} under train.mixed_precision; "
-                          'give its last layer dtype="float32" (losses and metrics need float32 logits)')
-    cast = [keras.layers.Activation("linear", dtype="float32", name=f"{model.name}.float32_{k}")(o)
-            for k, o in enumerate(outputs)]
+        raise ConfigError(
+            f"model {model.name!r} ({type(model).__name__}) outputs "
+            f"{keras.backend.standardize_dtype(outputs[0].dtype)} under train.mixed_precision; "
+            'give its last layer dtype="float32" (losses and metrics need float32 logits)'
+        )
+    cast = [
+        keras.layers.Activation("linear", dtype="float32", name=f"{model.name}.float32_{k}")(o)
+        for k, o in enumerate(outputs)
+    ]
     return keras.Model(model.inputs, cast if len(cast) > 1 else cast[0], name=model.name)
 
 
@@ -83,8 +87,11 @@ class StepLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
             return super().apply(grads, trainable_variables)
         if not self._warned:
             self._warned = True
-            print("warning: the training step does not call optimizer.scale_loss(loss), so mixed_float16 "
-                  "trains without loss scaling (small gradients can underflow to zero); take the "
-                  "gradients of scaled = self.optimizer.scale_loss(loss) in core/steps.py",
-                  file=sys.stderr, flush=True)
+            print(
+                "warning: the training step does not call optimizer.scale_loss(loss), so mixed_float16 "
+                "trains without loss scaling (small gradients can underflow to zero); take the "
+                "gradients of scaled = self.optimizer.scale_loss(loss) in core/steps.py",
+                file=sys.stderr,
+                flush=True,
+            )
         return self.inner_optimizer.apply(grads, trainable_variables)

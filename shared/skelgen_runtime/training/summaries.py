@@ -104,8 +104,14 @@ class RunSummaries:
 class SummaryCallback(keras.callbacks.Callback):
     """:class:`RunSummaries` for ``model.fit``: hyperparameters at the start, scalars and pictures per epoch."""
 
-    def __init__(self, summaries: RunSummaries, *, epochs: int, hparams: Mapping[str, Any] | None = None,
-                 preview: Preview | None = None) -> None:
+    def __init__(
+        self,
+        summaries: RunSummaries,
+        *,
+        epochs: int,
+        hparams: Mapping[str, Any] | None = None,
+        preview: Preview | None = None,
+    ) -> None:
         super().__init__()
         self.summaries, self.hparams, self.preview = summaries, hparams, preview
         self.pictured = preview_epochs(epochs)
