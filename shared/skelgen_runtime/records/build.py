@@ -79,7 +79,14 @@ def main(
         default=None,
         help="local builds: at most N worker processes (default: all cores; fewer for a small dataset)",
     )
-    parser.add_argument("--max-examples", type=int, default=None, help="at most N examples per split")
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N examples per split, a seeded sample that keeps every class the listing knows "
+        "(image folders, COCO); recorded in dataset_info.json",
+    )
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
     parser.add_argument(
         "--shard-size",
@@ -145,6 +152,8 @@ def _run(
     by = "" if not report.written_shards else f" by {report.processes} process{'es' if report.processes > 1 else ''}"
     if report.written_shards and report.runner != "local":
         by = f" with Apache Beam's {report.runner}"
+    for split, subset in report.subsets.items():
+        print(subset.describe(split), file=sys.stderr if subset.missing_classes else sys.stdout)
     print(f"built {dataset}: {counts} ({report.written_shards} shards written{by}, {report.reused_shards} reused)")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad examples:")

@@ -25,6 +25,7 @@ from skelgen_runtime.errors import DatasetError, MissingDependencyError, UserInp
 from skelgen_runtime.records.folder import Folder, is_url, open_folder
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.info import INFO_FILE
+from skelgen_runtime.records.subset import Subset, choose_subset
 from skelgen_runtime.records.writer import (
     SIDECAR_SUFFIX,
     EncodeFn,
@@ -56,6 +57,8 @@ class BuildReport:
     info_path: Path | str
     processes: int = 1
     runner: str = "local"
+    #: per split, how ``--max-examples`` cut it (empty without the option)
+    subsets: dict[str, Subset] = dataclasses.field(default_factory=dict)
 
 
 def build_dataset(
@@ -86,7 +89,8 @@ def build_dataset(
         splits: splits to build; default all splits found by ``source``.
         workers: at most this many worker processes; default all cores. Fewer are started when
             the work is too small to repay them (``writer.choose_workers``).
-        max_examples: keep at most this many examples per split (the first by key).
+        max_examples: keep at most this many examples per split, every class the listing knows of
+            (:mod:`skelgen_runtime.records.subset`; recorded as ``build_options.subsets``).
         skip_bad: leave out unusable examples and report them instead of stopping.
         shard_size: examples per shard (at most).
         compression: ``None``, ``"GZIP"`` or ``"ZLIB"``.
@@ -109,7 +113,8 @@ def build_dataset(
     folder.makedirs()
     folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
     remove_temporaries(folder)
-    listed = _list_splits(source, splits, max_examples)
+    subsets: dict[str, Subset] = {}
+    listed = _list_splits(source, splits, max_examples, subsets)
     # after listing: a reader may complete its label map from the files it lists (COCO category ids)
     salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
     # a URL's shards are written to local temporary files first (records.beam_build): plan them by name
@@ -139,6 +144,7 @@ def build_dataset(
     _remove_stale(folder, keep={p.path.name for p in all_plans})
     options = {
         "max_examples": max_examples,
+        "subsets": {split: subset.to_json() for split, subset in subsets.items() if split in results},
         "skip_bad": skip_bad,
         "shard_size": shard_size,
         "runner": "local" if beam_build is None else "beam",
@@ -157,7 +163,7 @@ def build_dataset(
     counts = {split: info["splits"][split]["count"] for split in results}
     info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
     skipped = [(s["file"], s["reason"]) for s in info["skipped"]]
-    return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner)
+    return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner, subsets=subsets)
 
 
 def _dataset_info(
@@ -219,8 +225,11 @@ def require_beam() -> ModuleType:
     return beam_build
 
 
-def _list_splits(source: Source, splits: Sequence[str] | None, max_examples: int | None) -> dict[str, list[SourceItem]]:
-    """Each split's examples (the first ``max_examples``); an empty unlabelled split not asked for is left out."""
+def _list_splits(
+    source: Source, splits: Sequence[str] | None, max_examples: int | None, subsets: dict[str, Subset]
+) -> dict[str, list[SourceItem]]:
+    """Each split's examples (at most ``max_examples``, chosen by :func:`~skelgen_runtime.records.subset.
+    choose_subset`, recorded in ``subsets``); an empty unlabelled split not asked for is left out."""
     requested = splits is not None
     splits = list(splits or source.splits())
     if not splits:
@@ -231,7 +240,8 @@ def _list_splits(source: Source, splits: Sequence[str] | None, max_examples: int
     for split in splits:
         items = source.items(split)
         if max_examples is not None:
-            items = items[:max_examples]
+            items, subset = choose_subset(items, max_examples)
+            subsets[split] = subset
         if not items and not requested and not source.is_labelled(split):
             # an empty pred/ folder (as the scaffold creates it) just means nothing to predict yet
             print(f"split {split!r} of {source.root} holds no images: skipped", file=sys.stderr)

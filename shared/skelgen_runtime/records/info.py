@@ -8,7 +8,8 @@ Fields: ``schema`` and ``schema_version``; ``feature_spec`` (per key: kind and d
 SHA-256, and ``images``: sizes and encodings, see :mod:`~skelgen_runtime.records.image_stats`; absent
 for volumes and for datasets built before 0.3); ``skipped`` (examples left out by ``--skip-bad``, with reasons); ``source``; ``source_info``
 (optional: what the reader detected, e.g. the BraTS release);
-``build_options`` (``max_examples``, ``skip_bad``, ``shard_size``, ``runner``: ``local`` or ``beam``, and
+``build_options`` (``max_examples`` and ``subsets``: per split how it was cut, see
+:mod:`~skelgen_runtime.records.subset`; ``skip_bad``, ``shard_size``, ``runner``: ``local`` or ``beam``, and
 ``beam_runner``: the Beam runner's class name, None for local builds); ``skelgen_version``; ``created``.
 """
 

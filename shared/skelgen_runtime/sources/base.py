@@ -13,10 +13,16 @@ __all__ = ["LabelMap", "Source", "SourceItem", "DEFAULT_PALETTE"]
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One example on disk: a stable ``key`` (sorts the split) and the files it is made of."""
+    """One example on disk: a stable ``key`` (sorts the split) and the files it is made of.
+
+    ``classes``: the names of the classes the example holds when listing knows them without reading
+    the labels (an image folder's class folder, a COCO image's categories), else None; ``--max-examples``
+    subsets use it to keep every class (:mod:`skelgen_runtime.records.subset`).
+    """
 
     key: str
     files: dict[str, Path] = field(default_factory=dict)
+    classes: frozenset[str] | None = None
 
 
 class Source(Protocol):

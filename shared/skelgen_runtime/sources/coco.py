@@ -182,6 +182,7 @@ class CocoSource:
                     image_id=image_id,
                     size=size,
                     annotations=tuple(by_image[image_id]),
+                    classes=frozenset(names.get(a.category_id, str(a.category_id)) for a in by_image[image_id]),
                 )
             )
         unlisted = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in listed]

@@ -70,7 +70,8 @@ class ImageFolderSource:
             images = _images(class_dir)
             if not images:
                 raise DatasetError(f"class folder {class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            items += [SourceItem(key=f"{class_dir.name}/{p.name}", files={"image": p}) for p in images]
+            classes = frozenset([class_dir.name])
+            items += [SourceItem(key=f"{class_dir.name}/{p.name}", files={"image": p}, classes=classes) for p in images]
         loose = _images(folder)
         if loose:
             raise DatasetError(f"{loose[0]} lies directly in {folder}; labelled images go in {folder}/<class name>/")
