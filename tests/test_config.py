@@ -61,6 +61,27 @@ def test_malformed_yaml_and_non_mapping(tmp_path: Path) -> None:
         load_config(tmp_path / "b.yaml", schema=library_schema())
 
 
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("", ["is empty", "configs/default.yaml"]),
+        ("# every key commented out\n\n", ["is empty"]),
+        ("train:\n  epochs: 3\n  epochs: 4\n", ["line 3", "key 'epochs' is given twice (first on line 2)"]),
+        ("train: {epochs: 2}\ndata: {}\ntrain: {}\n", ["line 3", "key 'train' is given twice (first on line 1)"]),
+    ],
+)
+def test_an_empty_file_or_a_key_given_twice_is_an_error(tmp_path: Path, text: str, needles: list[str]) -> None:
+    """Neither trains silently: an empty file on library defaults, a repeated key on its last value."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, schema=library_schema())
+    message = str(err.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
 def test_override_into_a_value_is_refused() -> None:
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_overrides({"experiment": "x"}, ["experiment.name=y"])

@@ -161,6 +161,22 @@ def registry_key(registry: Registry) -> Any:
     return Annotated[str, AfterValidator(check)]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first})", key_node.start_mark
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings to a nested dict (values parsed as YAML). Returns a new dict."""
     out = copy.deepcopy(raw)
@@ -230,7 +246,8 @@ def load_config(
         schema: the project's config class (``core/config.py``'s ``Config``).
 
     Raises:
-        ConfigError: the file is missing or not YAML, an override is malformed, or validation fails
+        ConfigError: the file is missing, empty or not YAML (a key given twice included), an override is
+            malformed, or validation fails
             (the message lists every problem with its dotted key and, for unknown keys, the closest one).
     """
     raw: dict[str, Any] = {}
@@ -238,9 +255,17 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.MarkedYAMLError as err:  # one line: where and what
+            line = f", line {err.problem_mark.line + 1}" if err.problem_mark else ""
+            raise ConfigError(f"{path}{line}: not valid YAML: {err.problem or err.context}") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if raw is None:  # nothing but comments or whitespace: a run on library defaults nobody asked for
+            raise ConfigError(
+                f"{path} is empty; give it the sections data, model, train (configs/default.yaml lists every key), "
+                "or leave --config out to use configs/default.yaml"
+            )
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a YAML mapping (sections data, model, train)")
     raw = apply_overrides(raw, overrides)
