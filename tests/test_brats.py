@@ -737,7 +737,7 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     ).stdout
     run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
     with open(project / "logs" / run_id / "metrics.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0"]
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
 
     shown = script(project, "evaluate.py", "--run", run_id, "--split", "val").stdout
     assert "mean_dice=" in shown and "HD95" in shown

@@ -171,7 +171,7 @@ def test_train_evaluate_predict(built_projects, framework: str, tmp_path: Path) 
     log_dir = project / "logs" / run_id
     with open(log_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"accuracy", "top2", "val_accuracy", "val_top2", "val_loss"} <= set(rows[0])  # top-2 of 3 classes
 
     printed = script(project, "evaluate.py", "--run", "latest").stdout

@@ -92,7 +92,7 @@ def _complete(project: Path, run_dir: Path, epochs: int) -> dict:
     """The run record of a finished run, checked whole: status, epochs, weights, summaries."""
     record = _record(run_dir)
     assert record["status"] == "complete" and record["epochs_done"] == epochs, record
-    assert epochs_logged(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(1, epochs + 1))
     model_dir = project / "models" / run_dir.name
     for path in ("final.keras", "checkpoints/last.weights.h5", "checkpoints/best.weights.h5"):
         assert (model_dir / path).is_file(), path

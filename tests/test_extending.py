@@ -220,7 +220,7 @@ def test_an_edited_train_step_takes_effect_and_resume_still_logs_each_epoch_once
     assert 2 <= len(epochs_logged(run_dir)) < epochs
     out = script(project, "train.py", "--resume", "auto").stdout
     assert f"resuming run {run_dir.name}" in out
-    assert epochs_logged(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(1, epochs + 1))
     norms = [float(r["grad_norm"]) for r in _metrics(run_dir)]
     assert all(0 < n <= 0.001 * (1 + 1e-4) for n in norms), norms
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
@@ -266,7 +266,7 @@ def test_a_keras_model_overriding_train_step_trains_and_writes_the_same_run_reco
     out = script(project, "train.py", *TINY, "--set", "train.epochs=2").stdout
     run_dir = _run_dir(project, out)
     rows = _metrics(run_dir)
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"loss", "miou", "val_loss", "val_miou", "grad_norm", "learning_rate"} <= set(rows[0])
     assert all(float(r["grad_norm"]) > 0 for r in rows)
     record = json.loads((run_dir / "run.json").read_text())
@@ -424,7 +424,7 @@ def test_a_hand_written_train_py_with_an_ema_teacher_keeps_the_run_record_resume
     out = script(project, "train.py", "--resume", "auto").stdout
     assert f"resuming run {run_dir.name}" in out and "restored" in out
     rows = _metrics(run_dir)
-    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
     # the counter is part of the resume state: epoch k averages the update counts k*steps+1 .. (k+1)*steps
     assert [float(r["ema_updates"]) for r in rows] == [k * steps + (steps + 1) / 2 for k in range(epochs)]
     assert all(float(r["teacher_loss"]) > 0 and "val_miou" in r for r in rows)

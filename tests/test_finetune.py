@@ -207,7 +207,7 @@ def test_a_run_resumed_after_unfreezing_keeps_the_optimizer_state_of_every_varia
     weights, moments, smallest = _python(project, check, str(backup)).split()
     assert (weights, moments) == ("1", "2") and float(smallest) > 0
     script(project, "train.py", "--resume", "auto")
-    assert epochs_logged(run_dir) == [0, 1, 2, 3]  # metrics.csv counts from 0
+    assert epochs_logged(run_dir) == [1, 2, 3, 4]  # metrics.csv counts from 1, as the output does
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
 
@@ -296,7 +296,7 @@ def test_a_run_resumed_in_the_frozen_phase_stays_frozen(built_projects, tmp_path
     run_dir, killed = train_and_kill(project, args, after_epochs=1)
     assert killed.returncode != 0
     script(project, "train.py", "--resume", "auto")
-    assert epochs_logged(run_dir) == [0, 1, 2]  # metrics.csv counts from 0
+    assert epochs_logged(run_dir) == [1, 2, 3]
     moved = json.loads(
         _python(project, _MOVED, str(run_dir / "config.yaml"), str(project / "models" / run_dir.name / "final.keras"))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -51,7 +52,7 @@ def _best(project: Path, run_id: str) -> tuple[float, int]:
     with open(project / "logs" / run_id / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     best = max(rows, key=lambda row: (float(row["val_miou"]), -int(row["epoch"])))
-    return float(best["val_miou"]), int(best["epoch"]) + 1
+    return float(best["val_miou"]), int(best["epoch"])  # metrics.csv counts from 1
 
 
 def test_training_records_provenance(two_runs) -> None:
@@ -220,7 +221,21 @@ def test_listing_reads_old_crashed_and_unreadable_runs(tmp_path: Path) -> None:
     _fake_run(project, "20250101-120001-b", '{"status": "running"}', "train:\n  lr: 0.1\n", None)
     _fake_run(project, "20250101-120002-c", "{not json", None, None)
 
+    # a run of this version: metrics.csv counts from 1 (run.json says so), the same epochs as the 0.2 run above
+    new = '{"status": "complete", "started": "2025-01-01T12:00:03+00:00", "epoch_base": 1}'
+    _fake_run(
+        project,
+        "20250101-120003-d",
+        new,
+        "train:\n  lr: 0.1\n",
+        csv_text.replace("\n0,", "\n1,", 1).replace("\n1,1.0", "\n2,1.0").replace("\n2,0.8", "\n3,0.8"),
+    )
+
     listing = list_runs(project=project)
+    assert listing.runs[0].run_id == "20250101-120003-d"
+    current = listing.runs[0]
+    assert (current.best, current.best_epoch, current.final["epoch"]) == (0.9, 2, 3)
+    listing = dataclasses.replace(listing, runs=listing.runs[1:])
     assert [s.run_id for s in listing.runs] == [
         "20250101-120002-c",
         "20250101-120001-b",
@@ -235,3 +250,24 @@ def test_listing_reads_old_crashed_and_unreadable_runs(tmp_path: Path) -> None:
     table = listing_text(listing).splitlines()
     assert table[0].split() == ["run", "status", "dataset", "train.lr", "train.extra", "best", "val_loss", "duration"]
     assert table[3].split() == ["20250101-120000-a-10", "complete", "-", "0.2", "1", "0.9000", "(epoch", "2/3)", "33s"]
+
+
+@pytest.mark.parametrize(
+    "commit, base",
+    [
+        ("v0.2.0", 0),
+        ("0.2.3-4-gabc1234", 0),
+        ("v0.1.0", 0),
+        ("v0.3.0", 1),
+        ("0.3.0.dev2", 1),
+        ("1.0.0", 1),
+        ("abc1234", 1),
+        (None, 1),
+    ],
+)
+def test_metrics_csv_counts_epochs_from_1_except_in_projects_of_older_templates(commit, base) -> None:
+    """The training output counts epochs from 1 and so does metrics.csv; a 0.1/0.2 project, whose own
+    tests read 0-based rows, keeps that until it is updated."""
+    from skelgen_runtime.runs import epoch_base
+
+    assert epoch_base(commit) == base

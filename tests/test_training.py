@@ -52,7 +52,7 @@ def test_sigkill_then_resume_auto_finishes_each_epoch_once(project: Path) -> Non
 
     out = script(project, "train.py", "--resume", "auto").stdout
     assert f"resuming run {run_dir.name}" in out
-    assert epochs_logged(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(1, epochs + 1))
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete" and record["epochs_done"] == epochs
     model_dir = project / "models" / run_dir.name
@@ -74,7 +74,7 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
     log_dir = project / "logs" / run_id
     config = (log_dir / "config.yaml").read_text()
     assert "image_size:\n  - 32\n  - 32" in config and "epochs: 2" in config
-    assert epochs_logged(log_dir) == [0, 1]
+    assert epochs_logged(log_dir) == [1, 2]
     with open(log_dir / "metrics.csv") as f:
         header = next(csv.reader(f))
     assert {"epoch", "loss", "miou", "val_loss", "val_miou", "learning_rate"} <= set(header)

@@ -60,7 +60,7 @@ def test_ctrl_c_stops_after_the_step_keeps_the_run_resumable_and_exits_130(proje
 
     out = script(project, "train.py", "--resume", "auto").stdout  # auto: the newest unfinished run
     assert f"resuming run {run_dir.name}" in out
-    assert epochs_logged(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(1, epochs + 1))
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete"
     assert [h["status"] for h in record["history"]] == ["running", "interrupted", "running", "complete"]
@@ -96,7 +96,7 @@ def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path
     assert proc.returncode == -signal.SIGINT and time.monotonic() - sent < 5  # killed by the signal
     assert "stopped:" not in rest  # no orderly stop ran
     script(project, "train.py", "--resume", "auto")  # the resume state is intact
-    assert epochs_logged(run_dir) == list(range(epochs))
+    assert epochs_logged(run_dir) == list(range(1, epochs + 1))
 
 
 def test_a_nan_loss_fails_the_run_with_the_reason(project: Path) -> None:

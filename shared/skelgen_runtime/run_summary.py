@@ -2,7 +2,7 @@
 
 Reads only files (``run.json``, ``config.yaml``, ``metrics.csv``, ``eval_*.json``): no TensorFlow and
 no NumPy, so ``skelgen runs`` stays fast. Epochs are counted from 1 here, as training prints them
-(``metrics.csv``'s ``epoch`` column counts from 0).
+(``metrics.csv``'s ``epoch`` column counts from 1; in runs that skelgen 0.2 started, from 0).
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def read_metrics(run: Run) -> list[dict[str, float]]:
             rows = list(csv.DictReader(f))
     except OSError:
         return []
+    base = run.epoch_base
     parsed = []
     for row in rows:
         values: dict[str, float] = {}
@@ -85,7 +86,7 @@ def read_metrics(run: Run) -> list[dict[str, float]]:
             except (TypeError, ValueError):
                 continue
         if "epoch" in values:
-            values["epoch"] = int(values["epoch"]) + 1
+            values["epoch"] = int(values["epoch"]) + 1 - base
             parsed.append(values)
     return parsed
 

@@ -19,7 +19,9 @@ second), so runs sort by start time.
 ``run.json`` fields written by :func:`new_run`: ``run_id``, ``experiment``, ``status`` (one of
 :data:`STATUSES`), ``history`` (``[{"status", "at", "reason"}]``, one entry per status change),
 ``started``, ``argv``, ``command``, ``cwd``, ``host``, ``pid``, ``seed``, ``monitor``,
-``monitor_mode``, ``template_version``, ``dataset`` and the fields of
+``monitor_mode``, ``epoch_base`` (1: ``metrics.csv`` counts epochs from 1, as the training output
+does; 0 in projects of a 0.1 or 0.2 template, see :func:`epoch_base`; runs of skelgen 0.2 lack it and
+counted from 0), ``template_version``, ``dataset`` and the fields of
 :mod:`skelgen_runtime.provenance` (git commit and patch, library versions). The training loops add
 ``epochs_done``, ``last_metrics`` and ``finished``.
 """
@@ -101,6 +103,11 @@ class Run:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    @property
+    def epoch_base(self) -> int:
+        """The number of the first epoch in ``metrics.csv``: 1, or 0 for runs that skelgen 0.2 started."""
+        return int(self.record().get("epoch_base", 0))
 
     @property
     def status(self) -> str:
@@ -187,6 +194,14 @@ def _get(data: Any, dotted: str) -> Any:
     return data
 
 
+def epoch_base(template_version: str | None) -> int:
+    """Where a new run's ``metrics.csv`` counts epochs from: 1, as the training output counts; 0 in a
+    project rendered from a 0.1 or 0.2 template (``_commit`` ``v0.2.0``, ``0.2.1-3-gabc``, ...), whose
+    own tests and tools read it so, until it is updated."""
+    match = re.match(r"v?(\d+)\.(\d+)", template_version or "")
+    return 0 if match and (int(match.group(1)), int(match.group(2))) < (0, 3) else 1
+
+
 def new_run(
     root: Path,
     experiment: str,
@@ -247,6 +262,7 @@ def new_run(
         seed=seed if seed is not None else _get(settings, "train.seed"),
         monitor=monitor,
         monitor_mode=monitor_mode,
+        epoch_base=epoch_base(provenance.template_version(root)),
         template_version=provenance.template_version(root),
         dataset=provenance.dataset_fingerprint(dataset_info, root=root) if dataset_info else None,
         **provenance.library_versions(),

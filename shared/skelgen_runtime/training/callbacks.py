@@ -18,12 +18,14 @@ class EpochCSVLogger(keras.callbacks.Callback):
 
     Unlike ``keras.callbacks.CSVLogger``, a resumed run first drops the rows of epochs it is
     about to redo (a run killed after logging epoch N but before backing it up repeats epoch N),
-    and each row is flushed to disk before the backup of its epoch is taken.
+    and each row is flushed to disk before the backup of its epoch is taken. The ``epoch`` column
+    counts from ``base`` (1, as the training output counts; a run that skelgen 0.2 started keeps its 0).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, base: int = 1) -> None:
         super().__init__()
         self.path = Path(path)
+        self.base = base
         self._started = False
         self._t0 = 0.0
 
@@ -38,7 +40,7 @@ class EpochCSVLogger(keras.callbacks.Callback):
         if not self._started:  # first epoch of this process: forget rows that will be redone
             self._started = True
             fields, rows = self._rows()
-            kept = [r for r in rows if int(r["epoch"]) < epoch]
+            kept = [r for r in rows if int(r["epoch"]) - self.base < epoch]
             if len(kept) != len(rows):
                 self._write(fields, kept)
         self._t0 = time.time()
@@ -54,7 +56,7 @@ class EpochCSVLogger(keras.callbacks.Callback):
         os.replace(tmp, self.path)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        row: dict[str, Any] = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        row: dict[str, Any] = {"epoch": epoch + self.base, **{k: float(v) for k, v in (logs or {}).items()}}
         row["seconds"] = round(time.time() - self._t0, 3)
         optimizer = getattr(self.model, "optimizer", None)  # None outside model.fit
         if "learning_rate" not in row and optimizer is not None:

@@ -202,7 +202,7 @@ def fit(
         state.restore(manager.latest_checkpoint).expect_partial()
         print(f"restored {manager.latest_checkpoint}: continuing at epoch {int(next_epoch) + 1}", flush=True)
 
-    csv_logger, status = EpochCSVLogger(run.metrics_csv), RunStatus(run)
+    csv_logger, status = EpochCSVLogger(run.metrics_csv, run.epoch_base), RunStatus(run)
     for callback in (csv_logger, status):
         callback.set_model(model)
     summaries = RunSummaries(run.log_dir, run.run_id)

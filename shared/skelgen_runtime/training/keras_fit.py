@@ -137,7 +137,7 @@ def fit(
             _StepGuard(stop),
             # order matters: the epoch's row is on disk before its backup, so a resume redoes the epoch
             # and the logger replaces the row rather than losing it
-            EpochCSVLogger(run.metrics_csv),
+            EpochCSVLogger(run.metrics_csv, run.epoch_base),
             RunStatus(run),
             SummaryCallback(summaries, epochs=epochs, hparams=hparams, preview=preview),
             keras.callbacks.ModelCheckpoint(
