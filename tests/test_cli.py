@@ -158,7 +158,7 @@ def test_new_inside_an_existing_git_repo_does_not_nest_one(tmp_path: Path) -> No
     assert not (tmp_path / "ws" / ".git").exists()
 
 
-@pytest.mark.parametrize("name", ["../x", "my project", "class", "", "1abc", "a/b"])
+@pytest.mark.parametrize("name", ["../x", "my project", "class", "", "1abc", "a/b", "dét", "tensorflow", "Keras"])
 def test_new_refuses_invalid_names(tmp_path: Path, name: str) -> None:
     proc = skelgen("new", name, "--workspace", str(tmp_path / "ws"), "--defaults", check=False)
     assert proc.returncode == 2
@@ -166,6 +166,36 @@ def test_new_refuses_invalid_names(tmp_path: Path, name: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:") and "name" in lines[0]
     assert not (tmp_path / "ws").exists(), "nothing may be written for a refused name"
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "name, needles",
+    [
+        ("dét", ["'é' is not ASCII", "e.g. det)"]),  # an identifier, but not one for file and package names
+        ("tensorflow", ["would shadow 'tensorflow'", "tensorflow_project"]),
+        ("1abc", ["not starting with a digit"]),
+    ],
+)
+def test_a_refused_name_is_told_the_rule_it_breaks(tmp_path: Path, name: str, needles: list[str]) -> None:
+    proc = skelgen("new", name, "--workspace", str(tmp_path / "ws"), "--defaults", check=False)
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+def test_new_inside_a_project_is_refused_naming_its_workspace(tmp_path: Path) -> None:
+    """A project made inside another would turn that project into a workspace (index, CHANGELOG, commit)."""
+    ws = tmp_path / "ws"
+    skelgen("new", "outer", "--workspace", str(ws), "--defaults")
+    before = _snapshot(ws)
+    proc = skelgen("new", "inner", "--defaults", cwd=ws / "outer" / "core", check=False)
+    assert proc.returncode == 2 and f"is inside the project {ws / 'outer'}" in proc.stderr
+    assert f"skelgen new inner --workspace {ws}" in proc.stderr
+    assert _snapshot(ws) == before
+
+
+def test_choices_are_case_insensitive(tmp_path: Path) -> None:
+    skelgen("new", "p", "--framework", "TF", "--task", "Classification", "--workspace", str(tmp_path), "--defaults")
+    assert "framework: tf" in (tmp_path / "p" / ".copier-answers.yml").read_text()
 
 
 def test_new_refuses_a_non_empty_directory_and_changes_nothing(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ that fails later leaves the workspace as it found it (:class:`~skelgen.workspace
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ def new_project(
     workspace = workspace.expanduser().resolve()
     if workspace.exists() and not workspace.is_dir():
         raise UserInputError(f"workspace {workspace} is a file, not a folder")
+    inside = _project_around(workspace)
+    if inside is not None:  # a project nested in a project would turn the project into a workspace
+        raise UserInputError(
+            f"{workspace} is inside the project {inside}; a new project goes beside it, in its workspace: "
+            f"skelgen new {name} --workspace {shlex.quote(str(inside.parent))}"
+        )
     dest = workspace / name
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserInputError(f"{dest} already exists and is not empty; choose another name or remove it")
@@ -118,6 +125,14 @@ def new_project(
             paths = [dest, *changed, *(workspace / f for f in created if f != "git repository")]
             made = _commit(paths, f"skelgen new {name} ({task}, {framework})", journal)
     return NewProject(dest, created, made)
+
+
+def _project_around(folder: Path) -> Path | None:
+    """The skelgen project ``folder`` is (or lies in), else None."""
+    for candidate in (folder, *folder.parents):
+        if read_answers(candidate / PROJECT_ANSWERS).get("scaffold") == "project":
+            return candidate
+    return None
 
 
 def find_project(start: Path) -> Path:

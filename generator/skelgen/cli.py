@@ -54,6 +54,9 @@ class _Choice(click.Choice):
     def convert(self, value, param, ctx):
         if value in self.choices:
             return value
+        folded = {choice.casefold(): choice for choice in self.choices}
+        if str(value).casefold() in folded:  # --framework TF: the choice meant, whatever its case
+            return folded[str(value).casefold()]
         if value in self.reasons:
             self.fail(self.reasons[value], param, ctx)
         self.fail(
@@ -127,7 +130,9 @@ def cli() -> None:
 def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     """Generate project NAME inside the workspace.
 
-    NAME must be a Python identifier (letters, digits, underscores). Missing values are asked for
+    NAME is an ASCII Python identifier (letters, digits, underscores; not a keyword) that does not name
+    an installed distribution or one the project needs (tensorflow, keras, ...); the workspace must not
+    lie inside another project. Choices are case-insensitive. Missing values are asked for
     on a terminal; with --defaults or without a terminal the defaults are taken (task
     segmentation, framework keras). Both frameworks give the same layout, record formats, configs
     and run record; only the training loop differs. The generated files are committed (git
