@@ -91,6 +91,8 @@ def test_compare_shows_exactly_the_two_differing_values_and_the_metrics(two_runs
     assert config_rows == [["model.base_filters", "4", "8"], ["train.learning_rate", "0.003", "0.01"]], out
     for row in ("best val_miou", "final epoch", "  val_loss", "eval val", "  miou"):
         assert any(line.startswith(row) for line in lines), (row, out)
+    assert ["(weights)", "-", "best"] in [line.split() for line in lines]
+    assert ["(data)", "-", "as", "trained"] in [line.split() for line in lines]
 
     data = json.loads(skelgen("runs", "compare", first, second, "--json", "--project", str(project)).stdout)
     assert data["differing"] == list(CHANGED)
@@ -104,6 +106,30 @@ def test_compare_shows_exactly_the_two_differing_values_and_the_metrics(two_runs
     assert (data["runs"][1]["best"], data["runs"][1]["best_epoch"]) == pytest.approx(_best(project, second))
     scores = json.loads((project / "logs" / second / "eval_val.json").read_text())
     assert data["runs"][1]["eval"]["val"]["miou"] == pytest.approx(scores["miou"]) and data["runs"][0]["eval"] == {}
+
+
+def test_evaluating_a_run_on_a_rebuilt_dataset_writes_beside_and_says_so(two_runs, tmp_path: Path) -> None:
+    """Scores of other records never replace the scores of the data the run trained on."""
+    import shutil
+
+    project, first, second = two_runs
+    copy = tmp_path / "p"
+    shutil.copytree(project, copy, symlinks=True)
+    kept = (copy / "logs" / second / "eval_val.json").read_text()
+    assert json.loads(kept)["dataset"]["as_trained"] is True and json.loads(kept)["weights"] == "best"
+    script(copy, "datasets/build_shapes_to_tfrecord.py", "--max-examples", "6", "--workers", "1")
+    proc = script(copy, "evaluate.py", "--run", second, "--weights", "final")
+    fingerprint = json.loads((copy / "logs" / second / "run.json").read_text())["dataset"]["fingerprint"]
+    written = [p for p in (copy / "logs" / second).glob("eval_val-*.json")]
+    assert len(written) == 1 and "changed since run" in proc.stderr and written[0].name in proc.stderr
+    assert (copy / "logs" / second / "eval_val.json").read_text() == kept
+    result = json.loads(written[0].read_text())
+    assert result["dataset"]["as_trained"] is False and result["dataset"]["fingerprint"] != fingerprint
+    assert result["weights"] == "final" and result["examples"] == 6
+    data = json.loads(skelgen("runs", "compare", first, second, "--json", "--project", str(copy)).stdout)
+    sources = data["runs"][1]["eval_sources"]
+    assert sources["val"] == {"weights": "best", "data": "as trained"}
+    assert sources[written[0].stem[len("eval_") :]] == {"weights": "final", "data": "rebuilt"}
 
 
 def test_plot_draws_one_curve_per_run(two_runs, tmp_path: Path) -> None:

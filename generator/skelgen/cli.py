@@ -309,7 +309,8 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
     "params": {KEY: VALUE}, "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s"}]};
     compare --json: {"project", "differing": [KEY], "runs": [{"id", "status", "config": {KEY: VALUE},
     "monitor", "monitor_mode", "best", "best_epoch", "epochs", "final": {COLUMN: VALUE},
-    "eval": {SPLIT: {KEY: VALUE}}}]}. KEY is a dotted config key; epochs count from 1.
+    "eval": {SPLIT: {KEY: VALUE}}, "eval_sources": {SPLIT: {"weights", "data"}}}]}. KEY is a dotted config key;
+    epochs count from 1; SPLIT-FINGERPRINT is an evaluation of a dataset rebuilt after the run trained.
     """
     if ctx.invoked_subcommand is not None:
         return

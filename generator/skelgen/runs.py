@@ -15,7 +15,11 @@ JSON of ``skelgen runs compare A B --json`` (:func:`comparison_json`), runs in t
     {"project": PATH, "differing": [KEY, ...],
      "runs": [{"id", "status", "config": {KEY: VALUE for each differing KEY}, "monitor", "monitor_mode",
                "best", "best_epoch", "epochs", "final": {COLUMN: VALUE, "epoch": N},
-               "eval": {SPLIT: {KEY: VALUE}}}, ...]}
+               "eval": {SPLIT: {KEY: VALUE}},
+               "eval_sources": {SPLIT: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}},
+              ...]}
+
+``SPLIT`` is the split, or ``SPLIT-FINGERPRINT`` for an evaluation of a dataset rebuilt after the run trained.
 
 ``KEY`` is a dotted config key (``train.learning_rate``); a key a run's config lacks is ``null``
 there. ``best`` is the best value of ``monitor`` (``run.json``'s, else the first of
@@ -268,6 +272,7 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
                 "epochs": len(s.epochs),
                 "final": s.final,
                 "eval": s.evaluations,
+                "eval_sources": s.evaluated_with,
             }
             for s in comparison.runs
         ],
@@ -291,5 +296,7 @@ def comparison_text(comparison: Comparison) -> str:
     for split in dict.fromkeys(split for s in runs for split in s.evaluations):
         keys = list(dict.fromkeys(key for s in runs for key in s.evaluations.get(split, {})))
         rows.append([f"eval {split}", *blank])
+        for what in ("weights", "data"):  # which weights scored which records
+            rows.append([f"  ({what})", *(s.evaluated_with.get(split, {}).get(what, "-") for s in runs)])
         rows += [[f"  {key}", *(_number(s.evaluations.get(split, {}).get(key)) for s in runs)] for key in keys]
     return _table(rows)

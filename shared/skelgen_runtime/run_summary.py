@@ -35,8 +35,10 @@ class RunSummary:
         best: the best value of ``monitor`` and ``best_epoch`` its epoch (None without one).
         epochs: the epochs in ``metrics.csv`` (``epochs[i]`` is epoch ``i + 1`` when none is missing).
         final: the last epoch's row of ``metrics.csv`` (``epoch`` counted from 1).
-        evaluations: ``{split: {key: value}}``, the top-level numbers of each ``eval_SPLIT.json``.
+        evaluations: ``{split: {key: value}}``, the top-level numbers of each ``eval_SPLIT.json`` (``SPLIT``
+            is ``val``, or ``val-FINGERPRINT`` for an evaluation on a dataset rebuilt since training).
         duration_s: seconds spent in epochs (the sum of ``metrics.csv``'s ``seconds``), None before any.
+        evaluated_with: ``{split: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}``.
     """
 
     run_id: str
@@ -52,6 +54,7 @@ class RunSummary:
     final: dict[str, float]
     evaluations: dict[str, dict[str, Any]]
     duration_s: float | None
+    evaluated_with: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def curve(self, metric: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` of ``metric`` for every epoch that logged a finite one."""
@@ -110,18 +113,23 @@ def _monitor(record: Mapping[str, Any], columns: set[str]) -> tuple[str | None, 
     return None, None
 
 
-def _evaluations(run: Run) -> dict[str, dict[str, Any]]:
+def _evaluations(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    """The numbers of each ``eval_*.json`` and what each scored (the weights, the data as trained or not)."""
     found: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, str]] = {}
     for path in sorted(run.log_dir.glob("eval_*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            found[path.stem[len("eval_") :]] = {
-                k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
-    return found
+            split = path.stem[len("eval_") :]
+            found[split] = {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            dataset = data.get("dataset")
+            as_trained = dataset.get("as_trained") if isinstance(dataset, dict) else None
+            data_state = "as trained" if as_trained is True else "rebuilt" if as_trained is False else "unknown"
+            sources[split] = {"weights": str(data.get("weights", "unknown")), "data": data_state}
+    return found, sources
 
 
 def _config(run: Run) -> dict[str, Any]:
@@ -143,6 +151,7 @@ def summarize(run: Run) -> RunSummary:
     best, best_epoch = best_of(epochs, monitor, mode or "max") if monitor else (None, None)
     seconds = [row["seconds"] for row in epochs if "seconds" in row]
     dataset = record.get("dataset")
+    evaluations, evaluated_with = _evaluations(run)
     return RunSummary(
         run_id=run.run_id,
         status=record.get("status", "unknown"),
@@ -155,8 +164,9 @@ def summarize(run: Run) -> RunSummary:
         best_epoch=best_epoch,
         epochs=epochs,
         final=dict(epochs[-1]) if epochs else {},
-        evaluations=_evaluations(run),
+        evaluations=evaluations,
         duration_s=round(sum(seconds), 3) if seconds else None,
+        evaluated_with=evaluated_with,
     )
 
 

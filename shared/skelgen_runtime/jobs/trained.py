@@ -58,13 +58,16 @@ class TrainedRun:
 
     # ------------------------------------------------------------------ evaluate.py
     def evaluate(self, split: str = "val") -> tuple[dict[str, Any], list[Path]]:
-        """Score ``split``; write ``logs/RUN/eval_SPLIT.json``, the task's pictures of the scores and
-        TensorBoard's ``eval/SPLIT/*``. Returns the scores and the files written."""
+        """Score ``split``; write ``logs/RUN/eval_SPLIT.json`` (``eval_SPLIT-FINGERPRINT.json`` when the dataset
+        was rebuilt since the run trained on it), the task's pictures of the scores and TensorBoard's
+        ``eval/SPLIT/*``. The file records the weights and the dataset scored. Returns the scores and the
+        files written."""
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.training.summaries import record_evaluation
 
         if not self.info.is_labelled(split):
             raise DatasetError(f"split {split!r} has no labels to evaluate against")
+        dataset, label = self._evaluated_data(split)
         batches = self.pipeline.eval_examples(split)
         scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
         result = {
@@ -72,13 +75,39 @@ class TrainedRun:
             "split": split,
             "weights": self.trained.weights,
             "examples": self.info.count(split),
+            "dataset": dataset,
             **scores,
         }
-        out = self.run.log_dir / f"eval_{split}.json"
+        out = self.run.log_dir / f"eval_{label}.json"
         atomic_write_text(out, json.dumps(result, indent=2))
-        extra = self.task.write_artifacts(result, self.info, self.run.log_dir, split)
-        record_evaluation(self.run, split, result, extra)
+        extra = self.task.write_artifacts(result, self.info, self.run.log_dir, label)
+        record_evaluation(self.run, label, result, extra)
         return result, [out, *extra]
+
+    def _evaluated_data(self, split: str) -> tuple[dict[str, Any], str]:
+        """What the evaluation scores (the dataset's fingerprint, and whether the run trained on these very
+        records) and the name its files take: ``SPLIT``, or ``SPLIT-FINGERPRINT`` when the dataset was rebuilt
+        since, so that the scores on the data it trained on are kept, not overwritten."""
+        import sys
+
+        from skelgen_runtime.provenance import dataset_fingerprint
+        from skelgen_runtime.records.info import INFO_FILE
+
+        now = dataset_fingerprint(self.info.folder / INFO_FILE, root=self.root) or {}
+        trained = self.run.record().get("dataset") or {}
+        current, then = now.get("fingerprint"), trained.get("fingerprint") if isinstance(trained, dict) else None
+        as_trained = None if current is None or then is None else current == then
+        described = {"name": now.get("name"), "fingerprint": current, "as_trained": as_trained}
+        if as_trained is not False or current is None or then is None:
+            return described, split
+        label = f"{split}-{current.split(':')[-1][:8]}"
+        print(
+            f"note: {now.get('info')} changed since run {self.run.run_id} trained on it ({then[:15]}..., now "
+            f"{current[:15]}...): the scores go to eval_{label}.json, beside any eval_{split}.json of the data it "
+            "trained on",
+            file=sys.stderr,
+        )
+        return described, label
 
     def report(self, result: dict[str, Any]) -> str:
         """The task's table of ``result`` for the terminal."""
