@@ -68,6 +68,42 @@ def test_ctrl_c_stops_after_the_step_keeps_the_run_resumable_and_exits_130(proje
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: no unfinished run")
 
 
+def test_sigterm_is_handled_like_ctrl_c(built_projects, tmp_path: Path) -> None:
+    """What a job scheduler, timeout or kill sends: the run stops after the step, recorded interrupted
+    with the cause, exit status 143, its resume state kept."""
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    epochs = 30
+    run_dir, proc = train_and_kill(
+        project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=1, sig=signal.SIGTERM
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert "SIGTERM: stopping after this step" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"resume with: python train.py --resume {run_dir.name}")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["history"][-1]["reason"].startswith("SIGTERM in epoch")
+    assert (project / "models" / run_dir.name / "backup").is_dir()  # resumable as after Ctrl-C (tested above)
+
+
+def test_a_run_stopped_after_its_last_epoch_resumes_by_writing_its_final_model(built_projects, tmp_path) -> None:
+    """Killed between the last epoch (resume state removed by then) and final.keras: --resume writes the
+    final model from the last weights rather than training again from epoch 1."""
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    out = script(project, "train.py", *TINY, "--set", "train.epochs=2").stdout
+    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    final = project / "models" / run_id / "final.keras"
+    final.unlink()  # what a kill right after the last epoch leaves
+    record_file = project / "logs" / run_id / "run.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "status": "running"}))
+    resumed = script(project, "train.py", "--resume", "auto")
+    assert f"run {run_id} had trained all 2 epochs: wrote its final model" in resumed.stdout + resumed.stderr
+    assert final.is_file() and epochs_logged(project / "logs" / run_id) == [1, 2]
+    assert "best val_miou " in resumed.stdout and f"next: python evaluate.py --run {run_id}" in resumed.stdout
+    assert json.loads(record_file.read_text())["status"] == "complete"
+
+
 def test_a_second_ctrl_c_ends_the_process_at_once(built_projects, tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)

@@ -217,6 +217,8 @@ class Training:
         from skelgen_runtime.training.summaries import Preview, flatten
 
         config, data, task = self.config, self._data(), self.task
+        if self._finish_trained(model, run):
+            return run
         if steps is None and self.project.framework == "keras":
             from skelgen_runtime.training import keras_fit as trainer
 
@@ -249,4 +251,34 @@ class Training:
             **extra,
         )
         _say(f"finished run {run.run_id}: model at {run.final_model}")
+        self._say_best(run)
         return run
+
+    def _say_best(self, run: Run) -> None:
+        """The best validation value and its epoch, and the command that evaluates the run."""
+        from skelgen_runtime.run_summary import best_of, read_metrics
+
+        monitor, mode = self.task.MONITOR, self.task.MONITOR_MODE
+        best, epoch = best_of(read_metrics(run), monitor, mode)
+        if best is not None:
+            _say(f"best {monitor} {best:.4f} at epoch {epoch} (models/{run.run_id}/checkpoints/best.weights.h5)")
+        _say(f"next: python evaluate.py --run {run.run_id}")
+
+    def _finish_trained(self, model: Any, run: Run) -> bool:
+        """A resumed run that had trained every epoch and was stopped before writing ``final.keras`` (its
+        resume state already gone): write the final model from the last epoch's weights instead of
+        training again. True if that was the case."""
+        last = run.checkpoint_dir / "last.weights.h5"
+        done = int(run.record().get("epochs_done", 0))
+        if self.resumed is None or done < self.config.train.epochs or run.final_model.is_file() or not last.is_file():
+            return False
+        from skelgen_runtime.training.control import finish
+        from skelgen_runtime.training.keras_fit import save_model
+
+        model.load_weights(str(last))
+        save_model(model, run.final_model)
+        finish(run, monitor=self.task.MONITOR)
+        _say(f"run {run.run_id} had trained all {done} epochs: wrote its final model from {last.name}")
+        _say(f"finished run {run.run_id}: model at {run.final_model}")
+        self._say_best(run)
+        return True

@@ -1,4 +1,4 @@
-"""Stopping a training run: Ctrl-C after the current step, and failures recorded with their reason.
+"""Stopping a training run: Ctrl-C or SIGTERM after the current step, and failures recorded with their reason.
 
 Both loops (``keras_fit`` and ``custom_loop``) train inside :func:`supervised`:
 
@@ -9,6 +9,8 @@ Both loops (``keras_fit`` and ``custom_loop``) train inside :func:`supervised`:
   message is the exact command that resumes it;
 - a second Ctrl-C restores the default signal action, so it ends the process at once (the resume
   state of the last finished epoch is on disk already);
+- SIGTERM (what job schedulers, ``timeout`` and ``kill`` send) is handled the same way; the process
+  then exits with status 143;
 - a non-finite loss raises :class:`TrainingFailed`; any exception marks the run ``failed`` with its
   reason before it goes on.
 """
@@ -44,15 +46,17 @@ class TrainingFailed(SkelgenError):
 
 
 class StopSignal:
-    """Whether Ctrl-C asked the running loop to stop (set from the SIGINT handler)."""
+    """Whether Ctrl-C (SIGINT) or SIGTERM asked the running loop to stop (set from their handler)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.cause = "Ctrl-C"
 
     def __bool__(self) -> bool:
         return self._event.is_set()
 
-    def set(self) -> None:
+    def set(self, cause: str = "Ctrl-C") -> None:
+        self.cause = cause
         self._event.set()
 
     def check(self) -> None:
@@ -81,13 +85,16 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
     """
     stop = StopSignal()
 
-    def on_sigint(signum, frame) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends the process at once
-        print("\nCtrl-C: stopping after this step (press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+    def on_signal(signum, frame) -> None:
+        cause = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        stop.set(cause)
+        signal.signal(signum, signal.SIG_DFL)  # the same signal again ends the process at once
+        again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {cause} again"
+        print(f"\n{cause}: stopping after this step ({again} to stop at once)", file=sys.stderr, flush=True)
 
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    handled = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: what schedulers, timeout and kill send
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled} if main_thread else {}
     if run.status == "running":  # a new run: new_run recorded it
         run.update_record(pid=os.getpid())
     else:  # resumed
@@ -96,11 +103,14 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
         yield stop
     except StopRequested:
         done = int(run.record().get("epochs_done", 0))
-        run.set_status("interrupted", reason=f"Ctrl-C in epoch {done + 1}", interrupted_epoch=done + 1)
-        raise TrainingInterrupted(
+        run.set_status("interrupted", reason=f"{stop.cause} in epoch {done + 1}", interrupted_epoch=done + 1)
+        interrupted = TrainingInterrupted(
             f"training stopped in epoch {done + 1} of {epochs} ({done} finished, kept); "
             f"resume with: python train.py --resume {run.run_id}"
-        ) from None
+        )
+        if stop.cause != "Ctrl-C":  # 128 + the signal's number, as a shell reports a process it ended
+            interrupted.exit_code = 128 + int(signal.SIGTERM)
+        raise interrupted from None
     except KeyboardInterrupt:
         run.set_status("interrupted", reason="KeyboardInterrupt")
         raise
@@ -108,8 +118,8 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
         run.set_status("failed", reason=str(err) or type(err).__name__)
         raise
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for sig, action in previous.items():
+            signal.signal(sig, action)
 
 
 def finish(run, *, monitor: str | None = None) -> None:
