@@ -252,9 +252,9 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
         "datasets/build_shapes_to_tfrecord.py",
         "datasets/tfrecord2image_shapes_format.py",
         "datasets/.copier-answers.shapes.yml",
-        "datasets/shapes/tfrecords",
     ):
         assert (project / rel).exists(), rel
+    assert not (project / "datasets/shapes/tfrecords").exists(), "the build makes its output folder"
     assert "| [p](p/) | segmentation | keras | shapes |" in (tmp_path / "README.md").read_text()
 
     again = skelgen("add-dataset", "shapes", "--project", str(project), check=False)

@@ -135,7 +135,7 @@ def test_no_commit_gives_null_and_a_patch_of_every_file(built_projects, tmp_path
     assert (record["git_commit"], record["git_dirty"], record["git_patch"]) == (None, None, None)
 
 
-def test_large_untracked_files_are_not_copied_into_git(built_projects, tmp_path: Path, monkeypatch) -> None:
+def test_large_untracked_files_are_not_copied_into_git(built_projects, tmp_path: Path, monkeypatch, capsys) -> None:
     from skelgen_runtime import provenance
     from skelgen_runtime.runs import new_run
 
@@ -145,7 +145,11 @@ def test_large_untracked_files_are_not_copied_into_git(built_projects, tmp_path:
     blob = git(project, "hash-object", "weights.bin").strip()
     record = new_run(project, "demo", "experiment: demo\n").record()
     assert record["git_commit"] and record["git_dirty"] is True and record["git_patch"] is None
-    assert "git-ignore large files" in record["git_error"]
+    assert "over 4 KiB" in record["git_error"] and "untracked: weights.bin" in record["git_error"]
+    # said on the terminal too, where the user sees it, not only in run.json
+    warning = capsys.readouterr().err.strip()
+    assert warning == f"warning: run {record['run_id']}: {record['git_error']}"
+    assert "no uncommitted.patch is saved" in warning and str(project / ".gitignore") in warning
     missing = subprocess.run(["git", "cat-file", "-e", blob], cwd=project, capture_output=True)
     assert missing.returncode != 0, "the large file's contents were written into the repository"
 

@@ -318,7 +318,65 @@ def test_update_refuses_a_dirty_tree_with_the_commands_to_run(tmp_path: Path, te
     proc = run([SKELGEN, "update"], project, check=False)
     message = proc.stderr.strip()
     assert proc.returncode != 0 and len(message.splitlines()) == 1 and message.startswith("error:")
-    assert "uncommitted changes" in message and f"git -C {ws} add -A proj" in message and "stash push" in message
+    assert "uncommitted changes" in message and f"git -C {ws} add -u proj" in message and "stash push" in message
+
+    # untracked code is to be committed; untracked data and outputs never are: they go to .gitignore
+    (project / "core" / "mine.py").write_text("X = 1\n")
+    (project / "outputs").mkdir()
+    for i in range(3):
+        (project / "outputs" / f"{i}.png").write_bytes(b"\x89PNG")
+    (project / "notes.bin").write_bytes(b"\0")
+    message = run([SKELGEN, "update"], project, check=False).stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"new code: core/mine.py: commit it (git -C {ws} add proj/core/mine.py)" in message
+    assert "untracked data or outputs: notes.bin, outputs/:" in message or (
+        "untracked data or outputs: outputs/, notes.bin:" in message
+    )
+    assert f"{project / '.gitignore'}" in message and "add -A" not in message
+
+
+def test_outputs_and_raw_data_are_ignored_where_the_readmes_put_them(tmp_path: Path) -> None:
+    """predict.py --output predictions/, raw data in a dataset's folder, previews: git sees none of them."""
+    from skelgen import api
+
+    ws = tmp_path / "ws"
+    project = api.new_project(name="proj", task="segmentation", framework="keras", workspace=ws).path
+    api.add_dataset(name="voc", preset="voc2012", project=project)
+    # a publisher's layout gets no empty plain-layout folders, and its README does not claim a copy
+    assert sorted(p.name for p in (project / "datasets" / "voc").iterdir()) == ["README.md"]
+    readme = (project / "datasets" / "voc" / "README.md").read_text()
+    assert "copied into" not in readme and "Put the raw data here" in readme
+    for rel in (
+        "predictions/a_overlay.png",
+        "datasets/voc/VOCdevkit/VOC2012/JPEGImages/a.jpg",
+        "datasets/voc/tfrecords/train-00000-of-00001.tfrecord",
+        "datasets/voc/preview/a.png",
+    ):
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_bytes(b"x")
+    assert not git(ws, "status", "--porcelain", "--untracked-files=all")
+    (project / "datasets" / "voc" / "source.py").write_text("# the user's code\n")
+    assert git(ws, "status", "--porcelain").strip() == "?? proj/datasets/voc/source.py"
+
+
+def test_a_conflict_after_a_committed_scaffold_names_that_commit(tmp_path: Path, template: TemplateRepo) -> None:
+    ws, project = make_workspace(tmp_path, "classification")
+    build = project / "datasets" / "build_shapes_to_tfrecord.py"
+    edit(build, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:  # user\n")
+    git(ws, "commit", "-qam", "user edits the build script's line the template changes")
+    template.release(
+        NEXT,
+        N1_EDITS[0],
+        (BUILD, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:  # template\n"),
+    )
+    proc = run([SKELGEN, "update"], project, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    project_commit = git(ws, "rev-parse", "--short=10", "HEAD").strip()
+    assert "dataset shapes" in message and "build_shapes_to_tfrecord.py" in message
+    assert "nothing committed" not in message
+    assert f"this update committed 1 change before it: {project_commit} 'skelgen update: project" in message
+    assert "# template N+1: main" in git(ws, "show", "HEAD:proj/train.py")
 
 
 def _snapshot(folder: Path) -> dict[str, bytes] | None:

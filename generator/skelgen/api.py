@@ -20,7 +20,7 @@ from skelgen.gitutil import commit_paths, git, toplevel
 from skelgen.names import validate_name
 from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_change, read_answers, write_index
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
-from skelgen_runtime.layout import DATASET_FOLDERS, ProjectLayout
+from skelgen_runtime.layout import ProjectLayout, dataset_folders
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
 from skelgen_runtime.training import FRAMEWORKS, REMOVED_FRAMEWORKS
@@ -231,7 +231,7 @@ def add_dataset(
             if not path.exists():
                 journal.created(path)
         _copy(data, root)
-        for folder in DATASET_FOLDERS:
+        for folder in dataset_folders(spec.readers[task], source_given=source is not None):
             (dataset_dir / folder).mkdir(parents=True, exist_ok=True)
         if spec.builtin:
             from skelgen_runtime.samples.shapes import write_shapes

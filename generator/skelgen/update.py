@@ -5,7 +5,8 @@ and one per dataset (``datasets/.copier-answers.NAME.yml``). Each is updated wit
 in turn (copier three-way merges the template's change with the user's edits; files the user owns
 are never touched, see ``copier.yml``'s ``_skip_if_exists``) and committed on its own, so the next
 one starts from a clean tree. An update that conflicts stops there: the files keep both versions
-(inline markers or ``.rej`` files), nothing is committed, and the error names every file.
+(inline markers or ``.rej`` files), the conflicting change is not committed, and the error names every
+file and every commit the update made before it (earlier scaffolds, a new template source recorded).
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class ScaffoldStatus:
     #: files the new template no longer has but the user had edited: kept, not deleted (see _keep_edited)
     kept: list[str] = field(default_factory=list)
     commit: str | None = None
+    #: every commit this update made for the scaffold, oldest first: (short hash, message)
+    commits: list[tuple[str, str]] = field(default_factory=list)
+
+    def _commit(self, top: Path, paths: list[Path], message: str) -> str | None:
+        sha = commit_paths(top, paths, message)
+        if sha:
+            self.commits.append((sha[:10], message))
+        return sha
 
 
 def scaffolds(root: Path) -> list[Scaffold]:
@@ -125,16 +134,48 @@ def check_project(*, project: Path, to: str | None = None) -> list[ScaffoldStatu
     return [_status(s, root, src) for s in scaffolds(root)]
 
 
+#: untracked files of these kinds are code or configuration: the advice is to commit them; any other untracked
+#: file is taken for data or output, and the advice is to git-ignore it (never to commit it)
+_SOURCE_SUFFIXES = {".py", ".pyi", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".txt", ".rst", ".sh", ".jinja"}
+
+
 def _refuse_dirty(top: Path, root: Path) -> None:
     changes = dirty_paths(top, root)
-    if changes:
-        rel = root.relative_to(top).as_posix() or "."
-        shown = ", ".join(c.strip() for c in changes[:3]) + (" ..." if len(changes) > 3 else "")
-        raise ProjectError(
-            f"{root} has uncommitted changes ({shown}); copier merges updates into a clean tree: commit them "
-            f"(git -C {top} add -A {rel} && git -C {top} commit -m 'before skelgen update') or stash them "
-            f"(git -C {top} stash push --include-untracked -- {rel}), then run skelgen update again"
+    if not changes:
+        return
+    rel = root.relative_to(top).as_posix() or "."
+    prefix = "" if rel == "." else rel + "/"
+
+    def shown(paths: list[str]) -> str:
+        return ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+
+    tracked = [line[3:].strip().strip('"').removeprefix(prefix) for line in changes if not line.startswith("??")]
+    # wholly untracked folders once each (git's own grouping), then split into code and the rest
+    entries = [
+        line[3:].strip().strip('"').removeprefix(prefix)
+        for line in git(top, "status", "--porcelain", "--untracked-files=normal", "--", str(root)).splitlines()
+        if line.startswith("??")
+    ]
+    code = [e for e in entries if not e.endswith("/") and Path(e).suffix in _SOURCE_SUFFIXES]
+    data = [e for e in entries if e not in code]
+    advice = []
+    if tracked:
+        advice.append(
+            f"changed: {shown(tracked)}: commit them (git -C {top} add -u {rel} && git -C {top} commit -m "
+            f"'before skelgen update') or stash them (git -C {top} stash push -- {rel})"
         )
+    if code:
+        advice.append(f"new code: {shown(code)}: commit it (git -C {top} add {' '.join(prefix + c for c in code)})")
+    if data:
+        advice.append(
+            f"untracked data or outputs: {shown(data)}: list them in {root / '.gitignore'} (or move them out of the "
+            "project); do not commit them"
+        )
+    raise ProjectError(
+        f"{root} has uncommitted changes, and copier merges updates into a clean tree; "
+        + "; ".join(advice)
+        + "; then run skelgen update again"
+    )
 
 
 def _conflicts(top: Path, root: Path, changed: list[str]) -> list[str]:
@@ -168,7 +209,7 @@ def _update_one(
     )
     if adopted:  # a project of a development install: its checkout's commit is now a version of the store
         _set_answers(scaffold.answers, _commit=adopted, _src_path=src.src)
-        commit_paths(
+        status._commit(
             top,
             [scaffold.answers],
             f"skelgen update: {status.label} template {status.recorded[:8]} "
@@ -184,7 +225,7 @@ def _update_one(
     if scaffold.recorded().get("_src_path") != src.src:
         # a project made from another copy of the template (a checkout, a moved store): point it here
         _set_answers(scaffold.answers, _src_path=src.src)
-        commit_paths(top, [scaffold.answers], f"skelgen update: {status.label} reads the template from {src.src}")
+        status._commit(top, [scaffold.answers], f"skelgen update: {status.label} reads the template from {src.src}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -213,7 +254,7 @@ def _update_one(
     prefix = root.relative_to(top).as_posix() + "/" if root != top else ""
     status.changed = [f"{line[:2].strip()} {line[3:].strip().strip(chr(34)).removeprefix(prefix)}" for line in changes]
     if not status.conflicts:
-        status.commit = commit_paths(
+        status.commit = status._commit(
             top, [root], f"skelgen update: {status.label} {status.recorded} -> {status.target}"
         )
     return status
@@ -290,7 +331,8 @@ def update_project(
     Raises:
         ProjectError: not a project, not in git, or uncommitted changes (the message says what to run).
         TemplateError: the recorded or requested version is not available.
-        UpdateConflictError: a change overlapped the user's edits (files named; nothing committed).
+        UpdateConflictError: a change overlapped the user's edits (files named; that change not committed,
+            the commits made before it named).
     """
     from skelgen.api import find_project
 
@@ -336,8 +378,15 @@ def _update_all(
                     f"conflict with your edits in: {files} (dry run: nothing changed)"
                 )
             kind = "conflict markers" if conflict == "inline" else ".rej files"
+            made = [f"{sha} {message!r}" for s in done for sha, message in s.commits]
+            committed = (
+                f"this update committed {len(made)} change{'s' if len(made) != 1 else ''} before it: {'; '.join(made)}"
+                if made
+                else "nothing committed"
+            )
             raise UpdateConflictError(
                 f"updating {status.label} {status.recorded} -> {status.target} conflicts with your edits in: {files} "
-                f"({kind} left in place, nothing committed); resolve them, then git add and git commit"
+                f"({kind} left in place, this change not committed; {committed}); resolve them, then git add and "
+                "git commit"
             )
     return done

@@ -21,12 +21,13 @@ _START, _END = "<!-- skelgen:index:start -->", "<!-- skelgen:index:end -->"
 
 _GITIGNORE = """\
 # skelgen workspace: raw data, records and run outputs are large, keep them out of git
-*/datasets/*/data/
-*/datasets/*/annotations/
-*/datasets/*/tfrecords/
-*/datasets/*/preview/
+# (a dataset folder keeps only its README and Python files; each project's .gitignore says the same)
+*/datasets/*/*
+!*/datasets/*/README.md
+!*/datasets/*/*.py
 */logs/*/
 */models/*/
+*/predictions/
 __pycache__/
 .venv/
 """

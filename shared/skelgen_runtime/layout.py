@@ -24,14 +24,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProjectLayout", "PROJECT_ANSWERS", "DATASET_FOLDERS", "DATASET_INFO"]
+__all__ = ["ProjectLayout", "PROJECT_ANSWERS", "DATASET_INFO", "dataset_folders"]
 
 #: the project scaffold's copier answers file, relative to the project
 PROJECT_ANSWERS = ".copier-answers.yml"
-#: the folders ``add-dataset`` makes in ``datasets/NAME/``
-DATASET_FOLDERS = ("data/train", "data/val", "data/pred", "annotations", "tfrecords")
+#: the folders ``add-dataset`` makes in ``datasets/NAME/`` for a plain layout read there, by reader (see
+#: :func:`dataset_folders`)
+_PLAIN_FOLDERS = {
+    "ImagesMasksSource": ("data/train", "data/val", "data/pred", "annotations/train", "annotations/val"),
+    "ImageFolderSource": ("data/train", "data/val", "data/pred"),
+    "CocoSource": ("data/train", "data/val", "data/pred", "annotations"),
+}
 #: the file beside a dataset's shards that describes them
 DATASET_INFO = "dataset_info.json"
+
+
+def dataset_folders(reader: str, *, source_given: bool = False) -> tuple[str, ...]:
+    """The empty folders ``add-dataset`` makes in ``datasets/NAME/`` for data read by ``reader``.
+
+    Only a plain layout read in the project (images and label PNGs, a folder per class, COCO JSON) gets
+    its folders, ready to be filled; a publisher's layout (VOCdevkit/, leftImg8bit/, BraTS cases) is
+    placed as it comes, and data read in place with ``--source`` needs none. ``tfrecords/`` is the
+    build's to make.
+    """
+    return () if source_given else _PLAIN_FOLDERS.get(reader, ())
 
 
 @dataclass(frozen=True)

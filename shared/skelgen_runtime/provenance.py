@@ -65,6 +65,17 @@ def _untracked_size(root: Path) -> int:
     return sum(path.stat().st_size for path in paths if path.is_file() and not path.is_symlink())
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def _untracked_dirs(root: Path) -> list[str]:
+    """The untracked, not ignored entries under ``root`` as git shows them (a wholly untracked folder once)."""
+    prefix = _git(root, "rev-parse", "--show-prefix").decode().strip()  # porcelain paths are from the top
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=normal", "--", ".", *_EXCLUDED)
+    return [os.fsdecode(entry[3:]).removeprefix(prefix) for entry in out.split(b"\0") if entry.startswith(b"?? ")]
+
+
 def _uncommitted_diff(root: Path, base: str) -> bytes:
     """The binary diff from ``base`` to the working tree under ``root`` (untracked files included).
 
@@ -123,8 +134,9 @@ def git_state(root: Path, log_dir: Path) -> dict[str, Any]:
     state["git_dirty"] = bool(patch) or untracked > PATCH_LIMIT
     if max(untracked, len(patch)) > PATCH_LIMIT:
         state["git_error"] = (
-            f"the uncommitted changes are over {PATCH_LIMIT // 2**20} MiB: not saved; "
-            "commit them or git-ignore large files"
+            f"the uncommitted changes are over {_size(PATCH_LIMIT)}, so no {PATCH_FILE} is saved and this "
+            f"run's code is not recorded; commit your code and list data or outputs in {root / '.gitignore'}"
+            + (f" (untracked: {', '.join(_untracked_dirs(root)[:4])})" if untracked > PATCH_LIMIT else "")
         )
     elif patch:
         (log_dir / PATCH_FILE).write_bytes(patch)

@@ -248,6 +248,9 @@ def new_run(
     run = Run(root, _claim_run_id(root, experiment))
     run.model_dir.mkdir(parents=True, exist_ok=True)
     run.config_file.write_text(config_yaml)
+    git = provenance.git_state(root, run.log_dir)
+    if git.get("git_error"):  # the run cannot be reproduced from its record alone: say so now, not only in run.json
+        print(f"warning: run {run.run_id}: {git['git_error']}", file=sys.stderr, flush=True)
     run.set_status(
         "running",
         reason="started",
@@ -266,7 +269,7 @@ def new_run(
         template_version=provenance.template_version(root),
         dataset=provenance.dataset_fingerprint(dataset_info, root=root) if dataset_info else None,
         **provenance.library_versions(),
-        **provenance.git_state(root, run.log_dir),
+        **git,
     )
     return run
 
