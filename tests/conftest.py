@@ -53,9 +53,18 @@ def skelgen(
     return proc
 
 
-def script(project: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run one of a generated project's Python scripts with this interpreter."""
-    proc = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=timeout)
+def script(
+    project: Path, *args: str, check: bool = True, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run one of a generated project's Python scripts with this interpreter (``env``: variables to add)."""
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env} if env else None,
+    )
     if check:
         assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc

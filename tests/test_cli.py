@@ -209,6 +209,20 @@ def test_new_refuses_a_non_empty_directory_and_changes_nothing(tmp_path: Path) -
     assert _snapshot(ws) == before
 
 
+def test_new_refuses_a_workspace_it_cannot_write_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    cases = [
+        (tmp_path / "afile" / "ws", f"{tmp_path / 'afile'} is a file, not a folder"),
+        (Path("/proc/skelgen-ws"), "cannot be written in /proc"),  # looks writable to root, refuses anyway
+    ]
+    for ws, needle in cases:
+        proc = skelgen("new", "p", "--workspace", str(ws), "--defaults", check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+        assert needle in lines[0] and "Traceback" not in proc.stderr
+    assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_new_refuses_estimator_with_the_reason(tmp_path: Path) -> None:
     proc = skelgen("new", "p", "--framework", "estimator", "--workspace", str(tmp_path), "--defaults", check=False)
     assert proc.returncode == 2

@@ -317,6 +317,7 @@ def test_bad_examples_are_refused_naming_the_file(tmp_path: Path, name, image, l
     assert Path(caught.value.path).name == file, name
     for needle in needles:
         assert needle in caught.value.reason, (name, caught.value.reason)
+    assert " object at 0x" not in caught.value.reason, "no Python object repr in a user's message"
 
 
 def test_ignore_label_passes_and_a_good_example_encodes(tmp_path: Path) -> None:

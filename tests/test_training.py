@@ -94,7 +94,90 @@ def test_run_record_evaluate_and_predict(project: Path, tmp_path: Path) -> None:
 
     image = project / "datasets/shapes/data/val/val_00000.jpg"
     script(project, "predict.py", "--run", "latest", "--input", str(image), "--output", str(tmp_path / "one"))
-    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["val_00000_label.png", "val_00000_overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [
+        "predict.json",
+        "val_00000_label.png",
+        "val_00000_overlay.png",
+    ]
+    assert json.loads((tmp_path / "one" / "predict.json").read_text())["run"] == run_id
+
+
+def _refused(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """The one ``error:`` line of a script that must fail without a traceback."""
+    proc = script(project, *args, check=False, env=env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and proc.stderr.count("error:") == 1, proc.stderr
+    return last
+
+
+@pytest.mark.parametrize("framework", ["keras"])
+def test_predict_evaluate_and_export_mistakes_get_one_line(project: Path, tmp_path: Path) -> None:
+    """Issue 18 point 8: each mistake is one line naming the file and what to do; nothing half-written is left."""
+    script(project, "train.py", "--config", "configs/demo.yaml", *TINY, "--set", "train.epochs=1")
+    val = project / "datasets/shapes/data/val"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("val_00000.jpg", "val_00001.jpg"):
+        shutil.copy(val / name, photos / name)
+    (photos / "zz_notes.jpg").write_text("not a picture")
+    out = tmp_path / "out"
+
+    # a non-image: its name and the reason, not a Python object's repr
+    line = _refused(project, "predict.py", "--input", str(photos / "zz_notes.jpg"), "--output", str(out))
+    assert str(photos / "zz_notes.jpg") in line and "not an image" in line and " object at 0x" not in line
+    # a folder with one bad image stops, pointing at --skip-bad, and leaves nothing behind
+    line = _refused(project, "predict.py", "--input", str(photos), "--output", str(out))
+    assert "zz_notes.jpg" in line and "--skip-bad" in line
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    # --skip-bad predicts the others and names the one left out
+    proc = script(project, "predict.py", "--input", str(photos), "--skip-bad", "--output", str(out))
+    assert f"warning: skipped {photos / 'zz_notes.jpg'}" in proc.stderr and "left out 1 unreadable input" in proc.stdout
+    manifest = json.loads((out / "predict.json").read_text())
+    assert [s["file"] for s in manifest["skipped"]] == [str(photos / "zz_notes.jpg")]
+    assert len(list(out.glob("*_label.png"))) == 2
+    # a second prediction into the same folder replaces the first whole: no stale files mixed in
+    script(project, "predict.py", "--input", str(photos / "val_00001.jpg"), "--output", str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["predict.json", "val_00001_label.png", "val_00001_overlay.png"]
+    assert json.loads((out / "predict.json").read_text())["skipped"] == []
+
+    # --output a file, or a folder of other files; --input missing; typos in --split, --weights, --format
+    (tmp_path / "taken.txt").write_text("mine")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    for args, needles in [
+        (["predict.py", "--output", str(tmp_path / "taken.txt")], ["taken.txt is a file", "name a folder"]),
+        (["predict.py", "--output", str(mine)], ["holds files predict.py did not write (thesis.tex)"]),
+        (["predict.py", "--input", str(tmp_path / "nothere"), "--output", str(out)], ["nothere does not exist"]),
+        (["predict.py", "--split", "prd", "--output", str(out)], ["has no split 'prd'", "did you mean 'pred'?"]),
+        (["evaluate.py", "--split", "vall"], ["has no split 'vall'", "did you mean 'val'?"]),
+        (["evaluate.py", "--split", "pred"], ["'pred' has no labels", "labelled: train, val"]),
+        (["evaluate.py", "--weights", "bset"], ["unknown --weights 'bset'", "did you mean 'best'?"]),
+        (["export.py", "--format", "tfl"], ["unknown --format 'tfl'", "did you mean 'tflite'?"]),
+    ]:
+        line = _refused(project, *args)
+        assert all(n in line for n in needles), (args, line)
+    assert (mine / "thesis.tex").read_text() == "mine" and (tmp_path / "taken.txt").read_text() == "mine"
+
+    # the scripts outside a project
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for name in ("train.py", "evaluate.py"):
+        shutil.copy(project / name, lone / name)
+        assert "is not a skelgen project" in _refused(lone, name)
+    # model.weights: imagenet without the file and without network: the import command, no download traceback
+    line = _refused(
+        project,
+        "train.py",
+        "--set",
+        "model.backbone=mobilenetv2",
+        "--set",
+        "model.weights=imagenet",
+        *TINY[:4],
+        env={"KERAS_HOME": str(tmp_path / "keras")},
+    )
+    assert "Keras could not download it" in line and "skelgen weights import" in line
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "SkelgenError",
@@ -19,6 +21,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "BadExampleError",
+    "read_or_skip",
     "ExampleEncodingError",
     "RunError",
     "ExportError",
@@ -74,6 +77,17 @@ class BadExampleError(DatasetError):
 
     def __reduce__(self):  # keep the two fields across process boundaries
         return (type(self), (self.path, self.reason))
+
+
+def read_or_skip(read: Callable[[], T], on_bad: Callable[[BadExampleError], None] | None) -> T | None:
+    """``read()``; a :class:`BadExampleError` it raises is raised again, or, with ``on_bad``, handed to it (None)."""
+    try:
+        return read()
+    except BadExampleError as err:
+        if on_bad is None:
+            raise
+        on_bad(err)
+        return None
 
 
 class ExampleEncodingError(DatasetError, ValueError):

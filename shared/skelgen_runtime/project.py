@@ -39,7 +39,7 @@ from typing import Any, Callable, Literal, Mapping
 from skelgen_runtime.errors import ProjectError
 from skelgen_runtime.registry import Registry
 
-__all__ = ["Project", "load_project"]
+__all__ = ["Project", "load_project", "check_project"]
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,28 @@ class Project:
             raise ProjectError("core/project.py: a framework='tf' project names its training steps (steps=Steps)")
 
 
+def check_project(root: Path) -> None:
+    """Raise :class:`ProjectError` unless ``root`` is a project with its hooks (no TensorFlow: scripts call it first)."""
+    from skelgen_runtime.layout import ProjectLayout
+
+    if (root / "core" / "project.py").is_file():
+        return
+    if not ProjectLayout(root).answers.is_file():
+        raise ProjectError(
+            f"{root} is not a skelgen project (no core/project.py, no .copier-answers.yml): run the script that "
+            "skelgen new wrote into the project's folder, or make a project with skelgen new NAME --task TASK"
+        )
+    raise ProjectError(
+        f"{root / 'core' / 'project.py'} not found: this script needs the project's hooks there; "
+        "run skelgen update (it adds the file to projects made before it existed)"
+    )
+
+
 def load_project(root: Path) -> Project:
     """``PROJECT`` of ``root/core/project.py`` (the project folder goes first on ``sys.path``)."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    if not (root / "core" / "project.py").is_file():
-        raise ProjectError(
-            f"{root / 'core' / 'project.py'} not found: this script needs the project's hooks there; "
-            "run skelgen update (it adds the file to projects made before it existed)"
-        )
+    check_project(root)
     module = importlib.import_module("core.project")
     project = getattr(module, "PROJECT", None)
     if not isinstance(project, Project):

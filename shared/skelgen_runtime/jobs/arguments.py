@@ -56,13 +56,25 @@ def evaluate_arguments(doc: str | None) -> argparse.ArgumentParser:
 
 
 def predict_arguments(doc: str | None) -> argparse.ArgumentParser:
-    """``--run``, ``--weights``, ``--split`` (default ``pred``) or ``--input``, ``--output``."""
+    """``--run``, ``--weights``, ``--split`` (default ``pred``) or ``--input``, ``--output``, ``--skip-bad``."""
     parser = _parser(doc)
     _run_options(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--split", default="pred", help="split of the run's dataset (default: pred)")
     source.add_argument("--input", type=Path, help="an image file or a folder of images instead of a split")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the predictions (created)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="folder for the predictions: new, empty, or one an earlier predict.py wrote (its predictions are "
+        "replaced whole once the new ones are written)",
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out --input images that cannot be read (each named in a warning and in predict.json) "
+        "instead of stopping",
+    )
     return parser
 
 
@@ -70,7 +82,7 @@ def export_arguments(doc: str | None) -> argparse.ArgumentParser:
     """``--run``, ``--weights``, ``--format``, ``--out``."""
     parser = _parser(doc)
     _run_options(parser)
-    parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
+    parser.add_argument("--format", required=True, metavar="FORMAT", help="saved_model, tflite or onnx")
     parser.add_argument(
         "--out",
         type=Path,

@@ -3,58 +3,143 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.project import Project, load_project
-from skelgen_runtime.runs import Run
+from skelgen_runtime.errors import BadExampleError, DatasetError, RunError, UserInputError
+from skelgen_runtime.project import Project, check_project, load_project
+from skelgen_runtime.runs import Run, now_iso
 
-__all__ = ["TrainedRun"]
+__all__ = ["TrainedRun", "PREDICT_MANIFEST"]
+
+#: what ``predict.py`` writes beside its predictions: the run, the weights, the inputs it skipped
+PREDICT_MANIFEST = "predict.json"
+
+
+def _check_output(output: Path) -> None:
+    """``predict.py --output``: a new folder, an empty one, or one an earlier ``predict.py`` wrote."""
+    if output.exists() and not output.is_dir():
+        raise UserInputError(f"--output {output} is a file; name a folder for the predictions (it is created)")
+    if output.is_dir():
+        others = sorted(p.name for p in output.iterdir())
+        if others and PREDICT_MANIFEST not in others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise UserInputError(
+                f"--output {output} holds files predict.py did not write ({shown}); name a new or empty folder"
+            )
+    parent = next((p for p in (output, *output.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserInputError(f"--output {output}: {parent} is not a folder this user can write into")
+
+
+def _replace_dir(new: Path, old: Path) -> None:
+    """Put the folder ``new`` where ``old`` is (``old`` removed after the swap; absent is fine)."""
+    if not old.exists():
+        new.rename(old)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{old.name}.old-", dir=old.parent))
+    old.rename(aside / old.name)
+    new.rename(old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _run_dataset(root: Path, run: Run) -> Any:
+    """The ``dataset_info.json`` of the dataset the run's config names (``data.dataset``), read without TensorFlow."""
+    import yaml
+
+    from skelgen_runtime.layout import ProjectLayout
+    from skelgen_runtime.records.info import load_info
+
+    try:
+        config = yaml.safe_load(run.config_file.read_text())
+        name = config["data"]["dataset"]
+    except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
+        raise RunError(
+            f"{run.config_file} does not name the run's dataset (data.dataset): {type(err).__name__}: {err}"
+        ) from None
+    return load_info(ProjectLayout(root).tfrecords(str(name)))
 
 
 class TrainedRun:
-    """A run's config, dataset and task binding, and its weights (``--run``, ``--weights``), loaded
-    when first needed so that a wrong split or format is reported before the model loads."""
+    """A run's config, dataset and task binding, and its weights (``--run``, ``--weights``).
 
-    def __init__(
-        self, root: Path, project: Project, run: Run, config: Any, pipeline: Any, info: Any, task: Any, weights: str
-    ) -> None:
-        self.root, self.project, self.run, self.config = root, project, run, config
-        self.pipeline, self.info, self.task, self.weights = pipeline, info, task, weights
+    :meth:`open` reads only the run's record and its dataset's ``dataset_info.json``; TensorFlow, the
+    project's hooks, the config and the model load when first needed, after each method has checked
+    what its options name (weights, split, input, output, format), so a mistake costs no start-up.
+    """
+
+    def __init__(self, root: Path, run: Run, info: Any, weights: str) -> None:
+        self.root, self.run, self.info, self.weights = root, run, info, weights
+        self._loaded: tuple[Project, Any, Any, Any] | None = None
         self._trained: Any = None
+        #: inputs ``--skip-bad`` left out of the last :meth:`inputs`, as ``(file, reason)``
+        self.skipped: list[tuple[str, str]] = []
+
+    @classmethod
+    def open(cls, root: Path, *, run: str = "latest", weights: str = "best") -> "TrainedRun":
+        """The run (an id, a unique prefix or ``latest``) and its ``best`` or ``final`` weights; the dataset
+        named by the run's config (its ``dataset_info.json``). Nothing here imports TensorFlow."""
+        from skelgen_runtime.options import check_weights
+        from skelgen_runtime.runs import find_run
+
+        check_weights(weights)
+        check_project(root)
+        found = find_run(root, run)
+        return cls(root, found, _run_dataset(root, found), weights)
+
+    def _load(self) -> tuple[Project, Any, Any, Any]:
+        """TensorFlow (without its start-up noise), the project's hooks (its custom layers registered, so the
+        model loads), the run's config validated by the project's schema, the pipeline and the task binding."""
+        if self._loaded is None:
+            from skelgen_runtime.startup import import_tensorflow
+
+            import_tensorflow()
+            from skelgen_runtime.config import load_config
+            from skelgen_runtime.tasks import get_binding
+
+            project = load_project(self.root)
+            config = load_config(self.run.config_file, schema=project.config)
+            pipeline = project.open_data(self.root, config.data)
+            self.info = pipeline.info
+            self._loaded = (project, config, pipeline, get_binding(project.task, self.info.schema))
+        return self._loaded
+
+    @property
+    def project(self) -> Project:
+        return self._load()[0]
+
+    @property
+    def config(self) -> Any:
+        return self._load()[1]
+
+    @property
+    def pipeline(self) -> Any:
+        return self._load()[2]
+
+    @property
+    def task(self) -> Any:
+        return self._load()[3]
 
     @property
     def trained(self) -> Any:
         """The loaded model and which weights it holds (:class:`skelgen_runtime.serving.Trained`)."""
         if self._trained is None:
+            task = self.task  # TensorFlow first, without its start-up noise
             from skelgen_runtime.serving import load_trained
 
-            self._trained = load_trained(self.run, self.weights, monitor=self.task.MONITOR)
+            self._trained = load_trained(self.run, self.weights, monitor=task.MONITOR)
             self._trained.announce()
         return self._trained
 
-    @classmethod
-    def open(cls, root: Path, *, run: str = "latest", weights: str = "best") -> "TrainedRun":
-        """TensorFlow, the project's hooks (its custom layers registered, so the model loads), the
-        run (an id, a unique prefix or ``latest``), its config and dataset, and its ``best`` or
-        ``final`` weights."""
-        from skelgen_runtime.serving import check_weights
-
-        check_weights(weights)  # before TensorFlow: a typo costs no start-up
-        from skelgen_runtime.startup import import_tensorflow
-
-        import_tensorflow()  # without its start-up noise
-        from skelgen_runtime.config import load_config
-        from skelgen_runtime.runs import find_run
-        from skelgen_runtime.tasks import get_binding
-
-        project = load_project(root)
-        found = find_run(root, run)
-        config = load_config(found.config_file, schema=project.config)
-        pipeline = project.open_data(root, config.data)
-        info = pipeline.info
-        return cls(root, project, found, config, pipeline, info, get_binding(project.task, info.schema), weights)
+    def _check_split(self, split: str, *, labelled: bool = False) -> None:
+        self.info.count(split)  # a split dataset_info.json does not have: named, with the ones it has
+        if labelled and not self.info.is_labelled(split):
+            shown = [s for s in self.info.data["splits"] if self.info.is_labelled(s)]
+            raise DatasetError(f"split {split!r} has no labels to evaluate against; labelled: {', '.join(shown)}")
 
     # ------------------------------------------------------------------ evaluate.py
     def evaluate(self, split: str = "val") -> tuple[dict[str, Any], list[Path]]:
@@ -62,13 +147,12 @@ class TrainedRun:
         was rebuilt since the run trained on it), the task's pictures of the scores and TensorBoard's
         ``eval/SPLIT/*``. The file records the weights and the dataset scored. Returns the scores and the
         files written."""
+        self._check_split(split, labelled=True)  # before TensorFlow
+        dataset, label = self._evaluated_data(split)
+        batches = self.pipeline.eval_examples(split)
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.training.summaries import record_evaluation
 
-        if not self.info.is_labelled(split):
-            raise DatasetError(f"split {split!r} has no labels to evaluate against")
-        dataset, label = self._evaluated_data(split)
-        batches = self.pipeline.eval_examples(split)
         scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
         result = {
             "run": self.run.run_id,
@@ -114,26 +198,86 @@ class TrainedRun:
         return self.task.report(result, self.info)
 
     # ------------------------------------------------------------------ predict.py
-    def inputs(self, *, split: str = "pred", path: Path | None = None) -> Iterable[Any]:
-        """What to predict: the images of ``path`` (a file or a folder), else the records of ``split``."""
+    def inputs(self, *, split: str = "pred", path: Path | None = None, skip_bad: bool = False) -> Iterable[Any]:
+        """What to predict: the images of ``path`` (a file or a folder), else the records of ``split``.
+
+        Checked now (the path exists, the split is in the dataset), read when iterated. An unreadable
+        input stops the prediction naming the file, unless ``skip_bad``: then it is left out with a
+        ``warning:`` line and listed in :attr:`skipped` and in ``predict.json``.
+        """
         if path is not None:
-            return self.task.read_inputs(path, self.info)
-        return (self.task.predict_item(e, self.info) for e in self.pipeline.raw_examples(split))
+            if not path.exists():
+                raise UserInputError(f"--input {path} does not exist; name an image file or a folder of images")
+            return self._read(path, skip_bad)
+        self._check_split(split)
+        return self._records(split)
+
+    def _records(self, split: str) -> Iterator[Any]:
+        for example in self.pipeline.raw_examples(split):
+            yield self.task.predict_item(example, self.info)
+
+    def _read(self, path: Path, skip_bad: bool) -> Iterator[Any]:
+        self.skipped = []
+
+        def skip(err: BadExampleError) -> None:
+            print(f"warning: skipped {err.path}: {err.reason}", file=sys.stderr, flush=True)
+            self.skipped.append((err.path, err.reason))
+
+        try:
+            yield from self.task.read_inputs(path, self.info, on_bad=skip if skip_bad else None)
+        except BadExampleError as err:
+            raise BadExampleError(
+                err.path, f"{err.reason}; predict.py --skip-bad leaves unreadable inputs out"
+            ) from None
 
     def predict(self, items: Iterable[Any], output: Path) -> str:
-        """Write the task's predictions of ``items`` into ``output`` (created); a one-line summary."""
-        output.mkdir(parents=True, exist_ok=True)
-        return self.task.predict(self.trained.model, items, self.config, self.info, output)
+        """Write the task's predictions of ``items`` into the folder ``output``; a one-line summary.
+
+        The predictions are written into a new folder beside ``output`` that takes its place only when all
+        are written, with ``predict.json`` (the run, the weights, what was skipped): an interrupted or failed
+        prediction leaves ``output`` as it was, and predictions of an earlier ``predict.py`` there are
+        replaced whole, never mixed with new ones. A folder holding other files is refused.
+        """
+        _check_output(output)
+        model = self.trained.model
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+        except OSError as err:
+            raise UserInputError(f"cannot write --output {output}: {err.strerror or err}") from None
+        try:
+            summary = self.task.predict(model, items, self.config, self.info, staging)
+            if self.skipped:
+                n = len(self.skipped)
+                print(
+                    f"left out {n} unreadable input{'s' if n != 1 else ''} (--skip-bad), listed in "
+                    f"{output / PREDICT_MANIFEST}",
+                    flush=True,
+                )
+            manifest = {
+                "run": self.run.run_id,
+                "weights": self.trained.weights,
+                "created": now_iso(),
+                "summary": summary,
+                "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+            }
+            (staging / PREDICT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            _replace_dir(staging, output)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return summary
 
     # ------------------------------------------------------------------ export.py
     def export(self, fmt: str, out: Path | None = None) -> Path:
         """The serving model (raw uint8 images in, predictions out; float32 also for mixed-precision
         runs) as ``fmt`` in ``out`` (default ``models/RUN/export/FORMAT-WEIGHTS``), checked against
         TensorFlow where the format allows."""
-        from skelgen_runtime.serving import check_export_dir, check_format, default_export_dir, export_model
+        from skelgen_runtime.options import check_export_dir, check_format, default_export_dir
 
         check_format(fmt)
         out = check_export_dir(out or default_export_dir(self.run, fmt, self.weights))
+        from skelgen_runtime.serving import export_model
+
         trained = self.trained.in_float32()
         serve = self.task.serving_function(trained.model, self.config, self.info)
         about = {

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from skelgen_runtime.errors import ConfigError, DatasetError
-from skelgen_runtime.project import Project, load_project
+from skelgen_runtime.project import Project, check_project, load_project
 from skelgen_runtime.runs import Run
 
 __all__ = ["Training", "TrainingData"]
@@ -55,6 +55,7 @@ class Training:
         the model is built) and the seed."""
         from skelgen_runtime.startup import import_tensorflow
 
+        check_project(root)  # before TensorFlow: a script run outside its project is told so at once
         _say("loading TensorFlow")
         import_tensorflow()  # without its start-up noise
         import keras

@@ -37,8 +37,8 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
-from skelgen_runtime.errors import ExportError, UserInputError, did_you_mean
-from skelgen_runtime.runs import Run
+from skelgen_runtime.errors import ExportError
+from skelgen_runtime.options import FORMATS, check_export_dir, check_format, default_export_dir
 from skelgen_runtime.serving.signature import IMAGES, SIGNATURE_KEY, ServingFunction, as_signature
 from skelgen_runtime.serving.weights import Trained
 
@@ -58,7 +58,6 @@ __all__ = [
     "parity_images",
 ]
 
-FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_FILE = "model.tflite"
 ONNX_FILE = "model.onnx"
 #: ONNX opset of the conversion (onnxruntime 1.17 and later run it)
@@ -67,29 +66,6 @@ ONNX_OPSET = 17
 PARITY_IMAGES = 8
 PARITY_TOLERANCE = 1e-4
 METADATA_FILE = "export.json"
-
-
-def check_format(fmt: str) -> str:
-    """``fmt`` if it is one of :data:`FORMATS`; else :class:`UserInputError` naming the choices."""
-    if fmt not in FORMATS:
-        raise UserInputError(
-            f"unknown --format {fmt!r}; choose {', '.join(FORMATS[:-1])} or {FORMATS[-1]}{did_you_mean(fmt, FORMATS)}"
-        )
-    return fmt
-
-
-def default_export_dir(run: Run, fmt: str, weights: str) -> Path:
-    """``models/RUN/export/FORMAT-WEIGHTS``, e.g. ``models/RUN/export/tflite-best``."""
-    return run.model_dir / "export" / f"{fmt}-{weights}"
-
-
-def check_export_dir(path: Path) -> Path:
-    """``path`` if nothing would be overwritten there; else :class:`UserInputError` saying what to do."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserInputError(
-            f"{path} already exists and is not empty; remove it (rm -r {path}) or choose another folder with --out"
-        )
-    return path
 
 
 def _spec(tensor: tf.TensorSpec | tf.Tensor) -> dict[str, Any]:

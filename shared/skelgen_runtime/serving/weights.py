@@ -14,13 +14,13 @@ from pathlib import Path
 
 import keras
 
-from skelgen_runtime.errors import RunError, UserInputError, did_you_mean
+from skelgen_runtime.errors import RunError
 from skelgen_runtime.models import preprocessing as _preprocessing  # noqa: F401 - its layers load by name
+from skelgen_runtime.options import WEIGHTS, check_weights
 from skelgen_runtime.runs import Run
 
 __all__ = ["WEIGHTS", "BEST_CHECKPOINT", "Trained", "check_weights", "load_trained", "float32_copy"]
 
-WEIGHTS = ("best", "final")
 #: the best checkpoint's file name in ``models/RUN/checkpoints/``
 BEST_CHECKPOINT = "best.weights.h5"
 
@@ -61,15 +61,6 @@ class Trained:
         if self.notice:
             print(f"notice: {self.notice}", file=sys.stderr, flush=True)
         print(self.describe(), flush=True)
-
-
-def check_weights(weights: str) -> str:
-    """``weights`` if it is one of :data:`WEIGHTS`; else :class:`UserInputError` naming the choices."""
-    if weights not in WEIGHTS:
-        raise UserInputError(
-            f"unknown --weights {weights!r}; choose {' or '.join(WEIGHTS)}{did_you_mean(weights, WEIGHTS)}"
-        )
-    return weights
 
 
 def _float32_policies(node):

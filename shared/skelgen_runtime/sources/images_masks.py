@@ -14,12 +14,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from skelgen_runtime.errors import BadExampleError, DatasetError
+from skelgen_runtime.errors import BadExampleError, DatasetError, read_or_skip
 from skelgen_runtime.sources.base import LabelMap, SourceItem
 
 if TYPE_CHECKING:
@@ -69,18 +69,26 @@ def read_image(path: Path) -> tuple[bytes, str, tuple[int, int]]:
                 buf = io.BytesIO()
                 img.convert("RGB").save(buf, format="PNG")
                 data, fmt = buf.getvalue(), "png"
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+    except UnidentifiedImageError:  # Pillow's message names its in-memory buffer, not the file
+        raise BadExampleError(str(path), "not an image Pillow can read (JPEG, PNG, BMP, TIFF, ...)") from None
+    except (OSError, SyntaxError) as err:
         raise BadExampleError(str(path), f"cannot read image ({err})") from None
     assert fmt is not None  # kept as jpeg/png, or re-encoded as png
     return data, fmt, size
 
 
-def iter_images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+def iter_images(
+    path: Path, *, on_bad: Callable[[BadExampleError], None] | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(stem, RGB uint8 array (H, W, 3))`` for an image file or each image in a folder, sorted.
+
+    Args:
+        on_bad: called with the error of each image that cannot be decoded, which is then left out
+            (default: the error is raised).
 
     Raises:
         DatasetError: ``path`` does not exist or a folder holds no images.
-        BadExampleError: an image cannot be decoded.
+        BadExampleError: an image cannot be decoded (without ``on_bad``).
     """
     if not path.exists():
         raise DatasetError(f"input {path} does not exist")
@@ -88,8 +96,10 @@ def iter_images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
     for f in files:
-        data, _, _ = read_image(f)
-        with Image.open(io.BytesIO(data)) as img:
+        read = read_or_skip(lambda: read_image(f), on_bad)
+        if read is None:
+            continue
+        with Image.open(io.BytesIO(read[0])) as img:
             yield f.stem, np.array(img.convert("RGB"))
 
 

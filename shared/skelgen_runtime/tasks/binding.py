@@ -44,8 +44,9 @@ class TaskBinding(Protocol):
     def write_artifacts(self, result: dict, info: Any, out_dir: Path, split: str) -> list[Path]:
         """Pictures or tables of an evaluation beside ``eval_SPLIT.json`` (may be none)."""
 
-    def read_inputs(self, path: Path, info: Any) -> Iterator[Any]:
-        """Items to predict from a file or folder the user names (``predict.py --input``)."""
+    def read_inputs(self, path: Path, info: Any, on_bad: Callable[[Any], None] | None = None) -> Iterator[Any]:
+        """Items to predict from a file or folder the user names (``predict.py --input``); an unreadable one
+        raises :class:`~skelgen_runtime.errors.BadExampleError`, or is handed to ``on_bad`` and left out."""
 
     def predict_item(self, example: dict, info: Any) -> Any:
         """An item to predict from one decoded record (``predict.py --split``)."""

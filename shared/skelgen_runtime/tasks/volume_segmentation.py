@@ -324,12 +324,13 @@ def predict_item(example: dict, info) -> dict[str, Any]:
     }
 
 
-def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
+def read_inputs(path: Path, info, on_bad=None) -> Iterator[dict[str, Any]]:
     """Cases of a raw BraTS/MSD folder (``predict.py --input``), one at a time, as :func:`predict_item` gives them.
 
-    Labels are not read; predictions are written in the ids of the folder's own release.
+    Labels are not read; predictions are written in the ids of the folder's own release. An unreadable
+    case raises :class:`~skelgen_runtime.errors.BadExampleError`, or goes to ``on_bad`` and is left out.
     """
-    from skelgen_runtime.errors import DatasetError
+    from skelgen_runtime.errors import DatasetError, read_or_skip
     from skelgen_runtime.labels import LabelMap
     from skelgen_runtime.schemas.volume import SCHEMA
     from skelgen_runtime.sources.brats import BratsSource
@@ -339,7 +340,9 @@ def read_inputs(path: Path, info) -> Iterator[dict[str, Any]]:
     source = BratsSource(path, LabelMap(info.label_map.names), val_fraction=0)
     for split in source.splits():
         for item in source.items(split):
-            record = source.encode(item, "pred")  # images only: a missing seg is no error here
+            record = read_or_skip(lambda: source.encode(item, "pred"), on_bad)  # images only: no seg needed
+            if record is None:
+                continue
             example = SCHEMA.decode(tf.io.parse_single_example(record, SCHEMA.unlabelled_spec))
             yield {**predict_item(example, info), "source_ids": source.label_map.source_ids}
 
