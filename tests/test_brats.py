@@ -474,7 +474,7 @@ def test_missing_modality_names_case_and_file_and_is_skippable(raw2021, tmp_path
     assert "--skip-bad" in error
     report = build(raw, tmp_path / "out", "--skip-bad")
     out = capsys.readouterr().out
-    assert "skipped 1 bad examples" in out and "BraTS2021_00002" in out
+    assert "skipped 1 bad example:" in out and "BraTS2021_00002" in out
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert info["skipped"][0]["file"] == str(train / "BraTS2021_00002") and "flair" in info["skipped"][0]["reason"]
     assert report.counts["train"] + report.counts.get("val", 0) == 2

@@ -193,6 +193,14 @@ def test_new_inside_a_project_is_refused_naming_its_workspace(tmp_path: Path) ->
     assert _snapshot(ws) == before
 
 
+def test_next_hints_quote_paths_a_shell_would_split(tmp_path: Path) -> None:
+    ws = tmp_path / "my projects"
+    out = skelgen("new", "p", "--workspace", str(ws), "--defaults").stdout
+    assert f"next: cd '{ws / 'p'}' && skelgen add-dataset shapes" in out
+    out = skelgen("add-dataset", "voc2012", cwd=ws / "p").stdout
+    assert f"next: cd '{ws / 'p'}' && python datasets/build_voc2012_to_tfrecord.py" in out
+
+
 def test_choices_are_case_insensitive(tmp_path: Path) -> None:
     skelgen("new", "p", "--framework", "TF", "--task", "Classification", "--workspace", str(tmp_path), "--defaults")
     assert "framework: tf" in (tmp_path / "p" / ".copier-answers.yml").read_text()

@@ -260,7 +260,7 @@ def test_build_script_stops_on_an_unknown_category_and_skip_bad_leaves_it_out(bu
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and str(bad) in last and "category 42" in last and "--skip-bad" in last
     proc = script(project, "datasets/build_shapes_to_tfrecord.py", "--workers", "1", "--skip-bad")
-    assert "skipped 1 bad examples" in proc.stdout and str(bad) in proc.stdout
+    assert "skipped 1 bad example:" in proc.stdout and str(bad) in proc.stdout
 
 
 # ---------------------------------------------------------------- box-aware augmentation

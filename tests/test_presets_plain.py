@@ -181,7 +181,7 @@ def test_pascal_voc_bad_boxes_and_classes_name_the_file(tmp_path: Path) -> None:
     )
     assert not (project / "datasets/voc/tfrecords/dataset_info.json").exists()
     proc = script(project, "datasets/build_voc_to_tfrecord.py", "--workers", "1", "--skip-bad")
-    assert "skipped 1 bad examples" in proc.stdout
+    assert "skipped 1 bad example:" in proc.stdout
 
 
 def _coco(

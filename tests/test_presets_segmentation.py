@@ -369,7 +369,7 @@ def test_voc_missing_label_of_a_listed_id_is_named_and_skippable(voc_project) ->
     error = _last_error(script(project, *build, check=False))
     assert str(missing) in error and "label file" in error and "train.txt" in error and "--skip-bad" in error
     proc = script(project, *build, "--skip-bad")
-    assert "skipped 1 bad examples" in proc.stdout
+    assert "skipped 1 bad example:" in proc.stdout
     info = json.loads((project / "datasets/voc2012/tfrecords/dataset_info.json").read_text())
     assert info["splits"]["train"]["count"] == 1 and info["skipped"][0]["file"] == str(missing)
 

@@ -161,7 +161,7 @@ def test_corrupt_image_is_named_and_skippable(small_project: Path) -> None:
     _assert_failed_cleanly(_build(small_project), small_project, str(bad), "cannot read image", "--skip-bad")
     proc = _build(small_project, "--skip-bad")
     assert proc.returncode == 0, proc.stderr
-    assert "skipped 1 bad examples" in proc.stdout and str(bad) in proc.stdout
+    assert "skipped 1 bad example:" in proc.stdout and str(bad) in proc.stdout
     info = json.loads((small_project / "datasets/shapes/tfrecords/dataset_info.json").read_text())
     assert info["splits"]["train"]["count"] == 5 and info["skipped"][0]["file"] == str(bad)
 
@@ -242,7 +242,7 @@ def test_an_edited_source_file_rewrites_its_shard(small_project: Path) -> None:
     ids[:] = 2
     Image.fromarray(ids).save(mask)
     proc = _build(small_project, "--shard-size", "3")
-    assert "1 shards written" in proc.stdout, proc.stdout  # only the shard holding the edited mask
+    assert "1 shard written" in proc.stdout, proc.stdout  # only the shard holding the edited mask
     spec = {
         "image/filename": tf.io.FixedLenFeature((), tf.string),
         "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string),

@@ -6,6 +6,7 @@ Kept light on purpose: importing this module must not import TensorFlow or copie
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
@@ -153,7 +154,7 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     click.echo(
         f"created {task} project ({framework}) at {made.path}" + (f" (commit {made.commit[:8]})" if made.commit else "")
     )
-    click.echo(f"next: cd {made.path} && skelgen add-dataset shapes")
+    click.echo(f"next: cd {shlex.quote(str(made.path))} && skelgen add-dataset shapes")
 
 
 @cli.command("add-dataset")
@@ -200,7 +201,7 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
 
     spec = get_preset(preset or name)
     click.echo(f"added dataset {path.name} at {path} ({spec.name}: {spec.description})")
-    click.echo(f"next: cd {rel} && python datasets/build_{path.name}_to_tfrecord.py")
+    click.echo(f"next: cd {shlex.quote(str(rel))} && python datasets/build_{path.name}_to_tfrecord.py")
 
 
 @cli.command("update")

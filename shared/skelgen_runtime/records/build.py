@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from skelgen_runtime._text import count
 from skelgen_runtime.errors import BadExampleError, DatasetError, UserInputError, exit_on_error
 from skelgen_runtime.records.builder import BEAM_EXTRA, BuildReport, build_dataset, content_key, require_beam
 from skelgen_runtime.records.folder import is_url
@@ -154,9 +155,11 @@ def _run(
         by = f" with Apache Beam's {report.runner}"
     for split, subset in report.subsets.items():
         print(subset.describe(split), file=sys.stderr if subset.missing_classes else sys.stdout)
-    print(f"built {dataset}: {counts} ({report.written_shards} shards written{by}, {report.reused_shards} reused)")
+    print(
+        f"built {dataset}: {counts} ({count(report.written_shards, 'shard')} written{by}, {report.reused_shards} reused)"
+    )
     if report.skipped:
-        print(f"skipped {len(report.skipped)} bad examples:")
+        print(f"skipped {count(len(report.skipped), 'bad example')}:")
         for path, why in report.skipped:
             print(f"  {path}: {why}")
     print(f"wrote {report.info_path}")
