@@ -9,10 +9,8 @@ that fails later leaves the workspace as it found it (:class:`~skelgen.workspace
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from skelgen.names import validate_name
 from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_change, read_answers, write_index
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
 from skelgen_runtime.layout import ProjectLayout, dataset_folders
+from skelgen_runtime.options import check_writable
 from skelgen_runtime.presets import PRESETS, get_preset, preset_names
 from skelgen_runtime.tasks import TASK_NAMES
 from skelgen_runtime.training import FRAMEWORKS, REMOVED_FRAMEWORKS
@@ -77,20 +76,6 @@ def _commit(paths: list[Path], message: str, journal: Journal) -> str | None:
     return commit_paths(top, paths, message)
 
 
-def _check_writable(folder: Path, what: str) -> None:
-    """Raise :class:`UserInputError` unless ``folder`` exists and is writable or can be created."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        raise UserInputError(f"{what} {folder} cannot be made: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserInputError(f"{what} {folder} cannot be written: this user may not create files in {existing}")
-    try:  # some folders look writable and refuse anyway (/proc, read-only mounts)
-        probe = Path(tempfile.mkdtemp(prefix=".skelgen-probe-", dir=existing))
-    except OSError as err:
-        raise UserInputError(f"{what} {folder} cannot be written in {existing}: {err.strerror or err}") from None
-    probe.rmdir()
-
-
 def new_project(
     *, name: str, task: str, framework: str = "keras", workspace: Path = Path("."), commit: bool = True
 ) -> NewProject:
@@ -110,7 +95,7 @@ def new_project(
     workspace = workspace.expanduser().resolve()
     if workspace.exists() and not workspace.is_dir():
         raise UserInputError(f"workspace {workspace} is a file, not a folder")
-    _check_writable(workspace, "workspace")
+    check_writable(workspace, "workspace")
     inside = _project_around(workspace)
     if inside is not None:  # a project nested in a project would turn the project into a workspace
         raise UserInputError(

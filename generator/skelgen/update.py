@@ -21,6 +21,7 @@ from typing import Callable, Literal
 from skelgen import store
 from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel
 from skelgen.workspace import read_answers
+from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import ProjectError, SkelgenError, TemplateError
 from skelgen_runtime.layout import ProjectLayout
 
@@ -146,9 +147,6 @@ def _refuse_dirty(top: Path, root: Path) -> None:
     rel = root.relative_to(top).as_posix() or "."
     prefix = "" if rel == "." else rel + "/"
 
-    def shown(paths: list[str]) -> str:
-        return ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
-
     tracked = [line[3:].strip().strip('"').removeprefix(prefix) for line in changes if not line.startswith("??")]
     # wholly untracked folders once each (git's own grouping), then split into code and the rest
     entries = [
@@ -161,14 +159,16 @@ def _refuse_dirty(top: Path, root: Path) -> None:
     advice = []
     if tracked:
         advice.append(
-            f"changed: {shown(tracked)}: commit them (git -C {top} add -u {rel} && git -C {top} commit -m "
+            f"changed: {listing(tracked, 4)}: commit them (git -C {top} add -u {rel} && git -C {top} commit -m "
             f"'before skelgen update') or stash them (git -C {top} stash push -- {rel})"
         )
     if code:
-        advice.append(f"new code: {shown(code)}: commit it (git -C {top} add {' '.join(prefix + c for c in code)})")
+        advice.append(
+            f"new code: {listing(code, 4)}: commit it (git -C {top} add {' '.join(prefix + c for c in code)})"
+        )
     if data:
         advice.append(
-            f"untracked data or outputs: {shown(data)}: list them in {root / '.gitignore'} (or move them out of the "
+            f"untracked data or outputs: {listing(data, 4)}: list them in {root / '.gitignore'} (or move them out of the "
             "project); do not commit them"
         )
     raise ProjectError(
@@ -380,7 +380,7 @@ def _update_all(
             kind = "conflict markers" if conflict == "inline" else ".rej files"
             made = [f"{sha} {message!r}" for s in done for sha, message in s.commits]
             committed = (
-                f"this update committed {len(made)} change{'s' if len(made) != 1 else ''} before it: {'; '.join(made)}"
+                f"this update committed {count(len(made), 'change')} before it: {'; '.join(made)}"
                 if made
                 else "nothing committed"
             )

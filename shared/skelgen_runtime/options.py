@@ -7,6 +7,8 @@ no start-up. :mod:`skelgen_runtime.serving` re-exports the names it documents.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,15 @@ from skelgen_runtime.errors import UserInputError, did_you_mean
 if TYPE_CHECKING:
     from skelgen_runtime.runs import Run
 
-__all__ = ["WEIGHTS", "FORMATS", "check_weights", "check_format", "check_export_dir", "default_export_dir"]
+__all__ = [
+    "WEIGHTS",
+    "FORMATS",
+    "check_weights",
+    "check_format",
+    "check_export_dir",
+    "check_writable",
+    "default_export_dir",
+]
 
 #: ``--weights``: the checkpoint with the best validation score, or ``final.keras``
 WEIGHTS = ("best", "final")
@@ -55,3 +65,21 @@ def check_export_dir(path: Path) -> Path:
 def default_export_dir(run: Run, fmt: str, weights: str) -> Path:
     """``models/RUN/export/FORMAT-WEIGHTS``, e.g. ``models/RUN/export/tflite-best``."""
     return run.model_dir / "export" / f"{fmt}-{weights}"
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Raise :class:`UserInputError` unless ``folder`` is, or can be made as, a folder this user writes into.
+
+    ``what`` names the option in the message (``"workspace"``, ``"--output"``). The nearest existing folder
+    is probed with a temporary folder: some look writable and refuse anyway (``/proc``, read-only mounts).
+    """
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserInputError(f"{what} {folder} cannot be made: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"{what} {folder} cannot be written: this user may not create files in {existing}")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".skelgen-probe-", dir=existing))
+    except OSError as err:
+        raise UserInputError(f"{what} {folder} cannot be written in {existing}: {err.strerror or err}") from None
+    probe.rmdir()

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from skelgen_runtime._text import listing
 from skelgen_runtime.errors import RunError, did_you_mean
 from skelgen_runtime.layout import ProjectLayout
 
@@ -294,12 +295,12 @@ def _match(root: Path, runs: list[Run], spec: str) -> Run:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        shown = ", ".join(r.run_id for r in matches[:6]) + (f" and {len(matches) - 6} more" if len(matches) > 6 else "")
+        shown = listing((r.run_id for r in matches), 6)
         raise RunError(f"run {spec!r} is ambiguous: it starts {shown}; give more of the id")
     if not runs:
         raise RunError(f"no runs in {ProjectLayout(root).logs} yet; train one with python train.py")
     ids = [r.run_id for r in reversed(runs)]
-    known = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    known = listing(ids, 5)
     raise RunError(
         f"no run {spec!r} in {ProjectLayout(root).logs}{did_you_mean(spec, ids)} (known runs, newest first: {known})"
     )

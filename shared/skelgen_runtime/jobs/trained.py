@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import BadExampleError, DatasetError, RunError, UserInputError
+from skelgen_runtime.options import check_writable
 from skelgen_runtime.project import Project, check_project, load_project
 from skelgen_runtime.runs import Run, now_iso
 
@@ -27,13 +28,11 @@ def _check_output(output: Path) -> None:
     if output.is_dir():
         others = sorted(p.name for p in output.iterdir())
         if others and PREDICT_MANIFEST not in others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise UserInputError(
-                f"--output {output} holds files predict.py did not write ({shown}); name a new or empty folder"
+                f"--output {output} holds files predict.py did not write ({listing(others, 3)}); "
+                "name a new or empty folder"
             )
-    parent = next((p for p in (output, *output.parents) if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"--output {output}: {parent} is not a folder this user can write into")
+    check_writable(output, "--output")
 
 
 def _replace_dir(new: Path, old: Path) -> None:
@@ -240,20 +239,13 @@ class TrainedRun:
         """
         _check_output(output)
         model = self.trained.model
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-        except OSError as err:
-            raise UserInputError(f"cannot write --output {output}: {err.strerror or err}") from None
+        output.parent.mkdir(parents=True, exist_ok=True)  # checked writable by _check_output
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
         try:
             summary = self.task.predict(model, items, self.config, self.info, staging)
             if self.skipped:
-                n = len(self.skipped)
-                print(
-                    f"left out {n} unreadable input{'s' if n != 1 else ''} (--skip-bad), listed in "
-                    f"{output / PREDICT_MANIFEST}",
-                    flush=True,
-                )
+                left_out = count(len(self.skipped), "unreadable input")
+                print(f"left out {left_out} (--skip-bad), listed in {output / PREDICT_MANIFEST}", flush=True)
             manifest = {
                 "run": self.run.run_id,
                 "weights": self.trained.weights,

@@ -150,7 +150,7 @@ def _run(
         beam_options=beam_options,
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
-    by = "" if not report.written_shards else f" by {report.processes} process{'es' if report.processes > 1 else ''}"
+    by = "" if not report.written_shards else f" by {count(report.processes, 'process', 'processes')}"
     if report.written_shards and report.runner != "local":
         by = f" with Apache Beam's {report.runner}"
     for split, subset in report.subsets.items():
