@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -112,6 +113,43 @@ def test_subcommand_help_explains_options() -> None:
     for text in ("--project", "--json", "compare", "plot", "latest", '"best_epoch"', '"differing"'):
         assert text in out
     assert "--metric" in skelgen("runs", "plot", "--help").stdout
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_help_shows_its_choices_defaults_and_an_example() -> None:
+    """skelgen --help and each subcommand's: one example at least; every option with choices lists them;
+    every option that is not a flag says its default (click's [default: ...] or 'default' in its help)."""
+    from click.testing import CliRunner
+
+    commands = list(_commands(cli.cli))
+    assert {" ".join(path) for path, _ in commands} >= {
+        "new",
+        "add-dataset",
+        "update",
+        "runs",
+        "runs compare",
+        "runs plot",
+        "weights",
+        "weights import",
+        "doctor",
+    }
+    for path, command in [((), cli.cli), *commands]:
+        out = CliRunner().invoke(cli.cli, [*path, "--help"], terminal_width=200).output
+        where = f"skelgen {' '.join(path)} --help"
+        assert "Example" in out and "  skelgen " in out.split("Example", 1)[1], f"{where}: no example"
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.is_flag or param.name == "help":
+                continue
+            line = " ".join(out.split("Options:", 1)[1].split(param.opts[0], 1)[1].split("\n  -", 1)[0].split())
+            if isinstance(param.type, click.Choice):
+                assert "[" + "|".join(param.type.choices) + "]" in line, f"{where}: {param.opts[0]} choices"
+            assert "default" in line or param.required, f"{where}: {param.opts[0]} says no default: {line!r}"
 
 
 def test_new_is_fast_and_creates_a_workspace(tmp_path: Path) -> None:
@@ -243,7 +281,7 @@ def test_new_refuses_unknown_task(tmp_path: Path) -> None:
 
 
 def test_new_asks_for_missing_values_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("skelgen.cli._interactive", lambda defaults: not defaults)
+    monkeypatch.setattr("skelgen._click.interactive", lambda defaults: not defaults)
     result = CliRunner().invoke(cli.cli, ["new", "--workspace", str(tmp_path)], input="asked\n\n\n")
     assert result.exit_code == 0, result.output
     assert "Project name" in result.output and "Task" in result.output

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from skelgen_runtime.errors import ProjectError
 
-__all__ = ["git", "toplevel", "dirty_paths", "commit_paths", "head", "FALLBACK_IDENTITY"]
+__all__ = ["git", "toplevel", "dirty_paths", "tree_changes", "TreeChanges", "commit_paths", "head", "FALLBACK_IDENTITY"]
 
 FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "skelgen",
@@ -62,6 +63,41 @@ def dirty_paths(repo: Path, pathspec: Path) -> list[str]:
         for line in git(repo, "status", "--porcelain", "--untracked-files=all", "--", str(pathspec)).splitlines()
         if line.strip()
     ]
+
+
+#: untracked files of these kinds are code or configuration (to commit); any other untracked entry is taken for
+#: data or output (to git-ignore, never to commit)
+SOURCE_SUFFIXES = {".py", ".pyi", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".txt", ".rst", ".sh", ".jinja"}
+
+
+@dataclass(frozen=True)
+class TreeChanges:
+    """What is uncommitted under a folder, relative to it: changed tracked files, new code, untracked data."""
+
+    tracked: list[str]
+    code: list[str]
+    data: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.tracked or self.code or self.data)
+
+
+def tree_changes(top: Path, root: Path) -> TreeChanges:
+    """Uncommitted changes under ``root`` (in the work tree ``top``), sorted into what to commit and what to ignore.
+
+    Wholly untracked folders are listed once each (git's own grouping) and count as data.
+    """
+    rel = root.relative_to(top).as_posix()
+    prefix = "" if rel == "." else rel + "/"
+
+    def entries(untracked: str) -> list[tuple[str, str]]:
+        lines = git(top, "status", "--porcelain", f"--untracked-files={untracked}", "--", str(root)).splitlines()
+        return [(line[:2], line[3:].strip().strip('"').removeprefix(prefix)) for line in lines if line.strip()]
+
+    tracked = [path for code, path in entries("no")]
+    untracked = [path for code, path in entries("normal") if code == "??"]
+    new_code = [e for e in untracked if not e.endswith("/") and Path(e).suffix in SOURCE_SUFFIXES]
+    return TreeChanges(tracked, new_code, [e for e in untracked if e not in new_code])
 
 
 def _identity(repo: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from skelgen import store
-from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel
+from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel, tree_changes
 from skelgen.workspace import read_answers
 from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import ProjectError, SkelgenError, TemplateError
@@ -135,27 +135,13 @@ def check_project(*, project: Path, to: str | None = None) -> list[ScaffoldStatu
     return [_status(s, root, src) for s in scaffolds(root)]
 
 
-#: untracked files of these kinds are code or configuration: the advice is to commit them; any other untracked
-#: file is taken for data or output, and the advice is to git-ignore it (never to commit it)
-_SOURCE_SUFFIXES = {".py", ".pyi", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".txt", ".rst", ".sh", ".jinja"}
-
-
 def _refuse_dirty(top: Path, root: Path) -> None:
-    changes = dirty_paths(top, root)
+    changes = tree_changes(top, root)
     if not changes:
         return
     rel = root.relative_to(top).as_posix() or "."
     prefix = "" if rel == "." else rel + "/"
-
-    tracked = [line[3:].strip().strip('"').removeprefix(prefix) for line in changes if not line.startswith("??")]
-    # wholly untracked folders once each (git's own grouping), then split into code and the rest
-    entries = [
-        line[3:].strip().strip('"').removeprefix(prefix)
-        for line in git(top, "status", "--porcelain", "--untracked-files=normal", "--", str(root)).splitlines()
-        if line.startswith("??")
-    ]
-    code = [e for e in entries if not e.endswith("/") and Path(e).suffix in _SOURCE_SUFFIXES]
-    data = [e for e in entries if e not in code]
+    tracked, code, data = changes.tracked, changes.code, changes.data
     advice = []
     if tracked:
         advice.append(
