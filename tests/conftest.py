@@ -47,7 +47,11 @@ def skelgen(
     *args: str, cwd: Path | None = None, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess:
     """Run the installed ``skelgen`` command."""
-    proc = subprocess.run([SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120)
+    # os.environ, not the C environment: readline (loaded by pytest) exports COLUMNS=80 there, which would make
+    # skelgen fit its tables to a terminal it is not writing to
+    proc = subprocess.run(
+        [SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120, env=dict(os.environ)
+    )
     if check:
         assert proc.returncode == 0, f"skelgen {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -68,6 +72,31 @@ def script(
     if check:
         assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def in_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> tuple[int, str]:
+    """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal (what a user sees: progress bars drawn
+    only for terminals); its exit status and everything it wrote."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    proc = subprocess.Popen(args, cwd=cwd, stdin=child, stdout=child, stderr=child, env=env, close_fds=True)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 1 << 16)
+        except OSError:  # EIO: every end of the terminal's child side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    return proc.wait(timeout=timeout), out.decode(errors="replace")
 
 
 def make_project(workspace: Path, name: str = "proj", task: str = "segmentation", framework: str = "keras") -> Path:

@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import SKELGEN, skelgen
+from conftest import SKELGEN, in_terminal, skelgen
 from skelgen import __version__, cli
 
 
@@ -305,6 +305,11 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
     project = tmp_path / "p"
     proc = skelgen("add-dataset", "shapes", cwd=project / "core")  # any folder inside the project works
     assert "added dataset shapes" in proc.stdout
+    # each step is announced as it starts (the images take seconds), not after the fact
+    assert proc.stderr.splitlines() == [
+        "rendering dataset shapes (shapes) into p ...",
+        "generating 1016 images (train 800, val 200, pred 16) ...",
+    ], proc.stderr
     assert len(list((project / "datasets/shapes/data/train").glob("*.jpg"))) == 800
     assert len(list((project / "datasets/shapes/annotations/val").glob("*.png"))) == 200
     assert len(list((project / "datasets/shapes/data/pred").glob("*.jpg"))) == 16
@@ -319,6 +324,8 @@ def test_add_dataset_generates_shapes_and_updates_the_index(tmp_path: Path) -> N
 
     again = skelgen("add-dataset", "shapes", "--project", str(project), check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
+    status, seen = in_terminal([SKELGEN, "add-dataset", "more", "--preset", "shapes"], project)
+    assert status == 0 and "shapes images:" in seen and "img/s" in seen, seen  # a bar, on a terminal
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,8 @@ def test_runs_lists_newest_first_with_the_varying_keys(two_runs) -> None:
         assert run["dataset"] == "shapes" and run["epochs"] == 2 and run["duration_s"] > 0
 
     lines = skelgen("runs", cwd=project / "core").stdout.splitlines()  # any folder inside the project
-    assert lines[0].split() == ["run", "status", "dataset", *CHANGED, "best", "val_miou", "duration"]
+    short = [key.rsplit(".", 1)[-1] for key in CHANGED]  # the last part of a key names its column where unique
+    assert lines[0].split() == ["run", "status", "dataset", *short, "best", "val_miou", "duration"]
     assert [line.split()[0] for line in lines[1:]] == [second, first]
     assert lines[1].split()[3:5] == ["8", "0.01"]
 
@@ -273,9 +274,16 @@ def test_listing_reads_old_crashed_and_unreadable_runs(tmp_path: Path) -> None:
     assert (ten.monitor, ten.monitor_mode, ten.best, ten.best_epoch, ten.duration_s) == ("val_loss", "min", 0.9, 2, 33)
     assert (running.status, running.best, running.duration_s) == ("running", None, None)
     assert (crashed.status, crashed.config) == ("unknown", {})
-    table = listing_text(listing).splitlines()
-    assert table[0].split() == ["run", "status", "dataset", "train.lr", "train.extra", "best", "val_loss", "duration"]
+    table = listing_text(listing, width=200).splitlines()
+    assert table[0].split() == ["run", "status", "dataset", "lr", "extra", "best", "val_loss", "duration"]
     assert table[3].split() == ["20250101-120000-a-10", "complete", "-", "0.2", "1", "0.9000", "(epoch", "2/3)", "33s"]
+
+    # no wider than the terminal: config columns that do not fit are left out, and named
+    narrow = listing_text(listing, width=76).splitlines()
+    assert max(len(line) for line in narrow) <= 76, narrow
+    assert narrow[0].split() == ["run", "status", "dataset", "lr", "best", "val_loss", "duration"]
+    assert " ".join(narrow[5:]).startswith("1 more varying key not shown at this width: train.extra"), narrow
+    assert listing_text(listing, width=200).splitlines() == table
 
 
 @pytest.mark.parametrize(

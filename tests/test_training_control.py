@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import epochs_logged, make_project, script, train_and_kill
+from conftest import epochs_logged, in_terminal, make_project, script, train_and_kill
 
 TINY = [
     "--config",
@@ -278,3 +279,58 @@ def test_an_exception_in_training_fails_the_run_with_its_reason(project: Path) -
     (record,) = [json.loads(p.read_text()) for p in (project / "logs").glob("*/run.json")]
     assert record["status"] == "failed" and "boom from the project's loss" in record["reason"]
     assert [h["status"] for h in record["history"]] == ["running", "failed"]
+
+
+LOUD = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+NOISE = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d|WARNING)", re.M)
+
+
+def _quiet(project: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, env=LOUD, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert not NOISE.search(proc.stderr), f"{' '.join(args)}:\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_the_normal_flows_print_no_tensorflow_warning(project: Path) -> None:
+    """TensorFlow's log level left as it is (the tests lower it elsewhere): training that reads less than one
+    pass of a cached dataset, under train.distribute: mirrored, evaluate and predict (on a terminal, with
+    their progress bars) and a TFLite export."""
+    few = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=1", "--set", "data.shuffle_buffer=2"]
+    _quiet(project, "train.py", *TINY, *few)
+    _quiet(project, "train.py", *TINY, *few, "--set", "train.distribute=mirrored")
+    # on a terminal, evaluation and prediction draw a progress bar (and still no warning)
+    for args, bar in (
+        (["evaluate.py", "--run", "latest"], "evaluating val"),
+        (["predict.py", "--run", "latest", "--input", "datasets/shapes/data/pred", "--output", "out"], "predicting"),
+    ):
+        status, out = in_terminal([sys.executable, *args], project, env=LOUD)
+        assert status == 0 and bar in out and "it/s" in out, out
+        assert not NOISE.search(out), out
+    _quiet(project, "export.py", "--run", "latest", "--format", "tflite")
+
+
+def test_known_tensorflow_noise_is_dropped_and_everything_else_kept(tmp_path: Path) -> None:
+    """native_log_filter on the real descriptor 2 of a process: the known lines go, a real warning, an error
+    and Python's own output stay, in order, a partial last line included."""
+    code = (
+        "import os, sys\n"
+        "from skelgen_runtime.startup import native_log_filter\n"
+        "with native_log_filter():\n"
+        "    os.write(2, b'W0000 00:00:1.1   12 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.\\n')\n"
+        "    os.write(2, b'I0000 00:00:1.2   12 port.cc:153] oneDNN custom operations are on.\\nmore of it\\n')\n"
+        "    os.write(2, b'W0000 00:00:1.3   12 something.cc:1] a real warning\\n')\n"
+        "    print('python says', file=sys.stderr)\n"
+        "    os.write(2, b'W0000 00:00:1.4   12 dataset.cc:997] Input of GeneratorDatasetOp::Dataset will not be"
+        " optimized because\\n')\n"
+        "    os.write(2, b'E0000 00:00:1.5   12 other.cc:2] an error')\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "W0000 00:00:1.3   12 something.cc:1] a real warning",
+        "python says",
+        "E0000 00:00:1.5   12 other.cc:2] an errorafter",
+    ], proc.stderr

@@ -14,6 +14,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from skelgen import store
 from skelgen.gitutil import commit_paths, git, toplevel
@@ -166,6 +167,7 @@ def add_dataset(
     source: Path | None = None,
     sample_counts: dict[str, int] | None = None,
     commit: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> Path:
     """Add dataset ``name`` to a project: its folders, build script and viewer (and data for built-in presets).
 
@@ -176,6 +178,7 @@ def add_dataset(
         source: where the raw data lives, if not in ``datasets/NAME``. Nothing is copied from it.
         sample_counts: images per split generated for a built-in preset (default: the preset's own).
         commit: commit the files the dataset adds (never the data, which git ignores).
+        announce: called with a line as each step of the work starts (the command line prints them).
 
     Returns:
         The dataset folder ``PROJECT/datasets/NAME``.
@@ -228,6 +231,8 @@ def add_dataset(
         for p in (root / "configs" / f"{name}_{mode}.yaml" for mode in ("2d", "3d"))
         if spec.name == "brats" and not p.exists()
     ]
+    say = announce or (lambda line: None)
+    say(f"rendering dataset {name} ({spec.name}) into {root.name}")
     with Journal() as journal:
         for path in (dataset_dir, *written):
             if not path.exists():
@@ -236,9 +241,11 @@ def add_dataset(
         for folder in dataset_folders(spec.readers[task], source_given=source is not None):
             (dataset_dir / folder).mkdir(parents=True, exist_ok=True)
         if spec.builtin:
-            from skelgen_runtime.samples.shapes import write_shapes
+            from skelgen_runtime.samples.shapes import DEFAULT_COUNTS, TASK_COUNTS, write_shapes
 
-            write_shapes(dataset_dir, task=task, counts=sample_counts)
+            counts = sample_counts if sample_counts is not None else TASK_COUNTS.get(task, DEFAULT_COUNTS)
+            say(f"generating {sum(counts.values())} images ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+            write_shapes(dataset_dir, task=task, counts=counts)
         workspace = root.parent
         changed = []
         if (workspace / "README.md").is_file() and (workspace / "CHANGELOG.md").is_file():

@@ -153,6 +153,7 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
         project=as_path(project),
         source=as_path(source) if source else None,
         commit=not no_commit,
+        announce=lambda line: click.echo(f"{line} ...", err=True),
     )
     rel = path.parent.parent
     from skelgen_runtime.presets import get_preset

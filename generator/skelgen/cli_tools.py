@@ -22,6 +22,8 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
     skelgen runs compare A B [C ...]          differing config values and metrics side by side
     skelgen runs plot A B ... --out F.png     the runs' curves in one figure
     A run is named by its id, a unique prefix of it, or latest (the newest run, whatever its status).
+    Lines fit the terminal (COLUMNS sets the width): config keys that do not fit are named on a last line;
+    written to a file or a pipe, the table is whole.
 
     \b
     Example:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from skelgen.api import find_project
+from skelgen_runtime import _text
 from skelgen_runtime.errors import UserInputError, did_you_mean
 from skelgen_runtime.run_summary import RunSummary, summarize, varying_keys
 from skelgen_runtime.runs import list_runs as _run_folders
@@ -235,24 +236,58 @@ def listing_json(listing: RunListing) -> dict[str, Any]:
     }
 
 
-def listing_text(listing: RunListing) -> str:
-    """An aligned table, one run a line, newest first."""
+def _headers(keys: Sequence[str]) -> list[str]:
+    """Column titles of config keys: the last part of the dotted key where that is unique (``batch_size``)."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return [short if last.count(short) == 1 else key for key, short in zip(keys, last)]
+
+
+def _terminal_width() -> int:
+    """``COLUMNS`` if set, else the width of the terminal stdout is; no limit when stdout is a file or pipe."""
+    import os
+    import shutil
+    import sys
+
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return 1 << 16
+
+
+def listing_text(listing: RunListing, width: int | None = None) -> str:
+    """An aligned table, one run a line, newest first, no wider than ``width`` (default: the terminal's;
+    ``COLUMNS`` sets it): config columns that do not fit are left out, and a last line names them."""
     if not listing.runs:
         return f"no runs in {listing.project / 'logs'} yet; train one with python train.py"
+    width = width or _terminal_width()
     monitor = _common_monitor(listing.runs)
-    rows = [["run", "status", "dataset", *listing.varying, f"best {monitor}" if monitor else "best", "duration"]]
-    rows += [
-        [
-            s.run_id,
-            s.status,
-            s.dataset or "-",
-            *(_value(s.config.get(key)) if key in s.config else "-" for key in listing.varying),
-            _best(s, with_name=monitor is None),
-            _duration(s.duration_s),
+    keys = list(listing.varying)
+    while True:
+        rows = [["run", "status", "dataset", *_headers(keys), f"best {monitor}" if monitor else "best", "duration"]]
+        rows += [
+            [
+                s.run_id,
+                s.status,
+                s.dataset or "-",
+                *(_value(s.config.get(key)) if key in s.config else "-" for key in keys),
+                _best(s, with_name=monitor is None),
+                _duration(s.duration_s),
+            ]
+            for s in listing.runs
         ]
-        for s in listing.runs
-    ]
-    return _table(rows)
+        table = _table(rows)
+        if not keys or max(len(line) for line in table.splitlines()) <= width:
+            break
+        keys.pop()
+    hidden = listing.varying[len(keys) :]
+    if hidden:
+        import textwrap
+
+        note = (
+            f"{_text.count(len(hidden), 'more varying key')} not shown at this width: {_text.listing(hidden, 4)} "
+            "(skelgen runs compare RUN RUN, or --json)"
+        )
+        table += "\n" + textwrap.fill(note, width)
+    return table
 
 
 def comparison_json(comparison: Comparison) -> dict[str, Any]:

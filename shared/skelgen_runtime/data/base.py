@@ -62,6 +62,10 @@ class DataPipeline:
         """Decoded records of ``split`` in file order, unbatched (what prediction reads)."""
         raise NotImplementedError
 
+    def eval_steps(self, split: str = "val") -> int | None:
+        """How many elements :meth:`eval_examples` yields (for progress), None when not known in advance."""
+        return None
+
     def _data(self, cache: bool | None) -> Any:
         """The ``data`` section, with ``cache`` overridden when given."""
         return self.data if cache is None or cache == self.data.cache else self.data.model_copy(update={"cache": cache})

@@ -84,6 +84,10 @@ class ImagePipeline(DataPipeline):
             repeat=repeat,
         )
 
+    def eval_steps(self, split: str = "val") -> int | None:
+        """Batches of :meth:`eval_examples`: the split's examples over ``data.eval_batch_size``, rounded up."""
+        return -(-self.info.count(split) // self.data.eval_batch_size)
+
     def val_batches(self, split: str = "val", *, cache: bool | None = None) -> tf.data.Dataset:
         """Deterministic batches of ``(image, targets)`` at model size, as training sees them without augmentation."""
         return eval_batches(

@@ -53,6 +53,10 @@ class VolumePipeline(DataPipeline):
         ds = ds.apply(tf.data.experimental.assert_cardinality(ops.eval_examples(self.data, self.info, split)))
         return ds.batch(self.data.eval_batch_size).prefetch(AUTOTUNE)
 
+    def eval_steps(self, split: str = "val") -> int | None:
+        """One element of :meth:`eval_examples` per case."""
+        return self.info.count(split)
+
     def eval_examples(self, split: str = "val") -> tf.data.Dataset:
         """Whole prepared cases, one per element (:func:`~skelgen_runtime.preprocessing.volume.case_dataset`)."""
         return ops.case_dataset(self.data, self.info, split)

@@ -63,6 +63,24 @@ def _run_dataset(root: Path, run: Run) -> Any:
     return load_info(ProjectLayout(root).tfrecords(str(name)))
 
 
+class _Sized:
+    """An iterable that knows how many items it yields (``total``, for a progress bar)."""
+
+    def __init__(self, items: Iterable[Any], total: int) -> None:
+        self.items, self.total = items, total
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+
+def _progress(items: Iterable[Any], total: int | None, what: str) -> Iterator[Any]:
+    """``items`` as they come, with a bar on stderr when it is a terminal (tqdm's ``disable=None``), gone at the end."""
+    from tqdm import tqdm
+
+    with tqdm(items, total=total, desc=what, disable=None, leave=False, dynamic_ncols=True) as bar:
+        yield from bar
+
+
 class TrainedRun:
     """A run's config, dataset and task binding, and its weights (``--run``, ``--weights``).
 
@@ -148,7 +166,7 @@ class TrainedRun:
         files written."""
         self._check_split(split, labelled=True)  # before TensorFlow
         dataset, label = self._evaluated_data(split)
-        batches = self.pipeline.eval_examples(split)
+        batches = _progress(self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}")
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.training.summaries import record_evaluation
 
@@ -209,7 +227,7 @@ class TrainedRun:
                 raise UserInputError(f"--input {path} does not exist; name an image file or a folder of images")
             return self._read(path, skip_bad)
         self._check_split(split)
-        return self._records(split)
+        return _Sized(self._records(split), self.info.count(split))
 
     def _records(self, split: str) -> Iterator[Any]:
         for example in self.pipeline.raw_examples(split):
@@ -242,6 +260,7 @@ class TrainedRun:
         output.parent.mkdir(parents=True, exist_ok=True)  # checked writable by _check_output
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
         try:
+            items = _progress(items, getattr(items, "total", None), "predicting")
             summary = self.task.predict(model, items, self.config, self.info, staging)
             if self.skipped:
                 left_out = count(len(self.skipped), "unreadable input")
@@ -268,6 +287,7 @@ class TrainedRun:
 
         check_format(fmt)
         out = check_export_dir(out or default_export_dir(self.run, fmt, self.weights))
+        self._load()  # TensorFlow without its start-up noise, before serving imports it
         from skelgen_runtime.serving import export_model
 
         trained = self.trained.in_float32()

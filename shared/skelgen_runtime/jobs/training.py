@@ -123,10 +123,15 @@ class Training:
                 f"(data.batch_size {config.data.batch_size} x {replicas})"
             )
         global_pipeline = type(pipeline)(data_cfg, info, pipeline.hooks)  # batches the strategy splits
+        train_pipeline = global_pipeline
+        if data_cfg.cache and steps * config.train.epochs * data_cfg.batch_size < examples:
+            # less than one pass in the whole training: nothing is read twice, and a cache that is never read
+            # to its end is discarded by TensorFlow with a warning (cache_dataset_ops.cc) when training ends
+            train_pipeline = type(pipeline)(data_cfg.model_copy(update={"cache": False}), info, pipeline.hooks)
         self.data_ = TrainingData(
             pipeline=pipeline,
             info=info,
-            train=global_pipeline.train_batches(seed=config.train.seed, repeat=True),
+            train=train_pipeline.train_batches(seed=config.train.seed, repeat=True),
             val=global_pipeline.val_batches("val"),
             # a few validation examples pictured with their predictions (uncached: a cache must be read whole)
             preview=pipeline.val_batches("val", cache=False),
@@ -231,26 +236,29 @@ class Training:
                 assert self.project.steps is not None  # Project checks that a tf project names its steps
                 steps = self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics, config=config)
             extra = {"steps": steps}
-        trainer.fit(
-            model,
-            data.train,
-            data.val,
-            run,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            epochs=config.train.epochs,
-            steps_per_epoch=data.steps,
-            monitor=task.MONITOR,
-            monitor_mode=task.MONITOR_MODE,
-            hparams=flatten(config.model_dump(mode="json")),
-            strategy=self.strategy,
-            jit_compile=config.train.jit_compile,
-            freeze_backbone_epochs=config.train.freeze_backbone_epochs,
-            backbone_lr_multiplier=config.train.backbone_lr_multiplier,
-            preview=Preview(task.preview, data.preview, config, data.info),
-            **extra,
-        )
+        from skelgen_runtime.startup import native_log_filter
+
+        with native_log_filter():  # TensorFlow's known harmless warnings (startup.KNOWN_NOISE) stay off the terminal
+            trainer.fit(
+                model,
+                data.train,
+                data.val,
+                run,
+                optimizer=optimizer,
+                loss=loss,
+                metrics=metrics,
+                epochs=config.train.epochs,
+                steps_per_epoch=data.steps,
+                monitor=task.MONITOR,
+                monitor_mode=task.MONITOR_MODE,
+                hparams=flatten(config.model_dump(mode="json")),
+                strategy=self.strategy,
+                jit_compile=config.train.jit_compile,
+                freeze_backbone_epochs=config.train.freeze_backbone_epochs,
+                backbone_lr_multiplier=config.train.backbone_lr_multiplier,
+                preview=Preview(task.preview, data.preview, config, data.info),
+                **extra,
+            )
         _say(f"finished run {run.run_id}: model at {run.final_model}")
         self._say_best(run)
         return run

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -127,7 +127,9 @@ def draw_scene(
     return image, label, objects
 
 
-def _write_segmentation(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+def _write_segmentation(
+    root: Path, split: str, n: int, rng: np.random.Generator, size: int, tick: Callable[[], None]
+) -> None:
     """``data/SPLIT/*.jpg`` and, for labelled splits, ``annotations/SPLIT/*.png`` of class ids."""
     image_dir, label_dir = root / "data" / split, root / "annotations" / split
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -138,9 +140,12 @@ def _write_segmentation(root: Path, split: str, n: int, rng: np.random.Generator
         image.save(image_dir / f"{split}_{i:05d}.jpg", quality=92)
         if split != "pred":
             label.save(label_dir / f"{split}_{i:05d}.png")
+        tick()
 
 
-def _write_classification(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+def _write_classification(
+    root: Path, split: str, n: int, rng: np.random.Generator, size: int, tick: Callable[[], None]
+) -> None:
     """One larger shape per image: ``data/SPLIT/<class>/*.jpg``; ``data/pred/*.jpg`` without classes."""
     for i in range(n):
         image, _, objects = draw_scene(rng, size, num_objects=(1, 1), radius=(0.18, 0.36))
@@ -149,9 +154,12 @@ def _write_classification(root: Path, split: str, n: int, rng: np.random.Generat
             folder = folder / CLASSES[objects[0].label]
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"{split}_{i:05d}.jpg", quality=92)
+        tick()
 
 
-def _write_detection(root: Path, split: str, n: int, rng: np.random.Generator, size: int) -> None:
+def _write_detection(
+    root: Path, split: str, n: int, rng: np.random.Generator, size: int, tick: Callable[[], None]
+) -> None:
     """COCO layout: ``data/SPLIT/*.jpg`` and, for labelled splits, ``annotations/instances_SPLIT.json``.
 
     Category ids 1..3 are circle, square, triangle; image and annotation ids count from 1 (a
@@ -170,6 +178,7 @@ def _write_detection(root: Path, split: str, n: int, rng: np.random.Generator, s
         name = f"{split}_{i:05d}.jpg"
         image.save(image_dir / name, quality=92)
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
+        tick()
         for obj in objects:
             x0, y0, x1, y1 = obj.box
             annotations.append(
@@ -221,8 +230,12 @@ def write_shapes(
     """
     if task not in _WRITERS:
         raise ValueError(f"no shapes layout for task {task!r}; known: {', '.join(_WRITERS)}")
+    from tqdm import tqdm
+
     counts = dict(TASK_COUNTS.get(task, DEFAULT_COUNTS) if counts is None else counts)
-    for split, n in counts.items():
-        rng = np.random.default_rng([seed, _SPLIT_SEEDS.get(split, len(_SPLIT_SEEDS))])
-        _WRITERS[task](root, split, n, rng, size)
+    # a bar on a terminal (tqdm's disable=None: not in logs), gone when done
+    with tqdm(total=sum(counts.values()), desc="shapes images", unit="img", disable=None, leave=False) as bar:
+        for split, n in counts.items():
+            rng = np.random.default_rng([seed, _SPLIT_SEEDS.get(split, len(_SPLIT_SEEDS))])
+            _WRITERS[task](root, split, n, rng, size, lambda: bar.update(1))
     return counts

@@ -82,10 +82,13 @@ def _write_saved_model(signature: tf.types.experimental.PolymorphicFunction, mod
 def _to_tflite(saved_model: Path) -> bytes:
     from tensorflow.lite.python.convert import ConverterError
 
+    from skelgen_runtime.startup import native_log_filter
+
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE_KEY])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return converter.convert()
+        with native_log_filter():  # the converter's C++ side warns about a flag its Python side always sets
+            return converter.convert()
     except ConverterError as err:
         ops = [line.strip() for line in str(err).splitlines() if line.strip().startswith(("Custom ops:", "Flex ops:"))]
         raise ExportError(

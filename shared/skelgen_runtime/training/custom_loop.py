@@ -34,7 +34,7 @@ from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopRequested, StopSignal, check_loss, finish, supervised
-from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run
+from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run, sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.keras_fit import save_model
 from skelgen_runtime.training.steps import Steps
@@ -213,7 +213,7 @@ def fit(
     train_step = _distributed(steps.train_step, strategy, jit_compile is True)
     val_step = _distributed(steps.val_step, strategy, jit_compile is True)
     val_ds = distribute_validation(strategy, val_ds)
-    batches = iter(strategy.experimental_distribute_dataset(train_ds))
+    batches = iter(strategy.experimental_distribute_dataset(sharding(strategy, train_ds)))
     with supervised(run, epochs=epochs) as stop, peer_loss_fails_the_run():
         board.on_train_begin()
         for epoch in range(int(next_epoch), epochs):

@@ -50,6 +50,7 @@ __all__ = [
     "worker_run",
     "agree",
     "distribute_validation",
+    "sharding",
     "peer_loss_fails_the_run",
 ]
 
@@ -281,16 +282,30 @@ def _any_worker(strategy: tf.distribute.Strategy):
     return total
 
 
-def distribute_validation(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
-    """``dataset`` spread over ``strategy``'s replicas, split by examples between workers.
+def sharding(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, *, validation: bool = False):
+    """``dataset`` with the auto-shard policy that fits ``strategy``.
 
-    A validation split is read whole by every worker, each keeping its share of the examples
-    (``AutoShardPolicy.DATA``): it may have fewer record files than there are workers, which the
-    default sharding by file refuses. Training data keeps the default (by file, else by example).
+    Sharding splits the input between *workers*: with one worker (every strategy but ``multi_worker``)
+    there is nothing to split, so the rewrite is turned off, rather than run to remove the validation
+    split's ``assert_cardinality`` with a warning on every run. Between workers, a validation split is
+    read whole by each, each keeping its share of the examples (``AutoShardPolicy.DATA``): it may have
+    fewer record files than there are workers, which the default sharding by file refuses. Training data
+    keeps the default (by file, else by example).
     """
+    policy = tf.data.experimental.AutoShardPolicy
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        options.experimental_distribute.auto_shard_policy = policy.OFF
+    elif validation:
+        options.experimental_distribute.auto_shard_policy = policy.DATA
+    else:
+        return dataset
+    return dataset.with_options(options)
+
+
+def distribute_validation(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+    """``dataset`` spread over ``strategy``'s replicas, split by examples between workers (:func:`sharding`)."""
+    return strategy.experimental_distribute_dataset(sharding(strategy, dataset, validation=True))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from skelgen_runtime.run_summary import best_of, read_metrics
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.distribute import sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.precision import StepLossScaleOptimizer
 from skelgen_runtime.training.summaries import Preview, RunSummaries, SummaryCallback
@@ -157,8 +158,8 @@ def fit(
             keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
         ]
         model.fit(
-            train_ds,
-            validation_data=val_ds,
+            sharding(strategy, train_ds),
+            validation_data=sharding(strategy, val_ds, validation=True) if val_ds is not None else None,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
