@@ -1,4 +1,5 @@
-"""CLI rows: ``skelgen --help``, ``new`` and ``add-dataset`` against a bare click app and ``copier.run_copy``.
+"""CLI rows: ``skelgen --help``, ``new`` and ``add-dataset`` against a bare click app and ``copier.run_copy``; a
+config mistake answered by ``train.py`` against ``python -c "import tensorflow"``.
 
 Every side is a fresh process (what a user waits for), repetitions interleaved.
 """
@@ -8,10 +9,12 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from common import Row, Settings, interleave, median, python, run_timed
+from common import Row, Settings, interleave, median, python, quiet_env, run_timed
 
 __all__ = ["cli_rows"]
 
@@ -96,6 +99,28 @@ def cli_rows(settings: Settings) -> list[Row]:
         }
         return run_timed(python(bare_copier, template, project, json.dumps(data), ref))
 
+    # train.py's answer to a config typo: the schema's snapshot written once (as the first train.py does), then
+    # the mistake reported before TensorFlow is imported
+    snapshot = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from skelgen_runtime.project import load_project; from skelgen_runtime.config.precheck import write_snapshot; "
+        "root = Path(sys.argv[1]); assert write_snapshot(root, load_project(root).config)"
+    )
+    run_timed([sys.executable, "-c", snapshot, str(project)], env=quiet_env())
+
+    def config_typo() -> float:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            python(project / "train.py", "--set", "train.lerning_rate=0.1"), cwd=project, capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - start
+        assert proc.returncode == 2 and "did you mean 'learning_rate'" in proc.stderr, proc.stderr
+        return seconds
+
+    typos = interleave(
+        {"skelgen": config_typo, "tensorflow": lambda: run_timed(python("-c", "import tensorflow"), env=quiet_env())},
+        settings.reps,
+    )
     helps = interleave(
         {"skelgen": lambda: run_timed([skelgen, "--help"]), "click": lambda: run_timed(python(bare_click, "--help"))},
         settings.reps * 3,
@@ -113,6 +138,17 @@ def cli_rows(settings: Settings) -> list[Row]:
             1 / 1.3,
             {"ours": helps["skelgen"], "baseline": helps["click"]},
             "target: at most 1.3x the bare app's time (ratio >= 0.77)",
+        ),
+        Row(
+            "cli",
+            "train.py reporting a config typo vs python -c 'import tensorflow'",
+            median(typos["skelgen"]),
+            median(typos["tensorflow"]),
+            "s",
+            False,
+            5.0,
+            {"ours": typos["skelgen"], "baseline": typos["tensorflow"]},
+            "target: at most 0.2x TensorFlow's import (ratio >= 5); checked against the schema's snapshot",
         ),
         Row(
             "cli",

@@ -41,6 +41,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["SKELGEN_HOME"] = tempfile.mkdtemp(prefix="skelgen-home-")
 atexit.register(shutil.rmtree, os.environ["SKELGEN_HOME"], ignore_errors=True)
 os.environ.pop("SKELGEN_TEMPLATE", None)
+# the config schemas' snapshots of this session (skelgen_runtime.config.precheck), never the user's cache
+os.environ["SKELGEN_CACHE"] = tempfile.mkdtemp(prefix="skelgen-cache-")
+atexit.register(shutil.rmtree, os.environ["SKELGEN_CACHE"], ignore_errors=True)
 
 
 def skelgen(

@@ -158,3 +158,91 @@ def test_builder_section_and_registry_keys_refuse_with_the_key_named(overrides, 
         load_config(None, overrides, schema=schema)
     for needle in needles:
         assert needle in str(err.value)
+
+
+# ------------------------------------------------------------------ the schema's snapshot, checked before TensorFlow
+
+SURE = [
+    (["model.dpeth=2"], "model.dpeth: unknown key; did you mean 'depth'?"),
+    (["model.depth=9"], "model.depth: 9 is greater than the maximum of 5"),
+    (["model.width=wide"], "model.width: 'wide' is not of type"),
+    (["model.name=othr"], "model.name: 'othr' is not one of: net, other; did you mean 'other'?"),
+    (["model.name=other", "model.size=1", "model.depth=2"], "model.depth: unknown key"),
+    (["train.loss=dicece"], "train.loss: 'dicece' is not one of: ce, dice_ce; did you mean 'dice_ce'?"),
+    (["train.lerning_rate=1"], "train.lerning_rate: unknown key; did you mean 'learning_rate'?"),
+    (["train.epochs=0"], "train.epochs: 0 is less than the minimum of 1"),
+    (["trian.epochs=3"], "trian: unknown key; did you mean 'train'?"),
+]
+#: mistakes only the full validation sees, and values its lax mode accepts: the snapshot must let them through
+LEFT = [
+    ["model.name=other"],  # a keyword without a default, left out
+    ["model.depth='3'"],  # text that is a number
+    ["model.width=2"],  # an integer for a float
+    ["train.epochs=5.0"],  # a whole float for an integer
+    ["model.mode=null"],
+    [],
+]
+
+
+@pytest.fixture
+def snapshot(tmp_path: Path, monkeypatch) -> Path:
+    from skelgen_runtime.config.precheck import write_snapshot
+
+    monkeypatch.setenv("SKELGEN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "project"
+    (root / "core").mkdir(parents=True)
+    (root / "core" / "config.py").write_text("# the project's schema\n")
+    assert write_snapshot(root, _schema()[0]) is not None
+    return root
+
+
+@pytest.mark.parametrize(("overrides", "message"), SURE, ids=[" ".join(o) for o, _ in SURE])
+def test_the_snapshot_refuses_what_the_full_validation_refuses(snapshot: Path, overrides, message) -> None:
+    from skelgen_runtime.config.precheck import precheck
+
+    with pytest.raises(ConfigError) as early:
+        precheck(snapshot, None, overrides)
+    assert message in str(early.value) and str(early.value).startswith("invalid config (defaults): ")
+    with pytest.raises(ConfigError) as full:
+        load_config(None, overrides, schema=_schema()[0])
+    assert message.split(":")[0] + ":" in str(full.value), "both name the same key"
+
+
+@pytest.mark.parametrize("overrides", LEFT, ids=[" ".join(o) or "defaults" for o in LEFT])
+def test_the_snapshot_leaves_to_the_full_validation_what_it_cannot_be_sure_of(snapshot: Path, overrides) -> None:
+    from skelgen_runtime.config.precheck import precheck
+
+    assert precheck(snapshot, None, overrides) is True  # checked, and passed
+
+
+def test_a_change_of_core_makes_the_snapshot_stale(snapshot: Path, tmp_path: Path) -> None:
+    from skelgen_runtime.config.precheck import precheck, snapshot_path
+
+    before = snapshot_path(snapshot)
+    (snapshot / "core" / "losses.py").write_text("LOSSES = {}\n")
+    assert snapshot_path(snapshot) != before
+    assert precheck(snapshot, None, ["model.dpeth=2"]) is False  # no current snapshot: the full validation decides
+    with pytest.raises(ConfigError, match="is empty"):  # the file's own mistakes are answered all the same
+        empty = tmp_path / "empty.yaml"
+        empty.write_text("# nothing\n")
+        precheck(snapshot, empty)
+
+
+@pytest.mark.slow
+def test_train_py_answers_a_config_typo_before_tensorflow(built_projects, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import script
+
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("classification", "keras"), project, symlinks=True)
+    tiny = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=1", "--set", "data.image_size=[32,32]"]
+    script(project, "train.py", *tiny)  # writes the snapshot
+    typo = script(project, "train.py", "--set", "train.lerning_rate=0.1", check=False)
+    assert typo.returncode == 2 and "did you mean 'learning_rate'" in typo.stderr, typo.stderr
+    assert "loading TensorFlow" not in typo.stdout, "answered before TensorFlow"
+    with open(project / "core" / "losses.py", "a") as f:
+        f.write("\n# an edit\n")
+    again = script(project, "train.py", "--set", "train.lerning_rate=0.1", check=False)
+    assert again.returncode == 2 and "did you mean 'learning_rate'" in again.stderr
+    assert "loading TensorFlow" in again.stdout, "a stale snapshot is not used"

@@ -37,6 +37,7 @@ __all__ = [
     "builder_keywords",
     "registry_key",
     "apply_overrides",
+    "read_config",
     "load_config",
     "dump_config",
 ]
@@ -143,11 +144,26 @@ def builder_section(registry: Registry, *, default: str) -> type[BaseModel]:
                 )
             return out
 
+        @classmethod
+        def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+            return _builder_json_schema(registry, default)
+
     BuilderSection.__name__ = BuilderSection.__qualname__ = f"{registry.kind.title()}Section"
     BuilderSection.__doc__ = (
         f"The ``{registry.kind}`` section: ``name`` picks the builder, the other keys are its keywords."
     )
     return BuilderSection
+
+
+class _Names:
+    """Annotation metadata: the JSON schema of a registry key lists the registry's names as they are when the
+    schema is made (:mod:`skelgen_runtime.config.precheck` checks configs against it before TensorFlow)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "enum": self.registry.names()}
 
 
 def registry_key(registry: Registry) -> Any:
@@ -158,7 +174,46 @@ def registry_key(registry: Registry) -> Any:
             raise PydanticCustomError("registry_key", "{detail}", {"detail": registry.unknown(value)})
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    return Annotated[str, AfterValidator(check), _Names(registry)]
+
+
+def _keyword_schema(hint: Any) -> dict[str, Any]:
+    """The JSON schema of one builder keyword's annotation; ``{}`` (anything) where it has none of its own."""
+    try:
+        schema = TypeAdapter(hint).json_schema()
+    except Exception:  # noqa: BLE001 - a type without a JSON schema: the full validation checks it
+        return {}
+    return {} if "$defs" in schema or "$ref" in schema else schema
+
+
+def _builder_json_schema(registry: Registry, default: str) -> dict[str, Any]:
+    """The ``model`` section as JSON schema: ``name`` one of the registry's names, and per builder, its
+    keywords (typed by their annotations) and no other key."""
+    cases = []
+    for name in registry.names():
+        builder = registry.get(name)
+        hints = _hints(builder)
+        keywords = {key: _keyword_schema(hints.get(key, Any)) for key in builder_keywords(builder)}
+        chosen: dict[str, Any] = {"properties": {"name": {"const": name}}, "required": ["name"]}
+        if name == default:  # no name: the default builder
+            chosen = {"anyOf": [chosen, {"not": {"required": ["name"]}}]}
+        cases.append(
+            {
+                "if": chosen,
+                "then": {
+                    "properties": {"name": {}, "num_classes": {}, **keywords},
+                    "additionalProperties": False,
+                },
+            }
+        )
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": registry.names()},
+            "num_classes": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+        },
+        "allOf": cases,
+    }
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -232,23 +287,12 @@ def _problems(err: ValidationError, schema: type[BaseModel]) -> list[str]:
     return problems
 
 
-def load_config(
-    path: Path | None,
-    overrides: Sequence[str] = (),
-    *,
-    schema: type[ConfigT],
-) -> ConfigT:
-    """Read, override and validate a config.
-
-    Args:
-        path: the YAML file (None: defaults only).
-        overrides: ``key.sub=value`` strings, applied after the file.
-        schema: the project's config class (``core/config.py``'s ``Config``).
+def read_config(path: Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The config as a plain mapping: ``path`` read as YAML, then ``overrides`` applied; not validated.
 
     Raises:
-        ConfigError: the file is missing, empty or not YAML (a key given twice included), an override is
-            malformed, or validation fails
-            (the message lists every problem with its dotted key and, for unknown keys, the closest one).
+        ConfigError: the file is missing, empty or not YAML (a key given twice included), or an override is
+            malformed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -268,12 +312,39 @@ def load_config(
             )
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a YAML mapping (sections data, model, train)")
-    raw = apply_overrides(raw, overrides)
+    return apply_overrides(raw, overrides)
+
+
+def config_source(path: Path | None, overrides: Sequence[str] = ()) -> str:
+    """How a config error names what it read: the file, with the overrides."""
+    return (f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "")) if path else "(defaults)"
+
+
+def load_config(
+    path: Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    schema: type[ConfigT],
+) -> ConfigT:
+    """Read, override and validate a config.
+
+    Args:
+        path: the YAML file (None: defaults only).
+        overrides: ``key.sub=value`` strings, applied after the file.
+        schema: the project's config class (``core/config.py``'s ``Config``).
+
+    Raises:
+        ConfigError: the file is missing, empty or not YAML (a key given twice included), an override is
+            malformed, or validation fails
+            (the message lists every problem with its dotted key and, for unknown keys, the closest one).
+    """
+    raw = read_config(path, overrides)
     try:
         return schema.model_validate(raw)
     except ValidationError as err:
-        where = (f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "")) if path else "(defaults)"
-        raise ConfigError(f"invalid config {where}: " + "; ".join(_problems(err, schema))) from None
+        raise ConfigError(
+            f"invalid config {config_source(path, overrides)}: " + "; ".join(_problems(err, schema))
+        ) from None
 
 
 def dump_config(config: BaseModel) -> str:

@@ -15,7 +15,11 @@ def _parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", default="latest", help="run id (or unique prefix), or 'latest' (default)")
+    parser.add_argument(
+        "--run",
+        default="latest",
+        help="run id (or unique prefix), or 'latest' (default): the newest *completed* run (skelgen runs lists them)",
+    )
     parser.add_argument("--weights", default="best", help=_WEIGHTS_HELP)
 
 

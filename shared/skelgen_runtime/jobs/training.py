@@ -56,17 +56,23 @@ class Training:
         from skelgen_runtime.startup import import_tensorflow
 
         check_project(root)  # before TensorFlow: a script run outside its project is told so at once
+        if not args.resume:  # config mistakes too, against the schema's snapshot (config.precheck)
+            from skelgen_runtime.config.precheck import precheck
+
+            precheck(root, args.config, args.overrides)
         _say("loading TensorFlow")
         import_tensorflow()  # without its start-up noise
         import keras
 
         from skelgen_runtime.config import load_config
+        from skelgen_runtime.config.precheck import write_snapshot
         from skelgen_runtime.runs import find_resumable
         from skelgen_runtime.training.distribute import make_strategy
         from skelgen_runtime.training.optim import check_train_keys
         from skelgen_runtime.training.precision import set_precision
 
         project = load_project(root)
+        write_snapshot(root, project.config)  # for the next train.py's check before TensorFlow
         run = find_resumable(root, args.resume) if args.resume else None
         if run is not None:
             if args.overrides:
