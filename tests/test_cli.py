@@ -288,6 +288,30 @@ def test_new_asks_for_missing_values_on_a_terminal(tmp_path: Path, monkeypatch) 
     assert (tmp_path / "asked" / "train.py").is_file()
 
 
+def test_the_custom_preset_asks_for_its_class_names_and_takes_classes(tmp_path: Path, monkeypatch) -> None:
+    skelgen("new", "p", "--workspace", str(tmp_path), "--defaults")
+    project = tmp_path / "p"
+    monkeypatch.setattr("skelgen._click.interactive", lambda defaults: not defaults)
+    result = CliRunner().invoke(
+        cli.cli,
+        ["add-dataset", "cells", "--preset", "custom", "--project", str(project)],
+        input="background, nucleus\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Class names in label-id order" in result.output
+    assert 'CLASSES = ["background", "nucleus"]' in (project / "datasets/cells/source.py").read_text()
+    assert "- 1: nucleus" in (project / "datasets/cells/README.md").read_text()
+
+    skelgen("add-dataset", "tissue", "--preset", "custom", "--classes", "bg,tumour,stroma", "--project", str(project))
+    assert 'CLASSES = ["bg", "tumour", "stroma"]' in (project / "datasets/tissue/source.py").read_text()
+    for classes, needle in (("a,,b", "a class name is empty"), ("a,b,a", "a given twice")):
+        bad = skelgen(
+            "add-dataset", "x", "--preset", "custom", "--classes", classes, "--project", str(project), check=False
+        )
+        assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert not (project / "datasets/x").exists()
+
+
 def test_new_without_name_and_without_terminal_is_a_usage_error(tmp_path: Path) -> None:
     proc = skelgen("new", "--workspace", str(tmp_path), check=False)
     assert proc.returncode == 2 and "missing NAME" in proc.stderr

@@ -47,8 +47,8 @@ def test_imagefolder_reads_classes_from_the_train_folders(tmp_path: Path) -> Non
     _image(raw / "data" / "pred" / "unknown.png", 200)
     project = make_project(tmp_path / "ws", "cls", "classification")
     skelgen("add-dataset", "photos", "--preset", "imagefolder", "--source", str(raw), "--project", str(project))
-    build = (project / "datasets/build_photos_to_tfrecord.py").read_text()
-    assert "CLASSES = []" in build and "discover_classes" in build
+    source = (project / "datasets/photos/source.py").read_text()
+    assert "CLASSES = []" in source and "discover_classes" in source
     script(project, "datasets/build_photos_to_tfrecord.py", "--workers", "1")
     folder = project / "datasets/photos/tfrecords"
     info = json.loads((folder / "dataset_info.json").read_text())

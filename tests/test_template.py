@@ -98,7 +98,10 @@ def test_dataset_scaffold_records_its_own_answers(shapes_project: Path) -> None:
     assert project_answers["scaffold"] == "project"  # untouched by the dataset scaffold
     build = shapes_project / "datasets/build_shapes_to_tfrecord.py"
     py_compile.compile(str(build), doraise=True)
-    assert 'CLASSES = ["background", "circle", "square", "triangle"]' in build.read_text()
+    source = shapes_project / "datasets/shapes/source.py"  # the user's: classes and reader, apart from the build
+    py_compile.compile(str(source), doraise=True)
+    assert 'CLASSES = ["background", "circle", "square", "triangle"]' in source.read_text()
+    assert "CLASSES = " not in build.read_text() and "dataset_source(NAME)" in build.read_text()
 
 
 def test_copier_preset_choices_match_the_presets() -> None:

@@ -293,10 +293,13 @@ def _quiet(project: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_normal_flows_print_no_tensorflow_warning(project: Path) -> None:
+def test_the_normal_flows_print_no_tensorflow_warning(built_projects, tmp_path: Path) -> None:
     """TensorFlow's log level left as it is (the tests lower it elsewhere): training that reads less than one
     pass of a cached dataset, under train.distribute: mirrored, evaluate and predict (on a terminal, with
-    their progress bars) and a TFLite export."""
+    their progress bars) and a TFLite export. One framework: the warnings come from tf.data and tf.distribute,
+    which both loops share (tests/test_distribute.py runs mirrored under each)."""
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
     few = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=1", "--set", "data.shuffle_buffer=2"]
     _quiet(project, "train.py", *TINY, *few)
     _quiet(project, "train.py", *TINY, *few, "--set", "train.distribute=mirrored")

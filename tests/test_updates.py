@@ -99,11 +99,7 @@ BUILD = "template/dataset/datasets/build_{{dataset_name}}_to_tfrecord.py.jinja"
 NEXT = "0.9.1"
 N1_EDITS = (
     (TRAIN, "def main(argv=None) -> None:\n", "def main(argv=None) -> None:\n    # template N+1: main\n"),
-    (
-        BUILD,
-        "def make_source(root: Path) -> Reader:\n",
-        "def make_source(root: Path) -> Reader:\n    # template N+1: build\n",
-    ),
+    (BUILD, 'NAME = "{{ dataset_name }}"\n', 'NAME = "{{ dataset_name }}"\n# template N+1: build\n'),
 )
 
 
@@ -156,6 +152,7 @@ def assert_scaffolds_kept_apart(ws: Path, project_commit: str, dataset_commit: s
         "proj/datasets/tfrecord2image_shapes_format.py",
         "proj/datasets/.copier-answers.shapes.yml",
         "proj/datasets/shapes/README.md",
+        "proj/datasets/shapes/source.py",
     }
 
 
@@ -341,7 +338,7 @@ def test_outputs_and_raw_data_are_ignored_where_the_readmes_put_them(tmp_path: P
     project = api.new_project(name="proj", task="segmentation", framework="keras", workspace=ws).path
     api.add_dataset(name="voc", preset="voc2012", project=project)
     # a publisher's layout gets no empty plain-layout folders, and its README does not claim a copy
-    assert sorted(p.name for p in (project / "datasets" / "voc").iterdir()) == ["README.md"]
+    assert sorted(p.name for p in (project / "datasets" / "voc").iterdir()) == ["README.md", "source.py"]
     readme = (project / "datasets" / "voc" / "README.md").read_text()
     assert "copied into" not in readme and "Put the raw data here" in readme
     for rel in (
@@ -353,19 +350,19 @@ def test_outputs_and_raw_data_are_ignored_where_the_readmes_put_them(tmp_path: P
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_bytes(b"x")
     assert not git(ws, "status", "--porcelain", "--untracked-files=all")
-    (project / "datasets" / "voc" / "source.py").write_text("# the user's code\n")
-    assert git(ws, "status", "--porcelain").strip() == "?? proj/datasets/voc/source.py"
+    (project / "datasets" / "voc" / "helpers.py").write_text("# the user's code\n")
+    assert git(ws, "status", "--porcelain").strip() == "?? proj/datasets/voc/helpers.py"
 
 
 def test_a_conflict_after_a_committed_scaffold_names_that_commit(tmp_path: Path, template: TemplateRepo) -> None:
     ws, project = make_workspace(tmp_path, "classification")
     build = project / "datasets" / "build_shapes_to_tfrecord.py"
-    edit(build, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:  # user\n")
+    edit(build, 'NAME = "shapes"\n', 'NAME = "shapes"  # user\n')
     git(ws, "commit", "-qam", "user edits the build script's line the template changes")
     template.release(
         NEXT,
         N1_EDITS[0],
-        (BUILD, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:  # template\n"),
+        (BUILD, 'NAME = "{{ dataset_name }}"\n', 'NAME = "{{ dataset_name }}"  # template\n'),
     )
     proc = run([SKELGEN, "update"], project, check=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr
@@ -440,3 +437,26 @@ def test_a_failing_update_leaves_the_project_as_it_was_committed(tmp_path: Path,
     assert proc.stderr.strip().splitlines()[-1].startswith("error: copier could not update project")
     assert (tree(ws), git(ws, "rev-parse", "HEAD")) == before
     assert not git(ws, "status", "--porcelain"), "nothing half-updated is left"
+
+
+SOURCE = "template/dataset/datasets/{{dataset_name}}/source.py.jinja"
+
+
+def test_what_the_user_adapts_to_the_data_is_theirs_and_updates_never_meet_it(
+    tmp_path: Path, template: TemplateRepo
+) -> None:
+    """CLASSES and make_source() live in datasets/NAME/source.py (user-owned): edited there, a template update of
+    the build script merges without a conflict, and the template's own changes to source.py stay out of it."""
+    ws, project = make_workspace(tmp_path, "segmentation")
+    source = project / "datasets" / "shapes" / "source.py"
+    assert source.read_text().startswith('"""Where the shapes raw data is') and "Owner: you." in source.read_text()
+    edit(source, '"square"', '"box"')
+    edit(source, "def make_source(root: Path) -> Reader:\n", "def make_source(root: Path) -> Reader:  # mine\n")
+    git(ws, "commit", "-qam", "the user's classes and reader")
+    template.release(NEXT, *N1_EDITS, (SOURCE, "FIRST_ID = ", "# template N+1: source\nFIRST_ID = "))
+    proc = run([SKELGEN, "update"], project)
+    assert "CONFLICT" not in proc.stdout + proc.stderr
+    assert "# template N+1: build" in (project / "datasets" / "build_shapes_to_tfrecord.py").read_text()
+    text = source.read_text()
+    assert '"box"' in text and "# mine" in text and "template N+1" not in text
+    assert not git(ws, "status", "--porcelain")

@@ -14,7 +14,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from skelgen import store
 from skelgen.gitutil import commit_paths, git, toplevel
@@ -159,6 +159,16 @@ def find_project(start: Path) -> Path:
     )
 
 
+def _class_names(names: Sequence[str]) -> list[str]:
+    cleaned = [str(n).strip() for n in names]
+    if any(not n for n in cleaned):
+        raise UserInputError(f"--classes {','.join(names)!r}: a class name is empty; give names separated by commas")
+    twice = sorted({n for n in cleaned if cleaned.count(n) > 1})
+    if twice:
+        raise UserInputError(f"--classes: {', '.join(twice)} given twice; each class is named once, in label-id order")
+    return cleaned
+
+
 def add_dataset(
     *,
     name: str,
@@ -168,6 +178,7 @@ def add_dataset(
     sample_counts: dict[str, int] | None = None,
     commit: bool = True,
     announce: Callable[[str], None] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Path:
     """Add dataset ``name`` to a project: its folders, build script and viewer (and data for built-in presets).
 
@@ -179,6 +190,8 @@ def add_dataset(
         sample_counts: images per split generated for a built-in preset (default: the preset's own).
         commit: commit the files the dataset adds (never the data, which git ignores).
         announce: called with a line as each step of the work starts (the command line prints them).
+        classes: class names in label-id order (default: the preset's; empty for ``custom``: read from the
+            data where its layout names them); they go to ``datasets/NAME/source.py``.
 
     Returns:
         The dataset folder ``PROJECT/datasets/NAME``.
@@ -216,7 +229,7 @@ def add_dataset(
         "task": task,
         "dataset_name": name,
         "preset": spec.name,
-        "class_names": list(spec.classes.get(task, ())),
+        "class_names": _class_names(classes) if classes is not None else list(spec.classes.get(task, ())),
         "reader": spec.readers[task],
         "source": str(source) if source else "",
     }

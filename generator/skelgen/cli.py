@@ -129,9 +129,15 @@ def new_cmd(name, task, framework, workspace, defaults, no_commit) -> None:
     type=click.Path(file_okay=False),
     help="Folder where the raw data already lives (another disk); nothing is copied (default: the raw data goes into datasets/NAME/, where its README says).",
 )
+@click.option(
+    "--classes",
+    metavar="A,B,...",
+    help="Class names in label-id order, comma-separated (default: the preset's; custom: asked on a terminal, "
+    "else read from the data where its layout names them).",
+)
 @click.option("--defaults", is_flag=True, help="Never ask: take defaults for every missing value.")
 @click.option("--no-commit", is_flag=True, help="Do not commit the files the dataset adds.")
-def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
+def add_dataset_cmd(name, preset, project, source, classes, defaults, no_commit) -> None:
     """Add dataset NAME to a project: datasets/NAME/, its build script and its viewer.
 
     The built-in preset 'shapes' also generates its images and labels (no download). The files the
@@ -141,12 +147,18 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
     Examples:
       skelgen add-dataset shapes                                  the built-in sample, generated
       skelgen add-dataset voc2012 --source /data/VOCdevkit/VOC2012  a publisher's layout, read in place
+      skelgen add-dataset cells --preset custom --classes background,nucleus,membrane
     """
     from skelgen import api
 
     if name is None and not _click.interactive(defaults):
         raise click.UsageError("missing NAME: skelgen add-dataset NAME [--preset PRESET]")
     name = ask(name, prompt="Dataset name", default="shapes", defaults=defaults)
+    if classes is None and (preset or name) == "custom" and _click.interactive(defaults):
+        classes = click.prompt(
+            "Class names in label-id order, comma-separated (empty: read from the data)", default="", show_default=False
+        )
+    names = classes.split(",") if classes else None
     path = api.add_dataset(
         name=name,
         preset=preset,
@@ -154,6 +166,7 @@ def add_dataset_cmd(name, preset, project, source, defaults, no_commit) -> None:
         source=as_path(source) if source else None,
         commit=not no_commit,
         announce=lambda line: click.echo(f"{line} ...", err=True),
+        classes=names,
     )
     rel = path.parent.parent
     from skelgen_runtime.presets import get_preset

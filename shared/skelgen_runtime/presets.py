@@ -113,7 +113,7 @@ PRESETS: dict[str, DatasetPreset] = {
                 "detection": "CocoSource",
             },
             description="your own data in the plain layout of the project's task (images + label PNGs, "
-            "folder per class, or COCO JSON); the build script's make_source() is yours to edit",
+            "folder per class, or COCO JSON); datasets/NAME/source.py (its classes, make_source()) is yours to edit",
             classes={"segmentation": ("background", "foreground")},
         ),
     )
