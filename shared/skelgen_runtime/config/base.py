@@ -163,7 +163,7 @@ class _Names:
         self.registry = registry
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
-        return {"type": "string", "enum": self.registry.names()}
+        return {"type": "string", "enum": self.registry.names(), "x-registry": self.registry.kind}
 
 
 def registry_key(registry: Registry) -> Any:
@@ -209,7 +209,7 @@ def _builder_json_schema(registry: Registry, default: str) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "enum": registry.names()},
+            "name": {"type": "string", "enum": registry.names(), "x-registry": registry.kind},
             "num_classes": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
         },
         "allOf": cases,

@@ -131,6 +131,12 @@ def _problems(errors: Iterable[Any]) -> list[str]:
             for key in err.instance:
                 if key not in names:
                     found.append(f"{_dotted([*path, key])}: unknown key{did_you_mean(str(key), names)}")
+        elif err.validator == "enum" and "x-registry" in err.schema:  # the registry's own words
+            names = [str(c) for c in err.validator_value]
+            found.append(
+                f"{_dotted(path)}: unknown {err.schema['x-registry']} {err.instance!r}; registered: {', '.join(names)}"
+                f"{did_you_mean(str(err.instance), names)}"
+            )
         elif err.validator == "enum":
             choices = ", ".join(str(c) for c in err.validator_value)
             found.append(
