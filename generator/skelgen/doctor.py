@@ -34,7 +34,7 @@ from skelgen.gitutil import toplevel, tree_changes
 from skelgen.workspace import read_answers
 from skelgen_runtime._text import count, listing
 from skelgen_runtime._version import __version__
-from skelgen_runtime.errors import ProjectError, TemplateError
+from skelgen_runtime.errors import ProjectError
 from skelgen_runtime.layout import PROJECT_ANSWERS, ProjectLayout
 
 __all__ = ["Finding", "Report", "diagnose", "report_text", "CHECKS"]
@@ -159,15 +159,9 @@ def check_versions(root: Path) -> list[Finding]:
 
 
 def _versions_behind(old: str, new: str) -> str:
-    from packaging.version import Version
+    from skelgen.update import _versions_between
 
-    if not store.store_path().is_dir():
-        return ""
-    try:
-        tags = store.release_tags(store.store_path())
-    except TemplateError:  # an unreadable store only loses the count; the template check reports it
-        return ""
-    n = sum(1 for t in tags if Version(old) < Version(Version(store.version_of(t)).base_version) <= Version(new))
+    n = _versions_between(str(store.store_path()), old, new) if store.store_path().is_dir() else None
     return f" by {count(n, 'release')}" if n else ""
 
 

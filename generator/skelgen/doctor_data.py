@@ -3,7 +3,6 @@ devices. See :mod:`skelgen.doctor` for the order and the statuses."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -63,14 +62,6 @@ def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _dataset_names(root: Path) -> list[str]:
     names = []
     for answers in ProjectLayout(root).all_dataset_answers():
@@ -95,6 +86,7 @@ def _runs_by_dataset(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 def check_datasets(root: Path, *, full: bool = False) -> list[Finding]:
     from skelgen_runtime.errors import SkelgenError
+    from skelgen_runtime.models.pretrained import file_digest
     from skelgen_runtime.tasks import binding_for_schema, get_schema
 
     layout = ProjectLayout(root)
@@ -144,7 +136,7 @@ def check_datasets(root: Path, *, full: bool = False) -> list[Finding]:
                 else:
                     if budget is not None:
                         budget -= path.stat().st_size
-                    if shard.get("sha256") and _sha256(path) != shard["sha256"]:
+                    if shard.get("sha256") and file_digest(path) != shard["sha256"]:
                         changed.append(shard["file"])
         if missing or changed:
             what = "; ".join(
