@@ -5,8 +5,8 @@
 Writes the largest size's cases once, as BraTS 2021 publishes them (``BraTS2021_NNNNN/`` with four
 int16 modalities and a uint8 ``seg`` of labels 0, 1, 2, 4, gzipped NIfTI of 240x240x155 at 1 mm),
 then for each size builds the first N cases in a fresh process exactly as a generated
-``build_brats_to_tfrecord.py`` does (``records.build.main`` with ``BratsSource``; GZIP shards of 8
-cases, ``--workers`` worker processes; with ``--runner beam``, an Apache Beam pipeline on Beam's
+``build_brats_to_tfrecord.py`` does (``records.build.main`` with ``BratsSource``; shards of 8
+cases, each volume deflated in its record, ``--workers`` worker processes; with ``--runner beam``, an Apache Beam pipeline on Beam's
 local runner in the build process) and reports two peaks:
 
 - ``max_process``: the largest resident set of any one process of the build (the build process or a

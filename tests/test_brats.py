@@ -294,7 +294,7 @@ def _lut(family: str) -> np.ndarray:
 
 def check_records(replica: Replica, out: Path, release: str) -> dict:
     info = json.loads((out / "dataset_info.json").read_text())
-    assert info["schema"] == "volume_segmentation" and info["compression"] == "GZIP"
+    assert (info["schema"], info["schema_version"], info["compression"]) == ("volume_segmentation", 2, None)
     assert info["source_info"]["release"] == release
     assert [e["name"] for e in info["label_map"]] == list(CLASSES_OF[replica.family])
     assert [e["source_id"] for e in info["label_map"]] == [

@@ -62,7 +62,7 @@ def open_pipeline(pipelines: Mapping[str, Pipeline], folder: Path) -> tuple[Pipe
             f"{', '.join(repr(k) for k in pipelines)}: rebuild the dataset with this project's build "
             "script or point data.dataset at another dataset"
         )
-    info.check_schema(pipeline.SCHEMA.name, pipeline.SCHEMA.version)
+    info.check_schema(pipeline.SCHEMA.name, pipeline.SCHEMA.readable_versions)
     return pipeline, info
 
 

@@ -93,7 +93,7 @@ def render_volumes(info, split: str, num: int, out: Path) -> list[Path]:
     from skelgen_runtime.records.reader import read_split
     from skelgen_runtime.schemas.volume import SCHEMA
 
-    info.check_schema(SCHEMA.name, SCHEMA.version)
+    info.check_schema(SCHEMA.name, SCHEMA.readable_versions)
     out.mkdir(parents=True, exist_ok=True)
     written, tiles = [], []
     for example in read_split(info, SCHEMA, split, training=False).take(num):

@@ -74,5 +74,5 @@ def open_pipeline(
             "build script or point data.dataset at another dataset"
         )
     cls = pipeline_class(info.schema, extra)
-    info.check_schema(cls.schema().name, cls.schema().version)
+    info.check_schema(cls.schema().name, cls.schema().readable_versions)
     return cls(data_cfg, info, hooks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any, Callable, Mapping, Sequence
 from skelgen_runtime._text import count
 from skelgen_runtime.errors import BadExampleError, DatasetError, UserInputError, exit_on_error
 from skelgen_runtime.records.builder import BEAM_EXTRA, BuildReport, build_dataset, content_key, require_beam
-from skelgen_runtime.records.folder import is_url
+from skelgen_runtime.records.folder import is_url, open_folder
 from skelgen_runtime.records.info import INFO_FILE
+from skelgen_runtime.records.tfds_metadata import write_tfds_metadata
 from skelgen_runtime.sources.base import Source
 
 __all__ = ["BuildReport", "build_dataset", "content_key", "main"]
@@ -163,6 +165,12 @@ def _run(
         for path, why in report.skipped:
             print(f"  {path}: {why}")
     print(f"wrote {report.info_path}")
+    written = open_folder(args.out).read_text(INFO_FILE)
+    if written is None:
+        raise DatasetError(f"{report.info_path} cannot be read back after the build; rerun the build")
+    unreadable = write_tfds_metadata(str(args.out), json.loads(written), schema, dataset)
+    if unreadable:
+        print(f"note: TensorFlow Datasets cannot read this build: {unreadable}", file=sys.stderr)
     return report
 
 

@@ -26,6 +26,7 @@ from skelgen_runtime.records.folder import Folder, is_url, open_folder
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.info import INFO_FILE
 from skelgen_runtime.records.subset import Subset, choose_subset
+from skelgen_runtime.records.tfds_metadata import remove_tfds_metadata
 from skelgen_runtime.records.writer import (
     SIDECAR_SUFFIX,
     EncodeFn,
@@ -112,6 +113,7 @@ def build_dataset(
     folder = open_folder(out_dir)
     folder.makedirs()
     folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
+    remove_tfds_metadata(folder)  # nor one TensorFlow Datasets may read (records.tfds_metadata)
     remove_temporaries(folder)
     subsets: dict[str, Subset] = {}
     listed = _list_splits(source, splits, max_examples, subsets)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from skelgen_runtime.errors import DatasetError, did_you_mean
 from skelgen_runtime.labels import LabelMap
@@ -83,13 +83,15 @@ class DatasetInfo:
     def is_labelled(self, split: str) -> bool:
         return bool(self._split(split)["labelled"])
 
-    def check_schema(self, name: str, version: int) -> None:
-        """Stop with a clear message if these records were not written with schema ``name`` v``version``."""
+    def check_schema(self, name: str, versions: int | Sequence[int]) -> None:
+        """Stop with a clear message if these records were not written with schema ``name`` in one of
+        ``versions`` (the versions the reading library reads, newest first)."""
+        readable = (versions,) if isinstance(versions, int) else tuple(versions)
         got = (self.data.get("schema"), self.data.get("schema_version"))
-        if got != (name, version):
+        if got[0] != name or got[1] not in readable:
             raise DatasetError(
                 f"{self.folder / INFO_FILE} describes {got[0]} records (schema version {got[1]}), but this "
-                f"project reads {name} records (schema version {version}); rebuild the dataset with this "
+                f"project reads {name} records (schema version {readable[0]}); rebuild the dataset with this "
                 f"project's build script or point the config at another dataset"
             )
 

@@ -22,7 +22,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 def open_dataset(folder: Path, schema: RecordSchema) -> DatasetInfo:
     """Load ``folder/dataset_info.json`` and check it describes ``schema`` records."""
     info = load_info(folder)
-    info.check_schema(schema.name, schema.version)
+    info.check_schema(schema.name, schema.readable_versions)
     return info
 
 

@@ -34,7 +34,7 @@ try:  # the same API as zlib's
 except ImportError:  # pragma: no cover - isal has wheels for the common platforms
     _deflate = zlib
 
-__all__ = ["COMPRESSIONS", "COMPRESSION_LEVEL", "TFRecordFileWriter", "compressor", "masked_crc32c"]
+__all__ = ["COMPRESSIONS", "COMPRESSION_LEVEL", "TFRecordFileWriter", "compressor", "deflate", "masked_crc32c"]
 
 #: the ``compression`` values a writer accepts (``None`` writes plain records)
 COMPRESSIONS = (None, "GZIP", "ZLIB")
@@ -51,6 +51,12 @@ def masked_crc32c(data: bytes | memoryview) -> int:
         data = bytes(data.obj) if whole else data.tobytes()  # bytes(a bytes object) is that object, no copy
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def deflate(data: bytes | memoryview, level: int = COMPRESSION_LEVEL) -> bytes:
+    """``data`` as one zlib stream (what ``tf.io.decode_compressed(..., "ZLIB")`` and ``zlib.decompress``
+    inflate), with ISA-L when it is installed, else zlib."""
+    return _deflate.compress(data, level)
 
 
 def compressor(compression: str, level: int = COMPRESSION_LEVEL) -> Any:

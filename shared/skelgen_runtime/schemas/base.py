@@ -34,23 +34,28 @@ __all__ = [
 @dataclass(frozen=True)
 class FeatureField:
     """One key of a record: ``kind`` ``"fixed"`` or ``"varlen"``, a TensorFlow ``dtype`` name
-    (``string``, ``int64`` or ``float32``) and, for fixed features, the ``shape`` of its value."""
+    (``string``, ``int64`` or ``float32``) and, for fixed features, the ``shape`` of its value and the
+    ``default`` a record without the key parses to (None: the key is required)."""
 
     kind: str
     dtype: str
     shape: tuple[int, ...] = ()
+    default: Any = None
 
     def to_tf(self) -> Any:
         """The ``tf.io.FixedLenFeature`` / ``tf.io.VarLenFeature`` this field parses with."""
         import tensorflow as tf
 
         dtype = tf.as_dtype(self.dtype)
-        return tf.io.FixedLenFeature(list(self.shape), dtype) if self.kind == "fixed" else tf.io.VarLenFeature(dtype)
+        if self.kind == "varlen":
+            return tf.io.VarLenFeature(dtype)
+        return tf.io.FixedLenFeature(list(self.shape), dtype, default_value=self.default)
 
 
-def fixed(dtype: str, shape: tuple[int, ...] = ()) -> FeatureField:
-    """A fixed-length feature (a scalar unless ``shape`` is given)."""
-    return FeatureField("fixed", dtype, tuple(shape))
+def fixed(dtype: str, shape: tuple[int, ...] = (), default: Any = None) -> FeatureField:
+    """A fixed-length feature (a scalar unless ``shape`` is given); ``default``: the value of a record
+    without the key (records written before the key existed), else the key is required."""
+    return FeatureField("fixed", dtype, tuple(shape), default)
 
 
 def varlen(dtype: str) -> FeatureField:
@@ -77,6 +82,7 @@ class RecordSchema:
     Attributes:
         name: schema name written to ``dataset_info.json`` (e.g. ``"segmentation"``).
         version: bumped whenever keys or encodings change incompatibly.
+        reads: the earlier versions whose records this schema still parses and decodes.
         labelled_fields: the keys of a labelled record (train/val), declared without TensorFlow.
         unlabelled_fields: the keys of a record without labels (the ``pred`` split).
         decode: parsed features -> dict of decoded tensors (documented by each schema).
@@ -87,6 +93,12 @@ class RecordSchema:
     labelled_fields: Mapping[str, FeatureField]
     unlabelled_fields: Mapping[str, FeatureField]
     decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+    reads: tuple[int, ...] = ()
+
+    @property
+    def readable_versions(self) -> tuple[int, ...]:
+        """The versions whose records this schema reads: its own and :attr:`reads`."""
+        return (self.version, *self.reads)
 
     @cached_property
     def labelled_spec(self) -> dict[str, Any]:

@@ -4,7 +4,10 @@
 key                              type    content
 ===============================  ======  =========================================================
 ``volume/encoded``               bytes   the modalities as one raw little-endian array ``(D, H, W, C)``
-                                         in ``volume/dtype`` (the files' own dtype: nothing rounded)
+                                         in ``volume/dtype`` (the files' own dtype: nothing rounded),
+                                         deflated as one zlib stream when ``volume/format`` is ``zlib``
+``volume/format``                bytes   ``zlib`` (written since version 2) or ``raw`` (version 1:
+                                         records without the key)
 ``volume/dtype``                 bytes   NumPy dtype name of ``volume/encoded``, one of :data:`DTYPES`
 ``volume/shape``                 int64   ``[D, H, W, C]``
 ``volume/spacing``               float   voxel size in mm, ``[D, H, W]`` order
@@ -13,16 +16,20 @@ key                              type    content
 ``volume/case_id``               bytes   the case id, e.g. ``BraTS2021_00000``
 ``volume/modalities``            bytes   comma-separated modality names in channel order
 ``volume/release``               bytes   which layout the case came from, e.g. ``brats2021``
-``volume/label/encoded``         bytes   raw ``uint8`` array ``(D, H, W)`` of contiguous training ids
-``volume/label/format``          bytes   ``raw``
+``volume/label/encoded``         bytes   raw ``uint8`` array ``(D, H, W)`` of contiguous training ids,
+                                         deflated like the volume when ``volume/label/format`` is ``zlib``
+``volume/label/format``          bytes   ``zlib`` (version 2) or ``raw`` (version 1)
 ===============================  ======  =========================================================
 
 Axes: arrays are stored ``(D, H, W)`` = NIfTI ``(k, j, i)``, i.e. the NIfTI data array transposed
 with ``(2, 1, 0)``, so that ``volume[d]`` is the ``d``-th axial slice of a BraTS volume.
 :func:`to_nifti_axes` turns a ``(D, H, W)`` array back into the NIfTI array order.
 
-Records of unlabelled cases carry no ``volume/label/*`` keys. Shards of this schema are written
-GZIP-compressed (:data:`COMPRESSION`): raw volumes compress several-fold.
+Records of unlabelled cases carry no ``volume/label/*`` keys. Raw volumes compress several-fold: since
+version 2 each array is deflated inside its record (zlib, the layout of TensorFlow Datasets'
+``Tensor(encoding="zlib")``) and the shards themselves are plain TFRecords (:data:`COMPRESSION`), which
+any TFRecord reader, ``tfds.builder_from_directory`` included, opens; version 1 shards (raw arrays in
+GZIP-compressed shards) are still read.
 """
 
 from __future__ import annotations
@@ -32,17 +39,22 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from skelgen_runtime.records.example import Example
+from skelgen_runtime.records.tfrecord import deflate
 from skelgen_runtime.schemas.base import RecordSchema, fixed
 
 __all__ = ["SCHEMA", "NAME", "COMPRESSION", "DTYPES", "encode_example", "decode", "to_nifti_axes", "from_nifti_axes"]
 
 NAME = "volume_segmentation"
-COMPRESSION = "GZIP"
+#: the shards' own compression: none (the arrays are deflated inside the records)
+COMPRESSION = None
+#: ``volume/format`` / ``volume/label/format`` of a deflated array (version 2), and of a raw one (version 1)
+DEFLATED, RAW = "zlib", "raw"
 #: dtypes ``volume/encoded`` may hold (what ``tf.io.decode_raw`` can read)
 DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64")
 
 _VOLUME_SPEC = {
     "volume/encoded": fixed("string"),
+    "volume/format": fixed("string", default=RAW),
     "volume/dtype": fixed("string"),
     "volume/shape": fixed("int64", (4,)),
     "volume/spacing": fixed("float32", (3,)),
@@ -101,7 +113,8 @@ def encode_example(
     if label is not None and (label.shape != volume.shape[:3] or label.dtype != np.uint8):
         raise ValueError(f"label must be uint8 {volume.shape[:3]}, got {label.dtype} {label.shape}")
     feature = {
-        "volume/encoded": _raw_bytes(volume),
+        "volume/encoded": deflate(_raw_bytes(volume)),
+        "volume/format": DEFLATED.encode(),
         "volume/dtype": volume.dtype.name.encode(),
         "volume/shape": [int(s) for s in volume.shape],
         "volume/spacing": [float(s) for s in spacing],
@@ -112,9 +125,18 @@ def encode_example(
         "volume/release": release.encode(),
     }
     if label is not None:
-        feature["volume/label/encoded"] = _raw_bytes(label)
-        feature["volume/label/format"] = b"raw"
+        feature["volume/label/encoded"] = deflate(_raw_bytes(label))
+        feature["volume/label/format"] = DEFLATED.encode()
     return SCHEMA.example(feature)
+
+
+def _inflated(encoded: Any, fmt: Any) -> Any:
+    """The raw bytes of an array stored in ``fmt`` (:data:`DEFLATED` or :data:`RAW`)."""
+    import tensorflow as tf
+
+    return tf.cond(
+        tf.equal(fmt, DEFLATED), lambda: tf.io.decode_compressed(encoded, compression_type="ZLIB"), lambda: encoded
+    )
 
 
 def _decode_volume(encoded: Any, dtype: Any) -> Any:
@@ -143,7 +165,8 @@ def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     shape = tf.cast(parsed["volume/shape"], tf.int32)
-    image = tf.reshape(_decode_volume(parsed["volume/encoded"], parsed["volume/dtype"]), shape)
+    raw = _inflated(parsed["volume/encoded"], parsed["volume/format"])
+    image = tf.reshape(_decode_volume(raw, parsed["volume/dtype"]), shape)
     out = {
         "image": tf.ensure_shape(image, [None, None, None, None]),
         "shape": shape,
@@ -157,14 +180,16 @@ def decode(parsed: Mapping[str, Any]) -> dict[str, Any]:
         "dtype": parsed["volume/dtype"],
     }
     if "volume/label/encoded" in parsed:
-        label = tf.reshape(tf.io.decode_raw(parsed["volume/label/encoded"], tf.uint8), tf.concat([shape[:3], [1]], 0))
+        raw_label = _inflated(parsed["volume/label/encoded"], parsed["volume/label/format"])
+        label = tf.reshape(tf.io.decode_raw(raw_label, tf.uint8), tf.concat([shape[:3], [1]], 0))
         out["label"] = tf.ensure_shape(label, [None, None, None, 1])
     return out
 
 
 SCHEMA = RecordSchema(
     name=NAME,
-    version=1,
+    version=2,
+    reads=(1,),
     labelled_fields={**_VOLUME_SPEC, **_LABEL_SPEC},
     unlabelled_fields=dict(_VOLUME_SPEC),
     decode=decode,

@@ -88,9 +88,8 @@ class BratsSource:
             read the folder as, instead of the detected one; after construction, the release read.
     """
 
-    #: what the build writes (``skelgen_runtime.schemas.volume``), GZIP-compressed, 8 cases per shard
+    #: what the build writes (``skelgen_runtime.schemas.volume``: arrays deflated inside the records), 8 cases per shard
     record_schema: ClassVar[str] = "volume_segmentation"
-    default_compression: ClassVar[str] = "GZIP"
     default_shard_size: ClassVar[int] = 8
     #: the build script's own options (``records.build.main(extra_options=...)``), passed to the constructor
     build_options: ClassVar[dict[str, dict]] = {
