@@ -19,7 +19,6 @@ fix. The checks, in order:
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -266,23 +265,8 @@ def check_git(root: Path) -> list[Finding]:
 # -- runs ----------------------------------------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():  # a reused pid that is no Python process is not the run
-        try:
-            return b"python" in cmdline.read_bytes()
-        except OSError:
-            return True
-    return True
-
-
 def check_runs(root: Path) -> list[Finding]:
+    from skelgen_runtime.locks import process_alive
     from skelgen_runtime.runs import list_runs
 
     found, running = [], 0
@@ -303,7 +287,7 @@ def check_runs(root: Path) -> list[Finding]:
         host, pid = record.get("host"), record.get("pid")
         if host != platform.node():
             found.append(_warn("runs", f"run {run.run_id} is recorded running on {host}; check it there"))
-        elif not isinstance(pid, int) or not _alive(pid):
+        elif not isinstance(pid, int) or not process_alive(pid):
             found.append(
                 _fail(
                     "runs",

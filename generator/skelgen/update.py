@@ -22,7 +22,7 @@ from skelgen import store
 from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel, tree_changes
 from skelgen.workspace import read_answers
 from skelgen_runtime._text import count, listing
-from skelgen_runtime.errors import ProjectError, SkelgenError, TemplateError
+from skelgen_runtime.errors import BusyError, ProjectError, SkelgenError, TemplateError
 from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["Scaffold", "ScaffoldStatus", "UpdateConflictError", "scaffolds", "check_project", "update_project"]
@@ -133,6 +133,21 @@ def check_project(*, project: Path, to: str | None = None) -> list[ScaffoldStatu
     root = find_project(project)
     src = _target(to)
     return [_status(s, root, src) for s in scaffolds(root)]
+
+
+def _refuse_training(root: Path) -> None:
+    """An update rewrites files a training run reads while it trains (core/, configs/, the scripts): refuse
+    while one trains, naming it (runs hold ``logs/RUN/train.lock`` while they train)."""
+    from skelgen_runtime.runs import list_runs
+
+    for run in list_runs(root):
+        holder = run.trained_by()
+        if holder is not None:
+            raise BusyError(
+                f"run {run.run_id} is training ({holder.describe()}); skelgen update would change files it reads: "
+                "wait for it to finish, or stop it (Ctrl-C in its terminal; resume it after the update with "
+                f"python train.py --resume {run.run_id})"
+            )
 
 
 def _refuse_dirty(top: Path, root: Path) -> None:
@@ -332,6 +347,7 @@ def update_project(
             f"git -C {root} init && git -C {root} add -A && git -C {root} commit -m 'skelgen project'"
         )
     _refuse_dirty(top, root)
+    _refuse_training(root)
     src = _target(to)
     if dry_run:
         with tempfile.TemporaryDirectory(prefix="skelgen-dry-run-") as tmp:

@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 __all__ = [
     "SkelgenError",
+    "BusyError",
     "UserInputError",
     "ProjectError",
     "TemplateError",
@@ -106,6 +107,13 @@ class ExportError(SkelgenError):
 class MissingDependencyError(SkelgenError):
     """An optional package that the asked-for option needs is not installed (e.g. Apache Beam for
     ``--runner beam``); the message names the extra to install."""
+
+
+class BusyError(SkelgenError):
+    """Another process is working on the same thing (building the dataset, training the run); the
+    message names that process and what to do."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
 
 
 class WeightsError(SkelgenError):

@@ -9,6 +9,7 @@
     logs/RUN/events.out.*       TensorBoard: one run per training (skelgen_runtime.training.summaries)
     logs/RUN/curves.png         loss and the monitored metric per epoch, train and validation
     logs/RUN/eval_SPLIT.json    evaluations
+    logs/RUN/train.lock         locked while a process trains the run (skelgen_runtime.locks)
     models/RUN/backup/          resume state (removed when training completes)
     models/RUN/checkpoints/     last.weights.h5, best.weights.h5
     models/RUN/final.keras      the trained model
@@ -42,11 +43,14 @@ from typing import Any, Mapping
 from skelgen_runtime._text import listing
 from skelgen_runtime.errors import RunError, did_you_mean
 from skelgen_runtime.layout import ProjectLayout
+from skelgen_runtime.locks import Holder, ProcessLock, holder_of
 
 __all__ = ["STATUSES", "Run", "now_iso", "new_run", "find_run", "find_resumable", "list_runs", "resolve_run"]
 
 #: the values of ``run.json``'s ``status``
 STATUSES = ("running", "interrupted", "failed", "complete")
+#: the runs this process trains: their ``train.lock`` held until the training ends (:meth:`Run.claim`)
+_CLAIMS: dict[Path, ProcessLock] = {}
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,36 @@ class Run:
     @property
     def record_file(self) -> Path:
         return self.log_dir / "run.json"
+
+    @property
+    def lock_file(self) -> Path:
+        """Locked while a process trains the run (:mod:`skelgen_runtime.locks`)."""
+        return self.log_dir / "train.lock"
+
+    def claim(self) -> None:
+        """Hold this run's lock while this process trains it, so that no second process trains or resumes it.
+
+        Raises:
+            BusyError: another process trains it (named, with what to do).
+        """
+        if self.lock_file not in _CLAIMS:
+            lock = ProcessLock(
+                self.lock_file,
+                busy=f"run {self.run_id} is being trained",
+                advice=f"wait for it to finish, or stop it (Ctrl-C in its terminal) and resume it with "
+                f"python train.py --resume {self.run_id}",
+            )
+            _CLAIMS[self.lock_file] = lock.acquire()
+
+    def release(self) -> None:
+        """Let go of the lock :meth:`claim` took (the end of the process does the same)."""
+        lock = _CLAIMS.pop(self.lock_file, None)
+        if lock is not None:
+            lock.release()
+
+    def trained_by(self) -> Holder | None:
+        """The process training this run now, or None."""
+        return holder_of(self.lock_file)
 
     def record(self) -> dict[str, Any]:
         """``run.json`` as a dict (empty if it is missing or unreadable)."""
@@ -247,6 +281,7 @@ def new_run(
         candidate = ProjectLayout(root).dataset_info(_get(settings, "data.dataset"))
         dataset_info = candidate if candidate.is_file() else None
     run = Run(root, _claim_run_id(root, experiment))
+    run.claim()
     run.model_dir.mkdir(parents=True, exist_ok=True)
     run.config_file.write_text(config_yaml)
     git = provenance.git_state(root, run.log_dir)

@@ -201,7 +201,9 @@ class Training:
         config, data, run = self.config, self._data(), self.resumed
         if not is_chief(self.strategy):
             run = worker_run(self.strategy, run)
-        elif run is None:
+        elif run is not None:
+            run.claim()  # a run that another process trains is not resumed beside it
+        else:
             run = new_run(
                 self.root,
                 config.experiment,

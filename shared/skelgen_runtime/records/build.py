@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -17,9 +16,8 @@ from typing import Any, Callable, Mapping, Sequence
 from skelgen_runtime._text import count
 from skelgen_runtime.errors import BadExampleError, DatasetError, UserInputError, exit_on_error
 from skelgen_runtime.records.builder import BEAM_EXTRA, BuildReport, build_dataset, content_key, require_beam
-from skelgen_runtime.records.folder import is_url, open_folder
+from skelgen_runtime.records.folder import is_url
 from skelgen_runtime.records.info import INFO_FILE
-from skelgen_runtime.records.tfds_metadata import write_tfds_metadata
 from skelgen_runtime.sources.base import Source
 
 __all__ = ["BuildReport", "build_dataset", "content_key", "main"]
@@ -150,6 +148,7 @@ def _run(
         shard_size=args.shard_size or getattr(source, "default_shard_size", 256),
         compression=args.compression or getattr(source, "default_compression", None),
         beam_options=beam_options,
+        record_schema=schema,
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
     by = "" if not report.written_shards else f" by {count(report.processes, 'process', 'processes')}"
@@ -165,12 +164,8 @@ def _run(
         for path, why in report.skipped:
             print(f"  {path}: {why}")
     print(f"wrote {report.info_path}")
-    written = open_folder(args.out).read_text(INFO_FILE)
-    if written is None:
-        raise DatasetError(f"{report.info_path} cannot be read back after the build; rerun the build")
-    unreadable = write_tfds_metadata(str(args.out), json.loads(written), schema, dataset)
-    if unreadable:
-        print(f"note: TensorFlow Datasets cannot read this build: {unreadable}", file=sys.stderr)
+    if report.tfds_unreadable:
+        print(f"note: TensorFlow Datasets cannot read this build: {report.tfds_unreadable}", file=sys.stderr)
     return report
 
 

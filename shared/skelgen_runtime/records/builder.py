@@ -22,11 +22,12 @@ from typing import Any, Sequence
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import DatasetError, MissingDependencyError, UserInputError
+from skelgen_runtime.locks import ProcessLock
 from skelgen_runtime.records.folder import Folder, is_url, open_folder
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.info import INFO_FILE
 from skelgen_runtime.records.subset import Subset, choose_subset
-from skelgen_runtime.records.tfds_metadata import remove_tfds_metadata
+from skelgen_runtime.records.tfds_metadata import remove_tfds_metadata, write_tfds_metadata
 from skelgen_runtime.records.writer import (
     SIDECAR_SUFFIX,
     EncodeFn,
@@ -41,6 +42,8 @@ from skelgen_runtime.sources.base import Source, SourceItem
 __all__ = ["BuildReport", "build_dataset", "content_key", "require_beam", "BEAM_EXTRA"]
 
 
+#: the lock file a local build holds in its records folder
+BUILD_LOCK = ".build.lock"
 #: what ``--runner beam`` needs installed, as the error that asks for it says
 BEAM_EXTRA = "skelgen-tf[beam]"
 
@@ -60,6 +63,8 @@ class BuildReport:
     runner: str = "local"
     #: per split, how ``--max-examples`` cut it (empty without the option)
     subsets: dict[str, Subset] = dataclasses.field(default_factory=dict)
+    #: why TensorFlow Datasets cannot read the build (:mod:`~skelgen_runtime.records.tfds_metadata`); None: it can
+    tfds_unreadable: str | None = None
 
 
 def build_dataset(
@@ -78,6 +83,7 @@ def build_dataset(
     compression: str | None = None,
     progress: bool = True,
     beam_options: Sequence[str] | None = None,
+    record_schema: Any = None,
 ) -> BuildReport:
     """Convert every split of ``source`` into shards in ``out_dir`` plus ``dataset_info.json``.
 
@@ -99,6 +105,8 @@ def build_dataset(
         beam_options: write the shards with an Apache Beam pipeline run with these pipeline
             options (``[]``: Beam's local runner; :mod:`skelgen_runtime.records.beam_build`);
             None: with this host's worker processes.
+        record_schema: the :class:`~skelgen_runtime.schemas.base.RecordSchema` the source writes: the
+            build then describes the shards for TensorFlow Datasets too (``tfds/``).
 
     Raises:
         DatasetError: a split is empty, or (without ``skip_bad``) an example is unusable.
@@ -112,60 +120,95 @@ def build_dataset(
         )
     folder = open_folder(out_dir)
     folder.makedirs()
-    folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
-    remove_tfds_metadata(folder)  # nor one TensorFlow Datasets may read (records.tfds_metadata)
-    remove_temporaries(folder)
-    subsets: dict[str, Subset] = {}
-    listed = _list_splits(source, splits, max_examples, subsets)
-    # after listing: a reader may complete its label map from the files it lists (COCO category ids)
-    salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
-    # a URL's shards are written to local temporary files first (records.beam_build): plan them by name
-    plan_dir = folder.local_path or Path()
-    plans = {
-        split: plan_shards(items, out_dir=plan_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
-        for split, items in listed.items()
-    }
-    all_plans = [p for plan in plans.values() for p in plan]
-    if beam_build is None:
-        flat, reused, processes = _write_locally(
-            all_plans,
-            source.encode,
-            workers=workers,
-            skip_bad=skip_bad,
+    lock = _build_lock(folder)
+    try:
+        folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
+        remove_tfds_metadata(folder)  # nor one TensorFlow Datasets may read (records.tfds_metadata)
+        remove_temporaries(folder)
+        subsets: dict[str, Subset] = {}
+        listed = _list_splits(source, splits, max_examples, subsets)
+        # after listing: a reader may complete its label map from the files it lists (COCO category ids)
+        salt = content_key(source, schema=schema, schema_version=schema_version, compression=compression)
+        # a URL's shards are written to local temporary files first (records.beam_build): plan them by name
+        plan_dir = folder.local_path or Path()
+        plans = {
+            split: plan_shards(items, out_dir=plan_dir, prefix=prefix, split=split, shard_size=shard_size, salt=salt)
+            for split, items in listed.items()
+        }
+        all_plans = [p for plan in plans.values() for p in plan]
+        if beam_build is None:
+            flat, reused, processes = _write_locally(
+                all_plans,
+                source.encode,
+                workers=workers,
+                skip_bad=skip_bad,
+                compression=compression,
+                progress=progress,
+                desc=f"building {prefix}",
+            )
+            runner = "local"
+        else:
+            flat, reused, runner = beam_build.write_with_beam(
+                all_plans,
+                source.encode,
+                folder=folder,
+                skip_bad=skip_bad,
+                compression=compression,
+                options=beam_options,
+            )
+            processes = 0
+        results = _results_by_split(source, plans, flat)
+        _remove_stale(folder, keep={p.path.name for p in all_plans})
+        options = {
+            "max_examples": max_examples,
+            "subsets": {split: subset.to_json() for split, subset in subsets.items() if split in results},
+            "skip_bad": skip_bad,
+            "shard_size": shard_size,
+            "runner": "local" if beam_build is None else "beam",
+            "beam_runner": None if beam_build is None else runner,
+        }
+        info = _dataset_info(
+            source,
+            results,
+            schema=schema,
+            schema_version=schema_version,
+            feature_spec=feature_spec,
             compression=compression,
-            progress=progress,
-            desc=f"building {prefix}",
+            build_options=options,
         )
-        runner = "local"
-    else:
-        flat, reused, runner = beam_build.write_with_beam(
-            all_plans, source.encode, folder=folder, skip_bad=skip_bad, compression=compression, options=beam_options
+        folder.write_text(INFO_FILE, json.dumps(info, indent=2))
+        unreadable = write_tfds_metadata(str(out_dir), info, record_schema, prefix) if record_schema else None
+        counts = {split: info["splits"][split]["count"] for split in results}
+        info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
+        skipped = [(s["file"], s["reason"]) for s in info["skipped"]]
+        return BuildReport(
+            counts,
+            reused,
+            len(all_plans) - reused,
+            skipped,
+            info_path,
+            processes,
+            runner,
+            subsets=subsets,
+            tfds_unreadable=unreadable,
         )
-        processes = 0
-    results = _results_by_split(source, plans, flat)
-    _remove_stale(folder, keep={p.path.name for p in all_plans})
-    options = {
-        "max_examples": max_examples,
-        "subsets": {split: subset.to_json() for split, subset in subsets.items() if split in results},
-        "skip_bad": skip_bad,
-        "shard_size": shard_size,
-        "runner": "local" if beam_build is None else "beam",
-        "beam_runner": None if beam_build is None else runner,
-    }
-    info = _dataset_info(
-        source,
-        results,
-        schema=schema,
-        schema_version=schema_version,
-        feature_spec=feature_spec,
-        compression=compression,
-        build_options=options,
-    )
-    folder.write_text(INFO_FILE, json.dumps(info, indent=2))
-    counts = {split: info["splits"][split]["count"] for split in results}
-    info_path = folder.local_path / INFO_FILE if folder.local_path else f"{folder}/{INFO_FILE}"
-    skipped = [(s["file"], s["reason"]) for s in info["skipped"]]
-    return BuildReport(counts, reused, len(all_plans) - reused, skipped, info_path, processes, runner, subsets=subsets)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _build_lock(folder: Folder) -> ProcessLock | None:
+    """Hold ``.build.lock`` in a local records folder while building it: a second build of the same
+    dataset is refused, naming the first; a killed build holds nothing (:mod:`skelgen_runtime.locks`).
+    Folders at a URL are not locked (their builds write each shard once, atomically, and never delete
+    a finished one)."""
+    if folder.local_path is None:
+        return None
+    return ProcessLock(
+        folder.local_path / BUILD_LOCK,
+        busy=f"{folder.local_path} is being built",
+        advice="wait for that build to finish, or stop it and build again (a stopped build keeps the shards it finished)",
+    ).acquire()
 
 
 def _dataset_info(

@@ -104,6 +104,7 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
     except StopRequested:
         done = int(run.record().get("epochs_done", 0))
         run.set_status("interrupted", reason=f"{stop.cause} in epoch {done + 1}", interrupted_epoch=done + 1)
+        run.release()
         interrupted = TrainingInterrupted(
             f"training stopped in epoch {done + 1} of {epochs} ({done} finished, kept); "
             f"resume with: python train.py --resume {run.run_id}"
@@ -113,9 +114,11 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
         raise interrupted from None
     except KeyboardInterrupt:
         run.set_status("interrupted", reason="KeyboardInterrupt")
+        run.release()
         raise
     except BaseException as err:
         run.set_status("failed", reason=str(err) or type(err).__name__)
+        run.release()
         raise
     finally:
         for sig, action in previous.items():
@@ -134,3 +137,4 @@ def finish(run, *, monitor: str | None = None) -> None:
     except (OSError, ValueError, ImportError) as err:  # a picture never fails a finished run
         print(f"warning: no {run.curves.name} ({err})", file=sys.stderr)
     run.set_status("complete", finished=now_iso())
+    run.release()
