@@ -44,6 +44,13 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
     from skelgen import runs
 
     listing = runs.list_runs(project=as_path(project or "."))
+    for summary in listing.runs:  # a damaged record hides no other run: said on stderr, the run listed as unknown
+        if summary.problem:
+            click.echo(
+                f"warning: run {summary.run_id}: {summary.problem}; its status is unknown (restore the file, or "
+                "remove the run's logs/ and models/ folders)",
+                err=True,
+            )
     click.echo(json.dumps(runs.listing_json(listing), indent=2) if as_json else runs.listing_text(listing))
 
 

@@ -86,7 +86,7 @@ def _runs_by_dataset(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 def check_datasets(root: Path, *, full: bool = False) -> list[Finding]:
     from skelgen_runtime.errors import SkelgenError
-    from skelgen_runtime.models.pretrained import file_digest
+    from skelgen_runtime.files import file_digest
     from skelgen_runtime.tasks import binding_for_schema, get_schema
 
     layout = ProjectLayout(root)

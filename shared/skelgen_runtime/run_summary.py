@@ -39,6 +39,7 @@ class RunSummary:
             is ``val``, or ``val-FINGERPRINT`` for an evaluation on a dataset rebuilt since training).
         duration_s: seconds spent in epochs (the sum of ``metrics.csv``'s ``seconds``), None before any.
         evaluated_with: ``{split: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}``.
+        problem: why the run's ``run.json`` cannot be read (its status is then ``unknown``), else None.
     """
 
     run_id: str
@@ -55,6 +56,7 @@ class RunSummary:
     evaluations: dict[str, dict[str, Any]]
     duration_s: float | None
     evaluated_with: dict[str, dict[str, str]] = field(default_factory=dict)
+    problem: str | None = None
 
     def curve(self, metric: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` of ``metric`` for every epoch that logged a finite one."""
@@ -142,6 +144,23 @@ def _config(run: Run) -> dict[str, Any]:
     return flatten(data) if isinstance(data, Mapping) else {}
 
 
+def record_problem(run: Run) -> str | None:
+    """Why ``run.json`` cannot be read (missing, empty, not JSON, not an object), or None when it can."""
+    try:
+        text = run.record_file.read_text()
+    except FileNotFoundError:
+        return f"{run.record_file} is missing"
+    except (OSError, UnicodeDecodeError) as err:
+        return f"{run.record_file} cannot be read ({err})"
+    if not text.strip():
+        return f"{run.record_file} is empty"
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        return f"{run.record_file} is not valid JSON ({err})"
+    return None if isinstance(data, dict) else f"{run.record_file} does not hold a JSON object"
+
+
 def summarize(run: Run) -> RunSummary:
     """Read a run's record files into a :class:`RunSummary`; missing files give empty fields."""
     record = run.record()
@@ -167,6 +186,7 @@ def summarize(run: Run) -> RunSummary:
         evaluations=evaluations,
         duration_s=round(sum(seconds), 3) if seconds else None,
         evaluated_with=evaluated_with,
+        problem=record_problem(run),
     )
 
 

@@ -132,7 +132,7 @@ class Run:
         return holder_of(self.lock_file)
 
     def record(self) -> dict[str, Any]:
-        """``run.json`` as a dict (empty if it is missing or unreadable)."""
+        """``run.json`` as a dict (empty if it is missing or unreadable: ``run_summary.record_problem`` says why)."""
         try:
             data = json.loads(self.record_file.read_text())
         except (OSError, ValueError):

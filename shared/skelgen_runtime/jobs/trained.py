@@ -167,10 +167,12 @@ class TrainedRun:
         self._check_split(split, labelled=True)  # before TensorFlow
         dataset, label = self._evaluated_data(split)
         batches = _progress(self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}")
+        from skelgen_runtime.records.damage import explain_damaged_shards
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.training.summaries import record_evaluation
 
-        scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
+        with explain_damaged_shards(self.info, [split]):
+            scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
         result = {
             "run": self.run.run_id,
             "split": split,
@@ -230,8 +232,11 @@ class TrainedRun:
         return _Sized(self._records(split), self.info.count(split))
 
     def _records(self, split: str) -> Iterator[Any]:
-        for example in self.pipeline.raw_examples(split):
-            yield self.task.predict_item(example, self.info)
+        from skelgen_runtime.records.damage import explain_damaged_shards
+
+        with explain_damaged_shards(self.info, [split]):
+            for example in self.pipeline.raw_examples(split):
+                yield self.task.predict_item(example, self.info)
 
     def _read(self, path: Path, skip_bad: bool) -> Iterator[Any]:
         self.skipped = []

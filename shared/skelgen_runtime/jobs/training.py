@@ -244,9 +244,11 @@ class Training:
                 assert self.project.steps is not None  # Project checks that a tf project names its steps
                 steps = self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics, config=config)
             extra = {"steps": steps}
+        from skelgen_runtime.records.damage import explain_damaged_shards
         from skelgen_runtime.startup import native_log_filter
 
-        with native_log_filter():  # TensorFlow's known harmless warnings (startup.KNOWN_NOISE) stay off the terminal
+        # TensorFlow's known harmless warnings (startup.KNOWN_NOISE) stay off the terminal; a damaged shard is named
+        with native_log_filter(), explain_damaged_shards(data.info, ["train", "val"]):
             trainer.fit(
                 model,
                 data.train,

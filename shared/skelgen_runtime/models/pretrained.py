@@ -24,7 +24,6 @@ looks. This module does not import Keras at import time (the CLI uses it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,9 +35,9 @@ from typing import Annotated, Any, Sequence
 from pydantic import AfterValidator
 
 from skelgen_runtime.errors import UserInputError, WeightsError, did_you_mean
+from skelgen_runtime.files import atomic_write_text, file_digest, temporary_name
 from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, Application
 from skelgen_runtime.models.extras import import_for
-from skelgen_runtime.records.folder import atomic_write_text, temporary_name
 
 __all__ = [
     "IMAGENET",
@@ -93,15 +92,6 @@ def check_weights_spec(value: str | None) -> str | None:
 #: the type of a builder's ``weights`` keyword: null, ``imagenet`` or an existing weights file (validated
 #: with the config, so a typo fails before anything is built)
 Weights = Annotated[str | None, AfterValidator(check_weights_spec)]
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest(folder: Path) -> dict[str, Any]:

@@ -90,6 +90,12 @@ def main(
     )
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable examples and report them")
     parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every finished shard against the SHA-256 dataset_info.json records before reusing it; "
+        "damaged shards (a bit flipped, a copy cut short) are named and written again",
+    )
+    parser.add_argument(
         "--shard-size",
         type=int,
         default=None,
@@ -149,6 +155,7 @@ def _run(
         compression=args.compression or getattr(source, "default_compression", None),
         beam_options=beam_options,
         record_schema=schema,
+        verify=args.verify,
     )
     counts = ", ".join(f"{k}={v}" for k, v in report.counts.items())
     by = "" if not report.written_shards else f" by {count(report.processes, 'process', 'processes')}"
@@ -164,6 +171,12 @@ def _run(
         for path, why in report.skipped:
             print(f"  {path}: {why}")
     print(f"wrote {report.info_path}")
+    if args.verify:
+        damaged = "; ".join(f"{name}: {why}" for name, why in report.damaged)
+        print(
+            f"verified {count(report.verified, 'finished shard')}: "
+            + (f"{count(len(report.damaged), 'damaged shard')}, written again ({damaged})" if damaged else "all whole")
+        )
     if report.tfds_unreadable:
         print(f"note: TensorFlow Datasets cannot read this build: {report.tfds_unreadable}", file=sys.stderr)
     return report

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import DatasetError, MissingDependencyError, UserInputError
-from skelgen_runtime.locks import ProcessLock
-from skelgen_runtime.records.folder import Folder, is_url, open_folder
+from skelgen_runtime.records.damage import forget_damaged
+from skelgen_runtime.records.folder import Folder, build_lock, is_url, open_folder
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.info import INFO_FILE
 from skelgen_runtime.records.subset import Subset, choose_subset
@@ -42,8 +42,6 @@ from skelgen_runtime.sources.base import Source, SourceItem
 __all__ = ["BuildReport", "build_dataset", "content_key", "require_beam", "BEAM_EXTRA"]
 
 
-#: the lock file a local build holds in its records folder
-BUILD_LOCK = ".build.lock"
 #: what ``--runner beam`` needs installed, as the error that asks for it says
 BEAM_EXTRA = "skelgen-tf[beam]"
 
@@ -65,6 +63,9 @@ class BuildReport:
     subsets: dict[str, Subset] = dataclasses.field(default_factory=dict)
     #: why TensorFlow Datasets cannot read the build (:mod:`~skelgen_runtime.records.tfds_metadata`); None: it can
     tfds_unreadable: str | None = None
+    #: with ``verify``: the finished shards checked, and those found damaged (name, what is wrong), written again
+    verified: int = 0
+    damaged: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def build_dataset(
@@ -84,6 +85,7 @@ def build_dataset(
     progress: bool = True,
     beam_options: Sequence[str] | None = None,
     record_schema: Any = None,
+    verify: bool = False,
 ) -> BuildReport:
     """Convert every split of ``source`` into shards in ``out_dir`` plus ``dataset_info.json``.
 
@@ -107,6 +109,8 @@ def build_dataset(
             None: with this host's worker processes.
         record_schema: the :class:`~skelgen_runtime.schemas.base.RecordSchema` the source writes: the
             build then describes the shards for TensorFlow Datasets too (``tfds/``).
+        verify: check every finished shard against the SHA-256 its build recorded before reusing it; the
+            damaged ones (a bit flipped, a copy cut short) are named in the report and written again.
 
     Raises:
         DatasetError: a split is empty, or (without ``skip_bad``) an example is unusable.
@@ -120,7 +124,7 @@ def build_dataset(
         )
     folder = open_folder(out_dir)
     folder.makedirs()
-    lock = _build_lock(folder)
+    lock = build_lock(folder)
     try:
         folder.remove(INFO_FILE)  # the folder is not a complete dataset until we finish
         remove_tfds_metadata(folder)  # nor one TensorFlow Datasets may read (records.tfds_metadata)
@@ -136,6 +140,7 @@ def build_dataset(
             for split, items in listed.items()
         }
         all_plans = [p for plan in plans.values() for p in plan]
+        checked, damaged = forget_damaged(folder, all_plans, skip_bad, compression, progress) if verify else (0, [])
         if beam_build is None:
             flat, reused, processes = _write_locally(
                 all_plans,
@@ -191,24 +196,12 @@ def build_dataset(
             runner,
             subsets=subsets,
             tfds_unreadable=unreadable,
+            verified=checked,
+            damaged=damaged,
         )
     finally:
         if lock is not None:
             lock.release()
-
-
-def _build_lock(folder: Folder) -> ProcessLock | None:
-    """Hold ``.build.lock`` in a local records folder while building it: a second build of the same
-    dataset is refused, naming the first; a killed build holds nothing (:mod:`skelgen_runtime.locks`).
-    Folders at a URL are not locked (their builds write each shard once, atomically, and never delete
-    a finished one)."""
-    if folder.local_path is None:
-        return None
-    return ProcessLock(
-        folder.local_path / BUILD_LOCK,
-        busy=f"{folder.local_path} is being built",
-        advice="wait for that build to finish, or stop it and build again (a stopped build keeps the shards it finished)",
-    ).acquire()
 
 
 def _dataset_info(

@@ -13,6 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from skelgen_runtime.files import TMP_MARK, atomic_write_text, temporary_name
+from skelgen_runtime.locks import ProcessLock
+
 __all__ = [
     "Folder",
     "LocalFolder",
@@ -22,25 +25,9 @@ __all__ = [
     "temporary_name",
     "atomic_write_text",
     "TMP_MARK",
+    "BUILD_LOCK",
+    "build_lock",
 ]
-
-#: what marks a temporary name; a build removes every ``.*TMP_MARK*`` file it finds when it starts
-TMP_MARK = ".tmp-"
-
-
-def temporary_name(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place: hidden, and matching no ``*.tfrecord`` glob."""
-    return path.with_name(f".{path.name.lstrip('.')}{TMP_MARK}{os.getpid()}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = temporary_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def is_url(location: str | Path) -> bool:
@@ -184,3 +171,21 @@ def _gfile_errors() -> tuple[type[BaseException], ...]:
 def open_folder(location: Path | str) -> Folder:
     """A :class:`GfileFolder` for a URL (``scheme://...``), else a :class:`LocalFolder`."""
     return GfileFolder(str(location)) if is_url(location) else LocalFolder(location)
+
+
+#: the lock file a local build holds in its records folder
+BUILD_LOCK = ".build.lock"
+
+
+def build_lock(folder: Folder) -> ProcessLock | None:
+    """Hold ``.build.lock`` in a local records folder while building it: a second build of the same
+    dataset is refused, naming the first; a killed build holds nothing (:mod:`skelgen_runtime.locks`).
+    Folders at a URL are not locked (their builds write each shard once, atomically, and never delete
+    a finished one)."""
+    if folder.local_path is None:
+        return None
+    return ProcessLock(
+        folder.local_path / BUILD_LOCK,
+        busy=f"{folder.local_path} is being built",
+        advice="wait for that build to finish, or stop it and build again (a stopped build keeps the shards it finished)",
+    ).acquire()

@@ -34,7 +34,15 @@ try:  # the same API as zlib's
 except ImportError:  # pragma: no cover - isal has wheels for the common platforms
     _deflate = zlib
 
-__all__ = ["COMPRESSIONS", "COMPRESSION_LEVEL", "TFRecordFileWriter", "compressor", "deflate", "masked_crc32c"]
+__all__ = [
+    "COMPRESSIONS",
+    "COMPRESSION_LEVEL",
+    "TFRecordFileWriter",
+    "compressor",
+    "deflate",
+    "masked_crc32c",
+    "check_records",
+]
 
 #: the ``compression`` values a writer accepts (``None`` writes plain records)
 COMPRESSIONS = (None, "GZIP", "ZLIB")
@@ -123,3 +131,46 @@ class TFRecordFileWriter:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.close(complete=error is None)  # a failed shard is deleted: no need to finish it
+
+
+def _stream(path: Path | str, compression: str | None) -> BinaryIO:
+    if compression == "GZIP":
+        import gzip
+
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "ZLIB":
+        import io
+
+        return io.BytesIO(zlib.decompress(Path(path).read_bytes()))
+    return open(path, "rb")
+
+
+def check_records(path: Path | str, compression: str | None = None) -> tuple[int, str | None]:
+    """Read every record of a TFRecord file as TensorFlow does, checking both CRCs of each.
+
+    Returns:
+        How many records are whole, and None, or what is wrong where: ``"record 12 (byte 34567): its
+        data does not match its CRC"``, ``"... is cut short"``, ... (bytes counted in the uncompressed stream).
+    """
+    count, offset = 0, 0
+    try:
+        with _stream(path, compression) as f:
+            while True:
+                head = f.read(12)
+                if not head:
+                    return count, None
+                where = f"record {count + 1} (byte {offset})"
+                if len(head) < 12:
+                    return count, f"{where} is cut short: the file ends inside its length"
+                (length,), (crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
+                if masked_crc32c(head[:8]) != crc:
+                    return count, f"{where}: its length does not match its CRC"
+                data = f.read(length)
+                tail = f.read(4)
+                if len(data) < length or len(tail) < 4:
+                    return count, f"{where} is cut short: the file ends inside its data"
+                if masked_crc32c(data) != struct.unpack("<I", tail)[0]:
+                    return count, f"{where}: its data does not match its CRC"
+                count, offset = count + 1, offset + 12 + length + 4
+    except (OSError, EOFError, zlib.error) as err:  # a damaged compressed stream
+        return count, f"record {count + 1} (byte {offset}): the {compression} stream is damaged ({err})"

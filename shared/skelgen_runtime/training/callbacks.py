@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["EpochCSVLogger", "RunStatus"]
+__all__ = ["EpochCSVLogger", "RunStatus", "BackupAndRestore"]
 
 
 class EpochCSVLogger(keras.callbacks.Callback):
@@ -78,3 +78,36 @@ class RunStatus(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.run.update_record(epochs_done=epoch + 1, last_metrics={k: float(v) for k, v in (logs or {}).items()})
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's resume state (``double_checkpoint=True``: the last epoch's and the one before), restored by
+    :func:`~skelgen_runtime.training.control.restore_newest_whole`: a damaged latest state is named in a
+    warning and the previous one restored (Keras alone falls back silently, and only on ``OSError``); with
+    both damaged, the run says so instead of training from scratch."""
+
+    def __init__(self, run, backup_dir: str) -> None:
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+        self.run = run
+
+    def on_train_begin(self, logs=None) -> None:
+        from keras.src.utils import file_utils
+
+        from skelgen_runtime.training.control import restore_newest_whole
+
+        if not file_utils.exists(self._weights_path):
+            return  # a new run: nothing to restore
+        latest = (self._weights_path, self._training_metadata_path)
+        previous = (self._prev_weights_path, self._prev_training_metadata_path)
+
+        def restore(paths: str) -> None:
+            weights, metadata = latest if paths == self._weights_path else previous
+            if paths != self._weights_path:  # make the previous state the current one, as Keras does
+                file_utils.copy(weights, self._weights_path)
+                file_utils.copy(metadata, self._training_metadata_path)
+            self._load_model()
+
+        states = [self._weights_path] + (
+            [self._prev_weights_path] if file_utils.exists(self._prev_weights_path) else []
+        )
+        restore_newest_whole(self.run, states, restore)

@@ -23,11 +23,20 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from skelgen_runtime.errors import SkelgenError
 
-__all__ = ["StopRequested", "TrainingInterrupted", "TrainingFailed", "StopSignal", "supervised", "check_loss", "finish"]
+__all__ = [
+    "StopRequested",
+    "TrainingInterrupted",
+    "TrainingFailed",
+    "StopSignal",
+    "supervised",
+    "check_loss",
+    "finish",
+    "restore_newest_whole",
+]
 
 
 class StopRequested(Exception):
@@ -123,6 +132,38 @@ def supervised(run, *, epochs: int) -> Iterator[StopSignal]:
     finally:
         for sig, action in previous.items():
             signal.signal(sig, action)
+
+
+def restore_newest_whole(run, states: Sequence[str], restore: Callable[[str], Any]) -> str:
+    """Restore the newest resume state that reads whole, newest first (``states``: the kept ones, newest first).
+
+    A damaged state (a file cut short or bit-flipped by a crash or a copy) is named in a ``warning:`` line
+    and the one before it is restored instead; the training then redoes the epochs after it (each logged
+    once: ``metrics.csv`` drops the rows it redoes).
+
+    Returns:
+        The state restored.
+
+    Raises:
+        RunError: every kept state is damaged (the message says how to go on).
+    """
+    from skelgen_runtime.errors import RunError
+
+    problems = []
+    for state in states:
+        try:
+            restore(state)
+        except Exception as err:  # noqa: BLE001 - any reading error of a damaged file
+            problems.append(f"{state}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+            continue
+        for problem in problems:
+            print(f"warning: run {run.run_id}: resume state {problem}; resumed from the one before it", file=sys.stderr)
+        return state
+    raise RunError(
+        f"run {run.run_id} cannot be resumed: every resume state it kept is damaged ({'; '.join(problems)}); "
+        f"its weights of the last finished epoch are in {run.checkpoint_dir / 'last.weights.h5'}: start a new run "
+        "(python train.py), with model.weights set to that file to continue from them"
+    )
 
 
 def finish(run, *, monitor: str | None = None) -> None:

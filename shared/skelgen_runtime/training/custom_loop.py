@@ -33,7 +33,14 @@ import tensorflow as tf
 from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
-from skelgen_runtime.training.control import StopRequested, StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.control import (
+    StopRequested,
+    StopSignal,
+    check_loss,
+    finish,
+    restore_newest_whole,
+    supervised,
+)
 from skelgen_runtime.training.distribute import agree, distribute_validation, peer_loss_fails_the_run, sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.keras_fit import save_model
@@ -198,9 +205,11 @@ def fit(
         **({"steps": tf.train.Checkpoint(**kept)} if kept else {}),
     )
     manager = tf.train.CheckpointManager(state, str(run.backup_dir), max_to_keep=2)
-    if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint).expect_partial()
-        print(f"restored {manager.latest_checkpoint}: continuing at epoch {int(next_epoch) + 1}", flush=True)
+    if manager.checkpoints:  # the newest that reads whole (a damaged one is named, the one before it restored)
+        restored = restore_newest_whole(
+            run, list(reversed(manager.checkpoints)), lambda path: state.restore(path).expect_partial()
+        )
+        print(f"restored {restored}: continuing at epoch {int(next_epoch) + 1}", flush=True)
 
     csv_logger, status = EpochCSVLogger(run.metrics_csv, run.epoch_base), RunStatus(run)
     for callback in (csv_logger, status):

@@ -23,7 +23,7 @@ import tensorflow as tf
 from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.run_summary import best_of, read_metrics
 from skelgen_runtime.runs import Run
-from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+from skelgen_runtime.training.callbacks import BackupAndRestore, EpochCSVLogger, RunStatus
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.distribute import sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
@@ -155,7 +155,7 @@ def fit(
                 initial_value_threshold=best_of(read_metrics(run), monitor, monitor_mode)[0],
                 verbose=0,
             ),
-            keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", double_checkpoint=True),
+            BackupAndRestore(run, str(run.backup_dir)),  # the newest whole resume state, a damaged one named
         ]
         model.fit(
             sharding(strategy, train_ds),
