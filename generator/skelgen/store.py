@@ -121,7 +121,7 @@ def _git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str |
 def _locked(lock: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock`` (two skelgen processes never write the store at once)."""
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
+    with open(lock, "a") as handle:  # write: lock
         try:
             import fcntl
 
@@ -156,7 +156,7 @@ def _init(repo: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".template-", dir=repo.parent))
     try:
         _git(staging, "init", "-q", "-b", "main")
-        staging.rename(repo)
+        staging.rename(repo)  # write: staged
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

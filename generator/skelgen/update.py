@@ -23,6 +23,7 @@ from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel, tree_chang
 from skelgen.workspace import read_answers
 from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import BusyError, ProjectError, SkelgenError, TemplateError
+from skelgen_runtime.files import atomic_write_text
 from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["Scaffold", "ScaffoldStatus", "UpdateConflictError", "scaffolds", "check_project", "update_project"]
@@ -306,7 +307,7 @@ def _set_answers(answers: Path, **fields: str) -> None:
     for line in lines:
         key = line.split(":", 1)[0]
         out.append(f"{key}: {fields[key]}\n" if key in fields else line)
-    answers.write_text("".join(out))
+    atomic_write_text(answers, "".join(out))
 
 
 def update_project(

@@ -70,7 +70,7 @@ class Journal:
         """Record ``path``'s content before it changes (or its absence); rollback restores it."""
         if path.exists():
             before = path.read_bytes()
-            self._undo.append(lambda: path.write_bytes(before))
+            self._undo.append(lambda: path.write_bytes(before))  # write: journal
         else:
             self.created(path)
         return path
@@ -132,7 +132,7 @@ def ensure_workspace(path: Path, journal: Journal) -> list[str]:
     journal.mkdir(path)
     for name, text in ((".gitignore", _GITIGNORE), ("README.md", _README), ("CHANGELOG.md", _CHANGELOG)):
         if not (path / name).exists():
-            journal.created(path / name).write_text(text)
+            journal.created(path / name).write_text(text)  # write: journal
             created.append(name)
     if not _inside_git(path):
         journal.created(path / ".git")
@@ -162,7 +162,7 @@ def write_index(path: Path, journal: Journal) -> Path:
         text = text.rstrip("\n") + f"\n\n{_START}\n{_END}\n"
     head, rest = text.split(_START, 1)
     _, tail = rest.split(_END, 1)
-    readme.write_text(f"{head}{_START}\n" + "\n".join(rows) + f"\n{_END}{tail}")
+    readme.write_text(f"{head}{_START}\n" + "\n".join(rows) + f"\n{_END}{tail}")  # write: journal
     return readme
 
 
@@ -171,7 +171,7 @@ def log_change(path: Path, line: str, journal: Journal) -> Path:
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     changelog = journal.changing(path / "CHANGELOG.md")
     if not changelog.exists():
-        changelog.write_text(_CHANGELOG)
-    with open(changelog, "a") as f:
+        changelog.write_text(_CHANGELOG)  # write: journal
+    with open(changelog, "a") as f:  # write: journal
         f.write(f"- {stamp}: {line}\n")
     return changelog

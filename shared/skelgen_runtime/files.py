@@ -10,6 +10,7 @@ killed in between leaves only a temporary file, which the next writer of that na
 - :func:`atomic_write_text` / :func:`atomic_write_bytes`: a small file at once;
 - :func:`atomic_path`: a temporary path for a writer that wants a path (Keras ``model.save``, ``nib.save``,
   ``shutil.copyfile``), published when the block ends without an error;
+- :func:`publish`: a file the caller wrote under :func:`temporary_name` (a shard) renamed into place;
 - :func:`publish_dir`: a staging folder (an export, predictions) renamed into place whole.
 
 ``tests/test_atomic_writes.py`` lists every write in the library, the template and the generator and
@@ -31,6 +32,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_bytes",
     "atomic_path",
+    "publish",
     "publish_dir",
     "fsync_dir",
     "file_digest",
@@ -92,10 +94,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s content to; renamed over ``path`` when the block ends without an
-    error (removed otherwise). The temporary name keeps ``path``'s suffix (Keras and nibabel choose the
-    format by it)."""
+    error (removed otherwise). The temporary name keeps ``path``'s suffixes (Keras and nibabel choose the
+    format by them)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem.lstrip('.')}{TMP_MARK}{os.getpid()}{path.suffix}")
+    suffix = "".join(path.suffixes)  # .keras, .weights.h5, .nii.gz: what the writers choose the format by
+    tmp = path.with_name(f".{path.name[: len(path.name) - len(suffix)].lstrip('.')}{TMP_MARK}{os.getpid()}{suffix}")
     try:
         yield tmp
         _fsync_file(tmp)
@@ -103,6 +106,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename the whole file ``tmp`` (written by the caller, e.g. a shard) over ``path``, durably."""
+    _fsync_file(tmp)
+    _publish(tmp, path)
 
 
 def publish_dir(staging: Path, path: Path) -> None:

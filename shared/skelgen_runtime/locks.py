@@ -85,7 +85,7 @@ class ProcessLock:
             BusyError: another process holds it (named in the message).
         """
         while True:
-            file = open(self.path, "a+")
+            file = open(self.path, "a+")  # write: lock
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

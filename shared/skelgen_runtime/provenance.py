@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from skelgen_runtime.files import atomic_write_bytes
 from skelgen_runtime.layout import ProjectLayout
 
 __all__ = ["PATCH_FILE", "PATCH_LIMIT", "git_state", "library_versions", "template_version", "dataset_fingerprint"]
@@ -86,6 +87,7 @@ def _uncommitted_diff(root: Path, base: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="skelgen-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if real_index.is_file():
+            # write: private
             shutil.copyfile(real_index, env["GIT_INDEX_FILE"])  # keeps git's stat cache: no rehashing
         _git(root, "add", "--all", "--", ".", *_EXCLUDED, env=env)
         return _git(
@@ -139,7 +141,7 @@ def git_state(root: Path, log_dir: Path) -> dict[str, Any]:
             + (f" (untracked: {', '.join(_untracked_dirs(root)[:4])})" if untracked > PATCH_LIMIT else "")
         )
     elif patch:
-        (log_dir / PATCH_FILE).write_bytes(patch)
+        atomic_write_bytes(log_dir / PATCH_FILE, patch)
         state["git_patch"] = PATCH_FILE
     return state
 

@@ -42,6 +42,7 @@ from typing import Any, Mapping
 
 from skelgen_runtime._text import listing
 from skelgen_runtime.errors import RunError, did_you_mean
+from skelgen_runtime.files import atomic_write_text
 from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.locks import Holder, ProcessLock, holder_of
 
@@ -283,7 +284,7 @@ def new_run(
     run = Run(root, _claim_run_id(root, experiment))
     run.claim()
     run.model_dir.mkdir(parents=True, exist_ok=True)
-    run.config_file.write_text(config_yaml)
+    atomic_write_text(run.config_file, config_yaml)
     git = provenance.git_state(root, run.log_dir)
     if git.get("git_error"):  # the run cannot be reproduced from its record alone: say so now, not only in run.json
         print(f"warning: run {run.run_id}: {git['git_error']}", file=sys.stderr, flush=True)

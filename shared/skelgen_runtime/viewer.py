@@ -66,11 +66,12 @@ def render_examples(folder: Path, schema, split: str, num: int, out: Path) -> li
         else:
             picture = image
         path = out / f"{name}.png"
-        Image.fromarray(picture).save(path)
+        Image.fromarray(picture).save(path)  # write: picture
         written.append(path)
         tiles.append(picture)
     if not tiles:
         raise UserInputError(f"split {split!r} of {folder} holds no records")
+    # write: picture
     Image.fromarray(grid(tiles, columns=2 if tiles[0].shape[1] > tiles[0].shape[0] else 4)).save(out / "grid.png")
     written.append(out / "grid.png")
     return written

@@ -41,7 +41,7 @@ def save_label_png(path: Path, label: np.ndarray, colors: Sequence[Sequence[int]
     """Save class ids as a palette PNG: pixel values are the ids, viewers show the class colours."""
     img = Image.fromarray(np.asarray(label, dtype=np.uint8).squeeze(), mode="P")
     img.putpalette(_lut(colors, ignore_label).reshape(-1).tolist())
-    img.save(path)
+    img.save(path)  # write: picture
 
 
 def grid(images: Sequence[np.ndarray], columns: int = 4, pad: int = 2) -> np.ndarray:

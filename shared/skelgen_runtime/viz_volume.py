@@ -106,11 +106,11 @@ def render_volumes(info, split: str, num: int, out: Path) -> list[Path]:
             ignore_label=info.label_map.ignore_label,
         )
         path = out / f"{example['case_id'].numpy().decode()}.png"
-        Image.fromarray(picture).save(path)
+        Image.fromarray(picture).save(path)  # write: picture
         written.append(path)
         tiles.append(picture)
     if not tiles:
         raise UserInputError(f"split {split!r} of {info.folder} holds no records")
-    Image.fromarray(grid(tiles, columns=1)).save(out / "grid.png")
+    Image.fromarray(grid(tiles, columns=1)).save(out / "grid.png")  # write: picture
     written.append(out / "grid.png")
     return written

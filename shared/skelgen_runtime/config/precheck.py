@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 from skelgen_runtime._version import __version__
 from skelgen_runtime.config.base import config_source, read_config
 from skelgen_runtime.errors import ConfigError, did_you_mean
+from skelgen_runtime.files import atomic_write_text
 
 __all__ = ["schema_key", "snapshot_path", "write_snapshot", "precheck"]
 
@@ -79,9 +80,7 @@ def write_snapshot(root: Path, schema: Any) -> Path | None:
     try:
         document = schema.model_json_schema()
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(document))
-        os.replace(partial, path)
+        atomic_write_text(path, json.dumps(document))
     except Exception:  # noqa: BLE001 - any type without a JSON schema, a read-only cache: no snapshot
         return None
     return path

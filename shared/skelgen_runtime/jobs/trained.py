@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator
 
 from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import BadExampleError, DatasetError, RunError, UserInputError
+from skelgen_runtime.files import publish_dir
 from skelgen_runtime.options import check_writable
 from skelgen_runtime.project import Project, check_project, load_project
 from skelgen_runtime.runs import Run, now_iso
@@ -33,17 +34,6 @@ def _check_output(output: Path) -> None:
                 "name a new or empty folder"
             )
     check_writable(output, "--output")
-
-
-def _replace_dir(new: Path, old: Path) -> None:
-    """Put the folder ``new`` where ``old`` is (``old`` removed after the swap; absent is fine)."""
-    if not old.exists():
-        new.rename(old)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{old.name}.old-", dir=old.parent))
-    old.rename(aside / old.name)
-    new.rename(old)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _run_dataset(root: Path, run: Run) -> Any:
@@ -277,8 +267,8 @@ class TrainedRun:
                 "summary": summary,
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             }
-            (staging / PREDICT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            _replace_dir(staging, output)
+            (staging / PREDICT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # write: staged
+            publish_dir(staging, output)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return summary

@@ -63,4 +63,4 @@ def confusion_png(confusion: Sequence[Sequence[int]], class_names: Sequence[str]
             draw.rectangle(box, fill=(shade, shade, 255), outline="grey")
             draw.text((box[0] + 4, box[1] + cell // 2 - 5), str(matrix[i, j]), fill="black" if share < 0.6 else "white")
     draw.text((margin, 2), "prediction ->   (rows: truth)", fill="black")
-    img.save(path)
+    img.save(path)  # write: picture

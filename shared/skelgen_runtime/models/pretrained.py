@@ -35,7 +35,7 @@ from typing import Annotated, Any, Sequence
 from pydantic import AfterValidator
 
 from skelgen_runtime.errors import UserInputError, WeightsError, did_you_mean
-from skelgen_runtime.files import atomic_write_text, file_digest, temporary_name
+from skelgen_runtime.files import atomic_path, atomic_write_text, file_digest
 from skelgen_runtime.models.applications import APPLICATIONS, ENCODER, Application
 from skelgen_runtime.models.extras import import_for
 
@@ -162,12 +162,8 @@ def import_weights(file: Path, *, backbone: str | None = None, sha256: str | Non
     folder = keras_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
-    staging = temporary_name(target)  # Keras never sees a half-copied file under its name
-    try:
-        shutil.copyfile(file, staging)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
+    with atomic_path(target) as staging:  # Keras never sees a half-copied file under its name
+        shutil.copyfile(file, staging)  # write: staged
     manifest = _manifest(folder)
     manifest[name] = {
         "backbone": app.name,

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from skelgen_runtime.files import TMP_MARK, atomic_write_text, temporary_name
+from skelgen_runtime.files import TMP_MARK, atomic_path, atomic_write_text, temporary_name
 from skelgen_runtime.locks import ProcessLock
 
 __all__ = [
@@ -93,9 +93,8 @@ class LocalFolder:
         atomic_write_text(self.local_path / name, text)
 
     def publish(self, local: Path, name: str) -> None:
-        tmp = temporary_name(self.local_path / name)
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, self.local_path / name)
+        with atomic_path(self.local_path / name) as tmp:
+            shutil.copyfile(local, tmp)  # write: staged
 
     def remove(self, name: str) -> None:
         (self.local_path / name).unlink(missing_ok=True)
@@ -144,11 +143,11 @@ class GfileFolder:
     def write_text(self, name: str, text: str) -> None:
         with _gfile().GFile(self._tmp(name), "w") as f:
             f.write(text)
-        _gfile().rename(self._tmp(name), self._join(name), overwrite=True)
+        _gfile().rename(self._tmp(name), self._join(name), overwrite=True)  # write: object store
 
     def publish(self, local: Path, name: str) -> None:
         _gfile().copy(str(local), self._tmp(name), overwrite=True)
-        _gfile().rename(self._tmp(name), self._join(name), overwrite=True)
+        _gfile().rename(self._tmp(name), self._join(name), overwrite=True)  # write: object store
 
     def remove(self, name: str) -> None:
         if _gfile().exists(self._join(name)):

@@ -90,7 +90,7 @@ class TFRecordFileWriter:
     def __init__(self, path: Path | str, compression: str | None = None, level: int = COMPRESSION_LEVEL) -> None:
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
-        self._file: BinaryIO = open(path, "wb")
+        self._file: BinaryIO = open(path, "wb")  # write: staged
         self._zip = compressor(compression, level) if compression else None
         self._digest = hashlib.sha256()
         self.size = 0

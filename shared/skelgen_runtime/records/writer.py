@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from skelgen_runtime.errors import BadExampleError
+from skelgen_runtime.files import publish
 from skelgen_runtime.records.folder import TMP_MARK, Folder, LocalFolder, atomic_write_text, temporary_name
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.tfrecord import TFRecordFileWriter
@@ -215,7 +216,7 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
             images=images.to_json() or {"count": 0},
         )
         atomic_write_text(plan.sidecar, json.dumps(result.__dict__))
-        os.replace(tmp, plan.path)  # the shard becomes visible only now, complete
+        publish(tmp, plan.path)  # the shard becomes visible only now, complete
         return result
     finally:
         tmp.unlink(missing_ok=True)

@@ -137,9 +137,9 @@ def _write_segmentation(
         label_dir.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         image, label, _ = draw_scene(rng, size)
-        image.save(image_dir / f"{split}_{i:05d}.jpg", quality=92)
+        image.save(image_dir / f"{split}_{i:05d}.jpg", quality=92)  # write: sample data
         if split != "pred":
-            label.save(label_dir / f"{split}_{i:05d}.png")
+            label.save(label_dir / f"{split}_{i:05d}.png")  # write: sample data
         tick()
 
 
@@ -153,7 +153,7 @@ def _write_classification(
         if split != "pred":
             folder = folder / CLASSES[objects[0].label]
         folder.mkdir(parents=True, exist_ok=True)
-        image.save(folder / f"{split}_{i:05d}.jpg", quality=92)
+        image.save(folder / f"{split}_{i:05d}.jpg", quality=92)  # write: sample data
         tick()
 
 
@@ -176,7 +176,7 @@ def _write_detection(
     for i in range(n):
         image, _, objects = draw_scene(rng, size, max_overlap=0.25)
         name = f"{split}_{i:05d}.jpg"
-        image.save(image_dir / name, quality=92)
+        image.save(image_dir / name, quality=92)  # write: sample data
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
         tick()
         for obj in objects:
@@ -194,7 +194,7 @@ def _write_detection(
     if split != "pred":
         categories = [{"id": k, "name": CLASSES[k], "supercategory": "shape"} for k in range(1, len(CLASSES))]
         (root / "annotations").mkdir(parents=True, exist_ok=True)
-        (root / "annotations" / f"instances_{split}.json").write_text(
+        (root / "annotations" / f"instances_{split}.json").write_text(  # write: sample data
             json.dumps({"images": images, "annotations": annotations, "categories": categories})
         )
 

@@ -38,6 +38,7 @@ import keras
 import tensorflow as tf
 
 from skelgen_runtime.errors import ExportError
+from skelgen_runtime.files import publish_dir
 from skelgen_runtime.options import FORMATS, check_export_dir, check_format, default_export_dir
 from skelgen_runtime.serving.signature import IMAGES, SIGNATURE_KEY, ServingFunction, as_signature
 from skelgen_runtime.serving.weights import Trained
@@ -302,13 +303,13 @@ def export_model(
         elif fmt == "onnx":
             onnx, parity = _to_onnx(signature, check_parity)
             staging.mkdir()
-            (staging / ONNX_FILE).write_bytes(onnx)
+            (staging / ONNX_FILE).write_bytes(onnx)  # write: staged
         else:
             with tempfile.TemporaryDirectory(prefix="skelgen-export-") as scratch:
                 _write_saved_model(signature, trained.model, Path(scratch) / "saved_model")
                 tflite = _to_tflite(Path(scratch) / "saved_model")
             staging.mkdir()
-            (staging / TFLITE_FILE).write_bytes(tflite)
+            (staging / TFLITE_FILE).write_bytes(tflite)  # write: staged
         metadata = {
             "format": fmt,
             "signature": SIGNATURE_KEY,
@@ -322,10 +323,8 @@ def export_model(
             "skelgen_version": __version__,
             "tensorflow_version": tf.__version__,
         }
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above)
-        os.replace(staging, out_dir)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))  # write: staged
+        publish_dir(staging, out_dir)  # out_dir, if present, is empty (checked above)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

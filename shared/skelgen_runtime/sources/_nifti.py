@@ -7,7 +7,6 @@ floats. Big-endian data is returned in native byte order.
 
 from __future__ import annotations
 
-import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from skelgen_runtime.errors import BadExampleError
+from skelgen_runtime.files import atomic_path
 
 __all__ = [
     "NIFTI_SUFFIXES",
@@ -112,11 +112,6 @@ def write_label_nifti(path: Path, label: np.ndarray, block: bytes, fallback_affi
     if suffix is None:
         raise ValueError(f"{path}: a NIfTI file name must end with .nii.gz or .nii")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # nibabel picks gzip from the name, so the temporary file keeps the suffix; renamed when complete
-    tmp = path.with_name(f".{nifti_stem(path.name)}.tmp-{os.getpid()}{suffix}")
-    try:
-        nib.save(image, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:  # nibabel picks gzip from the name: the temporary one keeps its suffixes
+        nib.save(image, str(tmp))  # write: staged
     return path

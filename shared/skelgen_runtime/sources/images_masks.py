@@ -67,7 +67,7 @@ def read_image(path: Path) -> tuple[bytes, str, tuple[int, int]]:
             img.load()  # decodes every pixel: catches truncated files that open() accepts
             if not keep:
                 buf = io.BytesIO()
-                img.convert("RGB").save(buf, format="PNG")
+                img.convert("RGB").save(buf, format="PNG")  # write: memory
                 data, fmt = buf.getvalue(), "png"
     except UnidentifiedImageError:  # Pillow's message names its in-memory buffer, not the file
         raise BadExampleError(str(path), "not an image Pillow can read (JPEG, PNG, BMP, TIFF, ...)") from None
@@ -160,7 +160,7 @@ def validate_label(label: np.ndarray, path: Path, num_classes: int, ignore_label
 def encode_label_png(label: np.ndarray) -> bytes:
     """A single-channel 8-bit PNG of ``label`` ``(H, W)`` uint8."""
     buf = io.BytesIO()
-    Image.fromarray(label, mode="L").save(buf, format="PNG")
+    Image.fromarray(label, mode="L").save(buf, format="PNG")  # write: memory
     return buf.getvalue()
 
 

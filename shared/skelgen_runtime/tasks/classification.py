@@ -133,8 +133,8 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
                 stroke_width=2,
                 stroke_fill=(0, 0, 0),
             )
-        picture.save(out_dir / f"{name}_pred.png")
-    with open(out_dir / "predictions.csv", "w", newline="") as f:
+        picture.save(out_dir / f"{name}_pred.png")  # write: staged
+    with open(out_dir / "predictions.csv", "w", newline="") as f:  # write: staged
         writer = csv.writer(f)
         writer.writerow(["image"] + [c for r in range(1, k + 1) for c in (f"class{r}", f"prob{r}")])
         writer.writerows(rows)

@@ -230,10 +230,11 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
         index = [position_of[int(c)] for c in classes[shown]]
         captions = [f"{label_map.names[i]} {s:.2f}" for i, s in zip(index, scores[shown])]
         colors = [label_map.colors[i] for i in index]
+        # write: staged
         Image.fromarray(draw_boxes(image, pixels[shown], captions, colors)).save(out_dir / f"{name}_boxes.png")
         n += 1
     known = _record_image_ids(info, {r["file_name"] for r in results})
     for r in results:
         r["image_id"] = known.get(r["file_name"], r["image_id"])
-    (out_dir / "predictions.json").write_text(json.dumps(results))
+    (out_dir / "predictions.json").write_text(json.dumps(results))  # write: staged
     return f"wrote {n} pictures with boxes and {len(results)} detections in predictions.json"

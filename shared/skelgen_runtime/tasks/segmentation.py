@@ -149,6 +149,6 @@ def predict(model: keras.Model, items: Iterable[tuple[str, np.ndarray]], config,
     for name, image in items:
         label = serve(image[None])["labels"][0].numpy().astype(np.uint8)
         save_label_png(out_dir / f"{name}_label.png", label, colors)
-        Image.fromarray(overlay(image, label, colors)).save(out_dir / f"{name}_overlay.png")
+        Image.fromarray(overlay(image, label, colors)).save(out_dir / f"{name}_overlay.png")  # write: staged
         n += 1
     return f"wrote {n} label PNGs and {n} overlays"

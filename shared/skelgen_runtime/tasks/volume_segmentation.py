@@ -25,6 +25,7 @@ release's own label ids (the label map's source ids), written with the case's ow
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from skelgen_runtime.files import atomic_write_text
 from skelgen_runtime.metrics.brats_challenges import Challenge, get_challenge
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
@@ -300,12 +302,11 @@ def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]
     rows = [[c["case_id"], *(c[r][m] for r in names for m in metrics)] for c in result["per_case"]]
     if result["mean"]:
         rows.append(["mean", *(result["mean"][r][m] for r in names for m in metrics)])
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([r[0], *(v if isinstance(v, int) else f"{v:.6f}" for v in r[1:])] for r in rows)
-    tmp.replace(path)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([r[0], *(v if isinstance(v, int) else f"{v:.6f}" for v in r[1:])] for r in rows)
+    atomic_write_text(path, text.getvalue())
     return [path]
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 
-__all__ = ["EpochCSVLogger", "RunStatus", "BackupAndRestore"]
+from skelgen_runtime.files import atomic_path, atomic_write_text
+
+__all__ = ["EpochCSVLogger", "RunStatus", "BackupAndRestore", "WeightsCheckpoint", "save_weights"]
 
 
 class EpochCSVLogger(keras.callbacks.Callback):
@@ -46,14 +49,11 @@ class EpochCSVLogger(keras.callbacks.Callback):
         self._t0 = time.time()
 
     def _write(self, fields: list[str], rows: list[dict[str, str]]) -> None:
-        tmp = self.path.with_name(f".tmp-{self.path.name}")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, text.getvalue())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         row: dict[str, Any] = {"epoch": epoch + self.base, **{k: float(v) for k, v in (logs or {}).items()}}
@@ -111,3 +111,37 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             [self._prev_weights_path] if file_utils.exists(self._prev_weights_path) else []
         )
         restore_newest_whole(self.run, states, restore)
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    """``model.save_weights(path)`` written whole (:func:`~skelgen_runtime.files.atomic_path`): Keras writes the
+    HDF5 file in place, so a process killed meanwhile would leave a damaged file where a whole one was."""
+    with atomic_path(Path(path)) as tmp:
+        model.save_weights(tmp)  # write: staged
+
+
+class WeightsCheckpoint(keras.callbacks.Callback):
+    """The weights after every epoch (``monitor`` None) or after each epoch that improved ``monitor``, each
+    file written whole (:func:`save_weights`), where ``keras.callbacks.ModelCheckpoint`` writes in place.
+
+    Args:
+        path: the ``.weights.h5`` file.
+        monitor: the logged value that decides (e.g. ``val_miou``); None: save every epoch.
+        mode: ``"max"`` or ``"min"``: which way ``monitor`` improves.
+        best: the best value so far (a resumed run's), which a new best must beat.
+    """
+
+    def __init__(self, path: Path, *, monitor: str | None = None, mode: str = "max", best: float | None = None):
+        super().__init__()
+        self.path, self.monitor, self.mode, self.best = Path(path), monitor, mode, best
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.monitor is not None:
+            value = (logs or {}).get(self.monitor)
+            if value is None or not math.isfinite(float(value)):
+                return
+            value = float(value)
+            if self.best is not None and not (value > self.best if self.mode == "max" else value < self.best):
+                return
+            self.best = value
+        save_weights(self.model, self.path)

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
-from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus
+from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus, save_weights
 from skelgen_runtime.training.control import (
     StopRequested,
     StopSignal,
@@ -237,15 +237,15 @@ def fit(
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
             board.on_epoch_end(epoch, logs)
-            model.save_weights(run.checkpoint_dir / "last.weights.h5")
+            save_weights(model, run.checkpoint_dir / "last.weights.h5")
             if monitor in logs and _better(logs[monitor], float(best), monitor_mode):
                 best.assign(logs[monitor])
-                model.save_weights(run.checkpoint_dir / "best.weights.h5")
+                save_weights(model, run.checkpoint_dir / "best.weights.h5")
             # the row first, then the resume state (see EpochCSVLogger)
             csv_logger.on_epoch_end(epoch, logs)
             status.on_epoch_end(epoch, logs)
             next_epoch.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
+            manager.save(checkpoint_number=epoch + 1)  # write: tensorflow
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
             print(f"epoch {epoch + 1}/{epochs} - {time.time() - t0:.0f}s - {shown}", flush=True)
     summaries.close()

@@ -253,7 +253,7 @@ def worker_run(strategy: tf.distribute.Strategy, run: Run | None) -> Run:
     temp.log_dir.mkdir(parents=True)
     temp.model_dir.mkdir(parents=True)
     if run is not None and run.backup_dir.is_dir():
-        shutil.copytree(run.backup_dir, temp.backup_dir)
+        shutil.copytree(run.backup_dir, temp.backup_dir)  # write: private
     return temp
 
 

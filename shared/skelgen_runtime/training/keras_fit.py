@@ -12,7 +12,6 @@ cannot run it under ``MultiWorkerMirroredStrategy``: multi-host training takes t
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,10 +19,11 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from skelgen_runtime.files import atomic_path
 from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.run_summary import best_of, read_metrics
 from skelgen_runtime.runs import Run
-from skelgen_runtime.training.callbacks import BackupAndRestore, EpochCSVLogger, RunStatus
+from skelgen_runtime.training.callbacks import BackupAndRestore, EpochCSVLogger, RunStatus, WeightsCheckpoint
 from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
 from skelgen_runtime.training.distribute import sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
@@ -35,9 +35,8 @@ __all__ = ["fit", "save_model"]
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a ``.keras`` model atomically (a crash never leaves a half-written final model)."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix save() requires
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the .keras suffix save() requires
+        model.save(tmp)  # write: staged
 
 
 class _BackboneFreezer(keras.callbacks.Callback):
@@ -141,19 +140,14 @@ def fit(
             EpochCSVLogger(run.metrics_csv, run.epoch_base),
             RunStatus(run),
             SummaryCallback(summaries, epochs=epochs, hparams=hparams, preview=preview),
-            keras.callbacks.ModelCheckpoint(
-                str(run.checkpoint_dir / "last.weights.h5"), save_weights_only=True, verbose=0
-            ),
-            keras.callbacks.ModelCheckpoint(
-                str(run.checkpoint_dir / "best.weights.h5"),
-                save_weights_only=True,
-                save_best_only=True,
+            WeightsCheckpoint(run.checkpoint_dir / "last.weights.h5"),
+            WeightsCheckpoint(
+                run.checkpoint_dir / "best.weights.h5",
                 monitor=monitor,
                 mode=monitor_mode,
-                # a resumed fit starts a fresh ModelCheckpoint: without the best so far it would take the first
+                # a resumed fit starts a fresh callback: without the best so far it would take the first
                 # resumed epoch as the best and overwrite best.weights.h5 with a worse model
-                initial_value_threshold=best_of(read_metrics(run), monitor, monitor_mode)[0],
-                verbose=0,
+                best=best_of(read_metrics(run), monitor, monitor_mode)[0],
             ),
             BackupAndRestore(run, str(run.backup_dir)),  # the newest whole resume state, a damaged one named
         ]
