@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -16,6 +17,7 @@ T = TypeVar("T")
 __all__ = [
     "SkelgenError",
     "BusyError",
+    "DiskFullError",
     "UserInputError",
     "ProjectError",
     "TemplateError",
@@ -116,6 +118,13 @@ class BusyError(SkelgenError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
+class DiskFullError(SkelgenError):
+    """The disk (or quota) a command writes to has no room left, or too little for what it is about to write;
+    the message names the folder, the free space and about how much is needed. What was finished is kept."""
+
+    exit_code = 74  # EX_IOERR
+
+
 class WeightsError(SkelgenError):
     """Pretrained weights cannot be found, verified or loaded: a file missing or of another
     architecture, a hash that does not match, a download refused (no network); the message names
@@ -144,3 +153,16 @@ def exit_on_error() -> Iterator[None]:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except Exception as err:  # a full disk where no space_for block was around the write: one line too
+        from skelgen_runtime._text import human_bytes
+        from skelgen_runtime.files import free_bytes, is_disk_full
+
+        if not is_disk_full(err):
+            raise
+        where = Path(getattr(err, "filename", None) or ".")
+        print(
+            f"error: no space left on the device of {where} ({human_bytes(free_bytes(where.parent))} free now): "
+            "free space there, then rerun the same command",
+            file=sys.stderr,
+        )
+        raise SystemExit(DiskFullError.exit_code) from None

@@ -20,6 +20,7 @@ fails on one that bypasses these helpers without a recorded reason.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -36,6 +37,8 @@ __all__ = [
     "publish_dir",
     "fsync_dir",
     "file_digest",
+    "free_bytes",
+    "is_disk_full",
 ]
 
 #: what marks a temporary name; a build removes every ``.*TMP_MARK*`` file it finds when it starts
@@ -135,3 +138,22 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXT = ("no space left on device", "disk quota exceeded")
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes for this user on the file system holding ``folder`` (or its nearest existing parent)."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk or the quota is full (an ``OSError``, or TensorFlow's error with that text)."""
+    if isinstance(err, OSError) and err.errno in _FULL:
+        return True
+    return type(err).__module__.startswith("tensorflow") and any(t in str(err).lower() for t in _FULL_TEXT)

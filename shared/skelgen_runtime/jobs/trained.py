@@ -293,5 +293,10 @@ class TrainedRun:
             "schema": self.info.schema,
             "image_size": list(self.config.data.image_size),
         }
-        export_model(serve, trained, fmt, out, labels=self.info.label_map.to_json(), about=about)
+        from skelgen_runtime.space import space_for
+
+        # the serving model holds the weights once, plus its graph; the staging folder sits beside the output
+        needed = 2 * 4 * trained.model.count_params()
+        with space_for(out.parent, needed, f"exporting run {self.run.run_id} as {fmt}"):
+            export_model(serve, trained, fmt, out, labels=self.info.label_map.to_json(), about=about)
         return out

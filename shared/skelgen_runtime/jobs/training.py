@@ -244,11 +244,23 @@ class Training:
                 assert self.project.steps is not None  # Project checks that a tf project names its steps
                 steps = self.project.steps(model=model, optimizer=optimizer, loss=loss, metrics=metrics, config=config)
             extra = {"steps": steps}
+        from skelgen_runtime.errors import DiskFullError
         from skelgen_runtime.records.damage import explain_damaged_shards
+        from skelgen_runtime.space import check_room, space_for
         from skelgen_runtime.startup import native_log_filter
 
+        # what the run writes: last and best weights, two resume states with the optimizer's slots, final.keras
+        needed, what, rerun = 10 * 4 * model.count_params(), f"training run {run.run_id}", "resume it with "
+        rerun += f"python train.py --resume {run.run_id}"
+        try:
+            check_room(run.model_dir, needed, what, rerun=rerun)
+        except DiskFullError as err:  # before the first epoch: the run is recorded failed, and resumable
+            run.set_status("failed", reason=str(err))
+            run.release()
+            raise
+        room = space_for(run.model_dir, needed, what, rerun=rerun, check=False)
         # TensorFlow's known harmless warnings (startup.KNOWN_NOISE) stay off the terminal; a damaged shard is named
-        with native_log_filter(), explain_damaged_shards(data.info, ["train", "val"]):
+        with room, native_log_filter(), explain_damaged_shards(data.info, ["train", "val"]):
             trainer.fit(
                 model,
                 data.train,

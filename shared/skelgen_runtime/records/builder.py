@@ -33,11 +33,13 @@ from skelgen_runtime.records.writer import (
     EncodeFn,
     ShardPlan,
     ShardResult,
+    completed,
     plan_shards,
     remove_temporaries,
     write_shards,
 )
 from skelgen_runtime.sources.base import Source, SourceItem
+from skelgen_runtime.space import space_for
 
 __all__ = ["BuildReport", "build_dataset", "content_key", "require_beam", "BEAM_EXTRA"]
 
@@ -142,15 +144,22 @@ def build_dataset(
         all_plans = [p for plan in plans.values() for p in plan]
         checked, damaged = forget_damaged(folder, all_plans, skip_bad, compression, progress) if verify else (0, [])
         if beam_build is None:
-            flat, reused, processes = _write_locally(
-                all_plans,
-                source.encode,
-                workers=workers,
-                skip_bad=skip_bad,
-                compression=compression,
-                progress=progress,
-                desc=f"building {prefix}",
+            room = space_for(
+                folder.local_path or Path(),
+                sum(p.input_bytes for p in all_plans if completed(p, skip_bad, folder) is None),
+                f"building {prefix}",
+                rerun="rerun the build (the shards it finished are kept)",
             )
+            with room:
+                flat, reused, processes = _write_locally(
+                    all_plans,
+                    source.encode,
+                    workers=workers,
+                    skip_bad=skip_bad,
+                    compression=compression,
+                    progress=progress,
+                    desc=f"building {prefix}",
+                )
             runner = "local"
         else:
             flat, reused, runner = beam_build.write_with_beam(
