@@ -337,3 +337,19 @@ def test_known_tensorflow_noise_is_dropped_and_everything_else_kept(tmp_path: Pa
         "python says",
         "E0000 00:00:1.5   12 other.cc:2] an errorafter",
     ], proc.stderr
+
+
+def test_one_command_line_a_scheduler_reruns_resumes_its_own_run(built_projects, tmp_path: Path) -> None:
+    """``train.py --config C --set K=V --resume auto`` after a kill resumes the run it started; an unfinished run
+    of another config is refused, not resumed with the wrong settings."""
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    command = [*TINY, "--set", "train.epochs=3", "--resume", "auto"]
+    run_dir, _ = train_and_kill(project, command, after_epochs=1)
+    other = script(project, "train.py", *TINY, "--set", "train.epochs=4", "--resume", "auto", check=False)
+    assert other.returncode == 2 and f"the newest unfinished run {run_dir.name} was started with another config" in (
+        other.stderr
+    ), other.stderr
+    out = script(project, "train.py", *command).stdout
+    assert f"resuming run {run_dir.name}" in out and epochs_logged(run_dir) == [1, 2, 3]
+    assert len([p for p in (project / "logs").iterdir() if (p / "run.json").exists()]) == 1

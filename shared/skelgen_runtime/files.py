@@ -36,6 +36,7 @@ __all__ = [
     "publish",
     "publish_dir",
     "fsync_dir",
+    "remove_leftovers",
     "file_digest",
     "free_bytes",
     "is_disk_full",
@@ -48,6 +49,18 @@ TMP_MARK = ".tmp-"
 def temporary_name(path: Path) -> Path:
     """Where ``path`` is written before it is renamed into place: hidden, and matching no ``*.tfrecord`` glob."""
     return path.with_name(f".{path.name.lstrip('.')}{TMP_MARK}{os.getpid()}")
+
+
+def remove_leftovers(folder: Path) -> list[str]:
+    """Remove what writers killed mid-write left in ``folder`` (``.NAME.tmp-PID...`` files and folders); their names."""
+    gone = []
+    for path in Path(folder).glob(f".*{TMP_MARK}*"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        gone.append(path.name)
+    return gone
 
 
 def fsync_dir(folder: Path) -> None:

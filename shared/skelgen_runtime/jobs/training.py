@@ -75,9 +75,17 @@ class Training:
         write_snapshot(root, project.config)  # for the next train.py's check before TensorFlow
         run = find_resumable(root, args.resume) if args.resume else None
         if run is not None:
-            if args.overrides:
-                raise ConfigError("--set cannot change the config of a run being resumed; start a new run instead")
             config = load_config(run.config_file, schema=project.config)
+            # --resume auto with --set: one command line that a scheduler can rerun after any kill, resuming the
+            # run it started (the same config) or starting it when the kill came before the run was recorded
+            asked = load_config(args.config, args.overrides, schema=project.config) if args.overrides else None
+            if asked is not None and (args.resume != "auto" or asked != config):
+                raise ConfigError(
+                    "--set cannot change the config of a run being resumed; start a new run instead"
+                    if args.resume != "auto"
+                    else f"the newest unfinished run {run.run_id} was started with another config than --config/--set "
+                    f"give; resume it with python train.py --resume {run.run_id}, or start a new run without --resume"
+                )
             _say(f"resuming run {run.run_id}")
         else:
             if args.resume == "auto":
@@ -203,6 +211,10 @@ class Training:
             run = worker_run(self.strategy, run)
         elif run is not None:
             run.claim()  # a run that another process trains is not resumed beside it
+            from skelgen_runtime.files import remove_leftovers
+
+            for folder in (run.log_dir, run.model_dir, run.checkpoint_dir):  # what a kill mid-write left
+                remove_leftovers(folder)
         else:
             run = new_run(
                 self.root,
