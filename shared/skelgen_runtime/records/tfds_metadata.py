@@ -41,6 +41,7 @@ import re
 from typing import Any, Mapping
 
 from skelgen_runtime.records.folder import Folder, open_folder
+from skelgen_runtime.records.writer import shard_name
 
 __all__ = ["TFDS_DIR", "UNLABELLED_DIR", "tfds_layouts", "write_tfds_metadata", "remove_tfds_metadata"]
 
@@ -57,7 +58,6 @@ _IMAGE = f"{_FEATURES}.image_feature.Image"
 _IMAGES = {"image/encoded": 3, "image/segmentation/class/encoded": 1}
 #: keys holding a raw array deflated inside the record (volume schema version 2)
 _DEFLATED = {"volume/encoded", "volume/label/encoded"}
-_SHARD = re.compile(r"(?P<prefix>.+)_(?P<split>[^/]+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.tfrecord")
 
 
 def _feature(key: str, field: Any) -> dict[str, Any]:
@@ -102,14 +102,9 @@ def _features(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _shards_as_template(prefix: str, split: str, shards: list[dict]) -> str | None:
     """Why the shards of ``split`` cannot be described by TFDS's file template, or None when they can."""
     for i, shard in enumerate(shards):
-        match = _SHARD.fullmatch(shard["file"])
-        if not match or (match["prefix"], match["split"], int(match["index"]), int(match["total"])) != (
-            prefix,
-            split,
-            i,
-            len(shards),
-        ):
-            return f"shard {shard['file']} is not named {prefix}_{split}-{i:05d}-of-{len(shards):05d}.tfrecord"
+        expected = shard_name(prefix, split, i, len(shards))
+        if shard["file"] != expected:
+            return f"shard {shard['file']} is not named {expected}"
     return None
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from skelgen_runtime.errors import BadExampleError
-from skelgen_runtime.files import publish
+from skelgen_runtime.files import publish, remove_leftovers
 from skelgen_runtime.records.folder import TMP_MARK, Folder, LocalFolder, atomic_write_text, temporary_name
 from skelgen_runtime.records.image_stats import ImageStats
 from skelgen_runtime.records.tfrecord import TFRecordFileWriter
@@ -48,6 +48,7 @@ __all__ = [
     "write_shards",
     "atomic_write_text",
     "temporary_name",
+    "shard_name",
     "sidecar_name",
     "remove_temporaries",
     "MIN_BYTES_PER_WORKER",
@@ -61,6 +62,11 @@ SIDECAR_SUFFIX = ".meta.json"
 MIN_BYTES_PER_WORKER = 32 << 20
 
 EncodeFn = Callable[[SourceItem, str], bytes]
+
+
+def shard_name(prefix: str, split: str, index: int, total: int) -> str:
+    """``PREFIX_SPLIT-NNNNN-of-NNNNN.tfrecord``: the name of shard ``index`` of ``total`` of a split."""
+    return f"{prefix}_{split}-{index:05d}-of-{total:05d}.tfrecord"
 
 
 def sidecar_name(shard: str) -> str:
@@ -132,7 +138,7 @@ def plan_shards(
                 stamp, nbytes = _stamp(path)
                 size += nbytes
                 digest.update(f"{name}={path}:{stamp}\0".encode())
-        name = f"{prefix}_{split}-{i:05d}-of-{num:05d}.tfrecord"
+        name = shard_name(prefix, split, i, num)
         plans.append(ShardPlan(out_dir / name, split, chunk, digest.hexdigest(), size))
     return plans
 
@@ -224,7 +230,11 @@ def write_shard(plan: ShardPlan, encode: EncodeFn, skip_bad: bool, compression: 
 
 def remove_temporaries(folder: Folder | Path) -> None:
     """Delete what interrupted builds left half-written in ``folder`` (a local path, or any :class:`Folder`)."""
-    folder = LocalFolder(folder) if isinstance(folder, (str, Path)) else folder
+    if isinstance(folder, (str, Path)):
+        folder = LocalFolder(folder)
+    if folder.local_path is not None:  # a local folder: the one helper for it
+        remove_leftovers(folder.local_path)
+        return
     for name in folder.names():
         if name.startswith(".") and TMP_MARK in name[1:]:
             folder.remove(name)
