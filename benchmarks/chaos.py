@@ -425,18 +425,19 @@ def run_scenario(scenario: Scenario, work: Path, kills: int, rng: random.Random,
         ran = _kill_at(project, scenario.command, moment)
         finished = ran < moment
         found = [f"after the kill at {moment:.1f} s: {v}" for v in violations(project.resolve())]
-        reruns, recovered = 0, scenario.done(project)  # killed after its work was done: nothing to rerun
+        reruns, recovered, said = 0, scenario.done(project), ""  # killed after its work was done: nothing to rerun
         while not recovered and reruns < 3:
             reruns += 1
             proc = subprocess.run(python(*scenario.rerun), cwd=project, env=quiet_env(), capture_output=True, text=True)
             recovered = proc.returncode == 0
+            said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:] if not recovered else ""
         found += [f"at the end: {v}" for v in violations(project.resolve())]
         if recovered and not scenario.same(scenario.result(project), expected):
             found.append(
                 f"at the end: the result differs from the uninterrupted run's ({scenario.result(project)} vs {expected})"
             )
         if not recovered:
-            found.append(f"not recovered after {reruns} reruns of {' '.join(scenario.rerun)}")
+            found.append(f"not recovered after {reruns} reruns of {' '.join(scenario.rerun)}; the last said: {said}")
         trials.append(Trial(round(moment, 2), finished, reruns, recovered, found))
         say(
             f"  {scenario.name}: kill {k + 1}/{kills} at {moment:.1f} s of {seconds:.1f} s: "

@@ -165,8 +165,10 @@ def test_a_damaged_resume_state_falls_back_to_the_previous_one(built_projects, t
     epochs = 5
     run_dir, proc = train_and_kill(project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=3)
     backup = project / "models" / run_dir.name / "backup"
-    if framework == "keras":  # Keras keeps latest.weights.h5 and the one before it (.bkp)
-        newest, older = backup / "latest.weights.h5", backup / "latest.weights.h5.bkp"
+    if framework == "keras":  # BackupAndRestore keeps epoch-NNNN folders: the newest two
+        states = sorted(backup.glob("epoch-*"))
+        assert len(states) == 2, states
+        newest, older = states[-1] / "model.weights.h5", states[-2] / "model.weights.h5"
     else:  # tf.train.CheckpointManager keeps ckpt-N and ckpt-(N-1)
         data = sorted(backup.glob("ckpt-*.data-*"), key=lambda p: int(p.name.split("-")[1].split(".")[0]))
         newest, older = data[-1], data[-2]
@@ -184,7 +186,7 @@ def test_a_damaged_resume_state_falls_back_to_the_previous_one(built_projects, t
     # both states damaged: said, nothing trained from scratch
     run_dir, proc = train_and_kill(project, [*TINY, "--set", f"train.epochs={epochs}"], after_epochs=3)
     backup = project / "models" / run_dir.name / "backup"
-    for path in [*backup.glob("latest.weights.h5*"), *backup.glob("ckpt-*.data-*")]:
+    for path in [*backup.glob("epoch-*/model.weights.h5"), *backup.glob("ckpt-*.data-*")]:
         path.write_bytes(path.read_bytes()[:100])
     logged = epochs_logged(run_dir)
     failed = subprocess.run(
@@ -195,3 +197,37 @@ def test_a_damaged_resume_state_falls_back_to_the_previous_one(built_projects, t
         failed.stderr
     )
     assert epochs_logged(run_dir) == logged
+
+
+@pytest.mark.slow
+def test_a_kill_while_a_finished_training_winds_up_is_finished_by_the_rerun(built_projects, tmp_path: Path) -> None:
+    """The last steps of a training (the resume state removed, final.keras written, the run marked complete)
+    killed between any two of them: the rerun completes the run without training it again."""
+    project = tmp_path / "p"
+    shutil.copytree(built_projects("segmentation", "keras"), project, symlinks=True)
+    args = [*TINY, "--set", "train.epochs=2"]
+    script(project, "train.py", *args)
+    run_dir = next((project / "logs").glob("*/run.json")).parent
+    model_dir = project / "models" / run_dir.name
+    record = json.loads((run_dir / "run.json").read_text())
+    final = (model_dir / "final.keras").read_bytes()
+    # killed mid-way through removing the resume state (a renamed leftover, half deleted), before final.keras,
+    # then killed after final.keras was written but before the run was marked complete
+    for leftover, has_final in ((True, False), (False, True)):
+        unfinished = {**record, "status": "running"}
+        unfinished.pop("finished", None)
+        (run_dir / "run.json").write_text(json.dumps(unfinished))
+        (model_dir / "final.keras").unlink(missing_ok=True)
+        if has_final:
+            (model_dir / "final.keras").write_bytes(final)
+        if leftover:
+            trash = model_dir / ".backup.old.tmp-1234" / "epoch-0002"
+            trash.mkdir(parents=True)
+            (trash / "training_metadata.json").write_text('{"epoch": 2')
+        done = script(project, "train.py", *args, "--resume", "auto")
+        assert "Epoch 1/" not in done.stdout and f"run {run_dir.name} had trained all 2 epochs" in done.stdout
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+        assert epochs_logged(run_dir) == [1, 2] and (model_dir / "final.keras").is_file()
+        assert not list(model_dir.glob(".*")), list(model_dir.iterdir())  # the leftover removed
+        if has_final:
+            assert (model_dir / "final.keras").read_bytes() == final

@@ -35,6 +35,7 @@ __all__ = [
     "atomic_path",
     "publish",
     "publish_dir",
+    "discard_dir",
     "fsync_dir",
     "remove_leftovers",
     "file_digest",
@@ -128,6 +129,22 @@ def publish(tmp: Path, path: Path) -> None:
     """Rename the whole file ``tmp`` (written by the caller, e.g. a shard) over ``path``, durably."""
     _fsync_file(tmp)
     _publish(tmp, path)
+
+
+def discard_dir(path: Path) -> None:
+    """Remove the folder ``path`` as one step: renamed to a hidden leftover name first (atomic), then deleted.
+    A process killed meanwhile leaves the whole folder or none of it at ``path``, never a part of it
+    (``shutil.rmtree`` alone would leave a half-deleted folder that a reader takes for a damaged one); the
+    leftover is removed by :func:`remove_leftovers` of the parent folder."""
+    path = Path(path)
+    trash = path.with_name(f".{path.name}.old{TMP_MARK}{os.getpid()}")
+    shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.replace(path, trash)
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def publish_dir(staging: Path, path: Path) -> None:

@@ -213,7 +213,7 @@ class Training:
             run.claim()  # a run that another process trains is not resumed beside it
             from skelgen_runtime.files import remove_leftovers
 
-            for folder in (run.log_dir, run.model_dir, run.checkpoint_dir):  # what a kill mid-write left
+            for folder in (run.log_dir, run.model_dir, run.checkpoint_dir, run.backup_dir):  # a kill mid-write's
                 remove_leftovers(folder)
         else:
             run = new_run(
@@ -308,20 +308,24 @@ class Training:
         _say(f"next: python evaluate.py --run {run.run_id}")
 
     def _finish_trained(self, model: Any, run: Run) -> bool:
-        """A resumed run that had trained every epoch and was stopped before writing ``final.keras`` (its
-        resume state already gone): write the final model from the last epoch's weights instead of
-        training again. True if that was the case."""
+        """A resumed run that had trained every epoch and was stopped before it was marked complete (its resume
+        state already gone): write the final model from the last epoch's weights unless ``final.keras`` is
+        there (written whole, so it is the final model), and mark it complete, instead of training again.
+        True if that was the case."""
         last = run.checkpoint_dir / "last.weights.h5"
         done = int(run.record().get("epochs_done", 0))
-        if self.resumed is None or done < self.config.train.epochs or run.final_model.is_file() or not last.is_file():
+        final = run.final_model.is_file()
+        if self.resumed is None or done < self.config.train.epochs or not (final or last.is_file()):
             return False
         from skelgen_runtime.training.control import finish
         from skelgen_runtime.training.keras_fit import save_model
 
-        model.load_weights(str(last))
-        save_model(model, run.final_model)
+        if not final:
+            model.load_weights(str(last))
+            save_model(model, run.final_model)
         finish(run, monitor=self.task.MONITOR)
-        _say(f"run {run.run_id} had trained all {done} epochs: wrote its final model from {last.name}")
+        how = "its final model was written" if final else f"wrote its final model from {last.name}"
+        _say(f"run {run.run_id} had trained all {done} epochs: {how}")
         _say(f"finished run {run.run_id}: model at {run.final_model}")
         self._say_best(run)
         return True

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from skelgen_runtime.files import atomic_path, atomic_write_text
+from skelgen_runtime.files import (
+    atomic_path,
+    atomic_write_text,
+    discard_dir,
+    publish_dir,
+    remove_leftovers,
+    temporary_name,
+)
 
 __all__ = ["EpochCSVLogger", "RunStatus", "BackupAndRestore", "WeightsCheckpoint", "save_weights"]
 
@@ -81,36 +90,70 @@ class RunStatus(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's resume state (``double_checkpoint=True``: the last epoch's and the one before), restored by
-    :func:`~skelgen_runtime.training.control.restore_newest_whole`: a damaged latest state is named in a
-    warning and the previous one restored (Keras alone falls back silently, and only on ``OSError``); with
-    both damaged, the run says so instead of training from scratch."""
+    """Keras's resume state, each one written whole: a folder ``epoch-NNNN`` (the weights with the optimizer's
+    slots, and ``training_metadata.json``) staged under a temporary name and renamed into place; the newest
+    two are kept. Keras writes its state files in place and deletes the folder file by file at the end, so a
+    kill there could leave weights without their epoch or a half-deleted state that no rerun reads.
+
+    On resume, :func:`~skelgen_runtime.training.control.restore_newest_whole` restores the newest state that
+    reads whole (a damaged one is named in a warning and the one before it restored; Keras alone falls back
+    silently, and only on ``OSError``); with every state damaged, the run says so instead of training from
+    scratch. A run that an earlier skelgen started (Keras's own ``latest.weights.h5`` files) resumes too.
+    When the training ends, the states go as one step (:func:`~skelgen_runtime.files.discard_dir`).
+    """
+
+    KEEP = 2
 
     def __init__(self, run, backup_dir: str) -> None:
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
-        self.run = run
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=True)
+        self.run, self.folder = run, Path(backup_dir)
+
+    def states(self) -> list[Path]:
+        """The whole states kept, newest first (Keras's own files of an earlier skelgen's run last)."""
+        kept = sorted(self.folder.glob("epoch-[0-9]*"), reverse=True) if self.folder.is_dir() else []
+        legacy = [Path(p) for p in (self._weights_path, self._prev_weights_path) if Path(p).is_file()]
+        return [p for p in kept if p.is_dir()] + legacy
 
     def on_train_begin(self, logs=None) -> None:
-        from keras.src.utils import file_utils
-
         from skelgen_runtime.training.control import restore_newest_whole
 
-        if not file_utils.exists(self._weights_path):
-            return  # a new run: nothing to restore
-        latest = (self._weights_path, self._training_metadata_path)
-        previous = (self._prev_weights_path, self._prev_training_metadata_path)
+        if self.folder.is_dir():
+            remove_leftovers(self.folder)  # a state that a kill left half-staged
+        states = self.states()
+        if states:
+            restore_newest_whole(self.run, [str(p) for p in states], lambda state: self._restore(Path(state)))
 
-        def restore(paths: str) -> None:
-            weights, metadata = latest if paths == self._weights_path else previous
-            if paths != self._weights_path:  # make the previous state the current one, as Keras does
-                file_utils.copy(weights, self._weights_path)
-                file_utils.copy(metadata, self._training_metadata_path)
-            self._load_model()
+    def _restore(self, state: Path) -> None:
+        if state.is_dir():
+            weights, metadata = state / "model.weights.h5", state / "training_metadata.json"
+        else:  # Keras's layout: latest.weights.h5 with training_metadata.json, or both with .bkp
+            bkp = state.name.endswith(".bkp")
+            weights = state
+            metadata = Path(self._prev_training_metadata_path if bkp else self._training_metadata_path)
+        epoch = int(json.loads(metadata.read_text())["epoch"])  # a missing or cut file: a damaged state
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its slots exist before they are loaded
+        self.model.load_weights(str(weights))
+        self.model._initial_epoch = epoch
 
-        states = [self._weights_path] + (
-            [self._prev_weights_path] if file_utils.exists(self._prev_weights_path) else []
-        )
-        restore_newest_whole(self.run, states, restore)
+    def _save_model(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = self.folder / f"epoch-{self._current_epoch:04d}"
+        staging = temporary_name(state)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()  # write: staged
+        self.model.save_weights(str(staging / "model.weights.h5"))  # write: staged
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        (staging / "training_metadata.json").write_text(json.dumps(metadata))  # write: staged
+        publish_dir(staging, state)
+        for old in self.states()[self.KEEP :]:
+            if old.is_dir():
+                discard_dir(old)
+            else:
+                old.unlink()
+
+    def on_train_end(self, logs=None) -> None:
+        discard_dir(self.folder)
 
 
 def save_weights(model: keras.Model, path: Path) -> None:

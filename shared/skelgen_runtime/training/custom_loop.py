@@ -22,7 +22,6 @@ decisions (Ctrl-C, a non-finite loss) are agreed between the workers, so that al
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 import keras
 import tensorflow as tf
 
+from skelgen_runtime.files import discard_dir
 from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import EpochCSVLogger, RunStatus, save_weights
@@ -250,5 +250,5 @@ def fit(
             print(f"epoch {epoch + 1}/{epochs} - {time.time() - t0:.0f}s - {shown}", flush=True)
     summaries.close()
     save_model(model, run.final_model)
-    shutil.rmtree(run.backup_dir, ignore_errors=True)  # like BackupAndRestore: resume state goes once done
+    discard_dir(run.backup_dir)  # like BackupAndRestore: the resume state goes once done, as one step
     finish(run, monitor=monitor)
