@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import csv
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -50,14 +51,29 @@ def skelgen(
     *args: str, cwd: Path | None = None, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess:
     """Run the installed ``skelgen`` command."""
-    # os.environ, not the C environment: readline (loaded by pytest) exports COLUMNS=80 there, which would make
-    # skelgen fit its tables to a terminal it is not writing to
-    proc = subprocess.run(
-        [SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120, env=dict(os.environ)
-    )
+    # without COLUMNS/LINES: readline (loaded by pytest) exports COLUMNS=80 in the C environment, and a pytest
+    # worker process may have them in os.environ; either would make skelgen fit its tables to a terminal it is
+    # not writing to
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run([SKELGEN, *args], cwd=cwd, capture_output=True, text=True, input=input, timeout=120, env=env)
     if check:
         assert proc.returncode == 0, f"skelgen {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+class ChildCPU:
+    """The CPU time (user + system seconds) of the child processes that ended inside the block: what a
+    command costs, unchanged by other work on the machine (the suite runs two tests side by side, so wall
+    time is not the command's own)."""
+
+    def __enter__(self) -> "ChildCPU":
+        self._before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.seconds = (after.ru_utime - self._before.ru_utime) + (after.ru_stime - self._before.ru_stime)
 
 
 def script(

