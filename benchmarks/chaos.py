@@ -195,7 +195,29 @@ def violations(project: Path) -> list[str]:
 
 
 def _shards(project: Path) -> dict[str, str]:
-    return {p.name: _sha256(p) for p in sorted(project.glob("datasets/shapes/tfrecords/*.tfrecord"))}
+    """Every shard of every dataset of the project: a digest of the examples it decodes to (deflated arrays
+    inflated: ISA-L's deflate may pick other matches from one run to the next, the arrays are the same)."""
+    import zlib
+
+    import tensorflow as tf
+
+    out = {}
+    for shard in sorted(project.glob("datasets/*/tfrecords/*.tfrecord")):
+        digest, meta = hashlib.sha256(), _json(shard.with_name(f".{shard.name}.meta.json"))
+        for record in tf.data.TFRecordDataset(str(shard), meta.get("compression") or "").as_numpy_iterator():
+            example = tf.train.Example.FromString(record)
+            for key in sorted(example.features.feature):
+                digest.update(key.encode())
+                for value in example.features.feature[key].bytes_list.value:
+                    try:
+                        value = zlib.decompress(value)
+                    except zlib.error:
+                        pass
+                    digest.update(value)
+                digest.update(str(example.features.feature[key].int64_list.value).encode())
+                digest.update(str(example.features.feature[key].float_list.value).encode())
+        out[str(shard.relative_to(project))] = digest.hexdigest()
+    return out
 
 
 def _training(project: Path) -> dict[str, Any]:
@@ -242,6 +264,73 @@ def _close(ours: list[float], reference: list[float]) -> bool:
     return len(ours) == len(reference) and all(abs(a - b) <= 1e-4 for a, b in zip(ours, reference))
 
 
+# ------------------------------------------------------------------------------------------------ skelgen itself
+
+JOURNAL = ".skelgen-journal"
+
+
+def _journals(project: Path) -> list[Path]:
+    """skelgen's journals around ``project``: new's and add-dataset's, and update's (in .git)."""
+    ws = project.parent
+    return [*ws.rglob(JOURNAL), *ws.glob(".git/skelgen-update-journal")]
+
+
+_STAMP = re.compile(r"^- \d{4}-\d\d-\d\d \d\d:\d\d: ", re.M)
+
+
+def _git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True).stdout
+
+
+def _workspace_state(project: Path) -> dict[str, Any]:
+    """The workspace around ``project``: every file's digest (not .git; the changelog's dates left out), the
+    commit subjects and ``git status``."""
+    ws, files = project.parent, {}
+    for path in sorted(ws.rglob("*")):
+        rel = path.relative_to(ws)
+        if rel.parts[0] == ".git" or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name == "CHANGELOG.md":
+            data = _STAMP.sub("- DATE: ", data.decode()).encode()
+        files[str(rel)] = hashlib.sha256(data).hexdigest()
+    return {
+        "files": files,
+        "commits": _git(ws, "log", "--format=%s").splitlines(),
+        "status": _git(ws, "status", "--porcelain"),
+    }
+
+
+def workspace_violations(project: Path) -> list[str]:
+    """After a kill: a half-done change of skelgen's must be covered by a journal (which the next command
+    undoes); without one, every answers file is whole and the git tree clean. At the end: no journal, clean."""
+    from skelgen_runtime.layout import PROJECT_ANSWERS
+
+    ws = project.parent
+    if _journals(project):
+        return []
+    found = []
+    for answers in sorted([*ws.glob(f"*/{PROJECT_ANSWERS}"), *ws.glob("*/datasets/*/.copier-answers*.yml")]):
+        try:
+            import yaml
+
+            if not isinstance(yaml.safe_load(answers.read_text()), dict):
+                found.append(f"{answers}: not a whole answers file")
+        except (OSError, ValueError) as err:
+            found.append(f"{answers}: unreadable ({err})")
+    status = _git(ws, "status", "--porcelain")
+    if status.strip():
+        found.append(f"{ws}: uncommitted changes and no journal to undo them: {status.strip()[:300]}")
+    return found
+
+
+def _committed(subject: str) -> Callable[[Path], bool]:
+    def done(project: Path) -> bool:
+        return _git(project.parent, "log", "-1", "--format=%s").startswith(subject) and not _journals(project)
+
+    return done
+
+
 # ------------------------------------------------------------------------------------------------ scenarios
 
 
@@ -250,7 +339,7 @@ class Scenario:
     """A command, the state it starts from, how it is rerun and what it must end with."""
 
     name: str
-    state: str  # a key of RAW (the sample images, not built), "built" or "trained"
+    state: str  # a key of RAW (the sample images, not built), "built", "trained" or "generated" (a new project)
     framework: str
     command: list[str]
     rerun: list[str]
@@ -258,13 +347,20 @@ class Scenario:
     #: whether the command's work is done in a project (a kill after it finished needs no rerun)
     done: Callable[[Path], bool]
     same: Callable[[Any, Any], bool] = lambda a, b: a == b
+    #: what is checked after each kill and at the end (default: the trusted files of the project)
+    check: Callable[[Path], list[str]] = violations
+    #: variables the command runs with, given the project
+    env: Callable[[Path], dict[str, str]] = lambda project: {}
 
 
 BUILD = ["datasets/build_shapes_to_tfrecord.py", "--shard-size", "8"]
+BRATS_BUILD = ["datasets/build_brats_to_tfrecord.py", "--workers", "1", "--shard-size", "2"]
+#: BraTS 2021 cases (four modalities and a label map as NIfTI files, as the organisers ship them), small volumes
+BRATS_CASES, BRATS_SHAPE = 16, (64, 64, 48)
 
 
 def _built(project: Path) -> bool:
-    return (project / "datasets" / "shapes" / "tfrecords" / "dataset_info.json").is_file()
+    return any(project.glob("datasets/*/tfrecords/dataset_info.json"))
 
 
 def _trained(project: Path) -> bool:
@@ -295,6 +391,8 @@ RESUME = ["train.py", *TINY, "--resume", "auto"]
 SCENARIOS = [
     _scenario("build", "raw-build", "keras", [*BUILD, "--workers", "1"], result=_shards, done=_built),
     _scenario("build --workers 2", "raw-large", "keras", [*BUILD, "--workers", "2"], result=_shards, done=_built),
+    _scenario("build --runner beam", "raw-build", "keras", [*BUILD, "--runner", "beam"], result=_shards, done=_built),
+    _scenario("BraTS build", "brats", "keras", BRATS_BUILD, result=_shards, done=_built),
     _scenario(
         "train.py (keras)",
         "built",
@@ -320,6 +418,34 @@ SCENARIOS = [
     ),
     _scenario("predict.py", "trained", "keras", PREDICT, result=_predictions, done=_predicted),
     _scenario("export.py", "trained", "keras", EXPORT, result=_exported, done=_exported_done, same=_close),
+    _scenario(
+        "skelgen new",
+        "generated",
+        "keras",
+        ["-m", "skelgen", "new", "p2", "--task", "detection", "--workspace", "..", "--defaults"],
+        result=_workspace_state,
+        done=_committed("skelgen new p2"),
+        check=workspace_violations,
+    ),
+    _scenario(
+        "skelgen update",
+        "outdated",
+        "keras",
+        ["-m", "skelgen", "update", "--to", "99.0.0"],
+        result=_workspace_state,
+        done=_committed("skelgen update: dataset shapes"),
+        check=workspace_violations,
+        env=lambda project: {"SKELGEN_TEMPLATE": str(project.parents[2] / "states" / "outdated-template")},
+    ),
+    _scenario(
+        "add-dataset",
+        "generated",
+        "keras",
+        ["-m", "skelgen", "add-dataset", "shapes"],
+        result=_workspace_state,
+        done=_committed("skelgen add-dataset shapes"),
+        check=workspace_violations,
+    ),
 ]
 
 
@@ -330,10 +456,21 @@ def _prepare(work: Path, state: str, framework: str) -> Path:
 
     folder = work / "states" / f"{state}-{framework}"
     project = folder / "proj"
-    if (folder / ".complete").exists():
+    done = folder.with_name(f"{folder.name}.complete")  # beside it: the folder may be a git workspace
+    if done.exists():
         return project
     shutil.rmtree(folder, ignore_errors=True)
-    if state in RAW:
+    if state == "generated":  # a workspace with one project, committed
+        api.new_project(name="proj", task="segmentation", framework=framework, workspace=folder)
+    elif state == "outdated":  # a project and a dataset of this template, a user edit; then a new template version
+        _outdated(folder, framework)
+    elif state == "brats":  # the cases outside the project (add-dataset --source), as a user keeps them
+        from brats_build_memory import write_cases
+
+        write_cases(folder / "raw", BRATS_CASES, shape=BRATS_SHAPE)
+        project = api.new_project(name="proj", task="segmentation", framework=framework, workspace=folder).path
+        api.add_dataset(name="brats", project=project, source=folder / "raw" / "BraTS2021_TrainingData")
+    elif state in RAW:
         counts, size = RAW[state]
         project = api.new_project(name="proj", task="segmentation", framework=framework, workspace=folder).path
         api.add_dataset(name="shapes", project=project, sample_counts={"train": 0, "val": 0, "pred": 0})
@@ -344,12 +481,63 @@ def _prepare(work: Path, state: str, framework: str) -> Path:
         _run(project, [*BUILD, "--workers", "1"])
         if state == "trained":
             _run(project, ["train.py", *TINY, "--set", "train.epochs=2"])
-    (folder / ".complete").touch()
+    done.touch()
     return project
 
 
-def _run(project: Path, args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(python(*args), cwd=project, env=quiet_env(), capture_output=True, text=True, timeout=timeout)
+#: the template changes of the release "skelgen update" brings (file, old text, new text), in both scaffolds
+RELEASE = [
+    ("template/project/train.py.jinja", '"""', '"""\n'),
+    ("template/project/evaluate.py", "import", "# evaluation, as the template has it now\nimport"),
+    ("template/project/.gitignore", "__pycache__/", "__pycache__/\n*.tmp"),
+    (
+        "template/dataset/datasets/build_{{dataset_name}}_to_tfrecord.py.jinja",
+        "NAME = ",
+        "# the dataset's name\nNAME = ",
+    ),
+]
+
+
+def _outdated(folder: Path, framework: str) -> None:
+    """A template repository (this checkout's template, tagged with this version), a project and its shapes
+    dataset made from it and committed, a user's edit of a template-owned file; then the template's next
+    version (99.0.0, :data:`RELEASE`), which the update brings."""
+    from skelgen_runtime._version import __version__
+
+    repo = folder.with_name(f"{folder.name.rsplit('-', 1)[0]}-template")
+    shutil.rmtree(repo, ignore_errors=True)
+    files = _git(HERE.parent, "ls-files", "-co", "--exclude-standard", "-z", "--", "copier.yml", "template")
+    for rel in filter(None, files.split("\0")):
+        if (HERE.parent / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(HERE.parent / rel, repo / rel)
+    ident = ["-c", "user.name=chaos", "-c", "user.email=chaos@localhost"]
+    tag = lambda version: [  # noqa: E731
+        _git(repo, *args) for args in (["add", "-A"], [*ident, "commit", "-qm", version], ["tag", f"v{version}"])
+    ]
+    _git(repo, "init", "-q", "-b", "main")
+    tag(__version__)
+    env = {"SKELGEN_TEMPLATE": str(repo)}
+    _run(folder.parent, ["-m", "skelgen", "new", "proj", "--task", "segmentation", "--framework", framework,
+                         "--workspace", folder.name, "--defaults"], env=env)  # fmt: skip
+    project = folder / "proj"
+    _run(project, ["-m", "skelgen", "add-dataset", "shapes"], env=env)
+    evaluate = project / "evaluate.py"
+    evaluate.write_text(evaluate.read_text() + "\n# my note\n")
+    _git(folder, *ident, "commit", "-qam", "my note")
+    for rel, old, new in [*RELEASE, ("copier.yml", f'default: "{__version__}"', 'default: "99.0.0"')]:
+        text = (repo / rel).read_text()
+        assert old in text, f"{old!r} not in {rel}"
+        (repo / rel).write_text(text.replace(old, new, 1))
+    tag("99.0.0")
+
+
+def _run(
+    project: Path, args: list[str], timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        python(*args), cwd=project, env=quiet_env(**(env or {})), capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed in {project}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -366,13 +554,13 @@ def _fresh(work: Path, scenario: Scenario, label: str) -> Path:
     return project
 
 
-def _kill_at(project: Path, args: list[str], moment: float) -> float:
+def _kill_at(project: Path, args: list[str], moment: float, env: dict[str, str]) -> float:
     """Start ``args``, SIGKILL its process group after ``moment`` seconds (or let it end first); its run time."""
     start = time.monotonic()
     proc = subprocess.Popen(
         python(*args),
         cwd=project,
-        env=quiet_env(),
+        env=quiet_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -415,23 +603,31 @@ class Outcome:
 def run_scenario(scenario: Scenario, work: Path, kills: int, rng: random.Random, say: Callable[[str], None]) -> Outcome:
     reference = _fresh(work, scenario, "reference")
     start = time.monotonic()
-    _run(reference, scenario.command)
+    _run(reference, scenario.command, env=scenario.env(reference))
     seconds = time.monotonic() - start
     expected = scenario.result(reference)
     trials = []
     for k in range(kills):
         project = _fresh(work, scenario, f"kill{k}")
         moment = rng.uniform(0.05, 0.95) * seconds
-        ran = _kill_at(project, scenario.command, moment)
+        ran = _kill_at(project, scenario.command, moment, scenario.env(project))
         finished = ran < moment
-        found = [f"after the kill at {moment:.1f} s: {v}" for v in violations(project.resolve())]
+        found = [f"after the kill at {moment:.1f} s: {v}" for v in scenario.check(project.resolve())]
         reruns, recovered, said = 0, scenario.done(project), ""  # killed after its work was done: nothing to rerun
         while not recovered and reruns < 3:
             reruns += 1
-            proc = subprocess.run(python(*scenario.rerun), cwd=project, env=quiet_env(), capture_output=True, text=True)
+            proc = subprocess.run(
+                python(*scenario.rerun),
+                cwd=project,
+                env=quiet_env(**scenario.env(project)),
+                capture_output=True,
+                text=True,
+            )
             recovered = proc.returncode == 0
             said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:] if not recovered else ""
-        found += [f"at the end: {v}" for v in violations(project.resolve())]
+        found += [f"at the end: {v}" for v in scenario.check(project.resolve())]
+        if _journals(project):
+            found.append("at the end: a journal of skelgen's is left")
         if recovered and not scenario.same(scenario.result(project), expected):
             found.append(
                 f"at the end: the result differs from the uninterrupted run's ({scenario.result(project)} vs {expected})"

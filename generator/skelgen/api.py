@@ -2,7 +2,7 @@
 
 Nothing here imports TensorFlow. Every user mistake raises a
 :class:`~skelgen_runtime.errors.SkelgenError` subclass before anything is written, and a command
-that fails later leaves the workspace as it found it (:class:`~skelgen.workspace.Journal`).
+that fails or is killed later leaves the workspace as it found it (:class:`~skelgen.journal.Journal`).
 ``new_project`` and ``add_dataset`` commit what they generate, so that the project is ready for
 ``copier update`` / :func:`skelgen.update.update_project`.
 """
@@ -10,16 +10,16 @@ that fails later leaves the workspace as it found it (:class:`~skelgen.workspace
 from __future__ import annotations
 
 import shlex
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from skelgen import store
-from skelgen.gitutil import commit_paths, git, toplevel
+from skelgen.gitutil import commit_paths, toplevel
+from skelgen.journal import Journal, recover
 from skelgen.names import validate_name
-from skelgen.workspace import PROJECT_ANSWERS, Journal, ensure_workspace, log_change, read_answers, write_index
+from skelgen.workspace import PROJECT_ANSWERS, ensure_workspace, log_change, read_answers, write_index
 from skelgen_runtime.errors import ProjectError, TemplateError, UserInputError, did_you_mean
 from skelgen_runtime.layout import ProjectLayout, dataset_folders
 from skelgen_runtime.options import check_writable
@@ -73,7 +73,7 @@ def _commit(paths: list[Path], message: str, journal: Journal) -> str | None:
     top = toplevel(paths[0])
     if top is None:
         return None
-    journal.undo(lambda: git(top, "reset", "-q", "--", *map(str, paths), check=False))
+    journal.committing(top, paths, message)
     return commit_paths(top, paths, message)
 
 
@@ -104,17 +104,15 @@ def new_project(
             f"skelgen new {name} --workspace {shlex.quote(str(inside.parent))}"
         )
     dest = workspace / name
+    message = f"skelgen new {name} ({task}, {framework})"
+    interrupted = recover(workspace) if workspace.is_dir() else None  # a killed command's half-done changes go first
+    if interrupted and interrupted.get("message") == message:  # this very command, killed once it had committed
+        return NewProject(dest, [], interrupted["commit"])
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserInputError(f"{dest} already exists and is not empty; choose another name or remove it")
-    with Journal() as journal:
-        journal.mkdir(workspace)
+    with Journal(workspace) as journal:
         if dest.exists():  # an empty folder: put back as empty
-
-            def empty_again() -> None:
-                for p in dest.iterdir():
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-            journal.undo(empty_again)
+            journal.emptied(dest)
         else:
             journal.created(dest)
         _copy({"scaffold": "project", "project_name": name, "task": task, "framework": framework}, dest)
@@ -126,7 +124,7 @@ def new_project(
         made = None
         if commit:
             paths = [dest, *changed, *(workspace / f for f in created if f != "git repository")]
-            made = _commit(paths, f"skelgen new {name} ({task}, {framework})", journal)
+            made = _commit(paths, message, journal)
     return NewProject(dest, created, made)
 
 
@@ -200,6 +198,8 @@ def add_dataset(
         preset, name = name, name.replace("-", "_")  # add-dataset pascal-voc -> datasets/pascal_voc
     validate_name(name, kind="dataset")
     root = find_project(project)
+    # a killed skelgen command's half-done changes go first
+    interrupted = [found for found in (recover(root), recover(root.parent)) if found]
     answers = read_answers(root / PROJECT_ANSWERS)
     if preset is None:
         if name not in PRESETS:
@@ -222,6 +222,9 @@ def add_dataset(
             raise UserInputError(f"--source {source} is not a folder")
     layout = ProjectLayout(root)
     dataset_dir, answers_file = layout.dataset(name), layout.dataset_answers(name)
+    message = f"skelgen add-dataset {name} ({spec.name}) to {root.name}"
+    if any(found.get("message") == message for found in interrupted):  # this very command, killed once committed
+        return dataset_dir
     if answers_file.exists() or (dataset_dir.exists() and any(dataset_dir.iterdir())):
         raise UserInputError(f"dataset {name!r} already exists in {root / 'datasets'}; choose another name")
     data = {
@@ -246,7 +249,7 @@ def add_dataset(
     ]
     say = announce or (lambda line: None)
     say(f"rendering dataset {name} ({spec.name}) into {root.name}")
-    with Journal() as journal:
+    with Journal(root) as journal:
         for path in (dataset_dir, *written):
             if not path.exists():
                 journal.created(path)
@@ -267,7 +270,5 @@ def add_dataset(
                 write_index(workspace, journal),
             ]
         if commit:
-            _commit(
-                [dataset_dir, *written, *changed], f"skelgen add-dataset {name} ({spec.name}) to {root.name}", journal
-            )
+            _commit([dataset_dir, *written, *changed], message, journal)
     return dataset_dir

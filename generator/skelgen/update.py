@@ -20,6 +20,7 @@ from typing import Callable, Literal
 
 from skelgen import store
 from skelgen.gitutil import commit_paths, dirty_paths, git, toplevel, tree_changes
+from skelgen.journal import Journal, recover, update_journal
 from skelgen.workspace import read_answers
 from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import BusyError, ProjectError, SkelgenError, TemplateError
@@ -202,8 +203,7 @@ def _update_one(
     status = _status(scaffold, root, src)
     if not status.behind:
         return status
-    known = store.release_tags(src.src)
-    answers = scaffold.recorded()
+    known, answers = store.release_tags(src.src), scaffold.recorded()
     adopted = (
         None
         if f"v{status.recorded}" in known or os.environ.get(store.ENV_TEMPLATE)
@@ -347,6 +347,9 @@ def update_project(
             f"{root} is not in a git repository, which copier needs to merge updates: "
             f"git -C {root} init && git -C {root} add -A && git -C {root} commit -m 'skelgen project'"
         )
+    journal = update_journal(top)  # a killed skelgen command's half-done changes go first (not in a dry run)
+    for folder, home in ((root, journal), (root, None), (root.parent, None)) if not dry_run else ():
+        recover(folder, home=home)
     _refuse_dirty(top, root)
     _refuse_training(root)
     src = _target(to)
@@ -355,7 +358,10 @@ def update_project(
             clone = Path(tmp) / "repo"
             git(top, "clone", "-q", "--no-hardlinks", str(top), str(clone))
             return _update_all(clone, clone / root.relative_to(top), src, conflict, dry_run=True, report=on_scaffold)
-    return _update_all(top, root, src, conflict, dry_run=False, report=on_scaffold)
+    # a kill is undone by the next update (back to the last commit: each scaffold is committed whole)
+    with Journal(root, home=journal, undo_on_error=False) as steps:
+        steps.restoring(top, root)
+        return _update_all(top, root, src, conflict, dry_run=False, report=on_scaffold)
 
 
 def _update_all(

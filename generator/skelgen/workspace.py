@@ -2,17 +2,17 @@
 
 The index is derived from the projects on disk (their copier answers files) every time it is
 written, so it cannot drift from what is there. Every change skelgen makes here goes through a
-:class:`Journal`, so that a command that fails half-way leaves the workspace as it found it.
+:class:`~skelgen.journal.Journal`, so that a command that fails or is killed half-way leaves the workspace as
+it found it (a killed one: once the next skelgen command has run).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
 
+from skelgen.journal import Journal
 from skelgen_runtime.layout import PROJECT_ANSWERS, ProjectLayout
 
 __all__ = ["Journal", "ensure_workspace", "write_index", "log_change", "read_answers", "PROJECT_ANSWERS"]
@@ -28,6 +28,8 @@ _GITIGNORE = """\
 */logs/*/
 */models/*/
 */predictions/
+# what an interrupted skelgen command left to be undone (the next skelgen command undoes it), and its leftover
+*.skelgen-journal*
 __pycache__/
 .venv/
 """
@@ -47,60 +49,6 @@ _CHANGELOG = """\
 
 What skelgen did in this workspace, newest last.
 """
-
-
-class Journal:
-    """What a command created or changed, so that :meth:`rollback` can put everything back.
-
-    Use as a context manager: on an exception (Ctrl-C included) every recorded change is undone,
-    newest first, and the exception goes on.
-    """
-
-    def __init__(self) -> None:
-        self._undo: list[Callable[[], object]] = []
-
-    def created(self, path: Path) -> Path:
-        """Record that ``path`` (a file or a folder) did not exist before; rollback removes it."""
-        self._undo.append(
-            lambda: shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
-        )
-        return path
-
-    def changing(self, path: Path) -> Path:
-        """Record ``path``'s content before it changes (or its absence); rollback restores it."""
-        if path.exists():
-            before = path.read_bytes()
-            self._undo.append(lambda: path.write_bytes(before))  # write: journal
-        else:
-            self.created(path)
-        return path
-
-    def undo(self, action: Callable[[], object]) -> None:
-        """Record an action that rollback runs (e.g. unstaging what a failed commit staged)."""
-        self._undo.append(action)
-
-    def mkdir(self, path: Path) -> Path:
-        """Create ``path`` and its missing parents, recording each one created."""
-        missing = [p for p in (path, *path.parents) if not p.exists()]
-        for folder in reversed(missing):
-            folder.mkdir()
-            self.created(folder)
-        return path
-
-    def rollback(self) -> None:
-        while self._undo:
-            try:
-                self._undo.pop()()
-            except OSError:
-                pass
-
-    def __enter__(self) -> "Journal":
-        return self
-
-    def __exit__(self, kind, error, trace) -> None:
-        if kind is not None:
-            self.rollback()
-        self._undo.clear()
 
 
 def read_answers(path: Path) -> dict:
