@@ -512,9 +512,11 @@ def _outdated(folder: Path, framework: str) -> None:
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(HERE.parent / rel, repo / rel)
     ident = ["-c", "user.name=chaos", "-c", "user.email=chaos@localhost"]
-    tag = lambda version: [  # noqa: E731
-        _git(repo, *args) for args in (["add", "-A"], [*ident, "commit", "-qm", version], ["tag", f"v{version}"])
-    ]
+
+    def tag(version: str) -> None:
+        for args in (["add", "-A"], [*ident, "commit", "-qm", version], ["tag", f"v{version}"]):
+            _git(repo, *args)
+
     _git(repo, "init", "-q", "-b", "main")
     tag(__version__)
     env = {"SKELGEN_TEMPLATE": str(repo)}

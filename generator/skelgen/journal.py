@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from skelgen.gitutil import git, head
 from skelgen_runtime.files import TMP_MARK, atomic_write_bytes, discard_dir, fsync_dir
 from skelgen_runtime.locks import Holder, ProcessLock
 
@@ -120,7 +121,6 @@ class Journal:
     def committing(self, repo: Path, paths: list[Path], message: str) -> None:
         """Record a commit of ``paths`` in ``repo`` about to be made: undoing unstages them unless the commit
         landed, in which case the command had finished and nothing is undone."""
-        from skelgen.gitutil import head
 
         self._record(op="commit", repo=str(repo), head=head(repo), message=message, paths=[str(p) for p in paths])
 
@@ -167,8 +167,6 @@ def _entries(home: Path) -> list[dict[str, Any]]:
 
 def rollback(home: Path) -> dict[str, Any]:
     """Undo the steps recorded in the journal ``home``, newest first (nothing when its commit landed); its start entry."""
-    from skelgen.gitutil import head
-
     entries = _entries(home)
     start = entries[0] if entries and entries[0].get("op") == "start" else {}
     for entry in entries:
@@ -203,15 +201,11 @@ def rollback(home: Path) -> dict[str, Any]:
 
 
 def _subject(repo: Path) -> str:
-    from skelgen.gitutil import git
-
     return git(repo, "log", "-1", "--format=%B", check=False).strip()
 
 
 def _unstage(repo: Path, paths: list[str], started: float) -> None:
     """Unstage ``paths`` in ``repo``, first removing the index lock a git killed with the command left behind."""
-    from skelgen.gitutil import git
-
     if not repo.exists():
         return
     lock = _git_dir(repo) / "index.lock"
@@ -221,8 +215,6 @@ def _unstage(repo: Path, paths: list[str], started: float) -> None:
 
 
 def _git_dir(repo: Path) -> Path:
-    from skelgen.gitutil import git
-
     found = Path(git(repo, "rev-parse", "--git-dir", check=False).strip() or ".git")
     return found if found.is_absolute() else repo / found
 
@@ -230,8 +222,6 @@ def _git_dir(repo: Path) -> Path:
 def _restore(repo: Path, path: Path, started: float) -> list[Path]:
     """``path`` as the last commit has it: tracked files checked out, untracked ones (not ignored) moved to
     ``.git/skelgen-rescued/TIME/``; where each went."""
-    from skelgen.gitutil import git
-
     if not path.exists():
         return []
     _unstage(repo, [str(path)], started)
