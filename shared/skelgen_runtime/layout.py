@@ -107,6 +107,21 @@ class ProjectLayout:
     def configs(self) -> Path:
         return self.root / "configs"
 
+    # ------------------------------------------------------------------ sweeps
+    @property
+    def sweeps(self) -> Path:
+        """``sweeps/``: the user's sweep files (``sweeps/NAME.yaml``)."""
+        return self.root / "sweeps"
+
+    @property
+    def sweep_db(self) -> Path:
+        """``logs/sweeps.db``: the default Optuna storage (SQLite) of the project's sweeps."""
+        return self.logs / "sweeps.db"
+
+    def sweep_logs(self, sweep_id: str) -> Path:
+        """``logs/sweeps/ID``: each trial's console output and the workers' claim files."""
+        return self.logs / "sweeps" / sweep_id
+
     @property
     def default_config(self) -> Path:
         return self.configs / "default.yaml"

@@ -40,6 +40,7 @@ class RunSummary:
         duration_s: seconds spent in epochs (the sum of ``metrics.csv``'s ``seconds``), None before any.
         evaluated_with: ``{split: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}``.
         problem: why the run's ``run.json`` cannot be read (its status is then ``unknown``), else None.
+        sweep: ``{"id": SWEEP, "trial": N}`` when a sweep's trial trained the run, else None.
     """
 
     run_id: str
@@ -57,6 +58,7 @@ class RunSummary:
     duration_s: float | None
     evaluated_with: dict[str, dict[str, str]] = field(default_factory=dict)
     problem: str | None = None
+    sweep: dict[str, Any] | None = None
 
     def curve(self, metric: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` of ``metric`` for every epoch that logged a finite one."""
@@ -187,6 +189,7 @@ def summarize(run: Run) -> RunSummary:
         duration_s=round(sum(seconds), 3) if seconds else None,
         evaluated_with=evaluated_with,
         problem=record_problem(run),
+        sweep=record.get("sweep") if isinstance(record.get("sweep"), dict) else None,
     )
 
 

@@ -49,7 +49,9 @@ from skelgen_runtime.locks import Holder, ProcessLock, holder_of
 __all__ = ["STATUSES", "Run", "now_iso", "new_run", "find_run", "find_resumable", "list_runs", "resolve_run"]
 
 #: the values of ``run.json``'s ``status``
-STATUSES = ("running", "interrupted", "failed", "complete")
+STATUSES = ("running", "interrupted", "failed", "complete", "pruned")
+#: the statuses of a run that ended as it should (a sweep's pruner stopped a ``pruned`` one early): never resumed
+FINISHED = ("complete", "pruned")
 #: the runs this process trains: their ``train.lock`` held until the training ends (:meth:`Run.claim`)
 _CLAIMS: dict[Path, ProcessLock] = {}
 
@@ -377,7 +379,7 @@ def find_resumable(root: Path, spec: str) -> Run | None:
     """``auto``: the newest run that did not complete (None if there is none); ``latest``: the same, but an
     error when there is none; else the run with that id or unique prefix, which must not be complete."""
     runs = list_runs(root)
-    unfinished = [r for r in runs if r.status != "complete"]
+    unfinished = [r for r in runs if r.status not in FINISHED]
     if spec == "auto":
         return unfinished[-1] if unfinished else None
     if spec == "latest":
@@ -387,6 +389,6 @@ def find_resumable(root: Path, spec: str) -> Run | None:
             )
         return unfinished[-1]
     run = _match(root, runs, spec)
-    if run.status == "complete":
-        raise RunError(f"run {run.run_id} already completed; start a new run instead")
+    if run.status in FINISHED:
+        raise RunError(f"run {run.run_id} already {run.status}; start a new run instead")
     return run

@@ -35,6 +35,7 @@ __all__ = [
     "supervised",
     "check_loss",
     "finish",
+    "prune",
     "restore_newest_whole",
 ]
 
@@ -166,16 +167,31 @@ def restore_newest_whole(run, states: Sequence[str], restore: Callable[[str], An
     )
 
 
-def finish(run, *, monitor: str | None = None) -> None:
-    """Mark ``run`` complete and draw its ``curves.png`` (loss and ``monitor``, train and validation)."""
+def prune(run, *, epoch: int, monitor: str | None = None) -> None:
+    """Mark ``run`` pruned after ``epoch`` (from 1: the last it trained) by its sweep's pruner, with its curves.
+
+    A pruned run ended as the sweep wanted (no final model: its checkpoints hold the last and best epochs).
+    """
+    _draw_curves(run, monitor)
+    run.set_status("pruned", reason=f"pruned by the sweep after epoch {epoch}", pruned_epoch=epoch)
+    run.release()
+
+
+def _draw_curves(run, monitor: str | None) -> None:
     from skelgen_runtime.curves import save_run_curves
     from skelgen_runtime.run_summary import read_metrics
-    from skelgen_runtime.runs import now_iso
 
     names = ["loss"] + ([monitor.removeprefix("val_")] if monitor and monitor.removeprefix("val_") != "loss" else [])
     try:
         save_run_curves(read_metrics(run), run.curves, metrics=names, title=run.run_id)
     except (OSError, ValueError, ImportError) as err:  # a picture never fails a finished run
         print(f"warning: no {run.curves.name} ({err})", file=sys.stderr)
+
+
+def finish(run, *, monitor: str | None = None) -> None:
+    """Mark ``run`` complete and draw its ``curves.png`` (loss and ``monitor``, train and validation)."""
+    from skelgen_runtime.runs import now_iso
+
+    _draw_curves(run, monitor)
     run.set_status("complete", finished=now_iso())
     run.release()

@@ -38,6 +38,7 @@ from skelgen_runtime.training.control import (
     StopSignal,
     check_loss,
     finish,
+    prune,
     restore_newest_whole,
     supervised,
 )
@@ -155,6 +156,7 @@ def fit(
     jit_compile: bool | str = "auto",
     freeze_backbone_epochs: int = 0,
     backbone_lr_multiplier: float = 1.0,
+    after_epoch: Callable[[int, dict], bool] | None = None,
 ) -> None:
     """Train ``model`` with a custom loop and write the run record; resumes from ``run``'s backup.
 
@@ -174,6 +176,9 @@ def fit(
         jit_compile: XLA-compile each replica's steps (``True``); ``"auto"`` and ``False`` do not.
         freeze_backbone_epochs, backbone_lr_multiplier: fine-tuning
             (:mod:`skelgen_runtime.training.finetune`), as in ``keras_fit.fit``.
+        after_epoch: called with the epoch (from 0) and its logs once the epoch is saved (row, checkpoints,
+            resume state); True stops the training there, recorded ``pruned`` (a sweep's pruner:
+            :mod:`skelgen_runtime.sweeps.trial`), without a final model.
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
@@ -223,6 +228,7 @@ def fit(
     val_step = _distributed(steps.val_step, strategy, jit_compile is True)
     val_ds = distribute_validation(strategy, val_ds)
     batches = iter(strategy.experimental_distribute_dataset(sharding(strategy, train_ds)))
+    pruned = 0
     with supervised(run, epochs=epochs) as stop, peer_loss_fails_the_run():
         board.on_train_begin()
         for epoch in range(int(next_epoch), epochs):
@@ -248,7 +254,14 @@ def fit(
             manager.save(checkpoint_number=epoch + 1)  # write: tensorflow
             shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
             print(f"epoch {epoch + 1}/{epochs} - {time.time() - t0:.0f}s - {shown}", flush=True)
+            if after_epoch is not None and after_epoch(epoch, logs):  # a sweep's pruner stops the trial here
+                pruned = epoch + 1
+                break
     summaries.close()
+    if pruned:
+        discard_dir(run.backup_dir)
+        prune(run, epoch=pruned, monitor=monitor)
+        return
     save_model(model, run.final_model)
     discard_dir(run.backup_dir)  # like BackupAndRestore: the resume state goes once done, as one step
     finish(run, monitor=monitor)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import keras
 import tensorflow as tf
@@ -24,7 +24,7 @@ from skelgen_runtime.models import pretrained_sources
 from skelgen_runtime.run_summary import best_of, read_metrics
 from skelgen_runtime.runs import Run
 from skelgen_runtime.training.callbacks import BackupAndRestore, EpochCSVLogger, RunStatus, WeightsCheckpoint
-from skelgen_runtime.training.control import StopSignal, check_loss, finish, supervised
+from skelgen_runtime.training.control import StopSignal, check_loss, finish, prune, supervised
 from skelgen_runtime.training.distribute import sharding
 from skelgen_runtime.training.finetune import BackboneSchedule
 from skelgen_runtime.training.precision import StepLossScaleOptimizer
@@ -71,6 +71,19 @@ class _StepGuard(keras.callbacks.Callback):
         self.stop.check()
 
 
+class _AfterEpoch(keras.callbacks.Callback):
+    """Last of the callbacks (the epoch saved): ``after_epoch(epoch, logs)``; True stops the training there."""
+
+    def __init__(self, after_epoch: Callable[[int, dict], bool]) -> None:
+        super().__init__()
+        self.after_epoch, self.stopped_after = after_epoch, 0
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.after_epoch(epoch, dict(logs or {})):
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+
+
 def fit(
     model: keras.Model,
     train_ds: tf.data.Dataset,
@@ -90,6 +103,7 @@ def fit(
     jit_compile: bool | str = "auto",
     freeze_backbone_epochs: int = 0,
     backbone_lr_multiplier: float = 1.0,
+    after_epoch: Callable[[int, dict], bool] | None = None,
 ) -> None:
     """Compile and train ``model``, writing the run record; resumes if ``run`` has a backup.
 
@@ -106,6 +120,9 @@ def fit(
         freeze_backbone_epochs, backbone_lr_multiplier: fine-tuning
             (:mod:`skelgen_runtime.training.finetune`): the first epochs with the backbone frozen, and
             the backbone's learning rate as a multiple of the rest's.
+        after_epoch: called with the epoch (from 0) and its logs once the epoch is saved (row, checkpoints,
+            resume state); True stops the training there, recorded ``pruned`` (a sweep's pruner:
+            :mod:`skelgen_runtime.sweeps.trial`), without a final model.
 
     Raises:
         TrainingInterrupted: Ctrl-C (exit status 130; the message is the command that resumes).
@@ -151,6 +168,8 @@ def fit(
             ),
             BackupAndRestore(run, str(run.backup_dir)),  # the newest whole resume state, a damaged one named
         ]
+        ender = _AfterEpoch(after_epoch) if after_epoch is not None else None
+        callbacks += [ender] if ender is not None else []
         model.fit(
             sharding(strategy, train_ds),
             validation_data=sharding(strategy, val_ds, validation=True) if val_ds is not None else None,
@@ -161,5 +180,8 @@ def fit(
             verbose=1 if sys.stdout.isatty() else 2,  # a step progress bar on a terminal, a line per epoch in logs
         )
     summaries.close()
+    if ender is not None and ender.stopped_after:
+        prune(run, epoch=ender.stopped_after, monitor=monitor)
+        return
     save_model(model, run.final_model)
     finish(run, monitor=monitor)
