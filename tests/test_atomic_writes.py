@@ -27,6 +27,7 @@ CATEGORIES = {
     "journal": "the generator's journal restores the file if the command fails",
     "object store": "tf.io.gfile's rename on an object store: the copy appears under its name once complete",
     "test": "a generated project's test sandbox",
+    "console log": "a process's console output, appended as it runs: for people (a sweep reads its last error line)",
 }
 _WRITE_MODES = set("wax+")
 _ATTRS = {"write_text", "write_bytes", "save", "save_weights", "savez", "copyfile", "copy2", "copytree", "rename"}
