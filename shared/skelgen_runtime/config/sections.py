@@ -113,6 +113,23 @@ class TrainConfig(Section):
         description="XLA-compile the training step: true, false, or auto (Keras's choice for model.fit: "
         "on a GPU without a strategy; off in the custom loop)",
     )
+    trackers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],  # type: ignore[arg-type, return-value]
+        description="where each run is logged besides metrics.csv and run.json: tensorboard (always: "
+        "logs/RUN's summaries) and mlflow (params, epoch metrics, tags, artifacts; MLFLOW_TRACKING_URI or "
+        "sqlite:///logs/mlflow.db; pip install 'skelgen-tf[mlflow]')",
+    )
+
+    @field_validator("trackers")
+    @classmethod
+    def _tensorboard_first(cls, value: list[str]) -> list[str]:
+        if "tensorboard" not in value:
+            raise ValueError(
+                "tensorboard is always on (the run's summaries in logs/RUN): list it, e.g. [tensorboard, mlflow]"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value} names a tracker twice")
+        return value
 
 
 class SegmentationDataConfig(DataConfig):

@@ -175,6 +175,9 @@ class TrainedRun:
         atomic_write_text(out, json.dumps(result, indent=2))
         extra = self.task.write_artifacts(result, self.info, self.run.log_dir, label)
         record_evaluation(self.run, label, result, extra)
+        from skelgen_runtime.tracking import log_run_files
+
+        log_run_files(self.root, self.run, [out, *extra], folder=f"eval_{label}", scores=scores)  # a tracked run's
         return result, [out, *extra]
 
     def _evaluated_data(self, split: str) -> tuple[dict[str, Any], str]:
@@ -299,4 +302,7 @@ class TrainedRun:
         needed = 2 * 4 * trained.model.count_params()
         with space_for(out.parent, needed, f"exporting run {self.run.run_id} as {fmt}"):
             export_model(serve, trained, fmt, out, labels=self.info.label_map.to_json(), about=about)
+        from skelgen_runtime.tracking import log_run_files
+
+        log_run_files(self.root, self.run, [out], folder="exports")  # a tracked run's MLflow run gets it too
         return out

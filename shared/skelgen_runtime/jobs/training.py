@@ -46,6 +46,7 @@ class Training:
         self.root, self.project, self.config, self.resumed, self.strategy = root, project, config, run, strategy
         self.task = task
         self.data_: TrainingData | None = None
+        self.trial: Any = None  # the sweep trial this run is (skelgen_runtime.sweeps.trial), if a sweep started it
 
     # ------------------------------------------------------------------ 1. config and devices
     @classmethod
@@ -54,8 +55,12 @@ class Training:
         the distribution strategy (first: before devices are in use), the precision policy (before
         the model is built) and the seed."""
         from skelgen_runtime.startup import import_tensorflow
+        from skelgen_runtime.sweeps.trial import TrialLink
 
         check_project(root)  # before TensorFlow: a script run outside its project is told so at once
+        trial = TrialLink.from_env()  # a sweep's trial: it dies with its worker
+        if trial is not None:
+            trial.attach()
         if not args.resume:  # config mistakes too, against the schema's snapshot (config.precheck)
             from skelgen_runtime.config.precheck import precheck
 
@@ -95,10 +100,16 @@ class Training:
             check_train_keys(config.train, project.optimizers, project.schedules)
         except ValueError as err:
             raise ConfigError(f"invalid config: {err}") from None
+        if "mlflow" in getattr(config.train, "trackers", ()):  # before the data: MLflow installed, a usable store
+            from skelgen_runtime.tracking import check_tracking
+
+            check_tracking(root)
         strategy = make_strategy(config.train, model_fit=project.framework == "keras")
         set_precision(config.train)
         keras.utils.set_random_seed(config.train.seed)
-        return cls(root, project, config, run, strategy)
+        job = cls(root, project, config, run, strategy)
+        job.trial = trial
+        return job
 
     # ------------------------------------------------------------------ 2. data
     def data(self) -> TrainingData:
@@ -227,6 +238,8 @@ class Training:
                 monitor_mode=self.task.MONITOR_MODE,
             )
         run.update_record(distribute=describe(self.strategy), global_batch_size=data.batch_size)
+        if self.trial is not None and is_chief(self.strategy):
+            self.trial.tag(run)  # run.json names the sweep and trial, the trial the run
         _say(f"run {run.run_id}")
         _say(f"  logs:   {run.log_dir}\n  models: {run.model_dir}")
         return run
@@ -240,6 +253,39 @@ class Training:
         and, optionally, ``state`` to save for resume (:mod:`skelgen_runtime.training.steps`); the
         custom loop runs it and keeps the run record as for the project's own steps.
         """
+        tracker = self._tracker(run)  # MLflow (train.trackers), ended with the run however it ends
+        try:
+            return self._fit(model, run, tracker, optimizer=optimizer, loss=loss, metrics=metrics, steps=steps)
+        finally:
+            if tracker is not None:
+                tracker.close()
+
+    def _tracker(self, run: Run) -> Any:
+        """The run's MLflow run if ``train.trackers`` lists mlflow (the chief's only), else None."""
+        from skelgen_runtime.training.distribute import is_chief
+
+        if "mlflow" not in getattr(self.config.train, "trackers", ()) or not is_chief(self.strategy):
+            return None
+        from skelgen_runtime.tracking import MlflowRun
+        from skelgen_runtime.training.summaries import flatten
+
+        return MlflowRun.open(self.root, run, flatten(self.config.model_dump(mode="json")))
+
+    def _after_epoch(self, tracker: Any) -> Any:
+        """The loops' hook once an epoch is saved: its row to MLflow, then the sweep's pruner (True: stop)."""
+        hooks = [hook for hook in (getattr(tracker, "after_epoch", None), getattr(self.trial, "report", None)) if hook]
+        if not hooks:
+            return None
+
+        def after_epoch(epoch: int, logs: dict) -> bool:
+            stop = False
+            for hook in hooks:
+                stop = bool(hook(epoch, logs)) or stop
+            return stop
+
+        return after_epoch
+
+    def _fit(self, model: Any, run: Run, tracker: Any, *, optimizer: Any, loss: Any, metrics: list, steps: Any) -> Run:
         from skelgen_runtime.training.summaries import Preview, flatten
 
         config, data, task = self.config, self._data(), self.task
@@ -291,8 +337,12 @@ class Training:
                 freeze_backbone_epochs=config.train.freeze_backbone_epochs,
                 backbone_lr_multiplier=config.train.backbone_lr_multiplier,
                 preview=Preview(task.preview, data.preview, config, data.info),
+                after_epoch=self._after_epoch(tracker),
                 **extra,
             )
+        if run.status == "pruned":
+            _say(f"run {run.run_id} pruned by sweep {self.trial.study} (trial {self.trial.number})")
+            return run
         _say(f"finished run {run.run_id}: model at {run.final_model}")
         self._say_best(run)
         return run
