@@ -260,11 +260,13 @@ def update_cmd(project, to, dry_run, conflict, check, as_json) -> None:
         click.echo("dry run: nothing was changed")
 
 
-from skelgen.cli_tools import doctor_cmd, runs_cmd, weights_cmd  # noqa: E402  # registered below
+from skelgen.cli_sweep import sweep_cmd  # noqa: E402  # registered below
+from skelgen.cli_tools import doctor_cmd, runs_cmd, weights_cmd  # noqa: E402
 
 cli.add_command(runs_cmd)
 cli.add_command(weights_cmd)
 cli.add_command(doctor_cmd)
+cli.add_command(sweep_cmd)
 
 
 def main() -> None:

@@ -13,8 +13,13 @@ __all__ = ["runs_cmd", "weights_cmd", "doctor_cmd"]
 @click.group("runs", invoke_without_command=True)
 @PROJECT
 @JSON
+@click.option(
+    "--sweep",
+    metavar="ID",
+    help="only the runs of this sweep's trials (skelgen sweep show ID ranks them); default: every run",
+)
 @click.pass_context
-def runs_cmd(ctx: click.Context, project, as_json) -> None:
+def runs_cmd(ctx: click.Context, project, as_json, sweep) -> None:
     """List the project's runs, newest first: id, status, dataset, the config values that differ
     between runs, the best validation value (the run's monitor) with its epoch, and time spent.
 
@@ -31,7 +36,8 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
 
     \b
     --json fields: {"project", "varying": [KEY], "runs": [{"id", "status", "started", "dataset",
-    "params": {KEY: VALUE}, "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s"}]};
+    "params": {KEY: VALUE}, "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s",
+    "sweep": {"id", "trial"} | null}]};
     compare --json: {"project", "differing": [KEY], "runs": [{"id", "status", "config": {KEY: VALUE},
     "monitor", "monitor_mode", "best", "best_epoch", "epochs", "final": {COLUMN: VALUE},
     "eval": {SPLIT: {KEY: VALUE}}, "eval_sources": {SPLIT: {"weights", "data"}}}]}. KEY is a dotted config key;
@@ -43,7 +49,7 @@ def runs_cmd(ctx: click.Context, project, as_json) -> None:
 
     from skelgen import runs
 
-    listing = runs.list_runs(project=as_path(project or "."))
+    listing = runs.list_runs(project=as_path(project or "."), sweep=sweep)
     for summary in listing.runs:  # a damaged record hides no other run: said on stderr, the run listed as unknown
         if summary.problem:
             click.echo(

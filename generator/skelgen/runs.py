@@ -8,7 +8,8 @@ JSON of ``skelgen runs --json`` (:func:`listing_json`), runs newest first::
 
     {"project": PATH, "varying": [KEY, ...],
      "runs": [{"id", "status", "started", "dataset", "params": {KEY: VALUE for each varying KEY},
-               "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s"}, ...]}
+               "monitor", "monitor_mode", "best", "best_epoch", "epochs", "duration_s",
+               "sweep": {"id", "trial"} | null}, ...]}
 
 JSON of ``skelgen runs compare A B --json`` (:func:`comparison_json`), runs in the order given::
 
@@ -87,10 +88,21 @@ class CurvesPlot:
     missing: list[str]
 
 
-def list_runs(*, project: Path = Path(".")) -> RunListing:
-    """Every run of the project holding ``project`` (empty when none was trained yet)."""
+def list_runs(*, project: Path = Path("."), sweep: str | None = None) -> RunListing:
+    """Every run of the project holding ``project`` (empty when none was trained yet); with ``sweep``, the
+    runs of that sweep's trials only.
+
+    Raises:
+        UserInputError: no run belongs to sweep ``sweep`` (the sweeps that have runs named).
+    """
     root = find_project(project)
     summaries = [summarize(run) for run in reversed(_run_folders(root))]
+    if sweep is not None:
+        sweeps = sorted({s.sweep["id"] for s in summaries if s.sweep and "id" in s.sweep})
+        summaries = [s for s in summaries if s.sweep and s.sweep.get("id") == sweep]
+        if not summaries:
+            known = f"runs of sweeps: {', '.join(sweeps)}" if sweeps else "no run of this project came from a sweep"
+            raise UserInputError(f"no run of sweep {sweep!r}{did_you_mean(sweep, sweeps)}; {known}")
     return RunListing(root, varying_keys(summaries), summaries)
 
 
@@ -230,6 +242,7 @@ def listing_json(listing: RunListing) -> dict[str, Any]:
                 "best_epoch": s.best_epoch,
                 "epochs": len(s.epochs),
                 "duration_s": s.duration_s,
+                "sweep": s.sweep,
             }
             for s in listing.runs
         ],
