@@ -35,6 +35,8 @@ if not hasattr(_netblock, "NetworkBlocked"):  # another sitecustomize came first
     _spec.loader.exec_module(_netblock)
 _netblock.install()
 
+# MLflow's usage telemetry stays off (the network is blocked anyway: this keeps its attempts out of the output)
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # quiet TensorFlow's C++ start-up logs in the scripts the tests run
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # skelgen's template repository (the store) of this test session, never the user's; SKELGEN_TEMPLATE
