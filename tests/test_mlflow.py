@@ -127,3 +127,21 @@ def test_without_mlflow_installed_a_tracked_run_says_what_to_install(built_proje
     )
     assert proc.returncode != 0 and "pip install 'skelgen-tf[mlflow]'" in proc.stderr, proc.stderr
     assert not list((project / "logs").glob("*/run.json"))
+
+
+@pytest.mark.slow
+def test_two_tracked_trainings_started_at_once_share_a_new_store(built_projects, tmp_path):
+    """Both create the SQLite store's tables at the same moment (a sweep's workers do): one does, the other
+    waits for it (a lock beside the database), and each gets its MLflow run."""
+    project = private_project(built_projects, tmp_path / "ws", "keras")
+    args = [sys.executable, "train.py", "--config", "configs/demo.yaml", *sets(*TINY, "train.epochs=1")]
+    procs = [
+        subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'logs' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(project.name).experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
+    records = [json.loads(p.read_text()) for p in (project / "logs").glob("*/run.json")]
+    assert sorted(r["mlflow"]["run_id"] for r in records) == sorted(r.info.run_id for r in runs)

@@ -24,11 +24,13 @@ first epoch; a later hiccup is a warning, and the next epoch logs what was misse
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from skelgen_runtime.errors import ConfigError, MissingDependencyError
 from skelgen_runtime.layout import ProjectLayout
@@ -66,6 +68,21 @@ def tracking_uri(root: Path, saved: Mapping[str, Any] | None = None) -> str:
             "postgresql://...) or a tracking server (http://HOST:5000), or unset it for the project's own store"
         )
     return uri
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Held around each use of a SQLite store: several trainings at once (a sweep's workers) would otherwise
+    race to create its tables (MLflow migrates a new database in place) and meet locked-database errors."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix) :] in ("", ":memory:"):
+        yield
+        return
+    database = Path(uri[len(prefix) :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a+") as file:  # write: lock
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 def check_tracking(root: Path) -> None:
@@ -116,8 +133,8 @@ def _tags(record: Mapping[str, Any]) -> dict[str, str]:
 class MlflowRun:
     """The MLflow run of one training run (module docstring); made by :meth:`open`."""
 
-    def __init__(self, client: Any, run_id: str, run: Run) -> None:
-        self.client, self.id, self.run = client, run_id, run
+    def __init__(self, client: Any, run_id: str, run: Run, uri: str) -> None:
+        self.client, self.id, self.run, self.uri = client, run_id, run, uri
         self._logged = self._last_step()
 
     @classmethod
@@ -137,17 +154,20 @@ class MlflowRun:
         saved = run.record().get("mlflow") or {}
         uri = tracking_uri(root, saved)
         try:
-            client = mlflow.MlflowClient(tracking_uri=uri)
+            with _store_lock(uri):
+                client = mlflow.MlflowClient(tracking_uri=uri)
+                if saved.get("run_id"):
+                    client.update_run(saved["run_id"], status="RUNNING")
             if saved.get("run_id"):
-                client.update_run(saved["run_id"], status="RUNNING")
-                return cls(client, saved["run_id"], run)
-            own = ENV not in os.environ
-            experiment = _experiment(client, root, own=own)
-            created = client.create_run(experiment, run_name=run.run_id, tags=_tags(run.record()))
-            items = [Param(key, str(value)[:6000]) for key, value in params.items()]
-            for start in range(0, len(items), _BATCH):
-                client.log_batch(created.info.run_id, params=items[start : start + _BATCH])
-            client.set_tag(created.info.run_id, "skelgen.status", "running")
+                return cls(client, saved["run_id"], run, uri)  # outside the lock: it reads the store itself
+            with _store_lock(uri):
+                own = ENV not in os.environ
+                experiment = _experiment(client, root, own=own)
+                created = client.create_run(experiment, run_name=run.run_id, tags=_tags(run.record()))
+                items = [Param(key, str(value)[:6000]) for key, value in params.items()]
+                for start in range(0, len(items), _BATCH):
+                    client.log_batch(created.info.run_id, params=items[start : start + _BATCH])
+                client.set_tag(created.info.run_id, "skelgen.status", "running")
         except mlflow.exceptions.MlflowException as err:
             raise RunError(f"MLflow tracking at {uri}: {str(err).splitlines()[0]}") from None
         except Exception as err:  # noqa: BLE001 - a database driver's or the network's error, one line
@@ -157,12 +177,13 @@ class MlflowRun:
             kept["tracking_uri"] = uri  # the project's own store is found again from the project, wherever it moved
         run.update_record(mlflow=kept)
         print(f"MLflow: run {created.info.run_id} in {uri}", flush=True)
-        return cls(client, created.info.run_id, run)
+        return cls(client, created.info.run_id, run, uri)
 
     def _last_step(self) -> int:
         """The last epoch logged (0 for none): the step of ``loss``, logged every epoch."""
         try:
-            history = self.client.get_metric_history(self.id, "loss")
+            with _store_lock(self.uri):
+                history = self.client.get_metric_history(self.id, "loss")
         except Exception:  # noqa: BLE001 - none yet
             return 0
         return max((m.step for m in history), default=0)
@@ -179,8 +200,9 @@ class MlflowRun:
             Metric(key, value, now, int(row["epoch"])) for row in rows for key, value in row.items() if key != "epoch"
         ]
         try:
-            for start in range(0, len(metrics), 1000):
-                self.client.log_batch(self.id, metrics=metrics[start : start + 1000])
+            with _store_lock(self.uri):
+                for start in range(0, len(metrics), 1000):
+                    self.client.log_batch(self.id, metrics=metrics[start : start + 1000])
         except Exception as err:  # noqa: BLE001 - retried at the next epoch
             print(f"warning: MLflow: epoch metrics not logged yet ({str(err).splitlines()[0]})", file=sys.stderr)
             self._logged = self._last_step()
@@ -198,11 +220,13 @@ class MlflowRun:
         self.sync()
         status = self.run.status
         files = [self.run.config_file, self.run.record_file, self.run.curves]
-        _log_files(self.client, self.id, [path for path in files if path.is_file()])
+        with _store_lock(self.uri):  # an artifact's place is asked of the store
+            _log_files(self.client, self.id, [path for path in files if path.is_file()])
         try:
-            self.client.set_tag(self.id, "skelgen.status", status)
-            if status in _ENDED:
-                self.client.set_terminated(self.id, _ENDED[status])
+            with _store_lock(self.uri):
+                self.client.set_tag(self.id, "skelgen.status", status)
+                if status in _ENDED:
+                    self.client.set_terminated(self.id, _ENDED[status])
         except Exception as err:  # noqa: BLE001 - the run record is what counts
             print(f"warning: MLflow: run {self.id} not ended ({str(err).splitlines()[0]})", file=sys.stderr)
 
@@ -227,8 +251,10 @@ def log_run_files(
     if not saved.get("run_id"):
         return
     mlflow = _mlflow()
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri(root, saved))
-    _log_files(client, saved["run_id"], paths, folder)
+    uri = tracking_uri(root, saved)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    with _store_lock(uri):
+        _log_files(client, saved["run_id"], paths, folder)
     numbers = {
         key: float(value)
         for key, value in (scores or {}).items()
@@ -239,7 +265,10 @@ def log_run_files(
 
         now = int(time.time() * 1000)
         try:
-            client.log_batch(saved["run_id"], metrics=[Metric(f"{folder}.{k}", v, now, 0) for k, v in numbers.items()])
+            with _store_lock(uri):
+                client.log_batch(
+                    saved["run_id"], metrics=[Metric(f"{folder}.{k}", v, now, 0) for k, v in numbers.items()]
+                )
         except Exception as err:  # noqa: BLE001 - the scores are in their JSON file anyway
             print(f"warning: MLflow: scores not logged ({str(err).splitlines()[0]})", file=sys.stderr)
     print(f"MLflow: logged to run {saved['run_id']}", flush=True)
