@@ -95,6 +95,10 @@ def test_a_tracked_run_killed_and_resumed_is_one_mlflow_run_equal_to_metrics_csv
     assert "eval_val/eval_val.json" in {a.path for a in client.list_artifacts(first, "eval_val")}
     scores = json.loads((run_dir / "eval_val.json").read_text())
     assert client.get_run(first).data.metrics["eval_val.miou"] == scores["miou"]
+    if framework == "keras":  # an export too (the same code for both frameworks)
+        script(project, "export.py", "--run", run_dir.name, "--format", "tflite")
+        exported = {a.path for a in client.list_artifacts(first, "exports/tflite-best")}
+        assert "exports/tflite-best/model.tflite" in exported, exported
     # artifacts under logs/, nothing beside the project (no mlruns/ folder of MLflow's file store)
     assert (project / "logs" / "mlflow-artifacts").is_dir() and not (project / "mlruns").exists()
 
