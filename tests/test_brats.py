@@ -757,8 +757,10 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     assert written.shape == SHAPE and np.array_equal(written.affine, source.affine)
     assert set(np.unique(written.dataobj)) <= {0, 1, 2, 4}
     one_case = raw / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021" / "BraTS2021_00000"
-    script(project, "predict.py", "--run", run_id, "--input", str(one_case), "--output", str(tmp_path / "pred2"))
-    assert nib.load(str(tmp_path / "pred2" / "BraTS2021_00000.nii.gz")).shape == SHAPE
+    script(
+        project, "predict.py", "--run", run_id, "--input", str(one_case), "--output", str(tmp_path / "pred2"), "--tta"
+    )
+    assert nib.load(str(tmp_path / "pred2" / "BraTS2021_00000.nii.gz")).shape == SHAPE  # 8 mirrorings averaged
     # volumes are predicted, not exported: one error line naming what to use instead
     refused = script(project, "export.py", "--run", run_id, "--format", "saved_model", check=False)
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
@@ -770,8 +772,9 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
         project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]", *tiny
     ).stdout
     run_2d = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
-    script(project, "evaluate.py", "--run", run_2d, "--split", "val")
-    assert json.loads((project / "logs" / run_2d / "eval_val.json").read_text())["per_case"]
+    script(project, "evaluate.py", "--run", run_2d, "--split", "val", "--tta")
+    scored = json.loads((project / "logs" / run_2d / "eval_val.json").read_text())
+    assert scored["per_case"] and scored["tta"] is True  # 4 mirrorings of each slice, recorded
     assert replica  # the replica's arrays are checked by the release tests above
 
 

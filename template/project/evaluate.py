@@ -4,6 +4,7 @@ Owner: template. skelgen update brings new versions of this file and keeps your 
 
     python evaluate.py --run latest --split val
     python evaluate.py --run latest --weights final   # the model as it was at the end of training
+    python evaluate.py --run latest --tta            # volumes: the mean over every mirroring of each case
 """
 
 import os
@@ -21,7 +22,7 @@ from skelgen_runtime.jobs import TrainedRun, evaluate_arguments  # noqa: E402
 def main(argv=None) -> None:
     args = evaluate_arguments(__doc__).parse_args(argv)
     with exit_on_error():
-        job = TrainedRun.open(ROOT, run=args.run, weights=args.weights)  # the run, its config and dataset
+        job = TrainedRun.open(ROOT, run=args.run, weights=args.weights, tta=args.tta)  # the run, its config, dataset
         result, written = job.evaluate(args.split)  # eval_SPLIT.json, pictures, TensorBoard eval/SPLIT/*
         print(f"run {job.run.run_id}, split {args.split} ({result['examples']} images)")
         print(job.report(result))

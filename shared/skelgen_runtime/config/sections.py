@@ -161,6 +161,11 @@ class EvalConfig(Section):
         description="volumes: the BraTS challenge whose lesion-wise parameters score the cases "
         "(GLI, SSA, MEN, MET, PED, GLI2024); null: the one of the dataset's release",
     )
+    tta: bool = Field(
+        False,
+        description="volumes: predict each case as the mean over every mirroring of its input (8 in 3D, 4 in "
+        "2D; as many times slower); evaluate.py and predict.py --tta set it",
+    )
 
     @field_validator("brats_challenge")
     @classmethod

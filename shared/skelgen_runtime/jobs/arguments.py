@@ -52,15 +52,26 @@ def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
 
 
 def evaluate_arguments(doc: str | None) -> argparse.ArgumentParser:
-    """``--run``, ``--weights``, ``--split`` (default ``val``)."""
+    """``--run``, ``--weights``, ``--split`` (default ``val``), ``--tta``."""
     parser = _parser(doc)
     _run_options(parser)
     parser.add_argument("--split", default="val", help="labelled split to score (default: val)")
+    _tta_option(parser)
     return parser
 
 
+def _tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="volumes (BraTS): average the predictions of every mirroring of a case (8 in 3D, 4 in 2D; as many "
+        "times slower)",
+    )
+
+
 def predict_arguments(doc: str | None) -> argparse.ArgumentParser:
-    """``--run``, ``--weights``, ``--split`` (default ``pred``) or ``--input``, ``--output``, ``--skip-bad``."""
+    """``--run``, ``--weights``, ``--split`` (default ``pred``) or ``--input``, ``--output``, ``--skip-bad``,
+    ``--tta``."""
     parser = _parser(doc)
     _run_options(parser)
     source = parser.add_mutually_exclusive_group()
@@ -79,6 +90,7 @@ def predict_arguments(doc: str | None) -> argparse.ArgumentParser:
         help="leave out --input images that cannot be read (each named in a warning and in predict.json) "
         "instead of stopping",
     )
+    _tta_option(parser)
     return parser
 
 

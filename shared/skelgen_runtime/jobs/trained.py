@@ -79,24 +79,31 @@ class TrainedRun:
     what its options name (weights, split, input, output, format), so a mistake costs no start-up.
     """
 
-    def __init__(self, root: Path, run: Run, info: Any, weights: str) -> None:
-        self.root, self.run, self.info, self.weights = root, run, info, weights
+    def __init__(self, root: Path, run: Run, info: Any, weights: str, tta: bool = False) -> None:
+        self.root, self.run, self.info, self.weights, self.tta = root, run, info, weights, tta
         self._loaded: tuple[Project, Any, Any, Any] | None = None
         self._trained: Any = None
         #: inputs ``--skip-bad`` left out of the last :meth:`inputs`, as ``(file, reason)``
         self.skipped: list[tuple[str, str]] = []
 
     @classmethod
-    def open(cls, root: Path, *, run: str = "latest", weights: str = "best") -> "TrainedRun":
+    def open(cls, root: Path, *, run: str = "latest", weights: str = "best", tta: bool = False) -> "TrainedRun":
         """The run (an id, a unique prefix or ``latest``) and its ``best`` or ``final`` weights; the dataset
-        named by the run's config (its ``dataset_info.json``). Nothing here imports TensorFlow."""
+        named by the run's config (its ``dataset_info.json``). ``tta``: volumes are predicted as the mean over
+        every mirroring (``eval.tta``; refused for other datasets). Nothing here imports TensorFlow."""
         from skelgen_runtime.options import check_weights
         from skelgen_runtime.runs import find_run
 
         check_weights(weights)
         check_project(root)
         found = find_run(root, run)
-        return cls(root, found, _run_dataset(root, found), weights)
+        info = _run_dataset(root, found)
+        if tta and info.schema != "volume_segmentation":
+            raise UserInputError(
+                f"--tta is for volume datasets (BraTS): run {found.run_id} trained on {info.folder.parent.name} "
+                f"({info.schema} records)"
+            )
+        return cls(root, found, info, weights, tta)
 
     def _load(self) -> tuple[Project, Any, Any, Any]:
         """TensorFlow (without its start-up noise), the project's hooks (its custom layers registered, so the
@@ -110,6 +117,8 @@ class TrainedRun:
 
             project = load_project(self.root)
             config = load_config(self.run.config_file, schema=project.config)
+            if self.tta:  # eval.tta, as if the run's config had said it
+                config = config.model_copy(update={"eval": config.eval.model_copy(update={"tta": True})})
             pipeline = project.open_data(self.root, config.data)
             self.info = pipeline.info
             self._loaded = (project, config, pipeline, get_binding(project.task, self.info.schema))
@@ -169,6 +178,7 @@ class TrainedRun:
             "weights": self.trained.weights,
             "examples": self.info.count(split),
             "dataset": dataset,
+            **({"tta": True} if self.tta else {}),
             **scores,
         }
         out = self.run.log_dir / f"eval_{label}.json"

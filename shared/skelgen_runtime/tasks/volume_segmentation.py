@@ -5,9 +5,12 @@ records (:func:`skelgen_runtime.tasks.get_binding`). Models are either 2D, mappi
 ``(B, H, W, C)`` to logits ``(B, H, W, K)``, or 3D, mapping patches ``(B, D, H, W, C)`` to logits
 ``(B, D, H, W, K)``; inference follows the model's input rank:
 
-- 2D: every axial slice, resized to the model's size (bilinear), logits resized back, argmax.
-- 3D: sliding window of the model's patch size with half-patch steps (the volume padded with 0 to at
-  least one patch), softmax probabilities averaged where windows overlap, argmax.
+- 2D: every axial slice, resized to the model's size (bilinear), probabilities resized back, argmax.
+- 3D: nnU-Net's sliding window: windows of the model's patch at half-patch steps (the volume padded with 0
+  to at least one patch), softmax probabilities weighted by a Gaussian importance map (sigma 1/8 of the
+  patch), argmax.
+- ``eval.tta`` (``--tta``): the mean over all mirrorings of the input (8 in 3D, 4 in 2D)
+  (:mod:`skelgen_runtime.tasks.windows`).
 
 Evaluation scores every case of the split at its own resolution, per region of the release (WT,
 TC, ET; 2024 post-treatment glioma adds NETC, SNFH and RC): lesion-wise Dice and HD95, which the
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -39,6 +41,7 @@ from skelgen_runtime.metrics.brats_challenges import Challenge, get_challenge
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 from skelgen_runtime.tasks.previews import volume_preview as preview
+from skelgen_runtime.tasks.windows import slice_wise, sliding_window
 
 __all__ = [
     "preview",
@@ -50,6 +53,7 @@ __all__ = [
     "regions",
     "challenge",
     "predict_volume",
+    "predict_probabilities",
     "evaluate",
     "score_predictions",
     "report",
@@ -106,54 +110,20 @@ def _challenge_key(config) -> str | None:
 # -------------------------------------------------------------------------------------- inference
 
 
-def _starts(size: int, patch: int) -> list[int]:
-    step = max(patch // 2, 1)
-    starts = list(range(0, size - patch + 1, step))
-    return starts if starts[-1] == size - patch else [*starts, size - patch]
-
-
-def _sliding_window(model: keras.Model, image: np.ndarray, patch: Sequence[int], batch: int) -> np.ndarray:
-    shape = np.array(image.shape[:3])
-    extra = np.maximum(np.array(patch) - shape, 0)
-    before = extra // 2
-    padded = np.pad(image, [(b, e - b) for b, e in zip(before, extra)] + [(0, 0)])
-    corners = list(itertools.product(*(_starts(n, p) for n, p in zip(padded.shape[:3], patch))))
-    probs: np.ndarray | None = None
-    counts: np.ndarray | None = None
-    for k in range(0, len(corners), batch):
-        chunk = corners[k : k + batch]
-        x = np.stack([padded[d : d + patch[0], h : h + patch[1], w : w + patch[2]] for d, h, w in chunk])
-        p = tf.nn.softmax(model(x, training=False), axis=-1).numpy()
-        if probs is None:
-            probs = np.zeros((*padded.shape[:3], p.shape[-1]), np.float32)
-            counts = np.zeros(padded.shape[:3], np.float32)
-        assert probs is not None and counts is not None
-        for (d, h, w), window in zip(chunk, p):
-            probs[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += window
-            counts[d : d + patch[0], h : h + patch[1], w : w + patch[2]] += 1
-    assert probs is not None, "at least one window covers the volume"
-    labels = np.argmax(probs, axis=-1)
-    return labels[before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
-
-
-def _slice_wise(model: keras.Model, image: np.ndarray, size: Sequence[int], batch: int) -> np.ndarray:
-    depth, height, width = image.shape[:3]
-    out = np.zeros((depth, height, width), np.uint8)
-    for start in range(0, depth, batch):
-        x = tf.image.resize(image[start : start + batch], size, method="bilinear")
-        logits = tf.image.resize(model(x, training=False), (height, width), method="bilinear")
-        out[start : start + batch] = tf.argmax(logits, axis=-1).numpy()
-    return out
+def predict_probabilities(model: keras.Model, image, config) -> np.ndarray:
+    """Softmax probabilities ``(D, H, W, K)`` for one prepared case ``image`` ``(D, H, W, C)``: Gaussian-weighted
+    sliding windows (3D models) or slice by slice (2D), mirrored when ``eval.tta`` (:mod:`.windows`)."""
+    shape = tuple(model.input_shape)
+    batch = config.data.eval_batch_size
+    tta = bool(getattr(getattr(config, "eval", None), "tta", False))
+    if len(shape) == 5:
+        return sliding_window(model, image, shape[1:4], batch=batch, tta=tta)
+    return slice_wise(model, image, shape[1:3], batch=batch, tta=tta)
 
 
 def predict_volume(model: keras.Model, image, config) -> np.ndarray:
     """Training ids ``(D, H, W)`` uint8 for one prepared case ``image`` ``(D, H, W, C)`` (module docstring)."""
-    image = np.asarray(image, np.float32)
-    shape = tuple(model.input_shape)
-    batch = config.data.eval_batch_size
-    if len(shape) == 5:
-        return _sliding_window(model, image, shape[1:4], batch).astype(np.uint8)
-    return _slice_wise(model, image, shape[1:3], batch)
+    return np.argmax(predict_probabilities(model, image, config), axis=-1).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------- evaluation
