@@ -626,7 +626,7 @@ def run_scenario(scenario: Scenario, work: Path, kills: int, rng: random.Random,
                 text=True,
             )
             recovered = proc.returncode == 0
-            said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:] if not recovered else ""
+            said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-6:] if not recovered else ""
         found += [f"at the end: {v}" for v in scenario.check(project.resolve())]
         if _journals(project):
             found.append("at the end: a journal of skelgen's is left")

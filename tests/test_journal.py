@@ -27,11 +27,13 @@ steps = [
     lambda: journal.created(ws / "p2").mkdir(),
     lambda: (ws / "p2" / "train.py").write_text("half"),
     lambda: journal.changing(ws / "README.md").write_text("rewritten index"),
-    lambda: (journal.committing(ws, [ws / "p2", ws / "README.md"], "skelgen new p2 (segmentation, keras)"),
-             commit_paths(ws, [ws / "p2", ws / "README.md"], "skelgen new p2 (segmentation, keras)")),
+    lambda: journal.committing(ws, [ws / "p2", ws / "README.md"], "skelgen new p2 (segmentation, keras)"),
+    lambda: commit_paths(ws, [ws / "p2", ws / "README.md"], "skelgen new p2 (segmentation, keras)"),
 ]
 for step in steps[:stop]:
     step()
+for lock in sys.argv[3:]:  # what a git killed in the middle of the commit leaves behind
+    (ws / ".git" / lock).write_text("")
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -42,8 +44,10 @@ def _workspace(tmp_path: Path) -> Path:
     return ws
 
 
-def _kill_after(ws: Path, steps: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED), str(ws), str(steps)], capture_output=True)
+def _kill_after(ws: Path, steps: int, *locks: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED), str(ws), str(steps), *locks], capture_output=True
+    )
     assert proc.returncode == -9, proc.stderr
 
 
@@ -67,12 +71,32 @@ def test_a_command_killed_half_way_is_undone_by_the_next_one(tmp_path: Path) -> 
 
 def test_a_kill_after_the_commit_is_rolled_forward_and_the_same_command_then_succeeds(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
-    _kill_after(ws, 4)  # everything done and committed; only the journal was not removed yet
+    _kill_after(ws, 5)  # everything done and committed; only the journal was not removed yet
     committed = git(ws, "rev-parse", "HEAD").strip()
     done = skelgen("new", "p2", "--task", "segmentation", "--workspace", str(ws), "--defaults")
     assert "it had finished; its journal was removed" in done.stderr, done.stderr
     assert git(ws, "rev-parse", "HEAD").strip() == committed and (ws / "README.md").read_text() == "rewritten index"
     assert not (ws / ".skelgen-journal").exists()
+
+
+def test_the_locks_of_a_git_killed_in_the_commit_are_removed_by_the_next_command(tmp_path: Path) -> None:
+    """Killed while git commit held the index and the branch (found by the chaos harness: the next commands
+    then failed with git's "remove the file manually"): undone or rolled forward, the locks it made go."""
+    ws = _workspace(tmp_path)
+    branch = git(ws, "symbolic-ref", "--short", "HEAD").strip()
+    old = ws / ".git" / "refs" / "heads" / "old.lock"  # another process's, from before the command: it stays
+    old.write_text("")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    _kill_after(ws, 5, "index.lock", f"refs/heads/{branch}.lock", "HEAD.lock")  # the commit landed, then the kill
+    done = skelgen("new", "p3", "--task", "segmentation", "--workspace", str(ws), "--defaults")
+    assert "it had finished" in done.stderr, done.stderr
+    assert [p.name for p in (ws / ".git").rglob("*.lock")] == ["old.lock"]
+    ws = _workspace(tmp_path / "b")
+    head = git(ws, "rev-parse", "HEAD").strip()
+    _kill_after(ws, 4, "index.lock", f"refs/heads/{branch}.lock")  # killed in the commit: undone
+    skelgen("new", "p2", "--task", "segmentation", "--workspace", str(ws), "--defaults")
+    assert not list((ws / ".git").rglob("*.lock"))
+    assert git(ws, "rev-parse", "HEAD~1").strip() == head and git(ws, "status", "--porcelain") == ""
 
 
 def test_a_killed_add_dataset_is_undone_by_the_next_one_in_the_project(tmp_path: Path) -> None:

@@ -174,7 +174,8 @@ def rollback(home: Path) -> dict[str, Any]:
             repo = Path(entry["repo"])
             now = head(repo) if repo.exists() else None
             if now is not None and now != entry["head"] and _subject(repo) == entry["message"]:
-                # the commit, the last step, landed: the command had finished
+                # the commit, the last step, landed: the command had finished (its git maybe not: its locks go)
+                _remove_git_locks(repo, float(start.get("started", 0)))
                 return {**start, "finished": True, "message": entry["message"], "commit": now}
     undo: dict[str, Callable[[dict[str, Any]], None]] = {
         "created": lambda e: _remove(Path(e["path"])),
@@ -208,10 +209,23 @@ def _unstage(repo: Path, paths: list[str], started: float) -> None:
     """Unstage ``paths`` in ``repo``, first removing the index lock a git killed with the command left behind."""
     if not repo.exists():
         return
-    lock = _git_dir(repo) / "index.lock"
-    if lock.exists() and lock.stat().st_mtime >= started - 1:  # made by this command's git, which is gone
-        lock.unlink(missing_ok=True)
+    _remove_git_locks(repo, started)
     git(repo, "reset", "-q", "--", *paths, check=False)
+
+
+def _remove_git_locks(repo: Path, started: float) -> None:
+    """Remove the lock files a git killed with the command left in ``repo``: the index's and, when the kill came
+    while ``git commit`` moved the branch, the refs' (``HEAD.lock``, ``refs/heads/BRANCH.lock``); only those
+    made since the command started (older ones are another process's, and stay)."""
+    folder = _git_dir(repo)
+    candidates = [folder / "index.lock", folder / "HEAD.lock", folder / "packed-refs.lock"]
+    candidates += list((folder / "refs").rglob("*.lock")) if (folder / "refs").is_dir() else []
+    for lock in candidates:
+        try:
+            if lock.stat().st_mtime >= started - 1:  # made by this command's git, which is gone
+                lock.unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 def _git_dir(repo: Path) -> Path:
