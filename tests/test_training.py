@@ -155,6 +155,7 @@ def test_predict_evaluate_and_export_mistakes_get_one_line(project: Path, tmp_pa
         (["evaluate.py", "--split", "pred"], ["'pred' has no labels", "labelled: train, val"]),
         (["evaluate.py", "--weights", "bset"], ["unknown --weights 'bset'", "did you mean 'best'?"]),
         (["export.py", "--format", "tfl"], ["unknown --format 'tfl'", "did you mean 'tflite'?"]),
+        (["evaluate.py", "--tta"], ["--tta is for volume datasets", "shapes (segmentation records)"]),
     ]:
         line = _refused(project, *args)
         assert all(n in line for n in needles), (args, line)
