@@ -6,6 +6,7 @@ a damaged ``run.json`` is warned about while the other runs are listed."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -169,9 +170,10 @@ def test_a_damaged_resume_state_falls_back_to_the_previous_one(built_projects, t
         states = sorted(backup.glob("epoch-*"))
         assert len(states) == 2, states
         newest, older = states[-1] / "model.weights.h5", states[-2] / "model.weights.h5"
-    else:  # tf.train.CheckpointManager keeps ckpt-N and ckpt-(N-1)
-        data = sorted(backup.glob("ckpt-*.data-*"), key=lambda p: int(p.name.split("-")[1].split(".")[0]))
-        newest, older = data[-1], data[-2]
+    else:  # tf.train.CheckpointManager keeps ckpt-N and ckpt-(N-1), named in its index file oldest first; a kill
+        # during the save of ckpt-(N+1) may leave its data file without the index naming it: not a resume state
+        named = re.findall(r'all_model_checkpoint_paths: "([^"]+)"', (backup / "checkpoint").read_text())
+        newest, older = (next(backup.glob(f"{Path(name).name}.data-*")) for name in (named[-1], named[-2]))
     saved = {p: p.read_bytes() for p in (newest, older)}
     newest.write_bytes(saved[newest][: len(saved[newest]) // 2])  # cut short, as a crash mid-write leaves it
     done = script(project, "train.py", "--resume", run_dir.name)
