@@ -22,17 +22,16 @@ renders that source's newest tag, as plain copier would. ``SKELGEN_HOME`` moves 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from skelgen_runtime._version import __version__
 from skelgen_runtime.errors import TemplateError
+from skelgen_runtime.locks import waiting_lock
 
 __all__ = [
     "Source",
@@ -117,20 +116,6 @@ def _git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str |
     return proc.stdout
 
 
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock`` (two skelgen processes never write the store at once)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:  # write: lock
-        try:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - no POSIX locks on this platform
-            pass
-        yield
-
-
 def _files(root: Path) -> list[str]:
     """``copier.yml`` and every file under ``template/``, relative to ``root``, as the template holds them."""
     files = ["copier.yml"]
@@ -199,7 +184,7 @@ def _materialise(version: str) -> str:
 
     root = packaged_template()
     repo = store_path()
-    with _locked(repo.parent / "template.lock"):
+    with waiting_lock(repo.parent / "template.lock"):  # two skelgen processes never write the store at once
         if repo.exists() and not (repo / ".git").is_dir():
             raise TemplateError(f"{repo} exists but is not skelgen's template repository; move it away and rerun")
         if not repo.exists():
@@ -273,7 +258,7 @@ def adopt(checkout: str, commit: str) -> str | None:
     tag = f"v{match.group(1)}+g{commit[:8]}"
     repo = store_path()
     _materialise(__version__)  # the store exists
-    with _locked(repo.parent / "template.lock"):
+    with waiting_lock(repo.parent / "template.lock"):  # two skelgen processes never write the store at once
         if tag not in release_tags(repo):
             _git(repo, "fetch", "-q", "--no-tags", str(path), f"+refs/*:refs/adopted/{commit[:8]}/*")
             _git(repo, "tag", tag, commit)

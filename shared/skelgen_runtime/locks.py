@@ -10,6 +10,7 @@ parent's lock, which is what build workers need.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import json
@@ -19,11 +20,11 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from skelgen_runtime.errors import BusyError
 
-__all__ = ["Holder", "ProcessLock", "holder_of", "process_alive"]
+__all__ = ["Holder", "ProcessLock", "holder_of", "process_alive", "waiting_lock"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class Holder:
             str(data.get("command", "?")),
             str(data.get("started", "?")),
         )
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if missing), waiting for another holder
+    first: for the short steps that processes take in turn (a template store written, a study's trial asked for,
+    a database's tables made), where :class:`ProcessLock` refuses instead of waiting."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as file:  # write: lock
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 class ProcessLock:

@@ -25,7 +25,6 @@ first epoch; a later hiccup is a warning, and the next epoch logs what was misse
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from skelgen_runtime.errors import ConfigError, MissingDependencyError
 from skelgen_runtime.layout import ProjectLayout
+from skelgen_runtime.locks import waiting_lock
 from skelgen_runtime.runs import Run
 
 __all__ = ["MlflowRun", "check_tracking", "tracking_uri", "log_run_files"]
@@ -78,10 +78,7 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith(prefix) or uri[len(prefix) :] in ("", ":memory:"):
         yield
         return
-    database = Path(uri[len(prefix) :])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{database}.lock", "a+") as file:  # write: lock
-        fcntl.flock(file, fcntl.LOCK_EX)
+    with waiting_lock(Path(f"{uri[len(prefix) :]}.lock")):
         yield
 
 

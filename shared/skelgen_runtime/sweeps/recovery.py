@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from skelgen_runtime.locks import holder_of
 
-__all__ = ["fail_dead", "reconcile"]
+__all__ = ["fail_dead", "reconcile", "best_value"]
 
 
 def fail_dead(study: Any, root: Path, host: str, objective: str, direction: str, say: Callable[[str], None]) -> None:
@@ -48,11 +48,18 @@ def fail_dead(study: Any, root: Path, host: str, objective: str, direction: str,
             say(f"trial {trial.number} failed: {why}")
 
 
+def best_value(run: Any, objective: str, direction: str) -> float | None:
+    """The trial's value: the best finite ``objective`` in the run's ``metrics.csv`` (None if none)."""
+    from skelgen_runtime.run_summary import best_of, read_metrics
+
+    value, _ = best_of(read_metrics(run), objective, "max" if direction == "maximize" else "min")
+    return float(value) if value is not None else None
+
+
 def _ended_run(trial: Any, root: Path, objective: str, direction: str) -> tuple[Any, float | None]:
     """(COMPLETE, value) or (PRUNED, last reported value) when ``trial``'s run had ended, else (None, None)."""
     from optuna.trial import TrialState
 
-    from skelgen_runtime.run_summary import best_of, read_metrics
     from skelgen_runtime.runs import Run
 
     run_id = trial.user_attrs.get("run_id")
@@ -62,11 +69,8 @@ def _ended_run(trial: Any, root: Path, objective: str, direction: str) -> tuple[
     if run.status == "pruned":
         steps = trial.intermediate_values
         return TrialState.PRUNED, (steps[max(steps)] if steps else None)
-    if run.status == "complete":
-        value, _ = best_of(read_metrics(run), objective, "max" if direction == "maximize" else "min")
-        if value is not None:
-            return TrialState.COMPLETE, float(value)
-    return None, None
+    value = best_value(run, objective, direction) if run.status == "complete" else None
+    return (TrialState.COMPLETE, value) if value is not None else (None, None)
 
 
 def reconcile(study: Any, root: Path, host: str, sweep: str) -> None:

@@ -23,7 +23,6 @@ command goes on with new trials. Three trials failing in a row stop the sweep wi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -38,8 +37,8 @@ from typing import Any, Callable, Iterator
 
 from skelgen_runtime.errors import ConfigError, RunError, SkelgenError
 from skelgen_runtime.layout import ProjectLayout
-from skelgen_runtime.locks import ProcessLock
-from skelgen_runtime.sweeps.recovery import fail_dead, reconcile
+from skelgen_runtime.locks import ProcessLock, waiting_lock
+from skelgen_runtime.sweeps.recovery import best_value, fail_dead, reconcile
 from skelgen_runtime.sweeps.spec import SweepSpec
 from skelgen_runtime.sweeps.trial import ENV, open_storage
 
@@ -109,8 +108,7 @@ def _study_lock(storage: Any, url: str, name: str) -> Iterator[None]:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-        with open(f"{parsed.database}.lock", "a+") as file:  # write: lock
-            fcntl.flock(file, fcntl.LOCK_EX)
+        with waiting_lock(Path(f"{parsed.database}.lock")):
             yield
         return
     if backend == "postgresql":
@@ -354,7 +352,6 @@ class Sweep:
         """(state, value, failure reason, run id) of a trial whose ``train.py`` ended with ``code``."""
         from optuna.trial import TrialState
 
-        from skelgen_runtime.run_summary import best_of, read_metrics
         from skelgen_runtime.runs import Run
 
         run_id = study._storage.get_trial(trial._trial_id).user_attrs.get("run_id")
@@ -364,10 +361,9 @@ class Sweep:
         if code == 0 and status == "pruned":
             return TrialState.PRUNED, None, "", run_id
         if code == 0 and status == "complete" and run is not None:
-            mode = "max" if self.direction == "maximize" else "min"
-            value, _ = best_of(read_metrics(run), self.objective, mode)
+            value = best_value(run, self.objective, self.direction)
             if value is not None:
-                return TrialState.COMPLETE, float(value), "", run_id
+                return TrialState.COMPLETE, value, "", run_id
             return TrialState.FAIL, None, f"the run logged no finite {self.objective}", run_id
         if code in (130, 143) or self.stop.is_set():
             return TrialState.FAIL, None, "stopped by Ctrl-C (its run is interrupted: resumable by hand)", run_id
