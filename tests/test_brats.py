@@ -583,7 +583,12 @@ def _config(*overrides: str):
     [(make_brats2021, "old"), (make_brats2023, "new"), (make_msd, "msd"), (make_brats2024, "post")],
     ids=["2021", "2023", "msd", "2024"],
 )
-def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: Path, make, release) -> None:
+def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(
+    tmp_path: Path, make, release, monkeypatch
+) -> None:
+    from test_surfels import deepmind_hd95
+
+    from skelgen_runtime.metrics import surfels
     from skelgen_runtime.preprocessing.volume import case_dataset
     from skelgen_runtime.records.info import load_info
     from skelgen_runtime.tasks import volume_segmentation as task
@@ -636,7 +641,9 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
     for case in result["per_case"]:
         for region in REGIONS[release]:
             assert {k: v for k, v in case[region].items() if k != "tp"} == perfect and case[region]["tp"] >= 1
-    # the evaluator's numbers for a shifted prediction equal the independent ones, in the file's own ids
+    # the evaluator's numbers for a shifted prediction equal the independent ones, in the file's own ids:
+    # Dice written out here, HD95 (full and lesion-wise) by DeepMind's surface-distance on the arrays in
+    # NIfTI order with the header's spacing, as the 2023/2024 organisers' scripts compute it
     scored = task.score_predictions([(c, p) for c, p, _ in perturbed], info)
     lut = np.zeros(256, np.uint8)
     for source, train in TO_TRAIN[release].items():
@@ -644,9 +651,15 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(tmp_path: P
     for (case, pred, original), got in zip(perturbed, scored["per_case"]):
         pred_file_ids = np.swapaxes(lut[pred], 0, 2)  # back to NIfTI order and file ids
         for region, ids in REGIONS[release].items():
-            want = independent_scores(np.isin(pred_file_ids, ids), np.isin(original, ids), (1.0, 1.0, 1.2))
-            assert got[region]["dice"] == pytest.approx(want[0], abs=1e-9)
-            assert got[region]["hd95"] == pytest.approx(want[1], abs=1e-5)
+            p, t = np.isin(pred_file_ids, ids), np.isin(original, ids)
+            assert got[region]["dice"] == pytest.approx(independent_scores(p, t, (1.0, 1.0, 1.2))[0], abs=1e-9)
+            want = deepmind_hd95(p.T, t.T, (1.2, 1.0, 1.0), one_empty=result["challenge"]["penalty"])
+            assert got[region]["hd95"] == pytest.approx(want, abs=1e-6)
+    monkeypatch.setattr(surfels, "hd95", deepmind_hd95)  # every lesion's HD95 by DeepMind's code instead
+    reference = task.score_predictions([(c, p) for c, p, _ in perturbed], info)
+    for got, want in zip(scored["per_case"], reference["per_case"]):
+        for region in REGIONS[release]:
+            assert got[region]["lesion_hd95"] == pytest.approx(want[region]["lesion_hd95"], abs=1e-6)
     csv_path = task.write_artifacts(scored, info, tmp_path, "val")[0]
     rows = list(csv.DictReader(open(csv_path)))
     assert [r["case_id"] for r in rows[:-1]] == [c["case_id"] for c in scored["per_case"]] and rows[-1][

@@ -3,9 +3,11 @@
 Conventions used in the hand computations: the scoring rules and parameters of the organisers' scripts
 (rachitsaluja/BraTS-2023-Metrics@43c9052 metrics.py, rachitsaluja/BraTS-2024-Metrics@9a0ab9c
 metrics_GLI.py); spacing 1 mm, so a lesion's volume in mm^3 is its voxel count; a 4x4x4 cube has 64
-voxels, 56 of them on its surface (all but the inner 2x2x2); HD95 as skelgen defines it, the max of the
-two directed 95th percentiles of surface-voxel distances with NumPy's linear interpolation, so for n
-sorted distances the percentile sits at index 0.95 * (n - 1).
+voxels, 56 of them on its surface (all but the inner 2x2x2); HD95 worked out as skelgen's voxel
+definition, the max of the two directed 95th percentiles of surface-voxel distances with NumPy's linear
+interpolation (for n sorted distances the percentile sits at index 0.95 * (n - 1)). The challenges score
+with DeepMind's surface-distance instead (tests/test_surfels.py checks it against DeepMind's code); on
+these axis-aligned cubes both definitions give the same numbers.
 Case scores: sum of kept lesions' Dice / (kept + FP); (sum of their HD95 + FP * penalty) / (kept + FP).
 2023 GLI: dilation 3, threshold 50 mm^3, penalty 374. 2024 GLI: dilation 5 for NETC and RC else 3,
 threshold 10 for ET else 20, penalty 337.

@@ -5,7 +5,9 @@ Since 2023 the BraTS challenges rank by *lesion-wise* Dice and HD95
 how far ground-truth lesions are dilated to group them and to match predictions (``dilation``,
 iterations of the 18-neighbour structure), which ground-truth lesions are too small to score
 (``threshold``: a lesion of at most this volume in mm^3 is left out) and the HD95 given to a missed
-or a false-positive lesion (``penalty``, mm).
+or a false-positive lesion (``penalty``, mm), and how HD95 is computed (``hd95``, a key of :data:`HD95_DEFINITIONS`): the 2023
+and 2024 scripts call DeepMind's ``surface-distance`` package (:mod:`skelgen_runtime.metrics.surfels`)
+for the lesion-wise and for the full HD95, with the spacing of the NIfTI header.
 
 Sources (read, not copied):
 
@@ -30,7 +32,28 @@ from typing import Mapping
 
 from skelgen_runtime.errors import ConfigError
 
-__all__ = ["Challenge", "CHALLENGES", "get_challenge", "challenge_keys"]
+__all__ = [
+    "Challenge",
+    "CHALLENGES",
+    "HD95_DEFINITIONS",
+    "VOXEL_SURFACE",
+    "SURFACE_DISTANCE",
+    "get_challenge",
+    "challenge_keys",
+]
+
+#: skelgen's own HD95, for datasets no BraTS challenge scores (:mod:`skelgen_runtime.metrics.overlap`)
+VOXEL_SURFACE = "voxel-surface"
+#: the BraTS 2023 and 2024 scorers' HD95 (:mod:`skelgen_runtime.metrics.surfels`)
+SURFACE_DISTANCE = "surface-distance"
+#: what each HD95 definition is, as reports print it
+HD95_DEFINITIONS = {
+    VOXEL_SURFACE: "voxel-surface: the larger of the two directed 95th percentiles (linear interpolation) of "
+    "distances between face-connected surface voxels, unweighted (skelgen's; no BraTS scorer's)",
+    SURFACE_DISTANCE: "surface-distance: surfels on the voxel-corner lattice weighted by area, the 95th percentile "
+    "of each direction by cumulative area, the larger of the two (DeepMind's surface-distance, as the "
+    "BraTS 2023 and 2024 scorers)",
+}
 
 _SOURCE_2023 = "rachitsaluja/BraTS-2023-Metrics@43c905242b2eecf421d4ab2da7af8ece9777d322 metrics.py"
 _SOURCE_2024_GLI = "rachitsaluja/BraTS-2024-Metrics@9a0ab9c7d75f158a3ea685cd44ac059c3a6712a1 metrics_GLI.py"
@@ -57,6 +80,7 @@ class Challenge:
         merge_partners: region -> the regions whose lesions it is merged with, in order: lesions of
             the region that touch (18-neighbours) the same lesion of a partner become one lesion
             (2024: NETC, SNFH, ET and RC).
+        hd95: the HD95 definition (a key of :data:`HD95_DEFINITIONS`).
     """
 
     key: str
@@ -69,8 +93,11 @@ class Challenge:
     threshold_by_region: Mapping[str, float] = field(default_factory=dict)
     predicted_groups: bool = False
     merge_partners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    hd95: str = SURFACE_DISTANCE
 
     def __post_init__(self) -> None:
+        if self.hd95 not in HD95_DEFINITIONS:
+            raise ValueError(f"challenge {self.key}: unknown HD95 definition {self.hd95!r}")
         if min([self.dilation, *self.dilation_by_region.values()]) < 1:
             raise ValueError(f"challenge {self.key}: dilation must be at least 1 iteration")
 
@@ -92,6 +119,7 @@ class Challenge:
             "dilation": {r: self.dilation_of(r) for r in regions},
             "threshold": {r: self.threshold_of(r) for r in regions},
             "predicted_groups": self.predicted_groups,
+            "hd95": self.hd95,
         }
 
 

@@ -4,6 +4,8 @@ Definitions (arrays are ``(D, H, W)``; ``spacing`` is mm per voxel along D, H, W
 
 - **Dice**, **surfaces**, **HD95** and the **empty-mask** conventions: :mod:`skelgen_runtime.metrics.overlap`
   (HD95 of one empty mask is the volume diagonal, or a BraTS challenge's penalty when one scores the case).
+  A BraTS challenge brings its own HD95 definition (``Challenge.hd95``): for 2023 and 2024 that of
+  the organisers' scorers, :mod:`skelgen_runtime.metrics.surfels`; without a challenge, overlap's.
 - **Sensitivity** = ``|P & G| / |G|`` (1 when both are empty, 0 when only G is), **specificity** =
   ``|~P & ~G| / |~G|`` over every voxel of the volume: GaNDLF's definitions, which the BraTS
   organisers' scripts use.
@@ -17,10 +19,11 @@ BraTS): a voxel belongs to the region when its label is one of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
+from skelgen_runtime.metrics.brats_challenges import SURFACE_DISTANCE, VOXEL_SURFACE
 from skelgen_runtime.metrics.lesions import lesion_groups, lesion_wise, merge_touching, predicted_lesions
 from skelgen_runtime.metrics.overlap import bounding_box, dice, hd95, surface, volume_diagonal
 
@@ -34,6 +37,7 @@ __all__ = [
     "volume_diagonal",
     "bounding_box",
     "sensitivity_specificity",
+    "hd95_function",
     "score_case",
     "mean_scores",
     "LESION_METRICS",
@@ -44,6 +48,17 @@ __all__ = [
 VOXEL_METRICS = ("dice", "hd95", "sensitivity", "specificity")
 #: what it adds when a BraTS challenge scores the case (the first two rank the leaderboards)
 LESION_METRICS = ("lesion_dice", "lesion_hd95", "tp", "fp", "fn")
+
+
+def hd95_function(definition: str = VOXEL_SURFACE) -> Callable[..., float]:
+    """The HD95 of a definition (``brats_challenges.HD95_DEFINITIONS``): ``f(pred, truth, spacing, *, one_empty)``."""
+    if definition == SURFACE_DISTANCE:
+        from skelgen_runtime.metrics import surfels
+
+        return surfels.hd95
+    if definition == VOXEL_SURFACE:
+        return hd95
+    raise ValueError(f"unknown HD95 definition {definition!r}")
 
 
 def sensitivity_specificity(pred: np.ndarray, truth: np.ndarray, *, outside: int = 0) -> tuple[float, float]:
@@ -82,8 +97,8 @@ def score_case(
 
     Returns:
         ``{region: {metric: value}}`` with :data:`VOXEL_METRICS` (HD95 in mm), and with a challenge
-        also :data:`LESION_METRICS`. With a challenge, the full HD95 of exactly one empty mask is the
-        challenge's penalty, and a 2024 challenge scores the prediction without the small groups it
+        also :data:`LESION_METRICS`. With a challenge, HD95 (full and lesion-wise) is the challenge's
+        definition and the full HD95 of exactly one empty mask is the challenge's penalty, and a 2024 challenge scores the prediction without the small groups it
         removes (:mod:`skelgen_runtime.metrics.lesions`), as the organisers do.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
@@ -97,6 +112,7 @@ def score_case(
     outside = size - truth.size
     masks = {name: (np.isin(pred, r), np.isin(truth, r)) for name, r in regions.items()}
     one_empty = challenge.penalty if challenge else volume_diagonal(shape, spacing)
+    distance = hd95_function(challenge.hd95 if challenge else VOXEL_SURFACE)
     lesions, used = _lesion_scores(masks, spacing, challenge) if challenge else ({}, {})
     out = {}
     for name, (p, t) in masks.items():
@@ -104,7 +120,7 @@ def score_case(
         sensitivity, specificity = sensitivity_specificity(p, t, outside=outside)
         out[name] = {
             "dice": dice(p, t),
-            "hd95": hd95(p, t, spacing, one_empty=one_empty),
+            "hd95": distance(p, t, spacing, one_empty=one_empty),
             "sensitivity": sensitivity,
             "specificity": specificity,
             **lesions.get(name, {}),
@@ -140,6 +156,7 @@ def _lesion_scores(
             dilation=challenge.dilation_of(name),
             threshold=challenge.threshold_of(name),
             penalty=challenge.penalty,
+            distance=hd95_function(challenge.hd95),
         )
         out[name] = {
             "lesion_dice": scores.dice,

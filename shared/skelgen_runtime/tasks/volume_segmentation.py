@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from skelgen_runtime.files import atomic_write_text
-from skelgen_runtime.metrics.brats_challenges import Challenge, get_challenge
+from skelgen_runtime.metrics.brats_challenges import HD95_DEFINITIONS, VOXEL_SURFACE, Challenge, get_challenge
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 from skelgen_runtime.tasks.previews import volume_preview as preview
@@ -47,7 +47,6 @@ __all__ = [
     "preview",
     "MONITOR",
     "MONITOR_MODE",
-    "HD95_DEFINITION",
     "RANKED_BY",
     "train_metrics",
     "regions",
@@ -67,7 +66,6 @@ __all__ = [
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
-HD95_DEFINITION = "max of the two directed 95th percentiles of surface distances"
 #: the metrics the BraTS 2023+ leaderboards rank by, per region
 RANKED_BY = ("lesion_dice", "lesion_hd95")
 
@@ -186,7 +184,7 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
         "regions": {k: list(v) for k, v in (used or {}).items()},
         "challenge": scoring.describe(list(used or {})) if scoring else None,
         "ranked_by": list(RANKED_BY) if scoring else ["dice", "hd95"],
-        "hd95_definition": HD95_DEFINITION,
+        "hd95_definition": HD95_DEFINITIONS[scoring.hd95 if scoring else VOXEL_SURFACE],
     }
 
 
