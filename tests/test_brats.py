@@ -660,6 +660,12 @@ def test_ground_truth_as_prediction_round_trips_and_scores_perfectly(
     for got, want in zip(scored["per_case"], reference["per_case"]):
         for region in REGIONS[release]:
             assert got[region]["lesion_hd95"] == pytest.approx(want[region]["lesion_hd95"], abs=1e-6)
+    # a prediction of another shape is refused naming its case
+    from skelgen_runtime.errors import UserInputError
+
+    case, pred, _ = perturbed[0]
+    with pytest.raises(UserInputError, match=rf"case {case['case_id'].numpy().decode()}: the prediction's shape"):
+        task.score_predictions([(case, pred[1:])], info)
     csv_path = task.write_artifacts(scored, info, tmp_path, "val")[0]
     rows = list(csv.DictReader(open(csv_path)))
     assert [r["case_id"] for r in rows[:-1]] == [c["case_id"] for c in scored["per_case"]] and rows[-1][
@@ -785,9 +791,23 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
         project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]", *tiny
     ).stdout
     run_2d = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    # scored under the 2023 paediatric rules (the same regions), the comparison says the numbers differ in kind
+    config = project / "logs" / run_2d / "config.yaml"
+    config.write_text(config.read_text().replace("brats_challenge: null", "brats_challenge: PED"))
     script(project, "evaluate.py", "--run", run_2d, "--split", "val", "--tta")
     scored = json.loads((project / "logs" / run_2d / "eval_val.json").read_text())
     assert scored["per_case"] and scored["tta"] is True  # 4 mirrorings of each slice, recorded
+    assert scores["scored_as"]["challenge"] == "GLI" and scored["scored_as"]["challenge"] == "PED"
+    compared = skelgen("runs", "compare", run_id, run_2d, "--project", str(project)).stdout
+    assert ["(rules)", "GLI,", "HD95", "surface-distance", "PED,", "HD95", "surface-distance"] in [
+        line.split() for line in compared.splitlines()
+    ], compared
+    assert "warning: eval val was scored under different rules" in compared
+    data = json.loads(skelgen("runs", "compare", run_id, run_2d, "--json", "--project", str(project)).stdout)
+    assert (
+        data["rules_differ"] == ["val"]
+        and data["runs"][1]["eval_sources"]["val"]["rules"] == "PED, HD95 surface-distance"
+    )
     assert replica  # the replica's arrays are checked by the release tests above
 
 
@@ -834,11 +854,30 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
         assert 0 <= region["dice"] <= 1 and 0 <= region["sensitivity"] <= 1
     header = next(csv.reader(open(project / "logs" / run_id / "eval_val_cases.csv")))
     assert header[:4] == ["case_id", "WT_lesion_dice", "WT_lesion_hd95", "WT_dice"] and "RC_fn" in header
-    # eval.brats_challenge in the run's config picks other parameters
+    assert scores["scored_as"] == {
+        "challenge": "GLI2024",
+        "title": "BraTS 2024 post-treatment adult glioma (GLI2024)",
+        "hd95": "surface-distance",
+        "chosen_by": "the release",
+        "release": "brats2024-gli",
+    }
+    assert (
+        "scored as BraTS 2024 post-treatment adult glioma (GLI2024), detected from the release brats2024-gli" in shown
+    )
+    # eval.brats_challenge in the run's config picks other rules; one that does not score the release's
+    # regions (MEN: WT, TC, ET) is refused before any case is predicted, naming both
     config = project / "logs" / run_id / "config.yaml"
+    before = (project / "logs" / run_id / "eval_val.json").read_text()
     config.write_text(config.read_text().replace("brats_challenge: null", "brats_challenge: MEN"))
+    refused = script(project, "evaluate.py", "--run", run_id, "--split", "val", check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "MEN" in errors[0] and "WT, TC, NETC, SNFH, ET, RC" in errors[0] and "brats2024-gli" in errors[0]
+    assert (project / "logs" / run_id / "eval_val.json").read_text() == before
+    config.write_text(config.read_text().replace("brats_challenge: MEN", "brats_challenge: gli2024"))
     script(project, "evaluate.py", "--run", run_id, "--split", "val")
-    assert json.loads((project / "logs" / run_id / "eval_val.json").read_text())["challenge"]["key"] == "MEN"
+    chosen = json.loads((project / "logs" / run_id / "eval_val.json").read_text())["scored_as"]
+    assert (chosen["challenge"], chosen["chosen_by"]) == ("GLI2024", "eval.brats_challenge")
 
     predictions = tmp_path / "pred"
     script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(predictions))

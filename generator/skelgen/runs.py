@@ -17,8 +17,13 @@ JSON of ``skelgen runs compare A B --json`` (:func:`comparison_json`), runs in t
      "runs": [{"id", "status", "config": {KEY: VALUE for each differing KEY}, "monitor", "monitor_mode",
                "best", "best_epoch", "epochs", "final": {COLUMN: VALUE, "epoch": N},
                "eval": {SPLIT: {KEY: VALUE}},
-               "eval_sources": {SPLIT: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}},
-              ...]}
+               "eval_sources": {SPLIT: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown",
+                                        "rules": "CHALLENGE, HD95 DEFINITION" (volume scoring only)}}},
+              ...],
+     "rules_differ": [SPLIT, ...]}
+
+``rules_differ`` lists the splits whose evaluations were scored under different rules (BraTS challenges
+or HD95 definitions): their numbers are not comparable, and the text output says so.
 
 ``SPLIT`` is the split, or ``SPLIT-FINGERPRINT`` for an evaluation of a dataset rebuilt after the run trained.
 
@@ -324,6 +329,11 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
             }
             for s in comparison.runs
         ],
+        "rules_differ": [
+            split
+            for split in dict.fromkeys(split for s in comparison.runs for split in s.evaluations)
+            if _rules_differ(split, comparison.runs)
+        ],
     }
 
 
@@ -341,10 +351,26 @@ def comparison_text(comparison: Comparison) -> str:
     columns = list(dict.fromkeys(key for s in runs for key in s.final if key != "epoch"))
     rows.append(["final epoch", *(_number(s.final.get("epoch")) for s in runs)])
     rows += [[f"  {key}", *(_number(s.final.get(key)) for s in runs)] for key in columns]
+    notes = []
     for split in dict.fromkeys(split for s in runs for split in s.evaluations):
         keys = list(dict.fromkeys(key for s in runs for key in s.evaluations.get(split, {})))
         rows.append([f"eval {split}", *blank])
-        for what in ("weights", "data"):  # which weights scored which records
-            rows.append([f"  ({what})", *(s.evaluated_with.get(split, {}).get(what, "-") for s in runs)])
+        for what in ("weights", "data", "rules"):  # which weights scored which records, under which rules
+            found = [s.evaluated_with.get(split, {}).get(what) for s in runs]
+            if what != "rules" or any(found):
+                rows.append([f"  ({what})", *(f or "-" for f in found)])
         rows += [[f"  {key}", *(_number(s.evaluations.get(split, {}).get(key)) for s in runs)] for key in keys]
-    return _table(rows)
+        notes += _rules_differ(split, runs)
+    return "\n".join([_table(rows), *notes])
+
+
+def _rules_differ(split: str, runs: Sequence[RunSummary]) -> list[str]:
+    """A warning when the runs' evaluations of ``split`` were scored under different rules (BraTS editions)."""
+    rules = {s.run_id: s.evaluated_with.get(split, {}).get("rules") for s in runs if split in s.evaluations}
+    if len(set(rules.values())) < 2:
+        return []
+    listed = "; ".join(f"{run} {rule or 'no rules recorded'}" for run, rule in rules.items())
+    return [
+        f"warning: eval {split} was scored under different rules ({listed}): those numbers are not comparable; "
+        "evaluate the runs again with one eval.brats_challenge"
+    ]

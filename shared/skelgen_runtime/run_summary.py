@@ -15,7 +15,16 @@ from typing import Any, Mapping, Sequence
 
 from skelgen_runtime.runs import Run
 
-__all__ = ["DEFAULT_MONITORS", "RunSummary", "summarize", "read_metrics", "flatten", "varying_keys", "best_of"]
+__all__ = [
+    "DEFAULT_MONITORS",
+    "RunSummary",
+    "summarize",
+    "read_metrics",
+    "flatten",
+    "varying_keys",
+    "best_of",
+    "scoring_rules",
+]
 
 #: the monitor of a run whose record names none: the first of these its metrics.csv has
 DEFAULT_MONITORS = (("val_miou", "max"), ("val_accuracy", "max"), ("val_loss", "min"))
@@ -38,7 +47,9 @@ class RunSummary:
         evaluations: ``{split: {key: value}}``, the top-level numbers of each ``eval_SPLIT.json`` (``SPLIT``
             is ``val``, or ``val-FINGERPRINT`` for an evaluation on a dataset rebuilt since training).
         duration_s: seconds spent in epochs (the sum of ``metrics.csv``'s ``seconds``), None before any.
-        evaluated_with: ``{split: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown"}}``.
+        evaluated_with: ``{split: {"weights": "best" | "final", "data": "as trained" | "rebuilt" | "unknown",
+            "rules": "CHALLENGE, HD95 DEFINITION"}}`` (``rules`` only where the evaluation records them:
+            BraTS-style volume scoring).
         problem: why the run's ``run.json`` cannot be read (its status is then ``unknown``), else None.
         sweep: ``{"id": SWEEP, "trial": N}`` when a sweep's trial trained the run, else None.
     """
@@ -133,7 +144,19 @@ def _evaluations(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, dict[st
             as_trained = dataset.get("as_trained") if isinstance(dataset, dict) else None
             data_state = "as trained" if as_trained is True else "rebuilt" if as_trained is False else "unknown"
             sources[split] = {"weights": str(data.get("weights", "unknown")), "data": data_state}
+            rules = scoring_rules(data)
+            if rules:
+                sources[split]["rules"] = rules
     return found, sources
+
+
+def scoring_rules(evaluation: Mapping[str, Any]) -> str | None:
+    """What rules scored an ``eval_*.json``, e.g. ``"GLI, HD95 surface-distance"`` (volume evaluations
+    record them as ``scored_as``); None where it records none."""
+    scored = evaluation.get("scored_as")
+    if not isinstance(scored, Mapping):
+        return None
+    return f"{scored.get('challenge') or 'no challenge'}, HD95 {scored.get('hd95', 'unknown')}"
 
 
 def _config(run: Run) -> dict[str, Any]:

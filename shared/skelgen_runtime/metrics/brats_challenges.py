@@ -81,6 +81,7 @@ class Challenge:
             the region that touch (18-neighbours) the same lesion of a partner become one lesion
             (2024: NETC, SNFH, ET and RC).
         hd95: the HD95 definition (a key of :data:`HD95_DEFINITIONS`).
+        regions: the regions the challenge scores (a release whose regions differ is refused).
     """
 
     key: str
@@ -94,6 +95,7 @@ class Challenge:
     predicted_groups: bool = False
     merge_partners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     hd95: str = SURFACE_DISTANCE
+    regions: tuple[str, ...] = ("WT", "TC", "ET")
 
     def __post_init__(self) -> None:
         if self.hd95 not in HD95_DEFINITIONS:
@@ -120,6 +122,7 @@ class Challenge:
             "threshold": {r: self.threshold_of(r) for r in regions},
             "predicted_groups": self.predicted_groups,
             "hd95": self.hd95,
+            "regions": list(self.regions),
         }
 
 
@@ -152,6 +155,7 @@ CHALLENGES: dict[str, Challenge] = {
                 "RC": ("ET", "NETC"),
                 "SNFH": ("ET", "RC", "NETC"),
             },
+            regions=("WT", "TC", "NETC", "SNFH", "ET", "RC"),
         ),
     )
 }

@@ -17,7 +17,8 @@ TC, ET; 2024 post-treatment glioma adds NETC, SNFH and RC): lesion-wise Dice and
 BraTS 2023+ leaderboards rank by, with the parameters of a BraTS challenge (the release's, or
 ``eval.brats_challenge``), and the full (voxel-wise) Dice, HD95 (mm), sensitivity and specificity
 (:mod:`skelgen_runtime.metrics.volume` states the definitions); their means over cases; and mean IoU
-over all voxels. The regions are the release's (``skelgen_runtime.sources.brats_releases.LABEL_SETS``)
+over all voxels (:mod:`skelgen_runtime.tasks.volume_scoring`, which also records the rules as
+``scored_as``). The regions are the release's (``skelgen_runtime.sources.brats_releases.LABEL_SETS``)
 mapped to training ids through the label map's source ids; for a dataset of another release each
 foreground class is its own region, scored voxel-wise only.
 
@@ -27,8 +28,6 @@ release's own label ids (the label map's source ids), written with the case's ow
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -36,11 +35,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from skelgen_runtime.files import atomic_write_text
-from skelgen_runtime.metrics.brats_challenges import HD95_DEFINITIONS, VOXEL_SURFACE, Challenge, get_challenge
-from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
-from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 from skelgen_runtime.tasks.previews import volume_preview as preview
+from skelgen_runtime.tasks.volume_scoring import (
+    RANKED_BY,
+    challenge,
+    challenge_key,
+    regions,
+    report,
+    score_predictions,
+    scoring_rules,
+    write_artifacts,
+)
 from skelgen_runtime.tasks.windows import slice_wise, sliding_window
 
 __all__ = [
@@ -51,6 +56,7 @@ __all__ = [
     "train_metrics",
     "regions",
     "challenge",
+    "scoring_rules",
     "predict_volume",
     "predict_probabilities",
     "evaluate",
@@ -66,43 +72,11 @@ __all__ = [
 
 MONITOR = "val_miou"
 MONITOR_MODE = "max"
-#: the metrics the BraTS 2023+ leaderboards rank by, per region
-RANKED_BY = ("lesion_dice", "lesion_hd95")
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:
     """Mean IoU of argmax predictions over the voxels of the batch (ignore-label voxels dropped)."""
     return [keras.metrics.MeanIoU(num_classes=info.num_classes, sparse_y_pred=False, name="miou")]
-
-
-def regions(info, release: str) -> dict[str, tuple[int, ...]]:
-    """Evaluation regions in training ids: the release's (WT, TC, ET, ...), else one region per foreground class."""
-    from skelgen_runtime.sources.brats_releases import regions_for
-
-    label_map = info.label_map
-    source_ids = label_map.source_ids or tuple(range(label_map.num_classes))
-    by_source = regions_for(release)
-    if by_source is None:
-        return {name: (i,) for i, name in enumerate(label_map.names) if i > 0}
-    return {name: tuple(i for i, s in enumerate(source_ids) if s in ids) for name, ids in by_source.items()}
-
-
-def challenge(release: str, key: str | None = None) -> Challenge | None:
-    """The BraTS challenge that scores a recorded ``release`` lesion-wise: ``key`` if given (the config's
-    ``eval.brats_challenge``), else the release's own; None for a dataset of no BraTS release.
-
-    Raises:
-        ConfigError: ``key`` names no challenge.
-    """
-    from skelgen_runtime.sources.brats_releases import challenge_for
-
-    key = key or challenge_for(release)
-    return get_challenge(key) if key else None
-
-
-def _challenge_key(config) -> str | None:
-    """``eval.brats_challenge`` of a config (None where its schema has no such key)."""
-    return getattr(getattr(config, "eval", None), "brats_challenge", None)
 
 
 # -------------------------------------------------------------------------------------- inference
@@ -138,144 +112,11 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
     Returns:
         what :func:`score_predictions` returns.
     """
+    release = (info.data.get("source_info") or {}).get("release")
+    if release:  # a challenge that does not fit the release is refused before any case is predicted
+        scoring_rules(info, release, challenge_key(config))
     pairs = ((case, predict_volume(model, case["image"], config)) for case in batches)
-    return score_predictions(pairs, info, challenge_key=_challenge_key(config))
-
-
-def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challenge_key: str | None = None) -> dict:
-    """Score ``(case, prediction)`` pairs: a prepared case as :func:`evaluate` gets it and training ids ``(D, H, W)``.
-
-    Args:
-        challenge_key: the BraTS challenge whose lesion-wise parameters to use; None: the release's.
-
-    Returns:
-        ``per_case`` (``[{case_id, REGION: {metric: value}}]``, metrics as
-        :func:`skelgen_runtime.metrics.volume.score_case` gives them), ``mean`` (``{REGION: {metric: mean}}``),
-        ``mean_dice`` (full Dice over regions), ``mean_lesion_dice`` and ``mean_lesion_hd95`` (over
-        regions; None without a challenge), ``miou`` (over all voxels), ``regions`` (training ids),
-        ``challenge`` (its parameters and source, or None), ``ranked_by`` and ``hd95_definition``.
-    """
-    confusion = ConfusionMatrix(info.num_classes)
-    per_case, used, scoring = [], None, None
-    for case, pred in pairs:
-        truth = case["label"].numpy()[..., 0]
-        if used is None:
-            release = case["release"].numpy().decode()
-            used, scoring = regions(info, release), challenge(release, challenge_key)
-        scores = score_case(pred, truth, case["spacing"].numpy().tolist(), used, scoring)
-        per_case.append({"case_id": case["case_id"].numpy().decode(), **scores})
-        confusion.update(truth, pred)
-    means = mean_scores([{r: c[r] for r in used or {}} for c in per_case]) if per_case else {}
-
-    def over_regions(metric: str) -> float | None:
-        return (
-            float(np.mean([m[metric] for m in means.values()]))
-            if means and metric in next(iter(means.values()))
-            else None
-        )
-
-    return {
-        "per_case": per_case,
-        "mean": means,
-        "mean_dice": over_regions("dice"),
-        "mean_lesion_dice": over_regions("lesion_dice"),
-        "mean_lesion_hd95": over_regions("lesion_hd95"),
-        "miou": scores_from_confusion(confusion.matrix).miou,
-        "regions": {k: list(v) for k, v in (used or {}).items()},
-        "challenge": scoring.describe(list(used or {})) if scoring else None,
-        "ranked_by": list(RANKED_BY) if scoring else ["dice", "hd95"],
-        "hd95_definition": HD95_DEFINITIONS[scoring.hd95 if scoring else VOXEL_SURFACE],
-    }
-
-
-#: cases listed one by one in the printed report (all of them are in the CSV)
-_SHOWN_CASES = 20
-_HEADINGS = {
-    "lesion_dice": "lesion Dice",
-    "lesion_hd95": "lesion HD95",
-    "dice": "Dice",
-    "hd95": "HD95",
-    "sensitivity": "sens",
-    "specificity": "spec",
-    "tp": "TP",
-    "fp": "FP",
-    "fn": "FN",
-}
-#: the per-case table's narrower headings
-_SHORT = {"lesion_dice": "L-Dice", "lesion_hd95": "L-HD95", "dice": "Dice", "hd95": "HD95"}
-
-
-def _per_region(values: dict) -> str:
-    """``{"WT": 3, "NETC": 5, "ET": 3}`` -> ``"3 (NETC 5)"``: the most common value, then the others."""
-    common = max(set(values.values()), key=list(values.values()).count)
-    others = ", ".join(f"{r} {v:g}" for r, v in values.items() if v != common)
-    return f"{common:g}" + (f" ({others})" if others else "")
-
-
-def _metrics(result: dict) -> list[str]:
-    """The metrics each region has, in report order."""
-    return (
-        list(LESION_METRICS[:2] + VOXEL_METRICS + LESION_METRICS[2:])
-        if result.get("challenge")
-        else list(VOXEL_METRICS)
-    )
-
-
-def report(result: dict, info) -> str:
-    """The ranking metrics of every region per case (the first 20), a table of every metric's mean per
-    region, and the headline line."""
-    names, ranked = list(result["regions"]), result.get("ranked_by", ["dice", "hd95"])
-    width = max([4, *(len(c["case_id"]) for c in result["per_case"][:_SHOWN_CASES])])
-    first, second = (_SHORT[m] for m in ranked)
-    widths = {r: len(f"{r} {first}") for r in names}
-    heads = "  ".join(f"{r + ' ' + first:>{widths[r]}} {second:>7}" for r in names)
-    cells = lambda s: "  ".join(f"{s[r][ranked[0]]:>{widths[r]}.3f} {s[r][ranked[1]]:>7.2f}" for r in names)  # noqa: E731
-    lines = [f"{'case':<{width}}  {heads}"]
-    lines += [f"{c['case_id']:<{width}}  {cells(c)}" for c in result["per_case"][:_SHOWN_CASES]]
-    if len(result["per_case"]) > _SHOWN_CASES:
-        lines.append(f"... {len(result['per_case']) - _SHOWN_CASES} more cases in the per-case CSV")
-    if result["mean"]:
-        metrics = _metrics(result)
-        lines.append(f"mean over {len(result['per_case'])} cases:")
-        lines.append(f"{'region':<6}  " + "  ".join(f"{_HEADINGS[m]:>11}" for m in metrics))
-        lines += [f"{r:<6}  " + "  ".join(f"{result['mean'][r][m]:>11.4f}" for m in metrics) for r in names]
-    scoring = result.get("challenge")
-    if scoring:
-        lines.append(
-            f"L- = lesion-wise, as {scoring['title']}: dilation {_per_region(scoring['dilation'])}, lesions "
-            f"of at most {_per_region(scoring['threshold'])} mm^3 left out, penalty {scoring['penalty']:g} mm "
-            f"({scoring['source']})"
-        )
-    lines.append(f"ranked by {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
-    headline = (
-        f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}"
-        if result["mean_dice"] is not None
-        else f"miou={result['miou']:.4f}"
-    )
-    if result.get("mean_lesion_dice") is not None:
-        headline = (
-            f"mean_lesion_dice={result['mean_lesion_dice']:.4f} mean_lesion_hd95={result['mean_lesion_hd95']:.2f} "
-            + headline
-        )
-    lines.append(headline)
-    return "\n".join(lines)
-
-
-def write_artifacts(result: dict, info, out_dir: Path, split: str) -> list[Path]:
-    """``eval_SPLIT_cases.csv``: one row per case (``case_id``, then ``REGION_METRIC`` for every region
-    and metric, e.g. ``WT_lesion_dice``), then the ``mean`` row."""
-    path = out_dir / f"eval_{split}_cases.csv"
-    names, metrics = list(result["regions"]), _metrics(result)
-    header = ["case_id", *(f"{r}_{m}" for r in names for m in metrics)]
-    rows = [[c["case_id"], *(c[r][m] for r in names for m in metrics)] for c in result["per_case"]]
-    if result["mean"]:
-        rows.append(["mean", *(result["mean"][r][m] for r in names for m in metrics)])
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(header)
-    writer.writerows([r[0], *(v if isinstance(v, int) else f"{v:.6f}" for v in r[1:])] for r in rows)
-    atomic_write_text(path, text.getvalue())
-    return [path]
+    return score_predictions(pairs, info, challenge_key=challenge_key(config))
 
 
 # ------------------------------------------------------------------------------------- prediction
