@@ -765,6 +765,12 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     assert set(scores["mean"]) == {"WT", "TC", "ET"} and scores["regions"] == {"WT": [1, 2, 3], "TC": [1, 3], "ET": [3]}
     for region in scores["mean"].values():
         assert 0 <= region["dice"] <= 1 and 0 <= region["hd95"] <= 40
+    # the removal of small components tried region by region on val, recorded for predict.py
+    chosen = json.loads((project / "logs" / run_id / "postprocessing.json").read_text())
+    assert (chosen["chosen_on"], chosen["weights"]) == ("val", "best") and chosen["plan"] == scores["postprocessing"][
+        "plan"
+    ]
+    assert [s["region"] for s in chosen["steps"]] == ["WT", "TC", "ET"] and "post-processing chosen:" in shown
     rows = list(csv.DictReader(open(project / "logs" / run_id / "eval_val_cases.csv")))
     metrics = ["lesion_dice", "lesion_hd95", "dice", "hd95", "sensitivity", "specificity", "tp", "fp", "fn"]
     assert list(rows[0]) == ["case_id", *(f"{r}_{m}" for r in ("WT", "TC", "ET") for m in metrics)]
@@ -775,6 +781,20 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     source = nib.load(str(raw / "RSNA_ASNR_MICCAI_BraTS2021_ValidationData/BraTS2021_00001/BraTS2021_00001_t1.nii.gz"))
     assert written.shape == SHAPE and np.array_equal(written.affine, source.affine)
     assert set(np.unique(written.dataobj)) <= {0, 1, 2, 4}
+    # predict.py applies the run's recorded post-processing: a plan removing every tumour leaves none
+    (project / "logs" / run_id / "postprocessing.json").write_text(json.dumps({"plan": {"WT": 1e9}}))
+    script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(tmp_path / "pred-post"))
+    assert not np.asarray(nib.load(str(tmp_path / "pred-post" / "BraTS2021_00001.nii.gz")).dataobj).any()
+    assert json.loads((tmp_path / "pred-post" / "predict.json").read_text())["postprocess"] == {"WT": 1e9}
+    (project / "logs" / run_id / "postprocessing.json").write_text("{not json")
+    damaged = script(
+        project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(tmp_path / "p3"), check=False
+    )
+    errors = [line for line in damaged.stderr.splitlines() if line.startswith("error:")]
+    assert damaged.returncode != 0 and len(errors) == 1 and "postprocessing.json is damaged" in errors[0], (
+        damaged.stderr
+    )
+    (project / "logs" / run_id / "postprocessing.json").unlink()
     one_case = raw / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021" / "BraTS2021_00000"
     script(
         project, "predict.py", "--run", run_id, "--input", str(one_case), "--output", str(tmp_path / "pred2"), "--tta"

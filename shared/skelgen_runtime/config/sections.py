@@ -8,7 +8,7 @@ in ``core/config.py``, where the ``model`` section is derived from its builders'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -165,6 +165,13 @@ class EvalConfig(Section):
         False,
         description="volumes: predict each case as the mean over every mirroring of its input (8 in 3D, 4 in "
         "2D; as many times slower); evaluate.py and predict.py --tta set it",
+    )
+
+    postprocess: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        description="volumes: predict.py removes predicted components of at most this many mm^3 per region, "
+        "e.g. {ET: 10}; null: what evaluate.py --split val chose for the run (logs/RUN/postprocessing.json), "
+        "if it chose anything; {}: none",
     )
 
     @field_validator("brats_challenge")

@@ -16,10 +16,12 @@ from skelgen_runtime.options import check_writable
 from skelgen_runtime.project import Project, check_project, load_project
 from skelgen_runtime.runs import Run, now_iso
 
-__all__ = ["TrainedRun", "PREDICT_MANIFEST"]
+__all__ = ["TrainedRun", "PREDICT_MANIFEST", "POSTPROCESSING"]
 
 #: what ``predict.py`` writes beside its predictions: the run, the weights, the inputs it skipped
 PREDICT_MANIFEST = "predict.json"
+#: the post-processing ``evaluate.py --split val`` chose for a run (volumes), in ``logs/RUN/``
+POSTPROCESSING = "postprocessing.json"
 
 
 def _check_output(output: Path) -> None:
@@ -119,10 +121,32 @@ class TrainedRun:
             config = load_config(self.run.config_file, schema=project.config)
             if self.tta:  # eval.tta, as if the run's config had said it
                 config = config.model_copy(update={"eval": config.eval.model_copy(update={"tta": True})})
+            chosen = self.chosen_postprocessing()
+            if chosen is not None and getattr(getattr(config, "eval", None), "postprocess", 0) is None:
+                # what evaluate.py chose on val, unless the config names its own
+                config = config.model_copy(update={"eval": config.eval.model_copy(update={"postprocess": chosen})})
             pipeline = project.open_data(self.root, config.data)
             self.info = pipeline.info
             self._loaded = (project, config, pipeline, get_binding(project.task, self.info.schema))
         return self._loaded
+
+    def chosen_postprocessing(self) -> dict[str, float] | None:
+        """The plan ``evaluate.py --split val`` recorded for this run (``logs/RUN/postprocessing.json``); None if none.
+
+        Raises:
+            RunError: the file is there but unreadable, naming it.
+        """
+        path = self.run.log_dir / POSTPROCESSING
+        if not path.is_file():
+            return None
+        try:
+            plan = json.loads(path.read_text())["plan"]
+            return {str(k): float(v) for k, v in plan.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise RunError(
+                f"{path} is damaged ({type(err).__name__}: {err}); run evaluate.py --run {self.run.run_id} "
+                "--split val again to choose the post-processing anew, or delete the file"
+            ) from None
 
     @property
     def project(self) -> Project:
@@ -184,6 +208,15 @@ class TrainedRun:
         out = self.run.log_dir / f"eval_{label}.json"
         atomic_write_text(out, json.dumps(result, indent=2))
         extra = self.task.write_artifacts(result, self.info, self.run.log_dir, label)
+        if split == "val" and label == split and "postprocessing" in result:  # chosen on validation: the run's
+            chosen = {
+                "chosen_on": split,
+                "weights": self.trained.weights,
+                "created": now_iso(),
+                **result["postprocessing"],
+            }
+            extra.append(self.run.log_dir / POSTPROCESSING)
+            atomic_write_text(extra[-1], json.dumps(chosen, indent=2))
         record_evaluation(self.run, label, result, extra)
         from skelgen_runtime.tracking import log_run_files
 
@@ -276,6 +309,7 @@ class TrainedRun:
             manifest = {
                 "run": self.run.run_id,
                 "weights": self.trained.weights,
+                **({"postprocess": plan} if (plan := getattr(self.config.eval, "postprocess", None)) else {}),
                 "created": now_iso(),
                 "summary": summary,
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped],

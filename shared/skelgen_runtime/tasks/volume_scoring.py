@@ -238,6 +238,15 @@ def report(result: dict, info) -> str:
             f"({scoring['source']})"
         )
     lines.append(f"ranked by {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
+    chosen = result.get("postprocessing")
+    if chosen:
+        tried = "; ".join(
+            f"{s['region']} <= {s['threshold']:g} mm^3 {s['before']:.4f} -> {s['after']:.4f} "
+            + ("kept" if s["kept"] else "not kept")
+            for s in chosen["steps"]
+        )
+        lines.append(f"post-processing tried on these cases (mean lesion Dice): {tried}")
+        lines.append(f"post-processing chosen: {chosen['described']} (scores above are before it)")
     headline = (
         f"mean_dice={result['mean_dice']:.4f} miou={result['miou']:.4f}"
         if result["mean_dice"] is not None

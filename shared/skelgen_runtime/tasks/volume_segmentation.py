@@ -110,13 +110,36 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
         config: its ``eval.brats_challenge`` (if any) picks the lesion-wise parameters.
 
     Returns:
-        what :func:`score_predictions` returns.
+        what :func:`score_predictions` returns; with a challenge also ``postprocessing``: the removal
+        of small predicted components chosen on these cases (:mod:`skelgen_runtime.metrics.postprocess`),
+        ``{"plan": {REGION: mm3}, "steps": [...], "described"}``. The scores are of the raw predictions.
     """
+    from skelgen_runtime.metrics.postprocess import Case, choose, describe_plan
+    from skelgen_runtime.metrics.volume import bounding_box
+
     release = (info.data.get("source_info") or {}).get("release")
+    used: dict[str, tuple[int, ...]] = {}
+    scoring = None
     if release:  # a challenge that does not fit the release is refused before any case is predicted
-        scoring_rules(info, release, challenge_key(config))
-    pairs = ((case, predict_volume(model, case["image"], config)) for case in batches)
-    return score_predictions(pairs, info, challenge_key=challenge_key(config))
+        used, scoring, _ = scoring_rules(info, release, challenge_key(config))
+    kept: list[Case] = []  # what choosing the post-processing needs: each case cropped around its tumour
+
+    def pairs() -> Iterator[tuple[dict, np.ndarray]]:
+        for case in batches:
+            pred = predict_volume(model, case["image"], config)
+            if scoring is not None:
+                truth = case["label"].numpy()[..., 0]
+                margin = 2 + max(scoring.dilation_of(r) for r in used)
+                box = bounding_box((pred > 0) | (truth > 0), margin) or tuple(slice(0, 1) for _ in pred.shape)
+                spacing = tuple(float(s) for s in case["spacing"].numpy())
+                kept.append(Case(case["case_id"].numpy().decode(), pred[box], truth[box], spacing))  # type: ignore[arg-type]
+            yield case, pred
+
+    result = score_predictions(pairs(), info, challenge_key=challenge_key(config))
+    if scoring is not None and kept:
+        plan, steps = choose(kept, used, scoring)
+        result["postprocessing"] = {"plan": plan, "steps": steps, "described": describe_plan(plan)}
+    return result
 
 
 # ------------------------------------------------------------------------------------- prediction
@@ -130,6 +153,7 @@ def predict_item(example: dict, info) -> dict[str, Any]:
         "modalities": example["modalities"].numpy().decode().split(","),
         "nifti_header": example["nifti_header"].numpy(),
         "affine": example["affine"].numpy(),
+        "spacing": tuple(float(s) for s in example["spacing"].numpy()),
         "source_ids": info.label_map.source_ids,
     }
 
@@ -172,14 +196,20 @@ def write_prediction(
 
 def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Path) -> str:
     """Write ``CASE_ID.nii.gz`` for every case of ``items`` (:func:`predict_item`, :func:`read_inputs`)."""
+    from skelgen_runtime.metrics.postprocess import apply_plan
     from skelgen_runtime.preprocessing.volume import channels, zscore
 
     wanted = channels(config.data, info)
+    plan = getattr(getattr(config, "eval", None), "postprocess", None) or {}
+    release = (info.data.get("source_info") or {}).get("release") or ""
+    used = regions(info, release) if plan else {}
     n = 0
     for item in items:
         index = [item["modalities"].index(m) for m in wanted]
         image = zscore(tf.constant(item["image"][..., index])).numpy()
         label = predict_volume(model, image, config)
+        if plan:
+            label = apply_plan(label, plan, used, item["spacing"])
         write_prediction(
             out_dir / f"{item['case_id']}.nii.gz",
             label,
@@ -188,7 +218,12 @@ def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Pa
             source_ids=item["source_ids"],
         )
         n += 1
-    return f"wrote {n} NIfTI label volumes (release label ids)"
+    done = f"wrote {n} NIfTI label volumes (release label ids)"
+    if plan:
+        from skelgen_runtime.metrics.postprocess import describe_plan
+
+        done += f"; post-processed: {describe_plan(plan)}"
+    return done
 
 
 def serving_function(model: keras.Model, config, info):
