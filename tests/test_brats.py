@@ -425,6 +425,48 @@ def test_splits_are_a_deterministic_holdout_by_case_id(tmp_path: Path) -> None:
     assert BratsSource(raw, LabelMap(CLASSES), val_fraction=0).splits() == ["train"]
 
 
+def test_folds_partition_the_labelled_cases_and_a_fold_reads_its_own(tmp_path: Path) -> None:
+    from skelgen_runtime.errors import ConfigError, DatasetError
+    from skelgen_runtime.records.info import load_info
+    from skelgen_runtime.records.reader import read_split
+    from skelgen_runtime.schemas.volume import SCHEMA
+    from skelgen_runtime.sources.brats_cases import folds
+
+    ids = [f"BraTS2021_{n:05d}" for n in range(12)]
+    assigned = folds(ids, 5)
+    assert assigned == folds(list(reversed(ids)), 5)  # deterministic, whatever the order cases are listed in
+    sizes = sorted(list(assigned.values()).count(f) for f in range(5))
+    assert sizes == [2, 2, 2, 3, 3]  # 12 cases in 5 folds: sizes differ by at most one
+    make_brats2021(tmp_path / "raw", cases=tuple(ids[:6]), unlabelled=("BraTS2021_00100",))
+    build(tmp_path / "raw", tmp_path / "out")
+    info = load_info(tmp_path / "out")
+    recorded = info.data["source_info"]["folds"]
+    labelled = {c for s in ("train", "val") for c in info_cases(info, s)}
+    assert recorded["k"] == 5 and set(recorded["cases"]) == labelled == set(ids[:6])  # pred cases are in none
+    seen = []
+    for k in range(5):
+        fold = info.with_fold(k)
+        train = {e["case_id"].numpy().decode() for e in read_split(fold, SCHEMA, "train", training=True)}
+        val = {e["case_id"].numpy().decode() for e in read_split(fold, SCHEMA, "val", training=False)}
+        assert not train & val and train | val == labelled, k
+        assert (fold.count("train"), fold.count("val")) == (len(train), len(val)) and val
+        assert fold.count("pred") == 1
+        seen += sorted(val)
+    assert sorted(seen) == sorted(labelled)  # every labelled case is validated exactly once
+    with pytest.raises(ConfigError, match=r"data.fold: fold 5 is outside the dataset's 5 folds: choose 0 to 4"):
+        info.with_fold(5)
+    del info.data["source_info"]["folds"]  # a dataset built before folds were recorded
+    with pytest.raises(DatasetError, match=r"records no cross-validation folds .*rebuild the dataset"):
+        info.with_fold(0)
+
+
+def info_cases(info, split: str) -> list[str]:
+    from skelgen_runtime.records.reader import read_split
+    from skelgen_runtime.schemas.volume import SCHEMA
+
+    return [e["case_id"].numpy().decode() for e in read_split(info, SCHEMA, split, training=False)]
+
+
 def test_one_case_folder_and_mixed_releases(tmp_path: Path) -> None:
     from skelgen_runtime.errors import DatasetError
     from skelgen_runtime.sources import BratsSource, LabelMap
@@ -807,10 +849,53 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     assert "trained on volumes" in errors[0] and "python predict.py --run" in errors[0]
     assert not (project / "models" / run_id / "export").exists()
 
+    # cross-validation: the build recorded folds of the 3 labelled cases (fewer than 5: one case each)
+    folds = info["source_info"]["folds"]
+    assert folds["k"] == 3 and sorted(folds["cases"]) == sorted(c for c in cases)
+    patch = ["--set", "data.patch_size=[16,16,16]"]
+    out = script(project, "train.py", "--config", "configs/brats_3d.yaml", "--fold", "1", *patch, *tiny).stdout
+    run_fold = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    assert "fold: 1" in (project / "logs" / run_fold / "config.yaml").read_text()
+    script(project, "evaluate.py", "--run", run_fold, "--split", "val")
+    held_out = json.loads((project / "logs" / run_fold / "eval_val.json").read_text())["per_case"]
+    assert [c["case_id"] for c in held_out] == [c for c, f in folds["cases"].items() if f == 1]
+    refused = script(project, "train.py", "--config", "configs/brats_3d.yaml", "--fold", "3", *patch, check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and errors == [
+        "error: data.fold: fold 3 is outside the dataset's 3 folds: choose 0 to 2"
+    ], refused.stderr
+    # an ensemble averages the runs' probabilities; scored beside the first run's own scores
+    shown = script(project, "evaluate.py", "--run", f"{run_id},{run_fold}", "--split", "val").stdout
+    assert "ensemble of 2 runs" in shown
+    (ensembled,) = (project / "logs" / run_id).glob("eval_val-ensemble-*.json")
+    assert json.loads(ensembled.read_text())["ensemble"] == [run_id, run_fold]
+    # an ensemble of a run and its copy predicts what the run predicts
+    import shutil
+
+    for folder in ("logs", "models"):
+        shutil.copytree(project / folder / run_id, project / folder / f"copy-{run_id}")
+    script(
+        project, "predict.py", "--run", f"{run_id},copy-{run_id}", "--split", "pred", "--output", str(tmp_path / "ens")
+    )
+    script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(tmp_path / "one"))
+    alone, pair = (np.asarray(nib.load(str(tmp_path / d / "BraTS2021_00001.nii.gz")).dataobj) for d in ("one", "ens"))
+    np.testing.assert_array_equal(pair, alone)
+    assert json.loads((tmp_path / "ens" / "predict.json").read_text())["ensemble"] == [run_id, f"copy-{run_id}"]
+
     out = script(
         project, "train.py", "--config", "configs/brats_2d.yaml", "--set", "data.image_size=[24,24]", *tiny
     ).stdout
     run_2d = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    # a 2D run and a 3D run take different inputs: refused naming both
+    refused = script(
+        project, "predict.py", "--run", f"{run_id},{run_2d}", "--output", str(tmp_path / "no"), check=False
+    )
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        refused.returncode == 2
+        and len(errors) == 1
+        and f"runs {run_id} and {run_2d} take different inputs" in errors[0]
+    )
     # scored under the 2023 paediatric rules (the same regions), the comparison says the numbers differ in kind
     config = project / "logs" / run_2d / "config.yaml"
     config.write_text(config.read_text().replace("brats_challenge: null", "brats_challenge: PED"))

@@ -1,4 +1,5 @@
-"""Post-processing chosen on validation (skelgen_runtime.metrics.postprocess) on crafted volumes.
+"""Post-processing chosen on validation (skelgen_runtime.metrics.postprocess) on crafted volumes, and
+which runs an ensemble may average (skelgen_runtime.jobs.ensembles).
 
 Lesion-wise Dice as the 2023 GLI challenge scores it: ground-truth lesions of at most 50 mm^3 are left
 out, and every predicted lesion matching none counts as a false positive with Dice 0.
@@ -60,3 +61,33 @@ def test_removal_is_not_kept_where_it_removes_small_true_positives() -> None:
     plan, steps = choose([_case("a", True), _case("b", True)], REGIONS, GLI)
     assert plan == {} and describe_plan(plan) == "none"
     assert all(s["after"] < s["before"] for s in steps), steps  # a found lesion would become a missed one
+
+
+def test_ensembles_of_other_datasets_or_builds_or_kinds_of_data_are_refused(tmp_path) -> None:
+    import json
+
+    from skelgen_runtime.errors import UserInputError
+    from skelgen_runtime.jobs.ensembles import check_ensemble
+    from skelgen_runtime.records.info import DatasetInfo
+    from skelgen_runtime.runs import Run
+
+    def run(name: str, fingerprint: str) -> Run:
+        folder = tmp_path / "logs" / name
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"run_id": name, "dataset": {"fingerprint": fingerprint}}))
+        return Run(tmp_path, name)
+
+    def info(name: str, schema: str = "volume_segmentation") -> DatasetInfo:
+        return DatasetInfo(tmp_path / "datasets" / name / "tfrecords", {"schema": schema})
+
+    a, b, c = run("a", "sha256:1111"), run("b", "sha256:1111"), run("c", "sha256:2222")
+    brats = info("brats")
+    check_ensemble([a, b], brats, [brats])  # one build of one dataset: fine
+    with pytest.raises(UserInputError, match=r"runs a and b trained on different datasets \(brats, other\)"):
+        check_ensemble([a, b], brats, [info("other")])
+    with pytest.raises(UserInputError, match=r"runs a and c trained on different builds of brats"):
+        check_ensemble([a, c], brats, [brats])
+    with pytest.raises(UserInputError, match=r"names run a twice"):
+        check_ensemble([a, a], brats, [brats])
+    with pytest.raises(UserInputError, match=r"is for volume datasets"):
+        check_ensemble([a, b], info("shapes", "segmentation"), [info("shapes", "segmentation")])

@@ -28,7 +28,7 @@ def conv_model(rank: int, channels: int = 2, classes: int = 3, kernel: int = 3, 
     inputs = keras.Input((None,) * rank + (channels,))
     x = conv(4, kernel, padding="same", activation="relu")(inputs)
     outputs = conv(classes, kernel, padding="same")(x)
-    return keras.Model(inputs, outputs)
+    return keras.Model(inputs, outputs, name="net")  # one name, as models of one builder have
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -122,3 +122,31 @@ def test_mirroring_is_the_mean_of_the_flipped_predictions(rank):
     assert out.shape == by_hand.shape and np.abs(out - by_hand).max() <= 1e-5
     plain = sliding_window(model, volume, volume.shape[:3]) if rank == 3 else slice_wise(model, volume, (12, 16))
     assert np.abs(plain - by_hand).max() > 1e-4  # the mirrorings do change the output
+
+
+def test_an_ensemble_averages_the_softmax_and_of_one_model_twice_equals_the_model():
+    from pathlib import Path
+
+    from skelgen_runtime.errors import UserInputError
+    from skelgen_runtime.serving.ensemble import ensemble
+    from skelgen_runtime.serving.weights import Trained
+
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(12, 14, 10, 2)).astype(np.float32)
+    a, b = conv_model(3, seed=0), conv_model(3, seed=1)
+    members = [Trained(m, "best", Path(f"{i}.keras")) for i, m in enumerate((a, b, a))]
+    one = sliding_window(a, image, (8, 8, 8))
+    twice = sliding_window(ensemble(members[::2], ["a", "a2"]).model, image, (8, 8, 8))
+    assert np.abs(twice - one).max() <= 1e-6
+    # two different models: the mean of their probabilities, window by window as each would give them
+    assert a.name == b.name  # models of one builder share a name, as runs of one config do
+    both = sliding_window(ensemble(members[:2], ["a", "b"]).model, image, (8, 8, 8))
+    by_hand = (sliding_window(a, image, (8, 8, 8)) + sliding_window(b, image, (8, 8, 8))) / 2
+    assert np.abs(both - by_hand).max() <= 1e-5
+    # models of another input or class count are refused, naming the runs
+    other = Trained(conv_model(2), "best", Path("2d.keras"))
+    with pytest.raises(UserInputError, match="runs a and c take different inputs"):
+        ensemble([members[0], other], ["a", "c"])
+    fewer = Trained(conv_model(3, classes=2), "best", Path("k2.keras"))
+    with pytest.raises(UserInputError, match="runs a and d predict 3 and 2 classes"):
+        ensemble([members[0], fewer], ["a", "d"])

@@ -144,6 +144,12 @@ class SegmentationDataConfig(DataConfig):
     modalities: list[str] | None = Field(None, description="volumes: channels to use, e.g. [flair, t1ce]; null: all")
     samples_per_case: int = Field(4, ge=1, description="volumes: slices or patches drawn per case and epoch")
     foreground_fraction: float = Field(0.5, ge=0, le=1, description="volumes: share of samples centred on tumour")
+    fold: int | None = Field(
+        None,
+        ge=0,
+        description="volumes: train on every labelled case but those of this cross-validation fold and validate on "
+        "them (the folds dataset_info.json records; train.py --fold K); null: the train and val splits",
+    )
 
     @field_validator("patch_size")
     @classmethod

@@ -61,7 +61,7 @@ def open_pipeline(
 
     Raises:
         DatasetError: the dataset is not built, holds records this project does not read, or records of
-            another schema version (each message says what to do).
+            another schema version, or ``data.fold`` names no fold of it (each message says what to do).
     """
     from skelgen_runtime.tasks import get_spec
 
@@ -75,4 +75,11 @@ def open_pipeline(
         )
     cls = pipeline_class(info.schema, extra)
     info.check_schema(cls.schema().name, cls.schema().readable_versions)
+    fold = getattr(data_cfg, "fold", None)
+    if fold is not None:  # data.fold: train and val are the cross-validation fold's
+        if cls.schema().case_key is None:
+            raise DatasetError(
+                f"data.fold is for volume datasets (BraTS): {folder.parent.name} holds {info.schema} records"
+            )
+        info = info.with_fold(int(fold))
     return cls(data_cfg, info, hooks)

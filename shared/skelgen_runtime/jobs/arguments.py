@@ -18,13 +18,22 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run",
         default="latest",
-        help="run id (or unique prefix), or 'latest' (default): the newest *completed* run (skelgen runs lists them)",
+        help="run id (or unique prefix), or 'latest' (default): the newest *completed* run (skelgen runs lists "
+        "them); volumes (BraTS): A,B,C averages the softmax probabilities of several runs (an ensemble)",
     )
     parser.add_argument("--weights", default="best", help=_WEIGHTS_HELP)
 
 
+def _fold(value: str) -> str:
+    """``--fold K`` -> the override ``data.fold=K`` (a whole number, 0 or more)."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"--fold takes a fold number (0, 1, ...), not {value!r}")
+    return f"data.fold={int(value)}"
+
+
 def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
-    """``--config FILE`` (default ``configs/default.yaml``), ``--set KEY=VALUE`` (repeatable), ``--resume``."""
+    """``--config FILE`` (default ``configs/default.yaml``), ``--set KEY=VALUE`` (repeatable), ``--fold K``,
+    ``--resume``."""
     from skelgen_runtime.layout import ProjectLayout
 
     parser = _parser(doc)
@@ -41,6 +50,15 @@ def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--fold",
+        type=_fold,
+        dest="overrides",
+        action="append",
+        metavar="K",
+        help="volumes (BraTS): train on every labelled case but cross-validation fold K's and validate on them "
+        "(the same as --set data.fold=K; the build records 5 folds, K = 0 to 4)",
     )
     parser.add_argument(
         "--resume",

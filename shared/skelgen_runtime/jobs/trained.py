@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from skelgen_runtime._text import count, listing
 from skelgen_runtime.errors import BadExampleError, DatasetError, RunError, UserInputError
@@ -81,8 +81,12 @@ class TrainedRun:
     what its options name (weights, split, input, output, format), so a mistake costs no start-up.
     """
 
-    def __init__(self, root: Path, run: Run, info: Any, weights: str, tta: bool = False) -> None:
+    def __init__(
+        self, root: Path, run: Run, info: Any, weights: str, tta: bool = False, members: Sequence[Run] = ()
+    ) -> None:
         self.root, self.run, self.info, self.weights, self.tta = root, run, info, weights, tta
+        #: the other runs of an ensemble (``--run A,B,C``): their softmax probabilities are averaged with the run's
+        self.members = list(members)
         self._loaded: tuple[Project, Any, Any, Any] | None = None
         self._trained: Any = None
         #: inputs ``--skip-bad`` left out of the last :meth:`inputs`, as ``(file, reason)``
@@ -98,14 +102,22 @@ class TrainedRun:
 
         check_weights(weights)
         check_project(root)
-        found = find_run(root, run)
+        specs = [s.strip() for s in run.split(",")]
+        if not all(specs):
+            raise UserInputError(f"--run {run!r} names an empty run; give run ids separated by commas: --run A,B,C")
+        runs = [find_run(root, spec) for spec in specs]
+        found = runs[0]
         info = _run_dataset(root, found)
         if tta and info.schema != "volume_segmentation":
             raise UserInputError(
                 f"--tta is for volume datasets (BraTS): run {found.run_id} trained on {info.folder.parent.name} "
                 f"({info.schema} records)"
             )
-        return cls(root, found, info, weights, tta)
+        if len(runs) > 1:
+            from skelgen_runtime.jobs.ensembles import check_ensemble
+
+            check_ensemble(runs, info, [_run_dataset(root, r) for r in runs[1:]])
+        return cls(root, found, info, weights, tta, runs[1:])
 
     def _load(self) -> tuple[Project, Any, Any, Any]:
         """TensorFlow (without its start-up noise), the project's hooks (its custom layers registered, so the
@@ -121,7 +133,7 @@ class TrainedRun:
             config = load_config(self.run.config_file, schema=project.config)
             if self.tta:  # eval.tta, as if the run's config had said it
                 config = config.model_copy(update={"eval": config.eval.model_copy(update={"tta": True})})
-            chosen = self.chosen_postprocessing()
+            chosen = None if self.members else self.chosen_postprocessing()  # chosen for the run alone
             if chosen is not None and getattr(getattr(config, "eval", None), "postprocess", 0) is None:
                 # what evaluate.py chose on val, unless the config names its own
                 config = config.model_copy(update={"eval": config.eval.model_copy(update={"postprocess": chosen})})
@@ -173,6 +185,15 @@ class TrainedRun:
 
             self._trained = load_trained(self.run, self.weights, monitor=task.MONITOR)
             self._trained.announce()
+            if self.members:
+                from skelgen_runtime.serving.ensemble import ensemble
+
+                members = [self._trained]
+                for run in self.members:
+                    members.append(load_trained(run, self.weights, monitor=task.MONITOR))
+                    members[-1].announce()
+                self._trained = ensemble(members, [self.run.run_id, *(r.run_id for r in self.members)])
+                print(f"ensemble of {len(members)} runs: their softmax probabilities averaged", flush=True)
         return self._trained
 
     def _check_split(self, split: str, *, labelled: bool = False) -> None:
@@ -189,6 +210,11 @@ class TrainedRun:
         files written."""
         self._check_split(split, labelled=True)  # before TensorFlow
         dataset, label = self._evaluated_data(split)
+        if self.members:  # an ensemble's scores are not the run's: beside its own, named after the members
+            import hashlib
+
+            ids = ",".join(r.run_id for r in self.members)
+            label = f"{label}-ensemble-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
         batches = _progress(self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}")
         from skelgen_runtime.records.damage import explain_damaged_shards
         from skelgen_runtime.records.writer import atomic_write_text
@@ -203,6 +229,7 @@ class TrainedRun:
             "examples": self.info.count(split),
             "dataset": dataset,
             **({"tta": True} if self.tta else {}),
+            **({"ensemble": [self.run.run_id, *(r.run_id for r in self.members)]} if self.members else {}),
             **scores,
         }
         out = self.run.log_dir / f"eval_{label}.json"
@@ -309,7 +336,12 @@ class TrainedRun:
             manifest = {
                 "run": self.run.run_id,
                 "weights": self.trained.weights,
-                **({"postprocess": plan} if (plan := getattr(self.config.eval, "postprocess", None)) else {}),
+                **({"ensemble": [self.run.run_id, *(r.run_id for r in self.members)]} if self.members else {}),
+                **(
+                    {"postprocess": plan}
+                    if (plan := getattr(getattr(self.config, "eval", None), "postprocess", None))
+                    else {}
+                ),
                 "created": now_iso(),
                 "summary": summary,
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from skelgen_runtime.errors import DatasetError, did_you_mean
+from skelgen_runtime.errors import ConfigError, DatasetError, did_you_mean
 from skelgen_runtime.labels import LabelMap
 from skelgen_runtime.layout import ProjectLayout
 from skelgen_runtime.records.image_stats import ImageStats
@@ -76,6 +76,45 @@ class DatasetInfo:
         """The sizes and encodings of the images of ``split``, or None when the build did not record them."""
         stats = ImageStats.from_json(self._split(split).get("images"))
         return stats if stats.count else None
+
+    @property
+    def folds(self) -> dict[str, int]:
+        """Case id -> cross-validation fold of every labelled case, as the build recorded them (``source_info``'s
+        ``folds``); empty for a dataset without."""
+        recorded = (self.data.get("source_info") or {}).get("folds") or {}
+        return {str(k): int(v) for k, v in (recorded.get("cases") or {}).items()}
+
+    def with_fold(self, fold: int) -> "DatasetInfo":
+        """This dataset seen as cross-validation fold ``fold``: ``train`` is every labelled case of the other
+        folds, ``val`` the cases of this one (both read from the shards of the labelled splits, keeping the
+        named cases, :func:`~skelgen_runtime.records.reader.read_split`); other splits as they are.
+
+        Raises:
+            DatasetError: the build recorded no folds (rebuild the dataset).
+            ConfigError: ``fold`` is not one of them.
+        """
+        assigned = self.folds
+        if not assigned:
+            raise DatasetError(
+                f"{self.folder / INFO_FILE} records no cross-validation folds (data.fold, --fold): rebuild the "
+                "dataset with this project's build script (BraTS datasets record 5 folds of their labelled cases)"
+            )
+        k = int(self.data["source_info"]["folds"].get("k", max(assigned.values()) + 1))
+        if not 0 <= fold < k:
+            raise ConfigError(f"data.fold: fold {fold} is outside the dataset's {k} folds: choose 0 to {k - 1}")
+        labelled = [name for name, split in self.data["splits"].items() if split.get("labelled")]
+        shards = [shard for name in labelled for shard in self.data["splits"][name]["shards"]]
+        held = sorted(c for c, f in assigned.items() if f == fold)
+        rest = sorted(c for c, f in assigned.items() if f != fold)
+        splits = {n: v for n, v in self.data["splits"].items() if n not in labelled}
+        for name, cases in (("train", rest), ("val", held)):
+            splits[name] = {"labelled": True, "count": len(cases), "shards": shards, "cases": cases}
+        return DatasetInfo(self.folder, {**self.data, "splits": splits, "fold": {"index": fold, "k": k}})
+
+    def split_cases(self, split: str) -> list[str] | None:
+        """The case ids a fold's split keeps of its shards (:meth:`with_fold`); None: every record."""
+        cases = self._split(split).get("cases")
+        return None if cases is None else [str(c) for c in cases]
 
     def count(self, split: str) -> int:
         return int(self._split(split)["count"])

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
+from skelgen_runtime.errors import DatasetError
 from skelgen_runtime.records.info import DatasetInfo, load_info
 from skelgen_runtime.schemas.base import DECODE_PLAN, DECODE_SIZE, DecodePlan, RecordSchema
 
@@ -65,6 +66,9 @@ def read_split(
         num_parallel_calls=AUTOTUNE,
         deterministic=not training,
     )
+    cases = info.split_cases(split)
+    if cases is not None:  # a cross-validation fold's split: the named cases of the labelled shards
+        ds = ds.filter(lambda record: _one_of(record, schema.case_key, cases))
     if training and shuffle_records > 1:
         ds = ds.shuffle(shuffle_records, seed=seed, reshuffle_each_iteration=True)
     hint = () if decode_size is None else (int(decode_size[0]), int(decode_size[1]))
@@ -80,6 +84,14 @@ def read_split(
         return decoded if then is None else then(decoded)
 
     return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
+
+
+def _one_of(record: tf.Tensor, key: str | None, cases: list[str]) -> tf.Tensor:
+    """Whether the serialised ``record``'s ``key`` (its case id) is one of ``cases``, parsing nothing else."""
+    if key is None:
+        raise DatasetError("this record schema has no case id: cross-validation folds are for volume datasets")
+    parsed = tf.io.parse_single_example(record, {key: tf.io.FixedLenFeature([], tf.string)})
+    return tf.reduce_any(tf.equal(parsed[key], tf.constant(cases)))
 
 
 def read_labels(info: DatasetInfo, split: str, key: str):

@@ -86,6 +86,8 @@ class RecordSchema:
         labelled_fields: the keys of a labelled record (train/val), declared without TensorFlow.
         unlabelled_fields: the keys of a record without labels (the ``pred`` split).
         decode: parsed features -> dict of decoded tensors (documented by each schema).
+        case_key: the string feature naming a record's case (volumes), by which cross-validation
+            folds select records; None for schemas without one.
     """
 
     name: str
@@ -94,6 +96,7 @@ class RecordSchema:
     unlabelled_fields: Mapping[str, FeatureField]
     decode: Callable[[Mapping[str, Any]], dict[str, Any]]
     reads: tuple[int, ...] = ()
+    case_key: str | None = None
 
     @property
     def readable_versions(self) -> tuple[int, ...]:

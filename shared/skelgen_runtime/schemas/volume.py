@@ -193,4 +193,5 @@ SCHEMA = RecordSchema(
     labelled_fields={**_VOLUME_SPEC, **_LABEL_SPEC},
     unlabelled_fields=dict(_VOLUME_SPEC),
     decode=decode,
+    case_key="volume/case_id",
 )

@@ -58,7 +58,7 @@ from skelgen_runtime.labels import LabelLookup
 from skelgen_runtime.sources._nifti import header_bytes, read_nifti
 from skelgen_runtime.sources._published import complete_label_map
 from skelgen_runtime.sources.base import LabelMap, SourceItem
-from skelgen_runtime.sources.brats_cases import MODALITIES, Case, holdout, list_cases, msd_channels
+from skelgen_runtime.sources.brats_cases import FOLDS, MODALITIES, Case, folds, holdout, list_cases, msd_channels
 from skelgen_runtime.sources.brats_releases import (
     LABEL_SETS,
     RELEASES,
@@ -142,6 +142,14 @@ class BratsSource:
         val = holdout(labelled, self.val_fraction)
         return {c.case_id: ("val" if c.case_id in val else "train") if c.labelled else "pred" for c in cases}
 
+    def _folds(self) -> dict | None:
+        """``{"k", "cases": {case_id: fold}}`` over the labelled cases (5 folds; fewer with fewer cases; None below 2)."""
+        labelled = [c for c, split in self._split_of().items() if split != "pred"]
+        if len(labelled) < 2:
+            return None
+        k = min(FOLDS, len(labelled))
+        return {"k": k, "cases": folds(labelled, k)}
+
     def splits(self) -> list[str]:
         present = set(self._split_of().values())
         return [s for s in ("train", "val", "pred") if s in present]
@@ -171,6 +179,8 @@ class BratsSource:
             "val_fraction": self.val_fraction,
             "regions": {k: list(v) for k, v in labels.regions.items()},
             "challenge": challenge_for(self._recorded_release(self._cases[0].case_id)) if self._cases else None,
+            # cross-validation over every labelled case (train and val): python train.py --fold K
+            "folds": self._folds(),
         }
 
     def summary(self) -> str:

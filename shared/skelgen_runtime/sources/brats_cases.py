@@ -19,10 +19,12 @@ from skelgen_runtime.errors import BadExampleError, DatasetError
 from skelgen_runtime.sources._nifti import is_nifti, nifti_stem, read_nifti
 from skelgen_runtime.sources.brats_releases import MSD, RELEASES, Release, get_release
 
-__all__ = ["MODALITIES", "Case", "CaseListing", "holdout", "list_cases", "msd_channels"]
+__all__ = ["MODALITIES", "FOLDS", "Case", "CaseListing", "holdout", "folds", "list_cases", "msd_channels"]
 
 #: the canonical channel order of every release's records
 MODALITIES = ("t1", "t1ce", "t2", "flair")
+#: cross-validation folds recorded by a build (nnU-Net's default)
+FOLDS = 5
 _SEARCH_DEPTH = 3
 _FALLBACK_SEG = re.compile(r"segm?\.nii(\.gz)?$", re.IGNORECASE)
 _POST_TREATMENT = get_release("brats2024-gli")
@@ -41,6 +43,14 @@ def holdout(case_ids: list[str], fraction: float) -> set[str]:
     ranked = sorted(case_ids, key=_unit)
     chosen = [c for c in ranked if _unit(c) < fraction] or ranked[:1]
     return set(chosen[: len(ranked) - 1])
+
+
+def folds(case_ids: list[str], k: int = FOLDS) -> dict[str, int]:
+    """Deterministic k-fold assignment of cases: ranked by the hash of their id (as :func:`holdout`), then
+    dealt round-robin, so that folds differ in size by at most one case and a case keeps its fold when
+    others are added or removed only where the ranking around it stays. Fewer cases than ``k``: one per fold."""
+    ranked = sorted(case_ids, key=_unit)
+    return {case_id: i % k for i, case_id in enumerate(ranked)}
 
 
 def _expects_label(case_dir: Path, root: Path) -> bool | None:
