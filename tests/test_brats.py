@@ -984,6 +984,36 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     chosen = json.loads((project / "logs" / run_id / "eval_val.json").read_text())["scored_as"]
     assert (chosen["challenge"], chosen["chosen_by"]) == ("GLI2024", "eval.brats_challenge")
 
+    # region-based training: one sigmoid output per region (six here), back to the release's labels
+    regions = ["--set", "model.output=regions", "--set", "train.loss=region_dice_bce"]
+    out = script(project, "train.py", "--config", "configs/post_3d.yaml", *tiny, *regions).stdout
+    run_regions = next(line.split()[1] for line in out.splitlines() if line.startswith("run "))
+    import keras
+
+    assert (
+        keras.models.load_model(project / "models" / run_regions / "final.keras", compile=False).output_shape[-1] == 6
+    )
+    with open(project / "logs" / run_regions / "metrics.csv") as f:
+        assert "val_miou" in next(csv.DictReader(f))
+    script(project, "evaluate.py", "--run", run_regions, "--split", "val")
+    scored = json.loads((project / "logs" / run_regions / "eval_val.json").read_text())
+    assert list(scored["mean"]) == list(REGIONS["post"]) and scored["per_case"]
+    script(project, "predict.py", "--run", run_regions, "--split", "pred", "--output", str(tmp_path / "by-regions"))
+    assert set(np.unique(nib.load(str(tmp_path / "by-regions" / "BraTS-GLI-02075-100.nii.gz")).dataobj)) <= {
+        0,
+        1,
+        2,
+        3,
+        4,
+    }
+    refused = script(
+        project, "train.py", "--config", "configs/post_3d.yaml", *tiny, regions[0], regions[1], check=False
+    )
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        refused.returncode == 2 and len(errors) == 1 and "train.loss 'dice_ce' is a loss of softmax labels" in errors[0]
+    )
+
     predictions = tmp_path / "pred"
     script(project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(predictions))
     written = nib.load(str(predictions / "BraTS-GLI-02075-100.nii.gz"))

@@ -364,6 +364,8 @@ _GLOBAL_BATCH_LOSSES = textwrap.dedent("""
         "ce": (losses.sparse_cross_entropy(255), labels, logits),
         "dice": (losses.soft_dice_loss(3, 255), labels, logits),
         "centernet": (centernet.make_loss(2), boxes, rng.normal(size=(8, 4, 4, 6)).astype("float32")),
+        "regions": (losses.region_dice_bce(np.array([[0, 0], [1, 0], [1, 1]], bool), 255), labels,
+                    rng.normal(size=(8, 6, 6, 2)).astype("float32")),
     }
     out = {}
     for name, (loss, y, p) in cases.items():
@@ -386,7 +388,7 @@ def test_batch_level_losses_are_those_of_the_global_batch_under_mirrored() -> No
     )
     assert proc.returncode == 0, proc.stderr
     values = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(values) == {"ce", "dice", "centernet"}
+    assert set(values) == {"ce", "dice", "centernet", "regions"}
     for name, (single, mirrored) in values.items():
         assert mirrored == pytest.approx(single, rel=1e-5), (name, single, mirrored)
 

@@ -31,6 +31,7 @@ __all__ = [
     "sparse_cross_entropy",
     "focal_loss",
     "soft_dice_loss",
+    "region_dice_bce",
     "categorical_cross_entropy",
     "weighted_sum",
 ]
@@ -125,6 +126,43 @@ def soft_dice_loss(
         return tf.fill(tf.shape(logits)[:1], loss)
 
     return soft_dice
+
+
+def region_dice_bce(
+    membership: np.ndarray, ignore_label: int = 255, *, dice_weight: float = 1.0, smooth: float = 1.0
+) -> LossFn:
+    """Region-based training (nnU-Net's BraTS loss): per region, sigmoid binary cross-entropy plus
+    ``dice_weight`` x ``(1 - soft Dice)``, averaged over the regions.
+
+    Args:
+        membership: ``(num_classes, num_regions)`` bool: the training ids each region holds
+            (:class:`skelgen_runtime.tasks.volume_regions.RegionTable`); labels become region targets
+            ``(B, ..., R)`` by it.
+        ignore_label: voxels with it count for nothing.
+
+    Logits ``(B, ..., R)``. Cross-entropy: the batch's mean over valid voxels and regions (each
+    example's share as in :func:`sparse_cross_entropy`). Dice: per region over the whole batch (batch
+    Dice), as :func:`soft_dice_loss`; every example gets the batch's value.
+    """
+    table = tf.constant(np.asarray(membership, np.float32))
+    regions = int(table.shape[1])
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        logits = tf.cast(y_pred, tf.float32)
+        labels, valid = _valid(_labels(y_true, logits), ignore_label)
+        targets = tf.gather(table, labels) * valid[..., None]
+        per_voxel = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
+        bce = _share_of_pixels(per_voxel, valid)
+        probs = tf.sigmoid(logits) * valid[..., None]
+        axes = list(range(logits.shape.rank - 1))
+        intersection, total = sum_over_replicas(
+            tf.reduce_sum(probs * targets, axis=axes), tf.reduce_sum(probs + targets, axis=axes)
+        )
+        dice = (2.0 * intersection + smooth) / (total + smooth)
+        dice_loss = 1.0 - tf.reduce_sum(dice) / regions
+        return bce + dice_weight * tf.fill(tf.shape(logits)[:1], dice_loss)
+
+    return loss
 
 
 def categorical_cross_entropy(label_smoothing: float = 0.0, class_weights: Sequence[float] | None = None) -> LossFn:

@@ -13,6 +13,18 @@ from skelgen_runtime.runs import Run
 __all__ = ["check_ensemble"]
 
 
+def _output(run: Run) -> str:
+    """``model.output`` of a run's config (``labels`` when it has none or the file cannot be read)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(run.config_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return "labels"
+    model = config.get("model") if isinstance(config, dict) else None
+    return str((model or {}).get("output") or "labels") if isinstance(model, dict) or model is None else "labels"
+
+
 def check_ensemble(runs: Sequence[Run], info: Any, infos: Sequence[Any]) -> None:
     """Refuse an ensemble (``--run A,B``) of non-volume runs, of a run named twice, or of runs of different
     datasets or of one dataset rebuilt in between (another label set, other cases), naming the runs.
@@ -33,6 +45,10 @@ def check_ensemble(runs: Sequence[Run], info: Any, infos: Sequence[Any]) -> None
             f"--run A,B (an ensemble) is for volume datasets (BraTS): run {ids[0]} trained on "
             f"{info.folder.parent.name} ({info.schema} records)"
         )
+    modes = {r.run_id: _output(r) for r in runs}
+    if len(set(modes.values())) > 1:
+        listed = ", ".join(f"{run} {mode}" for run, mode in modes.items())
+        raise UserInputError(f"the runs predict different outputs (model.output: {listed}): ensemble runs of one kind")
     first = runs[0]
     dataset = (first.record().get("dataset") or {}).get("fingerprint")
     for other, theirs in zip(runs[1:], infos):

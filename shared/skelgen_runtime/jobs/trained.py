@@ -192,7 +192,10 @@ class TrainedRun:
                 for run in self.members:
                     members.append(load_trained(run, self.weights, monitor=task.MONITOR))
                     members[-1].announce()
-                self._trained = ensemble(members, [self.run.run_id, *(r.run_id for r in self.members)])
+                from skelgen_runtime.tasks.volume_regions import output_mode
+
+                activation = "sigmoid" if output_mode(self.config) == "regions" else "softmax"
+                self._trained = ensemble(members, [self.run.run_id, *(r.run_id for r in self.members)], activation)
                 print(f"ensemble of {len(members)} runs: their softmax probabilities averaged", flush=True)
         return self._trained
 

@@ -100,6 +100,9 @@ class Training:
             check_train_keys(config.train, project.optimizers, project.schedules)
         except ValueError as err:
             raise ConfigError(f"invalid config: {err}") from None
+        from skelgen_runtime.tasks.volume_regions import check_region_loss
+
+        check_region_loss(config)  # model.output regions with a softmax loss: before any data or model
         if "mlflow" in getattr(config.train, "trackers", ()):  # before the data: MLflow installed, a usable store
             from skelgen_runtime.tracking import check_tracking
 
@@ -179,12 +182,12 @@ class Training:
 
     def model(self) -> Any:
         """``model.name`` from the project's models, with float32 outputs under mixed precision."""
+        from skelgen_runtime.tasks.volume_regions import model_outputs
         from skelgen_runtime.training.precision import float32_outputs
 
         data = self._data()
-        model = self.project.build_model(
-            self.config.model, num_classes=data.info.num_classes, input_shape=data.input_shape
-        )
+        outputs = model_outputs(self.config, data.info)  # the classes, or the regions (model.output: regions)
+        model = self.project.build_model(self.config.model, num_classes=outputs, input_shape=data.input_shape)
         model = float32_outputs(model)
         _say(f"model {self.config.model.name}: {model.count_params():,} parameters, input {data.input_shape}")
         return model

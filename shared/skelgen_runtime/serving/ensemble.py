@@ -24,12 +24,14 @@ __all__ = ["ensemble"]
 _FLOOR = 1e-30
 
 
-def ensemble(members: Sequence[Trained], names: Sequence[str]) -> Trained:
+def ensemble(members: Sequence[Trained], names: Sequence[str], activation: str = "softmax") -> Trained:
     """The members' mean as one model (module docstring); the first member's weights and path describe it.
 
     Args:
         members: the loaded runs, in the order given.
         names: their run ids, for messages.
+        activation: ``softmax`` (class outputs); ``sigmoid`` (region outputs, ``model.output: regions``):
+            the model outputs ``logit(mean_i sigmoid(model_i(x)))``, whose sigmoid is the mean.
 
     Raises:
         UserInputError: the members take inputs of different shapes or give different numbers of classes.
@@ -55,7 +57,14 @@ def ensemble(members: Sequence[Trained], names: Sequence[str]) -> Trained:
             trained.model.name = f"{trained.model.name}_{i}"
             names_used[trained.model.name] = id(trained.model)
     inputs = keras.Input(first.input_shape[1:], name="image")
-    probs = [keras.ops.softmax(keras.ops.cast(t.model(inputs), "float32"), axis=-1) for t in members]
-    mean = keras.ops.mean(keras.ops.stack(probs, axis=0), axis=0)
-    model = keras.Model(inputs, keras.ops.log(keras.ops.maximum(mean, _FLOOR)), name="ensemble")
+    logits = [keras.ops.cast(t.model(inputs), "float32") for t in members]
+    if activation == "sigmoid":
+        mean = keras.ops.mean(keras.ops.stack([keras.ops.sigmoid(x) for x in logits], axis=0), axis=0)
+        mean = keras.ops.clip(mean, _FLOOR, 1.0 - 1e-7)
+        outputs = keras.ops.log(mean) - keras.ops.log(1.0 - mean)
+    else:
+        probs = [keras.ops.softmax(x, axis=-1) for x in logits]
+        mean = keras.ops.mean(keras.ops.stack(probs, axis=0), axis=0)
+        outputs = keras.ops.log(keras.ops.maximum(mean, _FLOOR))
+    model = keras.Model(inputs, outputs, name="ensemble")
     return replace(members[0], model=model, notice=None)

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from skelgen_runtime.tasks.previews import volume_preview as preview
+from skelgen_runtime.tasks.volume_regions import output_mode, region_table
 from skelgen_runtime.tasks.volume_scoring import (
     RANKED_BY,
     challenge,
@@ -83,19 +84,28 @@ def train_metrics(config, info) -> list[keras.metrics.Metric]:
 
 
 def predict_probabilities(model: keras.Model, image, config) -> np.ndarray:
-    """Softmax probabilities ``(D, H, W, K)`` for one prepared case ``image`` ``(D, H, W, C)``: Gaussian-weighted
-    sliding windows (3D models) or slice by slice (2D), mirrored when ``eval.tta`` (:mod:`.windows`)."""
+    """Probabilities ``(D, H, W, K)`` for one prepared case ``image`` ``(D, H, W, C)``: Gaussian-weighted
+    sliding windows (3D models) or slice by slice (2D), mirrored when ``eval.tta`` (:mod:`.windows`);
+    softmax over the classes, or per region with ``model.output: regions`` (``K`` regions then)."""
     shape = tuple(model.input_shape)
     batch = config.data.eval_batch_size
     tta = bool(getattr(getattr(config, "eval", None), "tta", False))
+    activation = "sigmoid" if output_mode(config) == "regions" else "softmax"
     if len(shape) == 5:
-        return sliding_window(model, image, shape[1:4], batch=batch, tta=tta)
-    return slice_wise(model, image, shape[1:3], batch=batch, tta=tta)
+        return sliding_window(model, image, shape[1:4], batch=batch, tta=tta, activation=activation)
+    return slice_wise(model, image, shape[1:3], batch=batch, tta=tta, activation=activation)
 
 
-def predict_volume(model: keras.Model, image, config) -> np.ndarray:
-    """Training ids ``(D, H, W)`` uint8 for one prepared case ``image`` ``(D, H, W, C)`` (module docstring)."""
-    return np.argmax(predict_probabilities(model, image, config), axis=-1).astype(np.uint8)
+def predict_volume(model: keras.Model, image, config, info=None) -> np.ndarray:
+    """Training ids ``(D, H, W)`` uint8 for one prepared case ``image`` ``(D, H, W, C)`` (module docstring):
+    the argmax class, or with ``model.output: regions`` the nesting rule over the regions of ``info``'s release
+    (:mod:`skelgen_runtime.tasks.volume_regions`)."""
+    probabilities = predict_probabilities(model, image, config)
+    if output_mode(config) == "regions":
+        if info is None:
+            raise ValueError("a region model's outputs need the dataset's info to become labels")
+        return region_table(info).to_labels(probabilities)
+    return np.argmax(probabilities, axis=-1).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -126,7 +136,7 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
 
     def pairs() -> Iterator[tuple[dict, np.ndarray]]:
         for case in batches:
-            pred = predict_volume(model, case["image"], config)
+            pred = predict_volume(model, case["image"], config, info)
             if scoring is not None:
                 truth = case["label"].numpy()[..., 0]
                 margin = 2 + max(scoring.dilation_of(r) for r in used)
@@ -207,7 +217,7 @@ def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Pa
     for item in items:
         index = [item["modalities"].index(m) for m in wanted]
         image = zscore(tf.constant(item["image"][..., index])).numpy()
-        label = predict_volume(model, image, config)
+        label = predict_volume(model, image, config, info)
         if plan:
             label = apply_plan(label, plan, used, item["spacing"])
         write_prediction(

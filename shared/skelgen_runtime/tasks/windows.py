@@ -74,15 +74,19 @@ def mirror_axes(rank: int, tta: bool) -> list[tuple[int, ...]]:
 _TRACED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()  # per model: traced once, all cases
 
 
-def _mirrored_probabilities(model: Any, rank: int, tta: bool) -> Any:
-    """A ``tf.function``: windows ``(B, *patch, C)`` -> softmax probabilities, averaged over the mirrorings."""
+#: how a model's outputs become probabilities: over the classes (labels) or per output (regions)
+ACTIVATIONS = {"softmax": lambda x: tf.nn.softmax(x, axis=-1), "sigmoid": tf.sigmoid}
+
+
+def _mirrored_probabilities(model: Any, rank: int, tta: bool, activation: str = "softmax") -> Any:
+    """A ``tf.function``: windows ``(B, *patch, C)`` -> probabilities (``activation``), averaged over the mirrorings."""
     known = _TRACED.setdefault(model, {})
-    if (rank, tta) not in known:
-        known[rank, tta] = _trace(model, rank, tta)
-    return known[rank, tta]
+    if (rank, tta, activation) not in known:
+        known[rank, tta, activation] = _trace(model, rank, tta, ACTIVATIONS[activation])
+    return known[rank, tta, activation]
 
 
-def _trace(model: Any, rank: int, tta: bool) -> Any:
+def _trace(model: Any, rank: int, tta: bool, activate: Any) -> Any:
     flips = mirror_axes(rank, tta)
 
     @tf.function(reduce_retracing=True)
@@ -90,7 +94,7 @@ def _trace(model: Any, rank: int, tta: bool) -> Any:
         outputs = []
         for axes in flips:  # unrolled when traced: the mirrorings run as one graph
             inputs = tf.reverse(x, axis=list(axes)) if axes else x
-            probs = tf.nn.softmax(tf.cast(model(inputs, training=False), tf.float32), axis=-1)
+            probs = activate(tf.cast(model(inputs, training=False), tf.float32))
             outputs.append(tf.reverse(probs, axis=list(axes)) if axes else probs)
         return tf.add_n(outputs) / len(flips)
 
@@ -98,9 +102,17 @@ def _trace(model: Any, rank: int, tta: bool) -> Any:
 
 
 def sliding_window(
-    model: Any, image: np.ndarray, patch: Sequence[int], *, batch: int = 2, step: float = 0.5, tta: bool = False
+    model: Any,
+    image: np.ndarray,
+    patch: Sequence[int],
+    *,
+    batch: int = 2,
+    step: float = 0.5,
+    tta: bool = False,
+    activation: str = "softmax",
 ) -> np.ndarray:
-    """Softmax probabilities ``(D, H, W, K)`` of a 3D ``model`` over ``image`` ``(D, H, W, C)`` (module docstring)."""
+    """Probabilities ``(D, H, W, K)`` of a 3D ``model`` over ``image`` ``(D, H, W, C)`` (module docstring):
+    softmax over the classes, or ``activation="sigmoid"`` per output (region models)."""
     image = np.asarray(image, np.float32)
     shape = np.array(image.shape[:3])
     extra = np.maximum(np.array(patch) - shape, 0)
@@ -108,7 +120,7 @@ def sliding_window(
     padded = np.pad(image, [(int(b), int(e - b)) for b, e in zip(before, extra)] + [(0, 0)])
     corners = list(itertools.product(*(window_starts(n, p, step) for n, p in zip(padded.shape[:3], patch))))
     weights = gaussian_importance(patch)[..., None]
-    run = _mirrored_probabilities(model, 3, tta)
+    run = _mirrored_probabilities(model, 3, tta, activation)
     total: np.ndarray | None = None
     weight_sum = np.zeros((*padded.shape[:3], 1), np.float32)
     for k in range(0, len(corners), batch):
@@ -126,12 +138,20 @@ def sliding_window(
     return out[before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
 
 
-def slice_wise(model: Any, image: np.ndarray, size: Sequence[int], *, batch: int = 16, tta: bool = False) -> np.ndarray:
-    """Softmax probabilities ``(D, H, W, K)`` of a 2D ``model`` over the axial slices of ``image`` ``(D, H, W, C)``,
-    each resized to ``size`` (bilinear) and its output back."""
+def slice_wise(
+    model: Any,
+    image: np.ndarray,
+    size: Sequence[int],
+    *,
+    batch: int = 16,
+    tta: bool = False,
+    activation: str = "softmax",
+) -> np.ndarray:
+    """Probabilities ``(D, H, W, K)`` of a 2D ``model`` over the axial slices of ``image`` ``(D, H, W, C)``,
+    each resized to ``size`` (bilinear) and its output back (``activation`` as :func:`sliding_window`)."""
     image = np.asarray(image, np.float32)
     depth, height, width = image.shape[:3]
-    run = _mirrored_probabilities(model, 2, tta)
+    run = _mirrored_probabilities(model, 2, tta, activation)
     parts = []
     for start in range(0, depth, batch):
         x = tf.image.resize(image[start : start + batch], size, method="bilinear")

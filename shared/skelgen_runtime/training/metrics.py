@@ -21,9 +21,17 @@ __all__ = ["default_metrics", "build_metrics"]
 
 
 def _miou(config: Any, info: Any) -> Any:
-    """Mean IoU of argmax predictions (labels outside ``[0, num_classes)``, e.g. 255, are dropped)."""
+    """Mean IoU of argmax predictions (labels outside ``[0, num_classes)``, e.g. 255, are dropped); with
+    ``model.output: regions``, of the labels the region outputs give by the nesting rule."""
     import keras
 
+    from skelgen_runtime.tasks.volume_regions import output_mode, region_table
+
+    if output_mode(config) == "regions":
+        from skelgen_runtime.training.region_metrics import RegionMeanIoU
+
+        table = region_table(info)
+        return RegionMeanIoU(info.num_classes, own=table.own, order=table.order, name="miou")
     return keras.metrics.MeanIoU(num_classes=info.num_classes, sparse_y_pred=False, name="miou")
 
 
