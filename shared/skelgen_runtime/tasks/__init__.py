@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Mapping
 
 from skelgen_runtime.errors import DatasetError, UserInputError
+from skelgen_runtime.tasks.volume_regions import RegionTable, output_mode, region_table
 
 if TYPE_CHECKING:
     from skelgen_runtime.schemas.base import RecordSchema
@@ -36,6 +37,9 @@ __all__ = [
     "get_binding",
     "get_schema",
     "binding_for_schema",
+    "RegionTable",
+    "output_mode",
+    "region_table",
 ]
 
 
