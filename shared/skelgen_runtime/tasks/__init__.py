@@ -22,10 +22,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Mapping
 
 from skelgen_runtime.errors import DatasetError, UserInputError
-from skelgen_runtime.tasks.volume_regions import RegionTable, output_mode, region_table
 
 if TYPE_CHECKING:
     from skelgen_runtime.schemas.base import RecordSchema
+    from skelgen_runtime.tasks.volume_regions import RegionTable, output_mode, region_table
+
+#: names re-exported from :mod:`skelgen_runtime.tasks.volume_regions` when first used (it imports NumPy;
+#: the CLI reads the task table without it)
+_REGIONS = ("RegionTable", "output_mode", "region_table")
 
 __all__ = [
     "RecordKind",
@@ -166,3 +170,11 @@ def get_schema(name: str) -> "RecordSchema":
     except KeyError:
         raise UserInputError(f"unknown record schema {name!r}; known: {', '.join(RECORD_KINDS)}") from None
     return importlib.import_module(kind.schema_module).SCHEMA
+
+
+def __getattr__(name: str):  # PEP 562: the region names load NumPy only when a project uses them
+    if name in _REGIONS:
+        from skelgen_runtime.tasks import volume_regions
+
+        return getattr(volume_regions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
