@@ -57,6 +57,14 @@ def test_removal_is_kept_where_it_removes_false_positives() -> None:
     assert describe_plan(plan) == "remove predicted components of at most WT 50 mm^3"
 
 
+def test_scores_computed_before_on_the_whole_volumes_give_the_same_choice() -> None:
+    from skelgen_runtime.metrics.volume import score_case
+
+    cases = [_case("a", False), _case("b", True)]
+    whole = [score_case(c.pred, c.truth, c.spacing, REGIONS, GLI) for c in cases]
+    assert choose(cases, REGIONS, GLI, scores=whole) == choose(cases, REGIONS, GLI)
+
+
 def test_removal_is_not_kept_where_it_removes_small_true_positives() -> None:
     plan, steps = choose([_case("a", True), _case("b", True)], REGIONS, GLI)
     assert plan == {} and describe_plan(plan) == "none"

@@ -89,19 +89,27 @@ def _mean_lesion_dice(
 
 
 def choose(
-    cases: Sequence[Case], regions: Mapping[str, Sequence[int]], challenge: Challenge
+    cases: Sequence[Case],
+    regions: Mapping[str, Sequence[int]],
+    challenge: Challenge,
+    scores: Sequence[Mapping[str, Mapping[str, float]]] | None = None,
 ) -> tuple[dict[str, float], list[dict]]:
     """The plan chosen on ``cases`` and its steps (module docstring).
 
     Regions are tried in order, each on the predictions as the plan so far leaves them; a case the
     step does not change keeps its scores (only changed cases are scored again).
 
+    Args:
+        scores: the cases' scores as they are (``score_case``'s, in order), if already computed.
+
     Returns:
         ``(plan, steps)``: ``plan`` ``{REGION: threshold_mm3}``; ``steps`` one
         ``{"region", "threshold", "before", "after", "kept"}`` per region (mean lesion-wise Dice).
     """
     preds = [case.pred for case in cases]
-    scores = [score_case(case.pred, case.truth, case.spacing, regions, challenge) for case in cases]
+    if scores is None:
+        scores = [score_case(case.pred, case.truth, case.spacing, regions, challenge) for case in cases]
+    scores = list(scores)
     current = _mean_lesion_dice(scores, regions)
     plan: dict[str, float] = {}
     steps = []

@@ -147,7 +147,7 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
 
     result = score_predictions(pairs(), info, challenge_key=challenge_key(config))
     if scoring is not None and kept:
-        plan, steps = choose(kept, used, scoring)
+        plan, steps = choose(kept, used, scoring, scores=result["per_case"])  # the lesion scores as computed
         result["postprocessing"] = {"plan": plan, "steps": steps, "described": describe_plan(plan)}
     return result
 
