@@ -864,16 +864,23 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
     assert refused.returncode == 2 and errors == [
         "error: data.fold: fold 3 is outside the dataset's 3 folds: choose 0 to 2"
     ], refused.stderr
+    # runs of different folds trained on each other's validation cases: their ensemble is not scored there
+    refused = script(project, "evaluate.py", "--run", f"{run_id},{run_fold}", "--split", "val", check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and f"{run_fold} fold 1" in errors[0], refused.stderr
     # an ensemble averages the runs' probabilities; scored beside the first run's own scores
-    shown = script(project, "evaluate.py", "--run", f"{run_id},{run_fold}", "--split", "val").stdout
-    assert "ensemble of 2 runs" in shown
-    (ensembled,) = (project / "logs" / run_id).glob("eval_val-ensemble-*.json")
-    assert json.loads(ensembled.read_text())["ensemble"] == [run_id, run_fold]
-    # an ensemble of a run and its copy predicts what the run predicts
     import shutil
 
     for folder in ("logs", "models"):
         shutil.copytree(project / folder / run_id, project / folder / f"copy-{run_id}")
+    shown = script(project, "evaluate.py", "--run", f"{run_id},copy-{run_id}", "--split", "val").stdout
+    assert "ensemble of 2 runs" in shown
+    (ensembled,) = (project / "logs" / run_id).glob("eval_val-ensemble-*.json")
+    assert json.loads(ensembled.read_text())["ensemble"] == [run_id, f"copy-{run_id}"]
+    # an ensemble of a run and its copy scores and predicts what the run does
+    alone = json.loads((project / "logs" / run_id / "eval_val.json").read_text())
+    for region, scores_alone in alone["mean"].items():
+        assert json.loads(ensembled.read_text())["mean"][region] == pytest.approx(scores_alone, abs=1e-9), region
     script(
         project, "predict.py", "--run", f"{run_id},copy-{run_id}", "--split", "pred", "--output", str(tmp_path / "ens")
     )

@@ -99,3 +99,22 @@ def test_ensembles_of_other_datasets_or_builds_or_kinds_of_data_are_refused(tmp_
         check_ensemble([a, a], brats, [brats])
     with pytest.raises(UserInputError, match=r"is for volume datasets"):
         check_ensemble([a, b], info("shapes", "segmentation"), [info("shapes", "segmentation")])
+
+
+def test_an_ensemble_of_runs_of_different_folds_is_not_scored_on_their_training_cases(tmp_path) -> None:
+    from skelgen_runtime.errors import UserInputError
+    from skelgen_runtime.jobs.ensembles import check_ensemble_split
+    from skelgen_runtime.runs import Run
+
+    def run(name: str, fold: int | None) -> Run:
+        folder = tmp_path / "logs" / name
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text(f"data:\n  dataset: brats\n  fold: {'null' if fold is None else fold}\n")
+        return Run(tmp_path, name)
+
+    f0, f1, f0b, whole = run("f0", 0), run("f1", 1), run("f0b", 0), run("whole", None)
+    check_ensemble_split([f0, f0b], "val")  # one fold: the same validation cases, none trained on
+    check_ensemble_split([f0, f1], "test")  # a split no fold holds
+    for runs, named in (([f0, f1], "f1 fold 1"), ([whole, f0], "whole train/val")):
+        with pytest.raises(UserInputError, match=named):
+            check_ensemble_split(runs, "val")

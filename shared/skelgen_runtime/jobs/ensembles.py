@@ -10,19 +10,40 @@ from typing import Any, Sequence
 from skelgen_runtime.errors import UserInputError
 from skelgen_runtime.runs import Run
 
-__all__ = ["check_ensemble"]
+__all__ = ["check_ensemble", "check_ensemble_split"]
 
 
-def _output(run: Run) -> str:
-    """``model.output`` of a run's config (``labels`` when it has none or the file cannot be read)."""
+def _section(run: Run, name: str) -> dict:
+    """One section of a run's config (empty when it has none or the file cannot be read)."""
     import yaml
 
     try:
         config = yaml.safe_load(run.config_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return "labels"
-    model = config.get("model") if isinstance(config, dict) else None
-    return str((model or {}).get("output") or "labels") if isinstance(model, dict) or model is None else "labels"
+        return {}
+    section = config.get(name) if isinstance(config, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _output(run: Run) -> str:
+    """``model.output`` of a run's config (``labels`` when it has none)."""
+    return str(_section(run, "model").get("output") or "labels")
+
+
+def check_ensemble_split(runs: Sequence[Run], split: str) -> None:
+    """Refuse to score an ensemble on ``train`` or ``val`` when its runs trained on different cross-validation
+    folds (``data.fold``): some of them trained on the cases scored, so the numbers would flatter the ensemble.
+
+    Raises:
+        UserInputError: naming the runs and their folds, and what to score instead.
+    """
+    folds = {r.run_id: _section(r, "data").get("fold") for r in runs}
+    if split in ("train", "val") and len({str(f) for f in folds.values()}) > 1:
+        listed = ", ".join(f"{run} {'fold ' + str(f) if f is not None else 'train/val'}" for run, f in folds.items())
+        raise UserInputError(
+            f"the runs trained on different cases ({listed}): on split {split} some of them scored cases they "
+            "trained on; evaluate the ensemble on a split none trained on, or predict with it"
+        )
 
 
 def check_ensemble(runs: Sequence[Run], info: Any, infos: Sequence[Any]) -> None:

@@ -212,6 +212,10 @@ class TrainedRun:
         ``eval/SPLIT/*``. The file records the weights and the dataset scored. Returns the scores and the
         files written."""
         self._check_split(split, labelled=True)  # before TensorFlow
+        if self.members:
+            from skelgen_runtime.jobs.ensembles import check_ensemble_split
+
+            check_ensemble_split([self.run, *self.members], split)
         dataset, label = self._evaluated_data(split)
         if self.members:  # an ensemble's scores are not the run's: beside its own, named after the members
             import hashlib
