@@ -837,6 +837,18 @@ def test_add_dataset_brats_trains_3d_and_2d_evaluates_and_writes_nifti(tmp_path:
         damaged.stderr
     )
     (project / "logs" / run_id / "postprocessing.json").unlink()
+    # a plan naming a region the release does not have is refused before any case is predicted
+    config = project / "logs" / run_id / "config.yaml"
+    kept_config = config.read_text()
+    config.write_text(kept_config.replace("postprocess: null", "postprocess: {RC: 5}"))
+    bad = script(
+        project, "predict.py", "--run", run_id, "--split", "pred", "--output", str(tmp_path / "p4"), check=False
+    )
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert bad.returncode == 2 and errors == [
+        "error: eval.postprocess names regions RC; the dataset's regions are WT, TC, ET"
+    ], bad.stderr
+    config.write_text(kept_config)
     one_case = raw / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021" / "BraTS2021_00000"
     script(
         project, "predict.py", "--run", run_id, "--input", str(one_case), "--output", str(tmp_path / "pred2"), "--tta"

@@ -98,3 +98,15 @@ def test_a_region_model_learns_nested_spheres() -> None:
     model.fit(x, y, batch_size=4, epochs=40, verbose=0)
     after = model.evaluate(x, y, verbose=0, return_dict=True)
     assert after["loss"] < 0.5 * before["loss"] and after["miou"] > 0.8, (before, after)
+
+
+@pytest.mark.parametrize("key", list(LABEL_SETS))
+def test_the_graph_and_the_numpy_nesting_rule_agree(key) -> None:
+    # the metric paints in TensorFlow from logits, inference in NumPy from probabilities: the same labels
+    tf = pytest.importorskip("tensorflow")
+    from skelgen_runtime.training.region_metrics import regions_to_labels
+
+    table = table_of(key)
+    logits = np.random.default_rng(3).normal(0, 2, size=(7, 8, 9, len(table.names))).astype(np.float32)
+    in_graph = regions_to_labels(tf.constant(logits), table.own, table.order).numpy()
+    np.testing.assert_array_equal(in_graph, table.to_labels(tf.sigmoid(logits).numpy()))

@@ -332,7 +332,7 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
         "rules_differ": [
             split
             for split in dict.fromkeys(split for s in comparison.runs for split in s.evaluations)
-            if _rules_differ(split, comparison.runs)
+            if len(set(_rules_by_run(split, comparison.runs).values())) > 1
         ],
     }
 
@@ -360,17 +360,16 @@ def comparison_text(comparison: Comparison) -> str:
             if what != "rules" or any(found):
                 rows.append([f"  ({what})", *(f or "-" for f in found)])
         rows += [[f"  {key}", *(_number(s.evaluations.get(split, {}).get(key)) for s in runs)] for key in keys]
-        notes += _rules_differ(split, runs)
+        rules = _rules_by_run(split, runs)
+        if len(set(rules.values())) > 1:
+            listed = "; ".join(f"{run} {rule or 'no rules recorded'}" for run, rule in rules.items())
+            notes.append(
+                f"warning: eval {split} was scored under different rules ({listed}): those numbers are not "
+                "comparable; evaluate the runs again with one eval.brats_challenge"
+            )
     return "\n".join([_table(rows), *notes])
 
 
-def _rules_differ(split: str, runs: Sequence[RunSummary]) -> list[str]:
-    """A warning when the runs' evaluations of ``split`` were scored under different rules (BraTS editions)."""
-    rules = {s.run_id: s.evaluated_with.get(split, {}).get("rules") for s in runs if split in s.evaluations}
-    if len(set(rules.values())) < 2:
-        return []
-    listed = "; ".join(f"{run} {rule or 'no rules recorded'}" for run, rule in rules.items())
-    return [
-        f"warning: eval {split} was scored under different rules ({listed}): those numbers are not comparable; "
-        "evaluate the runs again with one eval.brats_challenge"
-    ]
+def _rules_by_run(split: str, runs: Sequence[RunSummary]) -> dict[str, str | None]:
+    """The rules (BraTS challenge, HD95 definition) that scored each run's evaluation of ``split``."""
+    return {s.run_id: s.evaluated_with.get(split, {}).get("rules") for s in runs if split in s.evaluations}

@@ -23,7 +23,7 @@ __all__ = [
     "flatten",
     "varying_keys",
     "best_of",
-    "scoring_rules",
+    "evaluation_rules",
 ]
 
 #: the monitor of a run whose record names none: the first of these its metrics.csv has
@@ -144,13 +144,13 @@ def _evaluations(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, dict[st
             as_trained = dataset.get("as_trained") if isinstance(dataset, dict) else None
             data_state = "as trained" if as_trained is True else "rebuilt" if as_trained is False else "unknown"
             sources[split] = {"weights": str(data.get("weights", "unknown")), "data": data_state}
-            rules = scoring_rules(data)
+            rules = evaluation_rules(data)
             if rules:
                 sources[split]["rules"] = rules
     return found, sources
 
 
-def scoring_rules(evaluation: Mapping[str, Any]) -> str | None:
+def evaluation_rules(evaluation: Mapping[str, Any]) -> str | None:
     """What rules scored an ``eval_*.json``, e.g. ``"GLI, HD95 surface-distance"`` (volume evaluations
     record them as ``scored_as``); None where it records none."""
     scored = evaluation.get("scored_as")

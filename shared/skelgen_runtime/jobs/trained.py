@@ -133,10 +133,12 @@ class TrainedRun:
             config = load_config(self.run.config_file, schema=project.config)
             if self.tta:  # eval.tta, as if the run's config had said it
                 config = config.model_copy(update={"eval": config.eval.model_copy(update={"tta": True})})
-            chosen = None if self.members else self.chosen_postprocessing()  # chosen for the run alone
-            if chosen is not None and getattr(getattr(config, "eval", None), "postprocess", 0) is None:
-                # what evaluate.py chose on val, unless the config names its own
-                config = config.model_copy(update={"eval": config.eval.model_copy(update={"postprocess": chosen})})
+            evaluation = getattr(config, "eval", None)
+            if evaluation is not None and evaluation.postprocess is None and not self.members:
+                # what evaluate.py chose on val for this run alone, unless the config names its own
+                chosen = self.chosen_postprocessing()
+                if chosen is not None:
+                    config = config.model_copy(update={"eval": evaluation.model_copy(update={"postprocess": chosen})})
             pipeline = project.open_data(self.root, config.data)
             self.info = pipeline.info
             self._loaded = (project, config, pipeline, get_binding(project.task, self.info.schema))
@@ -159,6 +161,11 @@ class TrainedRun:
                 f"{path} is damaged ({type(err).__name__}: {err}); run evaluate.py --run {self.run.run_id} "
                 "--split val again to choose the post-processing anew, or delete the file"
             ) from None
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The run's id, then its ensemble members' (``--run A,B,C``)."""
+        return [self.run.run_id, *(r.run_id for r in self.members)]
 
     @property
     def project(self) -> Project:
@@ -195,7 +202,7 @@ class TrainedRun:
                 from skelgen_runtime.tasks.volume_regions import output_mode
 
                 activation = "sigmoid" if output_mode(self.config) == "regions" else "softmax"
-                self._trained = ensemble(members, [self.run.run_id, *(r.run_id for r in self.members)], activation)
+                self._trained = ensemble(members, self.run_ids, activation)
                 print(f"ensemble of {len(members)} runs: their softmax probabilities averaged", flush=True)
         return self._trained
 
@@ -220,7 +227,7 @@ class TrainedRun:
         if self.members:  # an ensemble's scores are not the run's: beside its own, named after the members
             import hashlib
 
-            ids = ",".join(r.run_id for r in self.members)
+            ids = ",".join(self.run_ids[1:])
             label = f"{label}-ensemble-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
         batches = _progress(self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}")
         from skelgen_runtime.records.damage import explain_damaged_shards
@@ -236,7 +243,7 @@ class TrainedRun:
             "examples": self.info.count(split),
             "dataset": dataset,
             **({"tta": True} if self.tta else {}),
-            **({"ensemble": [self.run.run_id, *(r.run_id for r in self.members)]} if self.members else {}),
+            **({"ensemble": self.run_ids} if self.members else {}),
             **scores,
         }
         out = self.run.log_dir / f"eval_{label}.json"
@@ -343,7 +350,7 @@ class TrainedRun:
             manifest = {
                 "run": self.run.run_id,
                 "weights": self.trained.weights,
-                **({"ensemble": [self.run.run_id, *(r.run_id for r in self.members)]} if self.members else {}),
+                **({"ensemble": self.run_ids} if self.members else {}),
                 **(
                     {"postprocess": plan}
                     if (plan := getattr(getattr(self.config, "eval", None), "postprocess", None))

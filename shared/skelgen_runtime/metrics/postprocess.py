@@ -42,7 +42,7 @@ class Case:
     case_id: str
     pred: np.ndarray
     truth: np.ndarray
-    spacing: tuple[float, float, float]
+    spacing: tuple[float, ...]
 
 
 def remove_small(labels: np.ndarray, ids: Sequence[int], threshold: float, spacing: Sequence[float]) -> np.ndarray:

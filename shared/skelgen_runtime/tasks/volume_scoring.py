@@ -78,7 +78,7 @@ def scoring_rules(
     from skelgen_runtime.sources.brats_releases import label_set_for
 
     used, scoring = regions(info, release), challenge(release, key)
-    if scoring is not None and tuple(used) != scoring.regions:
+    if scoring is not None and set(used) != set(scoring.regions):
         labels = label_set_for(release)
         held = (
             f"the release {release!r} (labels {', '.join(map(str, labels.source_ids[1:]))}) has regions {', '.join(used)}"

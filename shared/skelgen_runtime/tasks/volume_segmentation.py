@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from skelgen_runtime.errors import ConfigError
 from skelgen_runtime.tasks.previews import volume_preview as preview
 from skelgen_runtime.tasks.volume_regions import output_mode, region_table
 from skelgen_runtime.tasks.volume_scoring import (
@@ -76,8 +77,11 @@ MONITOR_MODE = "max"
 
 
 def train_metrics(config, info) -> list[keras.metrics.Metric]:
-    """Mean IoU of argmax predictions over the voxels of the batch (ignore-label voxels dropped)."""
-    return [keras.metrics.MeanIoU(num_classes=info.num_classes, sparse_y_pred=False, name="miou")]
+    """Mean IoU over the voxels of the batch (ignore-label voxels dropped): the library's ``miou`` metric, of
+    argmax predictions, or of the labels region outputs give (``model.output: regions``)."""
+    from skelgen_runtime.training.metrics import default_metrics
+
+    return [default_metrics("segmentation").get("miou")(config, info)]
 
 
 # -------------------------------------------------------------------------------------- inference
@@ -96,14 +100,12 @@ def predict_probabilities(model: keras.Model, image, config) -> np.ndarray:
     return slice_wise(model, image, shape[1:3], batch=batch, tta=tta, activation=activation)
 
 
-def predict_volume(model: keras.Model, image, config, info=None) -> np.ndarray:
+def predict_volume(model: keras.Model, image, config, info) -> np.ndarray:
     """Training ids ``(D, H, W)`` uint8 for one prepared case ``image`` ``(D, H, W, C)`` (module docstring):
     the argmax class, or with ``model.output: regions`` the nesting rule over the regions of ``info``'s release
     (:mod:`skelgen_runtime.tasks.volume_regions`)."""
     probabilities = predict_probabilities(model, image, config)
     if output_mode(config) == "regions":
-        if info is None:
-            raise ValueError("a region model's outputs need the dataset's info to become labels")
         return region_table(info).to_labels(probabilities)
     return np.argmax(probabilities, axis=-1).astype(np.uint8)
 
@@ -142,7 +144,7 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
                 margin = 2 + max(scoring.dilation_of(r) for r in used)
                 box = bounding_box((pred > 0) | (truth > 0), margin) or tuple(slice(0, 1) for _ in pred.shape)
                 spacing = tuple(float(s) for s in case["spacing"].numpy())
-                kept.append(Case(case["case_id"].numpy().decode(), pred[box], truth[box], spacing))  # type: ignore[arg-type]
+                kept.append(Case(case["case_id"].numpy().decode(), pred[box], truth[box], spacing))
             yield case, pred
 
     result = score_predictions(pairs(), info, challenge_key=challenge_key(config))
@@ -213,6 +215,11 @@ def predict(model: keras.Model, items: Iterable[dict], config, info, out_dir: Pa
     plan = getattr(getattr(config, "eval", None), "postprocess", None) or {}
     release = (info.data.get("source_info") or {}).get("release") or ""
     used = regions(info, release) if plan else {}
+    unknown = sorted(set(plan) - set(used))
+    if unknown:
+        raise ConfigError(
+            f"eval.postprocess names regions {', '.join(unknown)}; the dataset's regions are {', '.join(used)}"
+        )
     n = 0
     for item in items:
         index = [item["modalities"].index(m) for m in wanted]
