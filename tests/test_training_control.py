@@ -327,6 +327,8 @@ def test_known_tensorflow_noise_is_dropped_and_everything_else_kept(tmp_path: Pa
         "    print('python says', file=sys.stderr)\n"
         "    os.write(2, b'W0000 00:00:1.4   12 dataset.cc:997] Input of GeneratorDatasetOp::Dataset will not be"
         " optimized because\\n')\n"
+        "    os.write(2, b'W0000 00:00:1.45  12 local_rendezvous.cc:412] Local rendezvous is aborting with status: "
+        "CANCELLED: GetNextFromShard was cancelled\\n\\t [[{{node MultiDeviceIteratorGetNextFromShard}}]]\\n')\n"
         "    os.write(2, b'E0000 00:00:1.5   12 other.cc:2] an error')\n"
         "print('after', file=sys.stderr)\n"
     )

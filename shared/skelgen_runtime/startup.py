@@ -41,6 +41,13 @@ KNOWN_NOISE: tuple[tuple[bytes, str], ...] = (
         "tf.distribute's MultiDeviceIterator (MirroredStrategy input) feeds each device from a generator "
         "dataset that tf.data's graph rewrites cannot serialise; the input pipeline itself is optimised",
     ),
+    (
+        rb"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: CANCELLED: GetNextFromShard was "
+        rb"cancelled",
+        "when an epoch ends before its data does (train.steps_per_epoch), tf.distribute's MultiDeviceIterator "
+        "is destroyed with a shard read still prefetching, and the cancelled read reports itself; no batch "
+        "of a finished epoch is lost",
+    ),
 )
 _NOISE = re.compile(rb"|".join(rb"(?:" + pattern + rb")" for pattern, _ in KNOWN_NOISE))
 

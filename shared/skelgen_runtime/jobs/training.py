@@ -343,6 +343,10 @@ class Training:
                 after_epoch=self._after_epoch(tracker),
                 **extra,
             )
+            if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
+                import gc  # an epoch iterator kept by a reference cycle ends here, its shard reads' notice filtered
+
+                gc.collect()
         if run.status == "pruned":
             _say(f"run {run.run_id} pruned by sweep {self.trial.study} (trial {self.trial.number})")
             return run
