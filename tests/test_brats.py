@@ -409,6 +409,31 @@ def test_post_treatment_detection_and_release_override(tmp_path: Path, capsys) -
         BratsSource(renamed, LabelMap(CLASSES))
 
 
+def test_paediatric_2024_labels_are_read_with_release_brats2024_ped_and_scored_as_ped2025(
+    tmp_path: Path, capsys
+) -> None:
+    """The 2024+ paediatric ids (1 ET, 2 NETC, 3 CC, 4 ED) come in 2023's file names: a 4 in a PED case
+    names --release brats2024-ped; read so, the dataset records its classes and the PED2025 scorer."""
+    raw = tmp_path / "ped"
+    replica = make_brats2023(raw, "PED")
+    seg = replica["BraTS-PED-00002-000"]["seg"].copy()
+    seg[2, 2, 2] = 4
+    _save(seg, replica["BraTS-PED-00002-000"]["seg_path"])
+    error = _fails(raw, tmp_path / "out", capsys)
+    assert "4 is edema of BraTS 2024+ paediatric: build with --release brats2024-ped" in error, error
+    build(raw, tmp_path / "out", "--release", "brats2024-ped")
+    info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
+    assert [e["name"] for e in info["label_map"]] == [
+        "background",
+        "enhancing tumor",
+        "non-enhancing tumor",
+        "cystic component",
+        "edema",
+    ]
+    assert (info["source_info"]["release"], info["source_info"]["challenge"]) == ("brats2024-ped", "PED2025")
+    assert records(tmp_path / "out")["BraTS-PED-00002-000"]["label"][2, 2, 2, 0] == 4
+
+
 def test_splits_are_a_deterministic_holdout_by_case_id(tmp_path: Path) -> None:
     from skelgen_runtime.sources import BratsSource, LabelMap
 
@@ -939,7 +964,7 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     tmp_path: Path,
 ) -> None:
     raw = tmp_path / "raw"
-    make_brats2024(raw)
+    replica = make_brats2024(raw)
     project = make_project(tmp_path / "ws")
     skelgen("add-dataset", "post", "--preset", "brats", "--source", str(raw), cwd=project)
     readme = (project / "datasets" / "post" / "README.md").read_text()
@@ -1002,6 +1027,33 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     script(project, "evaluate.py", "--run", run_id, "--split", "val")
     chosen = json.loads((project / "logs" / run_id / "eval_val.json").read_text())["scored_as"]
     assert (chosen["challenge"], chosen["chosen_by"]) == ("GLI2024", "eval.brats_challenge")
+
+    # a 2025 edition is scored by panoptica; every number of every validation case equals panoptica run as the
+    # organisers run it, on predict.py's NIfTI file and the release's own seg file (tests/test_brats2025.py)
+    from test_brats2025 import organisers_scores, same
+
+    from skelgen_runtime.metrics.brats_challenges import get_challenge
+
+    config.write_text(config.read_text().replace("brats_challenge: gli2024", "brats_challenge: GLI2025"))
+    shown = script(project, "evaluate.py", "--run", run_id, "--split", "val").stdout
+    assert "scored as BraTS 2025 adult glioma (GLI2025), chosen by eval.brats_challenge" in shown, shown
+    assert (
+        "please cite panoptica" in shown
+        and "post-processing chosen: none (these rules leave no lesion out by its size)" in shown
+    ), shown
+    scored = json.loads((project / "logs" / run_id / "eval_val.json").read_text())
+    assert scored["scored_as"]["scorer"].startswith("panoptica 2.") and scored["challenge"]["scorer"] == "panoptica"
+    header = next(csv.reader(open(project / "logs" / run_id / "eval_val_cases.csv")))
+    assert header[:4] == ["case_id", "WT_lesion_dice", "WT_lesion_nsd", "WT_lesion_hd95"] and "RC_nsd" in header
+    script(project, "predict.py", "--run", run_id, "--split", "val", "--output", str(tmp_path / "val2025"))
+    for case in scored["per_case"]:
+        case_id = case["case_id"]
+        theirs = organisers_scores(
+            get_challenge("GLI2025"), tmp_path / "val2025" / f"{case_id}.nii.gz", replica[case_id]["seg_path"]
+        )
+        for region, metrics in theirs.items():
+            for metric, value in metrics.items():
+                assert same(case[region][metric], float(value)), (case_id, region, metric, case[region][metric], value)
 
     # region-based training: one sigmoid output per region (six here), back to the release's labels
     regions = ["--set", "model.output=regions", "--set", "train.loss=region_dice_bce"]

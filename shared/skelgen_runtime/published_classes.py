@@ -29,6 +29,7 @@ __all__ = [
     "ADE20K_CLASSES",
     "BRATS_CLASSES",
     "BRATS_POST_TREATMENT_CLASSES",
+    "BRATS_PED_CLASSES",
 ]
 
 VOC2012_CLASSES: tuple[str, ...] = (
@@ -266,4 +267,13 @@ BRATS_POST_TREATMENT_CLASSES: tuple[str, ...] = (
     "surrounding FLAIR hyperintensity",
     "enhancing tissue",
     "resection cavity",
+)
+#: training ids 0..4 of the BraTS paediatric releases since 2024 (files: 0..4, the same ids): the groups of
+#: ``brats_evaluation/configs/config_ped.yaml`` in brats-evaluation 0.0.10 (PyPI): et 1, netc 2, cc 3, ed 4
+BRATS_PED_CLASSES: tuple[str, ...] = (
+    "background",
+    "enhancing tumor",
+    "non-enhancing tumor",
+    "cystic component",
+    "edema",
 )

@@ -164,8 +164,9 @@ class EvalConfig(Section):
 
     brats_challenge: str | None = Field(
         None,
-        description="volumes: the BraTS challenge whose lesion-wise parameters score the cases "
-        "(GLI, SSA, MEN, MET, PED, GLI2024); null: the one of the dataset's release",
+        description="volumes: the BraTS challenge whose rules score the cases (GLI, SSA, MEN, MET, PED, "
+        "GLI2024; the 2025 editions GLI2025, MET2025, MEN2025, GOAT2025, PED2025, by panoptica); null: the one "
+        "of the dataset's release",
     )
     tta: bool = Field(
         False,

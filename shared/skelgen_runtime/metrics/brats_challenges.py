@@ -22,6 +22,34 @@ Sources (read, not copied):
   NETC and RC, else 3 -- the script's test for SNFH is spelt ``"SFNH"``, so SNFH gets 3; threshold 10
   for ET, else 20; predicted groups of at most that many voxels removed), ``combine_lesions_*``
   (touching lesions of NETC, SNFH, ET and RC merged) and ``get_LesionWiseResults`` (penalty 337).
+
+**2025 editions** (keys ending in ``2025``) are scored by the organisers with panoptica
+(``BrainLesion/panoptica``, Apache-2.0; the optional extra ``skelgen-tf[brats]``), configured by their
+evaluation package ``brats-evaluation`` 0.0.10 (PyPI, ``BrainLesion/BraTS-evaluation``; read, not copied):
+``configs/config_gli.yaml``, ``config_mets.yaml``, ``config_ped.yaml``, ``config_MenPre.yaml`` and
+``config_GoAT.yaml``, and ``metrics_parser.py``. :data:`PANOPTICA_2025` restates what every one of those
+configurations sets alike, :data:`CHALLENGES` the region groups (file label ids) of each:
+
+- input semantic label maps; instances are the connected components of each group
+  (``ConnectedComponentsInstanceApproximator``, panoptica's cc3d backend);
+- matching: maximum bipartite matching on Dice, a pair matches above Dice 1e-6 (``MaxBipartiteMatching``);
+- per-instance and global metrics DSC, NSD and HD95 (panoptica's: NSD within the smallest voxel spacing,
+  HD95 the 95th percentile of both directions' surface distances pooled, unweighted);
+- zero true positives: DSC and NSD 0, HD95 infinite; no instance in either mask: NaN (every metric);
+- ``metrics_parser.py``: an infinite *global* HD95 is reported as 373 ("diameter of the cube in SRI
+  space"); the lesion-wise HD95 stays infinite; means over cases skip NaN (pandas' ``mean``).
+
+==========  ==================  ============================================================
+key         config              groups (file label ids)
+==========  ==================  ============================================================
+GLI2025     config_gli          NETC 1; SNFH 2; ET 3; RC 4; TC 1,3; WT 1,2,3
+MET2025     config_mets         ET 3; RC 4; TC 1,3; WT 1,2,3
+MEN2025     config_MenPre       ET 3; TC 1,3; WT 1,2,3
+GOAT2025    config_GoAT         ET 3; TC 1,3; WT 1,2,3
+PED2025     config_ped          ET 1; NETC 2; CC 3; ED 4; TC 1,2,3; WT 1,2,3,4
+==========  ==================  ============================================================
+
+The radiotherapy meningioma task (``config_MenRT``: one GTV label, T1c only) is not supported.
 """
 
 from __future__ import annotations
@@ -40,6 +68,9 @@ __all__ = [
     "SURFACE_DISTANCE",
     "get_challenge",
     "challenge_keys",
+    "PANOPTICA",
+    "PanopticaRules",
+    "PANOPTICA_2025",
 ]
 
 #: skelgen's own HD95, for datasets no BraTS challenge scores (:mod:`skelgen_runtime.metrics.overlap`)
@@ -53,7 +84,34 @@ HD95_DEFINITIONS = {
     SURFACE_DISTANCE: "surface-distance: surfels on the voxel-corner lattice weighted by area, the 95th percentile "
     "of each direction by cumulative area, the larger of the two (DeepMind's surface-distance, as the "
     "BraTS 2023 and 2024 scorers)",
+    "panoptica": "panoptica: the 95th percentile of both directions' surface distances pooled, unweighted "
+    "(the BraTS 2025 scorer)",
 }
+#: the scorer of the 2025 editions (:mod:`skelgen_runtime.metrics.panoptica_scoring`), also its HD95's name
+PANOPTICA = "panoptica"
+
+
+@dataclass(frozen=True)
+class PanopticaRules:
+    """What the BraTS 2025 configurations of panoptica set alike (module docstring).
+
+    Attributes:
+        matching_threshold: a predicted and a reference instance match above this Dice.
+        metrics: per-instance and global metrics, panoptica's names.
+        zero_tp: metric -> its value when a mask has instances but none matches ("ZERO" or "INF");
+            without any instance in either mask every metric is NaN.
+        global_hd95_inf: what the organisers' parser reports for an infinite global HD95 (mm).
+        source: the package and files the values were read from.
+    """
+
+    matching_threshold: float = 1e-6
+    metrics: tuple[str, ...] = ("DSC", "NSD", "HD95")
+    zero_tp: Mapping[str, str] = field(default_factory=lambda: {"DSC": "ZERO", "NSD": "ZERO", "HD95": "INF"})
+    global_hd95_inf: float = 373.0
+    source: str = "brats-evaluation 0.0.10 (PyPI) configs/config_*.yaml, metrics_parser.py"
+
+
+PANOPTICA_2025 = PanopticaRules()
 
 _SOURCE_2023 = "rachitsaluja/BraTS-2023-Metrics@43c905242b2eecf421d4ab2da7af8ece9777d322 metrics.py"
 _SOURCE_2024_GLI = "rachitsaluja/BraTS-2024-Metrics@9a0ab9c7d75f158a3ea685cd44ac059c3a6712a1 metrics_GLI.py"
@@ -82,6 +140,10 @@ class Challenge:
             (2024: NETC, SNFH, ET and RC).
         hd95: the HD95 definition (a key of :data:`HD95_DEFINITIONS`).
         regions: the regions the challenge scores (a release whose regions differ is refused).
+        groups: 2025 editions: region -> the file label ids panoptica scores it from, in the organisers'
+            report order; a release of another label set (``label_sets``) is refused. Empty before 2025.
+        label_sets: 2025 editions: the release label sets (``brats_releases.LABEL_SETS`` keys) whose
+            label ids mean what ``groups`` assumes.
     """
 
     key: str
@@ -96,6 +158,13 @@ class Challenge:
     merge_partners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     hd95: str = SURFACE_DISTANCE
     regions: tuple[str, ...] = ("WT", "TC", "ET")
+    groups: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    label_sets: tuple[str, ...] = ()
+
+    @property
+    def scorer(self) -> str:
+        """``"panoptica"`` (2025 editions) or ``"lesion-wise"`` (the 2023 and 2024 scripts' definition)."""
+        return PANOPTICA if self.groups else "lesion-wise"
 
     def __post_init__(self) -> None:
         if self.hd95 not in HD95_DEFINITIONS:
@@ -113,7 +182,24 @@ class Challenge:
 
     def describe(self, regions: tuple[str, ...] | list[str]) -> dict:
         """The parameters as used for ``regions``, for ``eval_SPLIT.json``."""
+        if self.groups:
+            rules = PANOPTICA_2025
+            return {
+                "key": self.key,
+                "title": self.title,
+                "scorer": PANOPTICA,
+                "source": self.source,
+                "groups": {r: list(ids) for r, ids in self.groups.items()},
+                "matching": "maximum bipartite matching on Dice > "
+                + f"{rules.matching_threshold:g}".replace("e-0", "e-"),
+                "zero_tp": dict(rules.zero_tp),
+                "global_hd95_inf": rules.global_hd95_inf,
+                "penalty": self.penalty,
+                "hd95": self.hd95,
+                "regions": list(self.regions),
+            }
         return {
+            "scorer": self.scorer,
             "key": self.key,
             "title": self.title,
             "penalty": self.penalty,
@@ -128,6 +214,26 @@ class Challenge:
 
 def _brats2023(key: str, cohort: str, dilation: int, threshold: float) -> Challenge:
     return Challenge(key, f"BraTS 2023 {cohort} ({key})", dilation, threshold, 374.0, _SOURCE_2023)
+
+
+_ADULT = ("brats2023", "brats2024-gli-post")  # 1 NETC/NCR, 2 SNFH/ED, 3 ET (, 4 RC)
+
+
+def _brats2025(key: str, cohort: str, config: str, groups: dict, label_sets: tuple[str, ...]) -> Challenge:
+    """A 2025 edition: panoptica with the organisers' ``config`` (``dilation``/``threshold`` unused)."""
+    source = f"brats-evaluation 0.0.10 (PyPI) brats_evaluation/configs/{config}.yaml"
+    return Challenge(
+        key,
+        f"BraTS 2025 {cohort} ({key})",
+        1,
+        0.0,
+        PANOPTICA_2025.global_hd95_inf,
+        source,
+        hd95=PANOPTICA,
+        regions=tuple(groups),
+        groups=groups,
+        label_sets=label_sets,
+    )
 
 
 #: every challenge skelgen can score like, by ``eval.brats_challenge`` key
@@ -156,6 +262,41 @@ CHALLENGES: dict[str, Challenge] = {
                 "SNFH": ("ET", "RC", "NETC"),
             },
             regions=("WT", "TC", "NETC", "SNFH", "ET", "RC"),
+        ),
+        _brats2025(
+            "GLI2025",
+            "adult glioma",
+            "config_gli",
+            {"WT": (1, 2, 3), "TC": (1, 3), "NETC": (1,), "SNFH": (2,), "ET": (3,), "RC": (4,)},
+            _ADULT,
+        ),
+        _brats2025(
+            "MET2025",
+            "brain metastases",
+            "config_mets",
+            {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,), "RC": (4,)},
+            _ADULT,
+        ),
+        _brats2025(
+            "MEN2025",
+            "pre-operative meningioma",
+            "config_MenPre",
+            {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
+            ("brats2023",),
+        ),
+        _brats2025(
+            "GOAT2025",
+            "generalisability across tumours",
+            "config_GoAT",
+            {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
+            ("brats2023",),
+        ),
+        _brats2025(
+            "PED2025",
+            "paediatric tumours",
+            "config_ped",
+            {"WT": (1, 2, 3, 4), "TC": (1, 2, 3), "ET": (1,), "NETC": (2,), "CC": (3,), "ED": (4,)},
+            ("brats2024-ped",),
         ),
     )
 }

@@ -99,8 +99,14 @@ def score_case(
         ``{region: {metric: value}}`` with :data:`VOXEL_METRICS` (HD95 in mm), and with a challenge
         also :data:`LESION_METRICS`. With a challenge, HD95 (full and lesion-wise) is the challenge's
         definition and the full HD95 of exactly one empty mask is the challenge's penalty, and a 2024 challenge scores the prediction without the small groups it
-        removes (:mod:`skelgen_runtime.metrics.lesions`), as the organisers do.
+        removes (:mod:`skelgen_runtime.metrics.lesions`), as the organisers do. A 2025 edition
+        (``challenge.groups``) gives panoptica's metrics instead
+        (:data:`skelgen_runtime.metrics.panoptica_scoring.METRICS`).
     """
+    if challenge is not None and challenge.groups:  # a 2025 edition: panoptica's metrics instead
+        from skelgen_runtime.metrics import panoptica_scoring
+
+        return panoptica_scoring.score_case(pred, truth, spacing, regions, challenge)
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
@@ -169,10 +175,17 @@ def _lesion_scores(
 
 
 def mean_scores(per_case: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean of every metric of each region over cases (every case counts, empty ones by the conventions)."""
+    """Mean of every metric of each region over cases (every case counts, empty ones by the conventions;
+    NaN, a 2025 edition's region with no lesion on either side, is skipped as the organisers' pandas
+    ``mean`` does; NaN if every case is)."""
     if not per_case:
         return {}
+
+    def mean(values: list[float]) -> float:
+        finite_or_inf = [v for v in values if not np.isnan(v)]
+        return float(np.mean(finite_or_inf)) if finite_or_inf else float("nan")
+
     return {
-        region: {m: float(np.mean([case[region][m] for case in per_case])) for m in metrics}
+        region: {m: mean([case[region][m] for case in per_case]) for m in metrics}
         for region, metrics in per_case[0].items()
     }

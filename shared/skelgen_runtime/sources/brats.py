@@ -71,6 +71,7 @@ from skelgen_runtime.sources.brats_releases import (
 
 #: how 2024's post-treatment glioma is named in messages about label 4
 _POST_TREATMENT = get_release("brats2024-gli")
+_PAEDIATRIC = get_release("brats2024-ped")
 
 __all__ = ["BratsSource", "Release", "RELEASES", "MODALITIES", "LABEL_SETS", "regions_for", "holdout"]
 
@@ -321,10 +322,12 @@ class BratsSource:
             return self._lookup().apply(label, path)
         except BadExampleError as err:
             if self.release.key == "brats2023" and (label == 4).any():
+                paediatric = item.key.upper().startswith("BRATS-PED-")
+                other = _PAEDIATRIC if paediatric else _POST_TREATMENT
+                meaning = "edema" if paediatric else "the resection cavity"
                 raise BadExampleError(
                     str(path),
-                    f"{err.reason}; 4 is the resection cavity of {_POST_TREATMENT.title}: "
-                    f"build with --release {_POST_TREATMENT.key}",
+                    f"{err.reason}; 4 is {meaning} of {other.title}: build with --release {other.key}",
                 ) from None
             raise
 

@@ -13,6 +13,8 @@ brats2024-gli-post     0, 1 NETC, 2 SNFH, 3 ET,     WT 1,2,3; TC 1,3; NETC 1; SN
                        4 RC
 msd                    0, 2 non-enhancing,          WT 1,2,3; TC 2,3; ET 3
                        1 edema, 3 enhancing
+brats2024-ped          0, 1 ET, 2 NETC, 3 CC,       WT 1,2,3,4; TC 1,2,3; ET 1; NETC 2; CC 3; ED 4
+                       4 ED
 =====================  ===========================  ===============================================
 
 Sources: the 2023 regions are ``get_TissueWiseSeg`` of ``rachitsaluja/BraTS-2023-Metrics``
@@ -22,7 +24,11 @@ glioma ids and regions (resection cavity RC outside WT) are ``get_TissueWiseSeg`
 ``metrics_GLI.py``); the same release's volumes are 182x218x182 (``DIM_GLI_POSTOP`` in
 ``evaluation/lesionwise/validate2024.py`` of ``Sage-Bionetworks-Challenges/brats2023``, commit
 ``f429fcc69491e90d942f43f06142e413c63da8bc``). 2018-2021 use 4 for ET (no label 3); MSD Task01's
-``dataset.json`` lists 1 edema, 2 non-enhancing tumour, 3 enhancing tumour.
+``dataset.json`` lists 1 edema, 2 non-enhancing tumour, 3 enhancing tumour. The paediatric ids since
+2024 (enhancing tumour 1, non-enhancing tumour 2, cystic component 3, edema 4) and their regions are the
+groups of ``brats_evaluation/configs/config_ped.yaml`` (brats-evaluation 0.0.10 on PyPI, the organisers'
+2025 scorer's configuration). Their cases are named like 2023's (``BraTS-PED-00001-000``), so the
+release is never detected: build such a folder with ``--release brats2024-ped``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import re
 from dataclasses import dataclass
 
 from skelgen_runtime.errors import DatasetError
-from skelgen_runtime.published_classes import BRATS_CLASSES, BRATS_POST_TREATMENT_CLASSES
+from skelgen_runtime.published_classes import BRATS_CLASSES, BRATS_PED_CLASSES, BRATS_POST_TREATMENT_CLASSES
 
 __all__ = [
     "LabelSet",
@@ -88,6 +94,14 @@ LABEL_SETS: dict[str, LabelSet] = {
             "GLI2024",
         ),
         LabelSet("msd", BRATS_CLASSES, (0, 2, 1, 3), _COLORS, {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}, "GLI"),
+        LabelSet(
+            "brats2024-ped",
+            BRATS_PED_CLASSES,
+            (0, 1, 2, 3, 4),
+            ((0, 0, 0), (255, 255, 0), (255, 0, 0), (0, 128, 255), (0, 255, 0)),
+            {"WT": (1, 2, 3, 4), "TC": (1, 2, 3), "ET": (1,), "NETC": (2,), "CC": (3,), "ED": (4,)},
+            "PED2025",
+        ),
     )
 }
 
@@ -146,6 +160,8 @@ RELEASES = (
         "brats2024-gli-post",
     ),
     Release("brats2023", "BraTS 2023+", r"brats-[a-z]+-\d+-\d+", "-", _NEW_TAGS, "brats2023"),
+    # named like 2023's paediatric cases (matched by brats2023 first): only read as such by --release
+    Release("brats2024-ped", "BraTS 2024+ paediatric", r"brats-ped-\d+-\d+", "-", _NEW_TAGS, "brats2024-ped"),
 )
 MSD = Release("msd-task01", "MSD Task01_BrainTumour", r"brats_\d+", "", {}, "msd")
 ALL_RELEASES = (*RELEASES, MSD)

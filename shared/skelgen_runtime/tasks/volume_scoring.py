@@ -18,7 +18,15 @@ import numpy as np
 
 from skelgen_runtime.errors import ConfigError, UserInputError
 from skelgen_runtime.files import atomic_write_text
-from skelgen_runtime.metrics.brats_challenges import HD95_DEFINITIONS, VOXEL_SURFACE, Challenge, get_challenge
+from skelgen_runtime.metrics.brats_challenges import (
+    HD95_DEFINITIONS,
+    PANOPTICA,
+    VOXEL_SURFACE,
+    Challenge,
+    get_challenge,
+)
+from skelgen_runtime.metrics.panoptica_scoring import CITATION
+from skelgen_runtime.metrics.panoptica_scoring import METRICS as PANOPTICA_METRICS
 from skelgen_runtime.metrics.segmentation import ConfusionMatrix, scores_from_confusion
 from skelgen_runtime.metrics.volume import LESION_METRICS, VOXEL_METRICS, mean_scores, score_case
 
@@ -78,6 +86,8 @@ def scoring_rules(
     from skelgen_runtime.sources.brats_releases import label_set_for
 
     used, scoring = regions(info, release), challenge(release, key)
+    if scoring is not None and scoring.groups:
+        return _panoptica_rules(info, release, key, scoring)
     if scoring is not None and set(used) != set(scoring.regions):
         labels = label_set_for(release)
         held = (
@@ -95,6 +105,36 @@ def scoring_rules(
         "hd95": scoring.hd95 if scoring else VOXEL_SURFACE,
         "chosen_by": "eval.brats_challenge" if key else ("the release" if scoring else None),
         "release": release or None,
+    }
+    return used, scoring, scored_as
+
+
+def _panoptica_rules(info, release: str, key: str | None, scoring: Challenge) -> tuple[dict, Challenge, dict]:
+    """:func:`scoring_rules` of a 2025 edition: its groups in training ids, once its label set is the release's."""
+    from skelgen_runtime.metrics.panoptica_scoring import require
+    from skelgen_runtime.sources.brats_releases import LABEL_SETS, release_of
+
+    found = release_of(release) if release else None
+    if found is None or found.labels not in scoring.label_sets:
+        held = f"the release {release!r} uses label set {found.labels}" if found else "this dataset is no BraTS release"
+        accepted = ", ".join(
+            f"{k} ({', '.join(f'{i} {n}' for i, n in zip(LABEL_SETS[k].source_ids[1:], LABEL_SETS[k].classes[1:]))})"
+            for k in scoring.label_sets
+        )
+        raise ConfigError(
+            f"eval.brats_challenge: {scoring.key} ({scoring.title}) scores the label ids of {accepted}, but {held}; "
+            "choose a challenge of this release (null: the release's own)"
+        )
+    version = require(scoring)  # before any case is predicted
+    source_ids = info.label_map.source_ids or tuple(range(info.label_map.num_classes))
+    used = {name: tuple(source_ids.index(i) for i in ids if i in source_ids) for name, ids in scoring.groups.items()}
+    scored_as = {
+        "challenge": scoring.key,
+        "title": scoring.title,
+        "hd95": scoring.hd95,
+        "chosen_by": "eval.brats_challenge" if key else "the release",
+        "release": release or None,
+        "scorer": f"panoptica {version}",
     }
     return used, scoring, scored_as
 
@@ -143,12 +183,11 @@ def score_predictions(pairs: Iterable[tuple[dict, np.ndarray]], info, *, challen
         confusion.update(truth, pred)
     means = mean_scores([{r: c[r] for r in used or {}} for c in per_case]) if per_case else {}
 
-    def over_regions(metric: str) -> float | None:
-        return (
-            float(np.mean([m[metric] for m in means.values()]))
-            if means and metric in next(iter(means.values()))
-            else None
-        )
+    def over_regions(metric: str) -> float | None:  # NaN: a region no case has a lesion of, left out
+        if not means or metric not in next(iter(means.values())):
+            return None
+        values = [m[metric] for m in means.values() if not np.isnan(m[metric])]
+        return float(np.mean(values)) if values else float("nan")
 
     return {
         "per_case": per_case,
@@ -174,6 +213,8 @@ _HEADINGS = {
     "hd95": "HD95",
     "sensitivity": "sens",
     "specificity": "spec",
+    "lesion_nsd": "lesion NSD",
+    "nsd": "NSD",
     "tp": "TP",
     "fp": "FP",
     "fn": "FN",
@@ -191,6 +232,8 @@ def _per_region(values: dict) -> str:
 
 def _metrics(result: dict) -> list[str]:
     """The metrics each region has, in report order."""
+    if (result.get("challenge") or {}).get("scorer") == PANOPTICA:
+        return list(PANOPTICA_METRICS)
     return (
         list(LESION_METRICS[:2] + VOXEL_METRICS + LESION_METRICS[2:])
         if result.get("challenge")
@@ -231,15 +274,26 @@ def report(result: dict, info) -> str:
         lines.append(f"{'region':<6}  " + "  ".join(f"{_HEADINGS[m]:>11}" for m in metrics))
         lines += [f"{r:<6}  " + "  ".join(f"{result['mean'][r][m]:>11.4f}" for m in metrics) for r in names]
     scoring = result.get("challenge")
-    if scoring:
+    if scoring and scoring.get("scorer") == PANOPTICA:
+        lines.append(
+            f"L- = lesion-wise (the mean over matched lesions), as {scoring['title']} by "
+            f"{(scored_as or {}).get('scorer', 'panoptica')}: connected components, {scoring['matching']}; no match: "
+            f"Dice and NSD 0, HD95 inf; no lesion on either side: nan, left out of the means; a whole-region "
+            f"HD95 of one empty side is {scoring['global_hd95_inf']:g} mm ({scoring['source']}; please cite "
+            f"panoptica: {CITATION})"
+        )
+    elif scoring:
         lines.append(
             f"L- = lesion-wise, as {scoring['title']}: dilation {_per_region(scoring['dilation'])}, lesions "
             f"of at most {_per_region(scoring['threshold'])} mm^3 left out, penalty {scoring['penalty']:g} mm "
             f"({scoring['source']})"
         )
-    lines.append(f"ranked by {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
+    shown = "per case" if scoring and scoring.get("scorer") == PANOPTICA else "ranked by"  # 2025: panoptica's output
+    lines.append(f"{shown} {' and '.join(_HEADINGS[m] for m in ranked)}; HD95 in mm = {result['hd95_definition']}")
     chosen = result.get("postprocessing")
-    if chosen:
+    if chosen and not chosen["steps"]:
+        lines.append("post-processing chosen: none (these rules leave no lesion out by its size)")
+    elif chosen:
         tried = "; ".join(
             f"{s['region']} <= {s['threshold']:g} mm^3 {s['before']:.4f} -> {s['after']:.4f} "
             + ("kept" if s["kept"] else "not kept")
