@@ -27,6 +27,9 @@ from skelgen_runtime.metrics.volume import mean_scores, score_case
 from skelgen_runtime.sources.brats_releases import LABEL_SETS
 from skelgen_runtime.tasks.volume_scoring import scoring_rules
 
+# panoptica's global NSD runs at its default tolerance and says so, for the organisers as for this test
+pytestmark = pytest.mark.filterwarnings("ignore:The threshold is set to 0.5:UserWarning")
+
 EDITIONS = [key for key, c in CHALLENGES.items() if c.groups]
 #: the release each edition is checked on (a label set it accepts)
 RELEASE = {"GLI2025": "brats2024-gli", "MET2025": "brats2023-met", "MEN2025": "brats2023-men",
@@ -221,3 +224,17 @@ def test_without_panoptica_a_2025_edition_is_one_line_with_the_pip_command() -> 
         "eval.brats_challenge: MEN2025 (BraTS 2025 pre-operative meningioma (MEN2025)) is scored by panoptica, "
         "which is not installed: pip install 'skelgen-tf[brats]'"
     ]
+
+
+def test_runs_scored_by_two_panoptica_versions_are_not_compared_silently() -> None:
+    from skelgen_runtime.run_summary import evaluation_rules
+
+    _, _, scored_as = scoring_rules(info_of("brats2023"), "brats2023-men", "MEN2025")
+    rules = evaluation_rules({"scored_as": scored_as})
+    assert rules == f"MEN2025, HD95 panoptica, {scored_as['scorer']}" and scored_as["scorer"].startswith("panoptica 2.")
+    other = evaluation_rules({"scored_as": {**scored_as, "scorer": "panoptica 9.0.0"}})
+    assert other != rules
+    assert (
+        evaluation_rules({"scored_as": {"challenge": "GLI", "hd95": "surface-distance"}})
+        == "GLI, HD95 surface-distance"
+    )

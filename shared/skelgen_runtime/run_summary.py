@@ -152,11 +152,13 @@ def _evaluations(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, dict[st
 
 def evaluation_rules(evaluation: Mapping[str, Any]) -> str | None:
     """What rules scored an ``eval_*.json``, e.g. ``"GLI, HD95 surface-distance"`` (volume evaluations
-    record them as ``scored_as``); None where it records none."""
+    record them as ``scored_as``; a 2025 edition adds its scorer's version, ``"GLI2025, HD95 panoptica,
+    panoptica 2.1.7"``); None where it records none."""
     scored = evaluation.get("scored_as")
     if not isinstance(scored, Mapping):
         return None
-    return f"{scored.get('challenge') or 'no challenge'}, HD95 {scored.get('hd95', 'unknown')}"
+    rules = f"{scored.get('challenge') or 'no challenge'}, HD95 {scored.get('hd95', 'unknown')}"
+    return f"{rules}, {scored['scorer']}" if scored.get("scorer") else rules
 
 
 def _config(run: Run) -> dict[str, Any]:
