@@ -52,3 +52,26 @@ def test_flip_and_scale_move_image_and_label_together() -> None:
 def test_normalize_round_trip() -> None:
     x = tf.constant(np.arange(0, 255, 5, dtype=np.uint8).reshape(1, -1, 3)[:, :17])
     np.testing.assert_array_equal(ops.denormalize(ops.normalize(x)).numpy(), x.numpy())
+
+
+def test_the_batch_step_normalises_as_normalize_does_inside_tf_data() -> None:
+    """The per-batch step (XLA-compiled in skelgen_runtime.data.batches) gives normalize's values within float
+    rounding, in a tf.data map on several threads and on a last, smaller batch; label maps become int32."""
+    from types import SimpleNamespace
+
+    from skelgen_runtime.data.batches import normalised
+    from skelgen_runtime.preprocessing.image import normalize_batch
+
+    cfg = SimpleNamespace(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (10, 9, 7, 3), dtype=np.uint8)
+    labels = rng.integers(0, 5, (10, 9, 7, 1), dtype=np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4).map(normalised(cfg), num_parallel_calls=2)
+    got = list(ds)
+    assert [x.shape[0] for x, _ in got] == [4, 4, 2]
+    expected = normalize_batch(tf.constant(images), cfg.mean, cfg.std).numpy()
+    np.testing.assert_allclose(np.concatenate([x.numpy() for x, _ in got]), expected, rtol=0, atol=1e-6)
+    assert all(y.dtype == tf.int32 for _, y in got)
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in got]), labels)
+    floats = tf.constant(expected[:2])  # a pipeline whose per-example step normalised already: unchanged
+    assert normalised(cfg)(floats, tf.constant(labels[:2]))[0] is floats
