@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -1054,6 +1055,42 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
         for region, metrics in theirs.items():
             for metric, value in metrics.items():
                 assert same(case[region][metric], float(value)), (case_id, region, metric, case[region][metric], value)
+    # the same files scored by evaluate.py --predictions (as another tool's output would be): the same numbers,
+    # beside the run's own scores; a file on another grid, of another shape, with a foreign label or missing
+    # is refused naming the case, before anything is written
+    files = tmp_path / "val2025"
+    script(project, "evaluate.py", "--run", run_id, "--split", "val", "--predictions", str(files))
+    (written,) = (project / "logs" / run_id).glob("eval_val-files-*.json")
+    from_files = json.loads(written.read_text())
+    assert (
+        from_files["predictions"] == str(files) and from_files["weights"] is None and "postprocessing" not in from_files
+    )
+    for ours, theirs in zip(from_files["per_case"], scored["per_case"], strict=True):
+        assert ours["case_id"] == theirs["case_id"]
+        assert all(same(ours[r][m], theirs[r][m]) for r in theirs if r != "case_id" for m in theirs[r])
+    first = scored["per_case"][0]["case_id"]
+    good = nib.load(str(files / f"{first}.nii.gz"))
+    data = np.asanyarray(good.dataobj)
+    shifted = good.affine.copy()
+    shifted[0, 3] += 2.0
+    for why, image, expected in (
+        ("grid", nib.Nifti1Image(data, shifted, good.header), "lies on another grid"),
+        ("shape", nib.Nifti1Image(data[:-1], good.affine, good.header), "but its ground truth is"),
+        ("labels", nib.Nifti1Image(np.where(data == 2, 7, data).astype(np.uint8), good.affine, good.header), "[7]"),
+        ("missing", None, "no prediction"),
+    ):
+        bad = tmp_path / f"bad-{why}"
+        shutil.copytree(files, bad)
+        (bad / f"{first}.nii.gz").unlink()
+        if image is not None:
+            nib.save(image, str(bad / f"{first}.nii.gz"))
+        refused = script(
+            project, "evaluate.py", "--run", run_id, "--split", "val", "--predictions", str(bad), check=False
+        )
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr, (why, refused.stderr)
+        assert f"case {first}" in errors[0] and expected in errors[0], (why, errors[0])
+    assert len(list((project / "logs" / run_id).glob("eval_val-files-*.json"))) == 1
 
     # region-based training: one sigmoid output per region (six here), back to the release's labels
     regions = ["--set", "model.output=regions", "--set", "train.loss=region_dice_bce"]

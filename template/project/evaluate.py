@@ -5,6 +5,7 @@ Owner: template. skelgen update brings new versions of this file and keeps your 
     python evaluate.py --run latest --split val
     python evaluate.py --run latest --weights final   # the model as it was at the end of training
     python evaluate.py --run latest --tta            # volumes: the mean over every mirroring of each case
+    python evaluate.py --run latest --predictions out/   # volumes: score NIfTI files under the run's rules
 """
 
 import os
@@ -23,7 +24,7 @@ def main(argv=None) -> None:
     args = evaluate_arguments(__doc__).parse_args(argv)
     with exit_on_error():
         job = TrainedRun.open(ROOT, run=args.run, weights=args.weights, tta=args.tta)  # the run, its config, dataset
-        result, written = job.evaluate(args.split)  # eval_SPLIT.json, pictures, TensorBoard eval/SPLIT/*
+        result, written = job.evaluate(args.split, predictions=args.predictions)  # eval_SPLIT.json, TensorBoard
         print(f"run {job.run.run_id}, split {args.split} ({result['examples']} images)")
         print(job.report(result))
         print(f"wrote {', '.join(str(p) for p in written)}")

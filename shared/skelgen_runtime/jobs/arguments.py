@@ -70,11 +70,19 @@ def train_arguments(doc: str | None, root: Path) -> argparse.ArgumentParser:
 
 
 def evaluate_arguments(doc: str | None) -> argparse.ArgumentParser:
-    """``--run``, ``--weights``, ``--split`` (default ``val``), ``--tta``."""
+    """``--run``, ``--weights``, ``--split`` (default ``val``), ``--tta``, ``--predictions``."""
     parser = _parser(doc)
     _run_options(parser)
     parser.add_argument("--split", default="val", help="labelled split to score (default: val)")
     _tta_option(parser)
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        metavar="DIR",
+        help="volumes (BraTS): score these NIfTI files (CASE_ID.nii.gz in the release's label ids, as predict.py "
+        "writes them, or another tool's) instead of the run's model, under the run's rules; each file must lie "
+        "on its case's grid (shape and affine)",
+    )
     return parser
 
 

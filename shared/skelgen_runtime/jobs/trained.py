@@ -213,33 +213,35 @@ class TrainedRun:
             raise DatasetError(f"split {split!r} has no labels to evaluate against; labelled: {', '.join(shown)}")
 
     # ------------------------------------------------------------------ evaluate.py
-    def evaluate(self, split: str = "val") -> tuple[dict[str, Any], list[Path]]:
+    def evaluate(self, split: str = "val", *, predictions: Path | None = None) -> tuple[dict[str, Any], list[Path]]:
         """Score ``split``; write ``logs/RUN/eval_SPLIT.json`` (``eval_SPLIT-FINGERPRINT.json`` when the dataset
         was rebuilt since the run trained on it), the task's pictures of the scores and TensorBoard's
         ``eval/SPLIT/*``. The file records the weights and the dataset scored. Returns the scores and the
-        files written."""
+        files written. ``predictions``: a folder of NIfTI files scored instead of the run's model (volume
+        datasets; :mod:`skelgen_runtime.tasks.volume_files`), to ``eval_SPLIT-files-HASH.json``."""
+        from skelgen_runtime.jobs import evaluated
+
         self._check_split(split, labelled=True)  # before TensorFlow
-        if self.members:
-            from skelgen_runtime.jobs.ensembles import check_ensemble_split
-
-            check_ensemble_split([self.run, *self.members], split)
+        evaluated.check_sources(self, split, predictions)
         dataset, label = self._evaluated_data(split)
-        if self.members:  # an ensemble's scores are not the run's: beside its own, named after the members
-            import hashlib
-
-            ids = ",".join(self.run_ids[1:])
-            label = f"{label}-ensemble-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
-        batches = _progress(self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}")
+        label = evaluated.label(label, predictions, self.run_ids[1:])  # not the run's own scores: named beside them
         from skelgen_runtime.records.damage import explain_damaged_shards
         from skelgen_runtime.records.writer import atomic_write_text
         from skelgen_runtime.training.summaries import record_evaluation
 
         with explain_damaged_shards(self.info, [split]):
-            scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
+            if predictions is not None:
+                scores = evaluated.score_files(self, split, predictions, _progress)
+            else:
+                batches = _progress(
+                    self.pipeline.eval_examples(split), self.pipeline.eval_steps(split), f"evaluating {split}"
+                )
+                scores = self.task.evaluate(self.trained.model, batches, self.config, self.info)
         result = {
             "run": self.run.run_id,
             "split": split,
-            "weights": self.trained.weights,
+            "weights": None if predictions else self.trained.weights,
+            **({"predictions": str(predictions)} if predictions else {}),
             "examples": self.info.count(split),
             "dataset": dataset,
             **({"tta": True} if self.tta else {}),
