@@ -8,7 +8,9 @@ Builds, in memory, realistic label volumes at 1 mm (nothing is downloaded) and t
 - ``glioma 2024``: a post-treatment glioma in the 2024 label set (1 NETC, 2 SNFH, 3 ET, 4 RC; the six
   regions WT, TC, NETC, SNFH, ET, RC) with two satellite lesions, scored as challenge GLI2024;
 - ``glioma 2023``: the same tumour without the cavity in the 2023 label set (WT, TC, ET), as GLI;
-- ``metastases``: 40 small lesions of labels 1-3 (WT, TC, ET), as MET, for the per-lesion loop.
+- ``metastases``: 40 small lesions of labels 1-3 (WT, TC, ET), as MET, for the per-lesion loop;
+- ``glioma 2025`` and ``metastases 2025``: the same volumes scored as the 2025 editions GLI2025 and
+  MET2025 (panoptica, the ``brats`` extra; their regions are the editions' groups).
 
 Each prediction is the ground truth shifted by a voxel or two, with its boundary roughened, one
 lesion dropped and a few false-positive specks added. Prints the seconds of every repeat and the
@@ -96,6 +98,10 @@ def main() -> None:
         ("metastases", metastases(rng), REGIONS_2023, "MET"),
     ):
         scenarios.append((name, truth, prediction(truth, rng), regions, get_challenge(challenge)))
+    glioma_2024, _, mets = scenarios  # the same volumes as the 2025 editions (file ids = training ids here)
+    for (name, truth, pred, _, _), key in ((glioma_2024, "GLI2025"), (mets, "MET2025")):
+        edition = get_challenge(key)
+        scenarios.append((f"{name.split()[0]} 2025", truth, pred, dict(edition.groups), edition))
     worst = 0.0
     for name, truth, pred, regions, challenge in scenarios:
         times = []
