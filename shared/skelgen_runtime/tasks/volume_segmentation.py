@@ -132,8 +132,8 @@ def evaluate(model: keras.Model, batches: Iterable[dict], config, info) -> dict:
     release = (info.data.get("source_info") or {}).get("release")
     used: dict[str, tuple[int, ...]] = {}
     scoring = None
-    if release:  # a challenge that does not fit the release is refused before any case is predicted
-        used, scoring, _ = scoring_rules(info, release, challenge_key(config))
+    if release or challenge_key(config):  # a challenge that does not fit is refused before any case is predicted
+        used, scoring, _ = scoring_rules(info, release or "", challenge_key(config))
     kept: list[Case] = []  # what choosing the post-processing needs: each case cropped around its tumour
 
     def pairs() -> Iterator[tuple[dict, np.ndarray]]:
