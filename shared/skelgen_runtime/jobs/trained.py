@@ -217,8 +217,7 @@ class TrainedRun:
         """Score ``split``; write ``logs/RUN/eval_SPLIT.json`` (``eval_SPLIT-FINGERPRINT.json`` when the dataset
         was rebuilt since the run trained on it), the task's pictures of the scores and TensorBoard's
         ``eval/SPLIT/*``. The file records the weights and the dataset scored. Returns the scores and the
-        files written. ``predictions``: a folder of NIfTI files scored instead of the run's model (volume
-        datasets; :mod:`skelgen_runtime.tasks.volume_files`), to ``eval_SPLIT-files-HASH.json``."""
+        files written. ``predictions``: NIfTI files scored instead of the model (``jobs.evaluated``)."""
         from skelgen_runtime.jobs import evaluated
 
         self._check_split(split, labelled=True)  # before TensorFlow
@@ -227,9 +226,8 @@ class TrainedRun:
         label = evaluated.label(label, predictions, self.run_ids[1:])  # not the run's own scores: named beside them
         from skelgen_runtime.records.damage import explain_damaged_shards
         from skelgen_runtime.records.writer import atomic_write_text
-        from skelgen_runtime.training.summaries import record_evaluation
 
-        with explain_damaged_shards(self.info, [split]):
+        with explain_damaged_shards(self.info, [split]):  # TensorFlow loads here, its start-up lines filtered
             if predictions is not None:
                 scores = evaluated.score_files(self, split, predictions, _progress)
             else:
@@ -260,6 +258,8 @@ class TrainedRun:
             }
             extra.append(self.run.log_dir / POSTPROCESSING)
             atomic_write_text(extra[-1], json.dumps(chosen, indent=2))
+        from skelgen_runtime.training.summaries import record_evaluation  # (imports TensorFlow: after it loaded)
+
         record_evaluation(self.run, label, result, extra)
         from skelgen_runtime.tracking import log_run_files
 
