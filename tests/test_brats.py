@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -1132,3 +1133,21 @@ def test_add_dataset_brats_2024_post_treatment_trains_evaluates_with_its_regions
     script(project, "predict.py", "--run", run_id, "--input", str(source.parent), "--output", str(tmp_path / "pred2"))
     again = nib.load(str(tmp_path / "pred2" / "BraTS-GLI-02075-100.nii.gz"))
     np.testing.assert_array_equal(np.asarray(again.dataobj), np.asarray(written.dataobj))
+
+
+def test_prediction_files_of_float_nan_or_fractional_labels_are_refused(tmp_path: Path) -> None:
+    """evaluate.py --predictions reads what other tools write: float label volumes are read when they hold
+    whole label ids, refused naming the case when they hold NaN or fractions."""
+    from skelgen_runtime.errors import UserInputError
+    from skelgen_runtime.schemas.volume import to_nifti_axes
+    from skelgen_runtime.tasks.volume_files import _read
+
+    truth, affine = np.zeros((4, 5, 6), np.uint8), np.diag([1.0, 1.0, 1.5, 1.0])
+    shape = to_nifti_axes(truth).shape
+    for value, refused in ((np.nan, "[nan]"), (1.5, "[1.5]"), (9.0, "[9.0]"), (2.0, None)):
+        nib.save(nib.Nifti1Image(np.full(shape, value, np.float32), affine), str(tmp_path / "c.nii.gz"))
+        if refused is None:
+            assert np.unique(_read(tmp_path / "c.nii.gz", "c", truth, affine, (0, 1, 2, 3))).tolist() == [2]
+            continue
+        with pytest.raises(UserInputError, match=rf"case c: .* holds values {re.escape(refused)} that are not the"):
+            _read(tmp_path / "c.nii.gz", "c", truth, affine, (0, 1, 2, 3))

@@ -17,6 +17,7 @@ as they are.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -66,7 +67,11 @@ def _read(path: Path, case_id: str, truth: np.ndarray, affine: np.ndarray, sourc
         )
     lut = np.full(256, -1, np.int64)
     lut[list(source_ids)] = np.arange(len(source_ids))
-    unknown = [v for v in np.unique(data).tolist() if v != int(v) or not 0 <= v < 256 or lut[int(v)] < 0]
+    unknown = [
+        v
+        for v in np.unique(data).tolist()
+        if not math.isfinite(v) or v != int(v) or not 0 <= v < 256 or lut[int(v)] < 0
+    ]
     if unknown:
         raise UserInputError(
             f"case {case_id}: the prediction {path} holds values {unknown[:8]} that are not the release's label ids "
