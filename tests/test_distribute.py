@@ -230,7 +230,9 @@ def test_multi_worker_writes_one_run_record_and_resumes_after_a_worker_is_killed
     for done in _finish(procs, timeout=120):
         assert f"resuming run {run_dir.name}" in done.stdout
         assert done.returncode == 130, done.stderr
-        assert done.stderr.strip().splitlines()[-1].startswith("stopped: training stopped in epoch")
+        # the last of skelgen's lines (gRPC may report the peer that already left after it, at exit)
+        ours = [line for line in done.stderr.strip().splitlines() if not line.startswith(":UNKNOWN:Error received")]
+        assert ours[-1].startswith("stopped: training stopped in epoch"), done.stderr
     assert _record(run_dir)["status"] == "interrupted"
     assert killed_at < len(epochs_logged(run_dir)) < epochs
 
