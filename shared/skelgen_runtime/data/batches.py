@@ -18,6 +18,7 @@ than a chain that tf.data must fuse.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 __all__ = ["train_batches", "eval_batches", "normalised", "options"]
@@ -37,7 +38,8 @@ def normalised(data_cfg) -> Callable:
 
     from skelgen_runtime.preprocessing.image import normalize_batch
 
-    fused = _compiled(lambda images: normalize_batch(images, data_cfg.mean, data_cfg.std))
+    mean, std = (None if v is None else tuple(float(x) for x in v) for v in (data_cfg.mean, data_cfg.std))
+    fused = _compiled(mean, std)
 
     def batch(inputs, targets):
         if isinstance(targets, tf.Tensor) and targets.dtype.is_integer and targets.dtype != tf.int32:
@@ -49,11 +51,17 @@ def normalised(data_cfg) -> Callable:
     return batch
 
 
-def _compiled(normalise: Callable) -> Callable | None:
-    """``normalise`` compiled by XLA, tried once on a pixel (None where this TensorFlow cannot compile it)."""
+@functools.lru_cache(maxsize=8)
+def _compiled(mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> Callable | None:
+    """:func:`~skelgen_runtime.preprocessing.image.normalize_batch` for ``mean``/``std`` compiled by XLA, tried
+    once on a pixel per process and statistics (None where this TensorFlow cannot compile it)."""
     import tensorflow as tf
 
+    from skelgen_runtime.preprocessing.image import normalize_batch
     from skelgen_runtime.startup import native_log_filter
+
+    def normalise(images):
+        return normalize_batch(images, mean, std)
 
     fused = tf.function(normalise, jit_compile=True)
     try:
